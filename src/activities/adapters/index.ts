@@ -1,0 +1,53 @@
+import type { LoadedTarget } from '../environment.js';
+import { parseDuration } from '../../shared/duration.js';
+import { ComposeService } from './compose.js';
+import { EnvFileFlagStore } from './env-file.js';
+import { runCommand } from './exec.js';
+import { FileLogSource } from './file-logs.js';
+import { KubernetesFlagStore, KubernetesLogSource, KubernetesService } from './kubernetes.js';
+import { ProcessService } from './process.js';
+import { SystemdService } from './systemd.js';
+import type { CommandRunner, FlagStore, LogSource, ServiceAdapter } from './types.js';
+
+/** Picks the adapter named by the target's configuration. */
+export function flagStoreFor(t: LoadedTarget, runner: CommandRunner = runCommand): FlagStore {
+  const store = t.target.flags.store;
+  switch (store.type) {
+    case 'env-file':
+      return new EnvFileFlagStore(t.resolvePath(store.path));
+    case 'kubernetes':
+      return new KubernetesFlagStore(store, runner);
+  }
+}
+
+export function serviceFor(t: LoadedTarget, runner: CommandRunner = runCommand): ServiceAdapter {
+  const service = t.target.service;
+  switch (service.type) {
+    case 'process':
+      return new ProcessService({
+        pidFile: t.resolvePath(service.pidFile),
+        command: service.command,
+        cwd: service.cwd ? t.resolvePath(service.cwd) : undefined,
+        logFile: service.logFile ? t.resolvePath(service.logFile) : undefined,
+        reload: service.reload,
+        stopTimeoutMs: parseDuration(service.stopTimeout),
+      });
+    case 'kubernetes':
+      return new KubernetesService(service, runner);
+    case 'systemd':
+      return new SystemdService(service, runner);
+    case 'compose':
+      return new ComposeService({ ...service, file: t.resolvePath(service.file) }, runner);
+  }
+}
+
+export function logSourceFor(t: LoadedTarget, runner: CommandRunner = runCommand): LogSource | undefined {
+  const logs = t.target.health.logs;
+  if (!logs) return undefined;
+  switch (logs.type) {
+    case 'file':
+      return new FileLogSource(t.resolvePath(logs.path));
+    case 'kubernetes':
+      return new KubernetesLogSource(logs, runner);
+  }
+}

@@ -1,0 +1,184 @@
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type { Logger } from 'pino';
+import { setTimeout as delay } from 'node:timers/promises';
+import { flagStoreFor, logSourceFor, serviceFor } from './adapters/index.js';
+import type { CommandRunner, FlagValues } from './adapters/types.js';
+import { loadTarget, withEnvironmentErrors, type LoadedTarget } from './environment.js';
+import { parseDuration } from '../shared/duration.js';
+import type { ApprovalPolicy, EscalationLevel } from '../shared/types.js';
+import type { FlagKey } from '../shared/schemas.js';
+
+export interface FlagActivityDeps {
+  environmentsDir: string;
+  log: Logger;
+  runner?: CommandRunner;
+}
+
+export interface TargetRef {
+  environment: string;
+  target: string;
+}
+
+/** What the workflow learns about a target: names and policies, never credentials. */
+export interface TargetDescription {
+  environmentFile: string;
+  flagStore: string;
+  service: string;
+  serviceType: string;
+  flagNames: Record<FlagKey, string>;
+  approval: ApprovalPolicy;
+  escalation: EscalationLevel[];
+  quietWindow: string;
+  logs?: string;
+  logPattern: string;
+  flagsUrl?: string;
+  healthUrl: string;
+}
+
+const verificationFailed = (message: string) => ApplicationFailure.nonRetryable(message, 'VerificationFailed');
+
+export const createFlagActivities = (deps: FlagActivityDeps) => {
+  const target = (ref: TargetRef): Promise<LoadedTarget> =>
+    withEnvironmentErrors(() => loadTarget(deps.environmentsDir, ref.environment, ref.target));
+
+  return {
+    async describeTarget(ref: TargetRef): Promise<TargetDescription> {
+      const t = await target(ref);
+      const logs = logSourceFor(t, deps.runner);
+      return {
+        environmentFile: t.file,
+        flagStore: flagStoreFor(t, deps.runner).describe(),
+        service: serviceFor(t, deps.runner).describe(),
+        serviceType: t.target.service.type,
+        flagNames: t.target.flags.names,
+        approval: t.config.approval,
+        escalation: t.config.escalation,
+        quietWindow: t.target.health.quietWindow,
+        logs: logs?.describe(),
+        logPattern: t.target.health.logPattern,
+        flagsUrl: t.target.health.flagsUrl,
+        healthUrl: t.target.health.http.url,
+      };
+    },
+
+    async readFlags(ref: TargetRef & { names: string[] }): Promise<FlagValues> {
+      const t = await target(ref);
+      return flagStoreFor(t, deps.runner).read(ref.names);
+    },
+
+    /** Idempotent: writing values that are already set changes nothing. Returns the values it replaced. */
+    async writeFlags(ref: TargetRef & { values: FlagValues; expectCurrent?: FlagValues }): Promise<{ changed: boolean; before: FlagValues }> {
+      const t = await target(ref);
+      const store = flagStoreFor(t, deps.runner);
+      const before = await store.read(Object.keys(ref.values));
+      if (ref.expectCurrent) {
+        // the approved plan said "from X to Y": anything else means someone changed the flags since the plan
+        const stale = Object.keys(ref.values).filter((k) => before[k] !== ref.values[k] && before[k] !== ref.expectCurrent![k]);
+        if (stale.length) {
+          throw ApplicationFailure.nonRetryable(
+            `flags changed since the plan was approved: ${stale.map((k) => `${k}=${String(before[k])} (plan: ${String(ref.expectCurrent![k])})`).join(', ')}`,
+            'PlanStale',
+          );
+        }
+      }
+      const { changed } = await store.write(ref.values);
+      deps.log.info({ target: `${ref.environment}/${ref.target}`, values: ref.values, changed }, 'flags written');
+      return { changed, before };
+    },
+
+    async reloadService(ref: TargetRef & { action: 'reload' | 'restart' }): Promise<{ service: string; state: string }> {
+      const t = await target(ref);
+      const service = serviceFor(t, deps.runner);
+      if (ref.action === 'restart') await service.restart();
+      else await service.reload();
+      const state = await service.status();
+      if (!state.running) throw new Error(`${service.describe()} is not running after ${ref.action}`);
+      deps.log.info({ target: `${ref.environment}/${ref.target}`, action: ref.action }, 'service reloaded');
+      return { service: service.describe(), state: state.detail };
+    },
+
+    /** Reads the flags back from the store and from the service's own endpoint until both show `expected`. */
+    async verifyFlagsLive(ref: TargetRef & { expected: FlagValues }): Promise<{ store: FlagValues; service?: FlagValues }> {
+      const t = await target(ref);
+      const stored = await flagStoreFor(t, deps.runner).read(Object.keys(ref.expected));
+      const wrongInStore = Object.entries(ref.expected).filter(([k, v]) => stored[k] !== v);
+      if (wrongInStore.length) {
+        throw verificationFailed(`flag store still has ${wrongInStore.map(([k]) => `${k}=${String(stored[k])}`).join(', ')}`);
+      }
+      const url = t.target.health.flagsUrl;
+      if (!url) return { store: stored };
+      const deadline = Date.now() + parseDuration(t.target.health.http.within);
+      let live: FlagValues = {};
+      let problem = '';
+      while (Date.now() < deadline) {
+        Context.current().heartbeat();
+        try {
+          const response = await fetch(url, { signal: AbortSignal.timeout(parseDuration(t.target.health.http.timeout)) });
+          const body = (await response.json()) as Record<string, unknown>;
+          live = Object.fromEntries(Object.keys(ref.expected).map((k) => [k, body[k] === undefined || body[k] === null ? null : String(body[k])]));
+          const wrong = Object.entries(ref.expected).filter(([k, v]) => live[k] !== v);
+          if (response.ok && wrong.length === 0) return { store: stored, service: live };
+          problem = `service reports ${wrong.map(([k]) => `${k}=${String(live[k])}`).join(', ')} (HTTP ${response.status})`;
+        } catch (err) {
+          problem = `${url}: ${(err as Error).message}`;
+        }
+        await delay(250);
+      }
+      throw verificationFailed(`flags not live after ${t.target.health.http.within}: ${problem}`);
+    },
+
+    /** Polls the health endpoint until it answers as expected, within the target's `within` window. */
+    async checkHealth(ref: TargetRef): Promise<{ status: number; url: string }> {
+      const t = await target(ref);
+      const { url, expectStatus, expectBody, timeout, within } = t.target.health.http;
+      const deadline = Date.now() + parseDuration(within);
+      let problem = '';
+      do {
+        Context.current().heartbeat();
+        try {
+          const response = await fetch(url, { signal: AbortSignal.timeout(parseDuration(timeout)) });
+          const body = await response.text();
+          if (response.status === expectStatus && (!expectBody || body.includes(expectBody))) return { status: response.status, url };
+          problem = `HTTP ${response.status}${expectBody && !body.includes(expectBody) ? `, body lacks ${JSON.stringify(expectBody)}` : ''}`;
+        } catch (err) {
+          problem = (err as Error).message;
+        }
+        await delay(250);
+      } while (Date.now() < deadline);
+      throw verificationFailed(`${url} unhealthy for ${within}: ${problem}`);
+    },
+
+    /**
+     * Waits until the log shows no new matching lines for a whole `window`. Heartbeats its cursor, so a retry
+     * on another worker continues the same window instead of starting over. Gives up after 3 windows.
+     */
+    async waitForLogQuiet(ref: TargetRef & { window: string }): Promise<{ quietForMs: number; linesSeen: number }> {
+      const t = await target(ref);
+      const source = logSourceFor(t, deps.runner);
+      if (!source) throw ApplicationFailure.nonRetryable(`${t.file}: targets.${ref.target}.health.logs: not configured`, 'EnvironmentInvalid');
+      const pattern = new RegExp(t.target.health.logPattern);
+      const windowMs = parseDuration(ref.window);
+      const ctx = Context.current();
+      type Progress = { cursor: string; quietSince: number; startedAt: number; linesSeen: number };
+      const resumed = ctx.info.heartbeatDetails as Progress | undefined;
+      const progress: Progress = resumed ?? { cursor: await source.cursor(), quietSince: Date.now(), startedAt: Date.now(), linesSeen: 0 };
+      const giveUpAt = progress.startedAt + 3 * windowMs;
+      for (;;) {
+        ctx.heartbeat(progress);
+        const matches = await source.matchesSince(progress.cursor, pattern);
+        if (matches.count > 0) {
+          progress.linesSeen += matches.count;
+          progress.cursor = await source.cursor();
+          progress.quietSince = Date.now();
+          if (Date.now() >= giveUpAt) {
+            throw verificationFailed(`${source.describe()} still shows "${t.target.health.logPattern}" lines after ${ref.window}×3: ${matches.sample.join(' | ')}`);
+          }
+        } else if (Date.now() - progress.quietSince >= windowMs) {
+          return { quietForMs: Date.now() - progress.quietSince, linesSeen: progress.linesSeen };
+        }
+        await ctx.sleep(Math.min(1000, windowMs / 4));
+      }
+    },
+  };
+};

@@ -1,0 +1,17 @@
+import type { Logger } from 'pino';
+import type { CommandRunner } from './adapters/types.js';
+import { createEngineActivities } from './engine.js';
+import { createFlagActivities } from './flags.js';
+
+export interface ActivityDeps {
+  environmentsDir: string;
+  evidenceDir: string;
+  log: Logger;
+  runner?: CommandRunner;
+}
+
+/** Every activity the runbooks call, built once per worker from its dependencies. */
+export const createActivities = (deps: ActivityDeps) => ({
+  ...createEngineActivities(deps),
+  ...createFlagActivities(deps),
+});

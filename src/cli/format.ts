@@ -1,0 +1,50 @@
+import type { RunbookStatus } from '../shared/types.js';
+
+const ICON: Record<string, string> = {
+  pending: '·',
+  running: '▶',
+  succeeded: '✔',
+  failed: '✘',
+  skipped: '○',
+  compensated: '↺',
+};
+
+/** The human view of `status`: header, steps, plan, approvals, escalations, compensations. */
+export function formatStatus(s: RunbookStatus): string {
+  const lines = [
+    `${s.runbook}  ${s.environment}/${s.target}  ${s.workflowId}`,
+    `requested by ${s.requester}: ${s.reason}${s.dryRun ? '  [DRY RUN]' : ''}`,
+    `phase ${s.phase}${s.currentStep ? `, current step: ${s.currentStep}` : ''}${s.outcome ? `, outcome: ${s.outcome.toUpperCase()}` : ''}`,
+    '',
+    'steps:',
+    ...s.steps.map(
+      (step) =>
+        `  ${ICON[step.status] ?? '?'} ${step.name.padEnd(24)} ${step.status.padEnd(11)}${step.result ? ` ${step.result}` : ''}${step.error ? ` — ${step.error}` : ''}`,
+    ),
+  ];
+  if (s.plan) {
+    lines.push('', `plan ${s.planHash ?? ''}`, `  ${s.plan.summary}`);
+    for (const c of s.plan.changes) lines.push(`  - ${c.item}: ${c.from ?? '(unset)'} → ${c.to ?? '(unset)'}`);
+  }
+  const policy = s.approval.policy;
+  if (policy) {
+    lines.push(
+      '',
+      `approvals ${s.approval.approvedBy.length}/${policy.quorum}${s.approval.waiting ? ' (waiting)' : ''}; approvers: ${policy.approvers.join(', ') || 'anyone'}; timeout ${policy.timeout}`,
+    );
+    for (const r of s.approval.records) {
+      lines.push(`  ${r.at} ${r.kind} by ${r.by}: ${r.accepted ? 'accepted' : `ignored (${r.ignoredBecause})`}${r.comment ? ` — ${r.comment}` : ''}`);
+    }
+  }
+  if (s.escalation.history.length) {
+    lines.push('', `escalation level ${s.escalation.level}`);
+    for (const e of s.escalation.history) lines.push(`  L${e.level} ${e.at} ${e.reason}${e.contact ? ` → ${e.contact}` : ''}${e.delivered ? '' : ` (not delivered${e.error ? `: ${e.error}` : ''})`}`);
+  }
+  if (s.compensations.length) {
+    lines.push('', 'compensations:');
+    for (const c of s.compensations) lines.push(`  ${c.status === 'succeeded' ? '↺' : '✘'} undo ${c.step}: ${c.status}${c.error ? ` — ${c.error}` : ''}`);
+  }
+  if (s.abort) lines.push('', `abort requested by ${s.abort.by} at ${s.abort.at}: ${s.abort.reason}`);
+  if (s.error) lines.push('', `error: ${s.error}`);
+  return lines.join('\n');
+}

@@ -1,0 +1,50 @@
+import { SingleBar, Presets } from 'cli-progress';
+import type { Client } from '@temporalio/client';
+import { statusQuery } from '../shared/messages.js';
+import type { RunbookStatus } from '../shared/types.js';
+import { exitCodeFor, finished } from './client.js';
+
+const DONE = new Set(['succeeded', 'failed', 'skipped', 'compensated']);
+
+/** Follows a run: a progress bar on a terminal, one line per step change otherwise; returns the exit code. */
+export async function watchRun(client: Client, id: string): Promise<number> {
+  const handle = client.workflow.getHandle(id);
+  const tty = Boolean(process.stdout.isTTY);
+  const bar = tty ? new SingleBar({ format: '{bar} {value}/{total} steps | {step}', hideCursor: true }, Presets.shades_classic) : undefined;
+  const seen = new Map<string, string>();
+  let started = false;
+  const end = finished(handle);
+  let closed = false;
+  void end.then(() => (closed = true), () => (closed = true));
+  while (!closed) {
+    let status: RunbookStatus | undefined;
+    try {
+      status = await handle.query(statusQuery);
+    } catch {
+      status = undefined;
+    }
+    if (status) {
+      const done = status.steps.filter((s) => DONE.has(s.status)).length;
+      const label = status.approval.waiting ? `waiting for approval (${status.approval.approvedBy.length}/${status.approval.policy?.quorum})` : status.currentStep ?? status.phase;
+      if (bar) {
+        if (!started) bar.start(status.steps.length, done, { step: label });
+        bar.setTotal(status.steps.length);
+        bar.update(done, { step: label });
+      } else {
+        for (const step of status.steps) {
+          if (seen.get(step.name) !== step.status && step.status !== 'pending') {
+            console.log(`${new Date().toISOString()} ${step.name}: ${step.status}${step.result ? ` (${step.result})` : ''}${step.error ? ` — ${step.error}` : ''}`);
+          }
+          seen.set(step.name, step.status);
+        }
+      }
+      started = true;
+    }
+    await Promise.race([end, new Promise((r) => setTimeout(r, 1000))]);
+  }
+  bar?.stop();
+  const { outcome, result, message } = await end;
+  console.log(`outcome: ${outcome.toUpperCase()}${message && outcome !== 'succeeded' ? ` — ${message}` : ''}`);
+  if (result?.evidence) console.log(`evidence: ${result.evidence.path} (sha256 ${result.evidence.sha256})`);
+  return exitCodeFor(outcome);
+}

@@ -1,0 +1,64 @@
+#!/usr/bin/env node
+// The demo target: a small HTTP service that reads its flags from an env file (re-read on SIGHUP), serves
+// /health, /flags and /stats, accepts POST /write, and logs `dual_write_scheduled` per write while dual-write is on.
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { parseArgs } from 'node:util';
+
+const { values: args } = parseArgs({ options: { 'env-file': { type: 'string' }, port: { type: 'string', default: '8787' } } });
+const envFile = args['env-file'];
+if (!envFile) {
+  console.error('usage: service.mjs --env-file <path> [--port N]');
+  process.exit(2);
+}
+
+function readFlags() {
+  const flags = {};
+  for (const line of readFileSync(envFile, 'utf8').split('\n')) {
+    const m = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/.exec(line);
+    if (!m || line.trim().startsWith('#')) continue;
+    let value = m[2].replace(/\s+#.*$/, '').trim();
+    if (/^(["']).*\1$/.test(value)) value = value.slice(1, -1);
+    flags[m[1]] = value;
+  }
+  return flags;
+}
+
+const log = (msg) => process.stdout.write(`${new Date().toISOString()} pid=${process.pid} ${msg}\n`);
+let flags = readFlags();
+const stats = { pid: process.pid, reloads: 0, flagChanges: 0, writes: 0, dualWrites: 0, legacyWritesBlocked: 0 };
+const on = (name) => String(flags[name]).toLowerCase() === 'true';
+
+process.on('SIGHUP', () => {
+  const next = readFlags();
+  stats.reloads += 1;
+  if (JSON.stringify(next) !== JSON.stringify(flags)) stats.flagChanges += 1;
+  flags = next;
+  log(`config reloaded (reload #${stats.reloads}): ${JSON.stringify(flags)}`);
+});
+
+const server = createServer((req, res) => {
+  const json = (status, body) => {
+    res.writeHead(status, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(body));
+  };
+  if (req.method === 'GET' && req.url === '/health') return json(200, { status: 'healthy' });
+  if (req.method === 'GET' && req.url === '/flags') return json(200, flags);
+  if (req.method === 'GET' && req.url === '/stats') return json(200, stats);
+  if (req.method === 'POST' && req.url === '/write') {
+    stats.writes += 1;
+    const id = stats.writes;
+    if (on('TEAM_VNEXT_LEGACY_WRITE_BLOCKED')) stats.legacyWritesBlocked += 1;
+    if (on('TEAM_VNEXT_DUAL_WRITE_ENABLED')) {
+      stats.dualWrites += 1;
+      log(`dual_write_scheduled write_id=${id} strict=${on('TEAM_VNEXT_DUAL_WRITE_STRICT_MODE')}`);
+    }
+    return json(200, { id });
+  }
+  json(404, { error: 'not found' });
+});
+
+server.listen(Number(args.port), '127.0.0.1', () => log(`demo service listening on 127.0.0.1:${args.port} flags=${JSON.stringify(flags)}`));
+const stop = () => server.close(() => process.exit(0));
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);

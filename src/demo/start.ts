@@ -1,0 +1,161 @@
+/**
+ * `npm start`: the whole stack on one machine — Temporal dev server (Web UI on 8233, history kept in
+ * .data/temporal.db), a worker, the demo service with write traffic — then the feature-flag rollback runbook.
+ * `npm start -- --yes` (or CI=true) approves as demo-approver and exits after printing the evidence path.
+ */
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
+import { SearchAttributeType, defineSearchAttributeKey } from '@temporalio/common';
+import { NativeConnection, Runtime, DefaultLogger, makeTelemetryFilterString } from '@temporalio/worker';
+import { pino } from 'pino';
+import { ProcessService } from '../activities/adapters/process.js';
+import { finished } from '../cli/client.js';
+import { approveSignal, statusQuery } from '../shared/messages.js';
+import { DEFAULT_METRICS_PORT, DEFAULT_TASK_QUEUE } from '../shared/constants.js';
+import { defaultWorkflowId } from '../shared/runbooks.js';
+import type { FeatureFlagRollbackInput } from '../shared/schemas.js';
+import { startDevServer, repoRoot, type DevServer } from '../dev/temporal-server.js';
+import { createWorker } from '../worker/worker.js';
+import { resetDemoFlags } from './environment.js';
+import { startTraffic } from './traffic.js';
+
+const { values: flags } = parseArgs({ options: { yes: { type: 'boolean', default: false } }, allowPositionals: true });
+const autoApprove = flags.yes || process.env.CI === 'true';
+const dataDir = join(repoRoot, '.data');
+const demoDir = join(dataDir, 'demo');
+const log = pino({ level: process.env.LOG_LEVEL ?? 'warn' });
+const say = (msg = '') => process.stdout.write(`${msg}\n`);
+const cleanups: Array<() => Promise<unknown>> = [];
+
+async function shutdown(code: number): Promise<never> {
+  for (const fn of cleanups.reverse()) await fn().catch((err: Error) => log.error(err.message));
+  process.exit(code);
+}
+
+async function main(): Promise<void> {
+  Runtime.install({
+    logger: new DefaultLogger('WARN'),
+    telemetryOptions: {
+      logging: { filter: makeTelemetryFilterString({ core: 'ERROR' }) },
+      metrics: { prometheus: { bindAddress: `127.0.0.1:${process.env.METRICS_PORT ?? DEFAULT_METRICS_PORT}` } },
+    },
+  });
+  let address = process.env.TEMPORAL_ADDRESS;
+  let server: DevServer | undefined;
+  if (!address) {
+    say('starting the Temporal dev server (history in .data/temporal.db, Web UI on http://localhost:8233) ...');
+    server = await startDevServer({ port: 7233, uiPort: 8233, dbFile: join(dataDir, 'temporal.db'), logFile: join(dataDir, 'temporal.log') });
+    cleanups.push(() => server!.stop());
+    address = server.address;
+  }
+  const environmentsDir = join(repoRoot, 'environments');
+  const evidenceDir = join(repoRoot, 'evidence');
+
+  const files = resetDemoFlags(demoDir);
+  const service = new ProcessService({
+    pidFile: files.pidFile,
+    command: [process.execPath, 'src/demo/service.mjs', '--env-file', '.data/demo/web.env', '--port', '8787'],
+    cwd: repoRoot,
+    logFile: files.logFile,
+    reload: 'sighup',
+    stopTimeoutMs: 5000,
+  });
+  await service.stop();
+  await service.start();
+  cleanups.push(() => service.stop());
+  await waitForHttp('http://127.0.0.1:8787/health');
+  const traffic = startTraffic('http://127.0.0.1:8787', 5);
+  cleanups.push(() => traffic.stop());
+  say('demo service up on http://127.0.0.1:8787 (flags in .data/demo/web.env), sending 5 writes/s');
+
+  const nativeConnection = await NativeConnection.connect({ address });
+  const worker = await createWorker({ connection: nativeConnection, namespace: 'default', taskQueue: DEFAULT_TASK_QUEUE, environmentsDir, evidenceDir, log });
+  const running = worker.run();
+  cleanups.push(async () => {
+    worker.shutdown();
+    await running;
+    await nativeConnection.close();
+  });
+
+  const connection = await Connection.connect({ address });
+  cleanups.push(() => connection.close());
+  const client = new Client({ connection });
+  const workflowId = defaultWorkflowId('feature-flag-rollback', 'demo', 'web');
+  try {
+    const previous = client.workflow.getHandle(workflowId);
+    if ((await previous.describe()).status.name === 'RUNNING') {
+      say(`cancelling the previous demo run ${workflowId} (it undoes its own changes) ...`);
+      await previous.cancel();
+      await finished(previous);
+      resetDemoFlags(demoDir);
+      await service.reload();
+    }
+  } catch (err) {
+    if (!(err instanceof WorkflowNotFoundError)) throw err;
+  }
+  const input: FeatureFlagRollbackInput = {
+    environment: 'demo',
+    target: 'web',
+    mode: 'disable-dual-write',
+    requester: 'demo-requester',
+    reason: 'demo: dual-write is degrading latency (seed scenario 1)',
+    incidentTicket: 'DEMO-1',
+  };
+  const handle = await client.workflow.start('featureFlagRollback', {
+    taskQueue: DEFAULT_TASK_QUEUE,
+    workflowId,
+    args: [input],
+    typedSearchAttributes: [
+      { key: defineSearchAttributeKey('RunbookName', SearchAttributeType.KEYWORD), value: 'feature-flag-rollback' },
+      { key: defineSearchAttributeKey('Environment', SearchAttributeType.KEYWORD), value: 'demo' },
+      { key: defineSearchAttributeKey('Target', SearchAttributeType.KEYWORD), value: 'web' },
+    ],
+  });
+  let status = await handle.query(statusQuery);
+  while (!status.approval.waiting && !status.outcome) {
+    await new Promise((r) => setTimeout(r, 200));
+    status = await handle.query(statusQuery);
+  }
+  const hash = status.planHash ?? '';
+  say('');
+  say(`runbook started: feature-flag-rollback on demo/web`);
+  say(`  workflow id: ${workflowId}`);
+  say(`  Web UI:      ${server?.uiUrl ?? 'your Temporal UI'}/namespaces/default/workflows/${workflowId}`);
+  say(`  plan:        ${status.plan?.summary}`);
+  say(`  plan hash:   ${hash}`);
+  say('');
+  say('approve it with our CLI:');
+  say(`  npx runbook approve ${workflowId} --by alice`);
+  say('or with the temporal CLI:');
+  say(`  .tools/bin/temporal workflow signal --workflow-id ${workflowId} --name approve --input '{"by":"alice","planHash":"${hash.slice(0, 16)}"}'`);
+  say(`watch it:  npx runbook watch ${workflowId}      status: npx runbook status ${workflowId}`);
+  say('');
+  if (autoApprove) {
+    say('--yes: approving as demo-approver');
+    await handle.signal(approveSignal, { by: 'demo-approver', planHash: hash, comment: 'auto-approved by npm start --yes' });
+  } else {
+    say('waiting for approval ... (Ctrl-C stops everything this command started)');
+  }
+  const end = await finished(handle);
+  say(`outcome: ${end.outcome.toUpperCase()}${end.message ? ` — ${end.message}` : ''}`);
+  if (end.result?.evidence) say(`evidence: ${end.result.evidence.path}`);
+  if (autoApprove) await shutdown(end.outcome === 'succeeded' ? 0 : 1);
+  say('the stack stays up for the Web UI; Ctrl-C stops it');
+}
+
+async function waitForHttp(url: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const ok = await fetch(url).then((r) => r.ok, () => false);
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${url} did not come up`);
+}
+
+process.on('SIGINT', () => void shutdown(130));
+process.on('SIGTERM', () => void shutdown(143));
+main().catch(async (err: unknown) => {
+  console.error(err instanceof Error ? err.message : err);
+  await shutdown(1);
+});

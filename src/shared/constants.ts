@@ -1,0 +1,48 @@
+/** Defaults shared by the worker, the CLI, the demo and docker-compose.yml. */
+export const DEFAULT_TEMPORAL_ADDRESS = 'localhost:7233';
+export const DEFAULT_NAMESPACE = 'default';
+export const DEFAULT_TASK_QUEUE = 'durable-runbooks';
+export const DEFAULT_METRICS_PORT = 9464;
+
+/** Custom search attributes (all Keyword) registered on the dev server by our scripts. */
+export const SEARCH_ATTRIBUTES = ['RunbookName', 'Environment', 'Target', 'Outcome'] as const;
+
+/** Error types that must never be retried: bad input, bad configuration, refused operations. */
+export const ErrorType = {
+  InvalidInput: 'InvalidInput',
+  EnvironmentInvalid: 'EnvironmentInvalid',
+  CommandRefused: 'CommandRefused',
+  VerificationFailed: 'VerificationFailed',
+  RunbookFailed: 'RunbookFailed',
+  CompensationFailed: 'CompensationFailed',
+} as const;
+export const NON_RETRYABLE_ERROR_TYPES: string[] = [
+  ErrorType.InvalidInput,
+  ErrorType.EnvironmentInvalid,
+  ErrorType.CommandRefused,
+];
+
+export const OUTCOMES = [
+  'succeeded',
+  'dry_run',
+  'failed',
+  'rejected',
+  'timed_out',
+  'aborted',
+  'cancelled',
+  'compensation_failed',
+] as const;
+export type Outcome = (typeof OUTCOMES)[number];
+
+/** Process exit codes of `runbook start --wait` / `watch`, one per outcome. */
+export const EXIT_CODES: Record<Outcome, number> = {
+  succeeded: 0,
+  dry_run: 0,
+  failed: 10,
+  rejected: 11,
+  timed_out: 12,
+  aborted: 13,
+  cancelled: 14,
+  compensation_failed: 15,
+};
+export const EXIT_USAGE = 2;

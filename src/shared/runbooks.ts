@@ -1,0 +1,22 @@
+import type { z } from 'zod';
+import { featureFlagRollbackInputSchema } from './schemas.js';
+
+export interface RunbookDefinition {
+  /** the workflow type (exported function name) operators pass to `temporal workflow start --type` */
+  workflowType: string;
+  description: string;
+  schema: z.ZodType<{ environment: string; target: string; requester: string }>;
+}
+
+/** Every runbook the CLI can start, by the name used in `runbook start <name>`. */
+export const RUNBOOKS: Record<string, RunbookDefinition> = {
+  'feature-flag-rollback': {
+    workflowType: 'featureFlagRollback',
+    description: 'Disable dual-write / strict mode or block legacy writes through flags, reload, verify, notify',
+    schema: featureFlagRollbackInputSchema,
+  },
+};
+
+/** One runbook per target at a time: the default workflow id names all three. */
+export const defaultWorkflowId = (runbook: string, environment: string, target: string): string =>
+  `${runbook}--${environment}--${target}`;

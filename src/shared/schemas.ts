@@ -1,0 +1,182 @@
+import { z } from 'zod';
+import { parseDuration } from './duration.js';
+
+/** Names that end up in workflow ids, file paths and command arguments: no shell metacharacters, no paths. */
+export const nameSchema = z
+  .string()
+  .regex(/^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$/, 'must be lowercase letters, digits, ".", "_" or "-" (1-64 chars)');
+export const k8sNameSchema = z
+  .string()
+  .regex(/^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/, 'must be a Kubernetes resource name (RFC 1123)');
+export const envVarNameSchema = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name');
+export const durationSchema = z.union([z.string(), z.number()]).refine(
+  (v) => {
+    try {
+      parseDuration(v);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { message: 'must be a duration such as 30s, 5m or 1h' },
+);
+const personSchema = z.string().trim().min(1, 'must not be empty').max(200);
+
+export const approvalPolicySchema = z.strictObject({
+  approvers: z.array(personSchema).default([]),
+  quorum: z.number().int().min(1).max(10).default(1),
+  allowSelfApproval: z.boolean().default(false),
+  timeout: durationSchema.default('1h').transform(String),
+});
+
+export const escalationLevelSchema = z.strictObject({
+  level: z.number().int().min(1),
+  after: durationSchema.transform(String),
+  channels: z.array(nameSchema).default([]),
+  contact: z.string().optional(),
+});
+
+/** The seed's ladder: L1 at start, L2 at 30 min, L3 at 1 h, L4 at 2 h. */
+export const DEFAULT_ESCALATION = [
+  { level: 1, after: '0s', channels: [], contact: 'on-call engineer' },
+  { level: 2, after: '30m', channels: [], contact: 'devops lead' },
+  { level: 3, after: '1h', channels: [], contact: 'database admin' },
+  { level: 4, after: '2h', channels: [], contact: 'engineering manager' },
+];
+
+const notificationChannelSchema = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('log') }),
+  z.strictObject({
+    type: z.literal('webhook'),
+    /** the worker reads the URL from this variable of its own environment: no secrets in files or history */
+    urlEnv: envVarNameSchema,
+    timeout: durationSchema.default('10s').transform(String),
+  }),
+]);
+
+const flagStoreSchema = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('env-file'), path: z.string().min(1) }),
+  z.strictObject({
+    type: z.literal('kubernetes'),
+    deployment: k8sNameSchema,
+    namespace: k8sNameSchema,
+    container: k8sNameSchema.optional(),
+    /** environment variable holding the kubeconfig path, if not the default */
+    kubeconfigEnv: envVarNameSchema.optional(),
+  }),
+]);
+
+const serviceSchema = z.discriminatedUnion('type', [
+  z.strictObject({
+    type: z.literal('process'),
+    pidFile: z.string().min(1),
+    command: z.array(z.string().min(1)).min(1),
+    cwd: z.string().optional(),
+    logFile: z.string().optional(),
+    /** how `reload` is done: SIGHUP (re-read configuration) or a full restart */
+    reload: z.enum(['sighup', 'restart']).default('sighup'),
+    stopTimeout: durationSchema.default('10s').transform(String),
+  }),
+  z.strictObject({
+    type: z.literal('kubernetes'),
+    deployment: k8sNameSchema,
+    namespace: k8sNameSchema,
+    kubeconfigEnv: envVarNameSchema.optional(),
+    rolloutTimeout: durationSchema.default('5m').transform(String),
+  }),
+  z.strictObject({
+    type: z.literal('systemd'),
+    unit: z.string().regex(/^[A-Za-z0-9@._:-]+$/, 'must be a systemd unit name'),
+  }),
+  z.strictObject({
+    type: z.literal('compose'),
+    file: z.string().min(1),
+    service: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, 'must be a compose service name'),
+  }),
+]);
+
+const logSourceSchema = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('file'), path: z.string().min(1) }),
+  z.strictObject({
+    type: z.literal('kubernetes'),
+    deployment: k8sNameSchema,
+    namespace: k8sNameSchema,
+    kubeconfigEnv: envVarNameSchema.optional(),
+  }),
+]);
+
+export const flagNamesSchema = z.strictObject({
+  dualWriteEnabled: envVarNameSchema,
+  strictMode: envVarNameSchema,
+  legacyWriteBlocked: envVarNameSchema,
+});
+
+const targetSchema = z.strictObject({
+  description: z.string().optional(),
+  flags: z.strictObject({ store: flagStoreSchema, names: flagNamesSchema }),
+  service: serviceSchema,
+  health: z.strictObject({
+    http: z.strictObject({
+      url: z.url(),
+      expectStatus: z.number().int().default(200),
+      expectBody: z.string().optional(),
+      timeout: durationSchema.default('5s').transform(String),
+      /** how long to keep polling for a healthy answer after a reload/restart */
+      within: durationSchema.default('30s').transform(String),
+    }),
+    /** the service's own view of its flags: a JSON object of flag name to value */
+    flagsUrl: z.url().optional(),
+    logs: logSourceSchema.optional(),
+    logPattern: z.string().default('dual_write_scheduled'),
+    quietWindow: durationSchema.default('30s').transform(String),
+  }),
+});
+
+export const environmentSchema = z.strictObject({
+  name: nameSchema.optional(),
+  description: z.string().optional(),
+  approval: approvalPolicySchema.default({ approvers: [], quorum: 1, allowSelfApproval: false, timeout: '1h' }),
+  escalation: z.array(escalationLevelSchema).min(1).default(DEFAULT_ESCALATION),
+  notifications: z.record(nameSchema, notificationChannelSchema).default({ console: { type: 'log' } }),
+  targets: z.record(nameSchema, targetSchema).refine((t) => Object.keys(t).length > 0, 'must define at least one target'),
+});
+export type EnvironmentFile = z.infer<typeof environmentSchema>;
+export type TargetConfig = EnvironmentFile['targets'][string];
+export type FlagStoreConfig = TargetConfig['flags']['store'];
+export type ServiceConfig = TargetConfig['service'];
+export type LogSourceConfig = NonNullable<TargetConfig['health']['logs']>;
+export type NotificationChannel = EnvironmentFile['notifications'][string];
+export type FlagKey = keyof z.infer<typeof flagNamesSchema>;
+
+// ---------------------------------------------------------------------------------------------------------
+// Runbook inputs
+
+const baseInput = {
+  environment: nameSchema,
+  target: nameSchema,
+  requester: personSchema,
+  reason: z.string().trim().min(1).max(2000).default('not given'),
+  incidentTicket: z.string().max(500).optional(),
+  dryRun: z.boolean().default(false),
+  /** tighten the environment's approval policy for this run (never loosen it) */
+  approval: z
+    .strictObject({ quorum: z.number().int().min(1).max(10).optional(), timeout: durationSchema.transform(String).optional() })
+    .optional(),
+};
+
+export const FEATURE_FLAG_MODES = ['disable-dual-write', 'disable-strict-mode', 'block-legacy-writes'] as const;
+export const featureFlagRollbackInputSchema = z.strictObject({
+  ...baseInput,
+  mode: z.enum(FEATURE_FLAG_MODES),
+  /** how long no new `dual_write_scheduled` lines must appear; defaults to the target's quietWindow */
+  quietWindow: durationSchema.transform(String).optional(),
+});
+export type FeatureFlagRollbackInput = z.input<typeof featureFlagRollbackInputSchema>;
+export type FeatureFlagRollbackParams = z.output<typeof featureFlagRollbackInputSchema>;
+
+/** Formats a zod error as "field: message; field: message" so the operator sees which field is wrong. */
+export function describeZodError(error: z.ZodError): string {
+  return error.issues
+    .map((issue) => `${issue.path.length ? issue.path.join('.') : '(input)'}: ${issue.message}`)
+    .join('; ');
+}

@@ -1,0 +1,45 @@
+import { fileURLToPath } from 'node:url';
+import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleOption } from '@temporalio/worker';
+import { pino, type Logger } from 'pino';
+import { createActivities } from '../activities/index.js';
+import type { CommandRunner } from '../activities/adapters/types.js';
+
+export const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+
+export interface WorkerOptions {
+  connection: NativeConnection;
+  namespace: string;
+  taskQueue: string;
+  environmentsDir: string;
+  evidenceDir: string;
+  log?: Logger;
+  /** a prebuilt bundle (tests share one); otherwise the workflows are bundled at start */
+  workflowBundle?: WorkflowBundleOption;
+  runner?: CommandRunner;
+}
+
+/** Bundles the workflow code once (webpack), for workers that start many times. */
+export async function bundleWorkflows(): Promise<string> {
+  const { code } = await bundleWorkflowCode({ workflowsPath, logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } });
+  return code;
+}
+
+/** The only place that wires activities to their dependencies. */
+export async function createWorker(options: WorkerOptions): Promise<Worker> {
+  const log = options.log ?? pino({ level: 'info' });
+  return Worker.create({
+    connection: options.connection,
+    namespace: options.namespace,
+    taskQueue: options.taskQueue,
+    ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath }),
+    activities: createActivities({
+      environmentsDir: options.environmentsDir,
+      evidenceDir: options.evidenceDir,
+      log,
+      runner: options.runner,
+    }),
+    // a crashed worker's sticky queue is abandoned quickly, so a new worker resumes its workflows fast
+    stickyQueueScheduleToStartTimeout: '2s',
+    shutdownGraceTime: '10s',
+  });
+}

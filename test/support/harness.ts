@@ -1,0 +1,163 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { inject } from 'vitest';
+import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import { SearchAttributeType, defineSearchAttributeKey } from '@temporalio/common';
+import { NativeConnection, type Worker } from '@temporalio/worker';
+import { pino } from 'pino';
+import { ProcessService } from '../../src/activities/adapters/process.js';
+import { writeDemoEnvironment, type DemoEnvironmentOptions } from '../../src/demo/environment.js';
+import { createWorker } from '../../src/worker/worker.js';
+import { statusQuery } from '../../src/shared/messages.js';
+import type { FeatureFlagRollbackInput } from '../../src/shared/schemas.js';
+import type { RunbookStatus } from '../../src/shared/types.js';
+import { freePort } from './ports.js';
+
+export interface DemoTarget {
+  envName: string;
+  port: number;
+  envFile: string;
+  logFile: string;
+  pidFile: string;
+  service: ProcessService;
+  initialFlags: string;
+  stats(): Promise<{ reloads: number; flagChanges: number; writes: number; dualWrites: number; pid: number }>;
+  liveFlags(): Promise<Record<string, string>>;
+  write(n: number): Promise<void>;
+}
+
+let counter = 0;
+
+/** A test's own task queue, environments dir, evidence dir and in-process worker on the shared dev server. */
+export class Harness {
+  readonly root = mkdtempSync(join(tmpdir(), 'durable-runbooks-'));
+  readonly environmentsDir = join(this.root, 'environments');
+  readonly evidenceDir = join(this.root, 'evidence');
+  readonly taskQueue = `test-${process.pid}-${Date.now()}-${counter++}`;
+  readonly address = inject('temporalAddress');
+  readonly bundlePath = inject('workflowBundlePath');
+  client!: Client;
+  private connection?: Connection;
+  private native?: NativeConnection;
+  private worker?: { worker: Worker; running: Promise<void> };
+  private targets: DemoTarget[] = [];
+
+  async start(options: { worker?: boolean } = {}): Promise<this> {
+    this.connection = await Connection.connect({ address: this.address });
+    this.client = new Client({ connection: this.connection });
+    if (options.worker !== false) await this.startWorker();
+    return this;
+  }
+
+  async startWorker(): Promise<void> {
+    this.native ??= await NativeConnection.connect({ address: this.address });
+    const worker = await createWorker({
+      connection: this.native,
+      namespace: 'default',
+      taskQueue: this.taskQueue,
+      environmentsDir: this.environmentsDir,
+      evidenceDir: this.evidenceDir,
+      log: pino({ level: 'warn' }),
+      workflowBundle: { codePath: this.bundlePath },
+    });
+    this.worker = { worker, running: worker.run() };
+  }
+
+  async stopWorker(): Promise<void> {
+    if (!this.worker) return;
+    this.worker.worker.shutdown();
+    await this.worker.running;
+    this.worker = undefined;
+  }
+
+  /** Env vars for a child process (CLI, worker) that should see this harness's world. */
+  env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+    return {
+      ...process.env,
+      TEMPORAL_ADDRESS: this.address,
+      TEMPORAL_NAMESPACE: 'default',
+      TEMPORAL_TASK_QUEUE: this.taskQueue,
+      ENVIRONMENTS_DIR: this.environmentsDir,
+      EVIDENCE_DIR: this.evidenceDir,
+      WORKFLOW_BUNDLE_PATH: this.bundlePath,
+      LOG_LEVEL: 'warn',
+      ...extra,
+    };
+  }
+
+  /** Writes an environment with a running demo service of its own. */
+  async demoTarget(options: Partial<Omit<DemoEnvironmentOptions, 'environmentsDir' | 'dataDir' | 'port'>> = {}): Promise<DemoTarget> {
+    const port = await freePort();
+    const envName = options.name ?? `env${counter++}`;
+    const files = writeDemoEnvironment({ environmentsDir: this.environmentsDir, dataDir: join(this.root, 'data', envName), port, name: envName, ...options });
+    const service = new ProcessService({
+      pidFile: files.pidFile,
+      command: [process.execPath, join(process.cwd(), 'src/demo/service.mjs'), '--env-file', files.envFile, '--port', String(port)],
+      logFile: files.logFile,
+      reload: 'sighup',
+      stopTimeoutMs: 3000,
+    });
+    await service.start();
+    const base = `http://127.0.0.1:${port}`;
+    for (let i = 0; ; i++) {
+      if (await fetch(`${base}/health`).then((r) => r.ok, () => false)) break;
+      if (i > 100) throw new Error('demo service did not start');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const target: DemoTarget = {
+      envName,
+      port,
+      ...files,
+      service,
+      initialFlags: readFileSync(files.envFile, 'utf8'),
+      stats: async () => (await fetch(`${base}/stats`)).json() as never,
+      liveFlags: async () => (await fetch(`${base}/flags`)).json() as never,
+      write: async (n) => {
+        for (let i = 0; i < n; i++) await fetch(`${base}/write`, { method: 'POST' }).then((r) => r.arrayBuffer());
+      },
+    };
+    this.targets.push(target);
+    return target;
+  }
+
+  async startRun(input: Partial<FeatureFlagRollbackInput> & { environment: string }, workflowId?: string): Promise<WorkflowHandle> {
+    return this.client.workflow.start('featureFlagRollback', {
+      taskQueue: this.taskQueue,
+      workflowId: workflowId ?? `ffr-${this.taskQueue}-${counter++}`,
+      args: [{ target: 'web', mode: 'disable-dual-write', requester: 'rita', reason: 'test', ...input }],
+      typedSearchAttributes: [
+        { key: defineSearchAttributeKey('RunbookName', SearchAttributeType.KEYWORD), value: 'feature-flag-rollback' },
+        { key: defineSearchAttributeKey('Environment', SearchAttributeType.KEYWORD), value: input.environment },
+        { key: defineSearchAttributeKey('Target', SearchAttributeType.KEYWORD), value: input.target ?? 'web' },
+      ],
+    });
+  }
+
+  /** Polls the status query until `predicate` holds. */
+  async waitFor(handle: WorkflowHandle, predicate: (s: RunbookStatus) => boolean, timeoutMs = 60_000): Promise<RunbookStatus> {
+    const deadline = Date.now() + timeoutMs;
+    let last: RunbookStatus | undefined;
+    for (;;) {
+      try {
+        last = await handle.query(statusQuery);
+        if (predicate(last)) return last;
+      } catch {
+        // not yet queryable (no worker, or first task not processed)
+      }
+      if (Date.now() > deadline) throw new Error(`condition not reached; last status: ${JSON.stringify(last, null, 1)?.slice(0, 3000)}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  waitForApproval(handle: WorkflowHandle): Promise<RunbookStatus> {
+    return this.waitFor(handle, (s) => s.approval.waiting);
+  }
+
+  async close(): Promise<void> {
+    await this.stopWorker();
+    for (const t of this.targets) await t.service.stop();
+    await this.native?.close();
+    await this.connection?.close();
+  }
+}
