@@ -1,4 +1,4 @@
-import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { loadEnvironment, withEnvironmentErrors } from './environment.js';
@@ -98,7 +98,10 @@ export const createEngineActivities = (deps: EngineDeps) => ({
   /** Writes `<evidenceDir>/<runbook>/<YYYYMMDD>/<workflowId>.json` atomically; same input, same bytes. */
   async writeEvidence(input: EvidenceInput): Promise<EvidenceRef> {
     const doc = buildEvidence(input);
-    const path = evidencePath(deps.evidenceDir, input.status.runbook, input.status.startedAt, input.status.workflowId);
+    let path = evidencePath(deps.evidenceDir, input.status.runbook, input.status.startedAt, input.status.workflowId);
+    const existing = await readFile(path, 'utf8').then((t) => JSON.parse(t) as { runId?: string }, () => undefined);
+    // never overwrite another run's evidence (same workflow id, same day)
+    if (existing && existing.runId !== input.status.runId) path = path.replace(/\.json$/, `.${input.status.runId}.json`);
     const bytes = `${JSON.stringify(doc, null, 2)}\n`;
     await mkdir(dirname(path), { recursive: true });
     const tmp = `${path}.${process.pid}.tmp`;

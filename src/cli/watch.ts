@@ -16,32 +16,32 @@ export async function watchRun(client: Client, id: string): Promise<number> {
   const end = finished(handle);
   let closed = false;
   void end.then(() => (closed = true), () => (closed = true));
-  while (!closed) {
-    let status: RunbookStatus | undefined;
-    try {
-      status = await handle.query(statusQuery);
-    } catch {
-      status = undefined;
-    }
-    if (status) {
-      const done = status.steps.filter((s) => DONE.has(s.status)).length;
-      const label = status.approval.waiting ? `waiting for approval (${status.approval.approvedBy.length}/${status.approval.policy?.quorum})` : status.currentStep ?? status.phase;
-      if (bar) {
-        if (!started) bar.start(status.steps.length, done, { step: label });
-        bar.setTotal(status.steps.length);
-        bar.update(done, { step: label });
-      } else {
-        for (const step of status.steps) {
-          if (seen.get(step.name) !== step.status && step.status !== 'pending') {
-            console.log(`${new Date().toISOString()} ${step.name}: ${step.status}${step.result ? ` (${step.result})` : ''}${step.error ? ` — ${step.error}` : ''}`);
-          }
-          seen.set(step.name, step.status);
+  const render = (status: RunbookStatus): void => {
+    const done = status.steps.filter((s) => DONE.has(s.status)).length;
+    const label = status.approval.waiting ? `waiting for approval (${status.approval.approvedBy.length}/${status.approval.policy?.quorum})` : status.currentStep ?? status.phase;
+    if (bar) {
+      if (!started) bar.start(status.steps.length, done, { step: label });
+      bar.setTotal(status.steps.length);
+      bar.update(done, { step: label });
+    } else {
+      for (const step of status.steps) {
+        if (seen.get(step.name) !== step.status && step.status !== 'pending') {
+          console.log(`${new Date().toISOString()} ${step.name}: ${step.status}${step.result ? ` (${step.result})` : ''}${step.error ? ` — ${step.error}` : ''}`);
         }
+        seen.set(step.name, step.status);
       }
-      started = true;
     }
+    started = true;
+  };
+  const poll = async (): Promise<void> => {
+    const status = await handle.query(statusQuery).catch(() => undefined);
+    if (status) render(status);
+  };
+  while (!closed) {
+    await poll();
     await Promise.race([end, new Promise((r) => setTimeout(r, 1000))]);
   }
+  await poll();
   bar?.stop();
   const { outcome, result, message } = await end;
   console.log(`outcome: ${outcome.toUpperCase()}${message && outcome !== 'succeeded' ? ` — ${message}` : ''}`);

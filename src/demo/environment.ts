@@ -33,6 +33,11 @@ export function resetDemoFlags(dataDir: string): DemoTargetFiles {
   return files;
 }
 
+/** The demo service's command line; its writes go to `table` in the database named by DEMO_DATABASE_URL. */
+export function demoCommand(envFile: string, port: number, table = 'demo_writes'): string[] {
+  return [process.execPath, join(repoRoot, 'src/demo/service.mjs'), '--env-file', envFile, '--port', String(port), '--table', table];
+}
+
 export interface DemoEnvironmentOptions {
   environmentsDir: string;
   name: string;
@@ -43,6 +48,8 @@ export interface DemoEnvironmentOptions {
   notifications?: Record<string, unknown>;
   health?: Record<string, unknown>;
   quietWindow?: string;
+  /** table for the service's writes (default: writes_<name>) */
+  table?: string;
 }
 
 /** Writes an environment file like environments/demo.yaml with its own port and data directory (tests). */
@@ -65,7 +72,7 @@ export function writeDemoEnvironment(o: DemoEnvironmentOptions): DemoTargetFiles
         },
         service: {
           type: 'process',
-          command: [process.execPath, join(repoRoot, 'src/demo/service.mjs'), '--env-file', files.envFile, '--port', String(o.port)],
+          command: demoCommand(files.envFile, o.port, o.table ?? `writes_${o.name.replace(/[^a-z0-9]/g, '_')}`),
           pidFile: files.pidFile,
           logFile: files.logFile,
           reload: 'sighup',

@@ -5,7 +5,15 @@ import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
 
-const { values: args } = parseArgs({ options: { 'env-file': { type: 'string' }, port: { type: 'string', default: '8787' } } });
+const { values: args } = parseArgs({
+  options: {
+    'env-file': { type: 'string' },
+    port: { type: 'string', default: '8787' },
+    // writes are recorded in PostgreSQL when the variable named here holds a connection string
+    'database-url-env': { type: 'string', default: 'DEMO_DATABASE_URL' },
+    table: { type: 'string', default: 'demo_writes' },
+  },
+});
 const envFile = args['env-file'];
 if (!envFile) {
   console.error('usage: service.mjs --env-file <path> [--port N]');
@@ -22,6 +30,29 @@ function readFlags() {
     flags[m[1]] = value;
   }
   return flags;
+}
+
+const databaseUrl = process.env[args['database-url-env']];
+if (!/^[a-z_][a-z0-9_]{0,62}$/.test(args.table)) {
+  console.error(`--table must be a plain lowercase identifier, got ${args.table}`);
+  process.exit(2);
+}
+let db;
+if (databaseUrl) {
+  const { default: pg } = await import('pg');
+  db = new pg.Pool({ connectionString: databaseUrl, max: 4 });
+  await db.query(
+    `CREATE TABLE IF NOT EXISTS ${args.table} (id bigserial PRIMARY KEY, write_id integer NOT NULL, backend text NOT NULL, pid integer NOT NULL, created_at timestamptz NOT NULL DEFAULT now())`,
+  );
+}
+
+/** legacy unless legacy writes are blocked; vnext while dual-write is on (or when vnext is the only writer) */
+async function record(id, backends) {
+  if (!db || backends.length === 0) return;
+  await db.query(
+    `INSERT INTO ${args.table} (write_id, backend, pid) SELECT $1, unnest($2::text[]), $3`,
+    [id, backends, process.pid],
+  );
 }
 
 const log = (msg) => process.stdout.write(`${new Date().toISOString()} pid=${process.pid} ${msg}\n`);
@@ -48,17 +79,27 @@ const server = createServer((req, res) => {
   if (req.method === 'POST' && req.url === '/write') {
     stats.writes += 1;
     const id = stats.writes;
+    const backends = [];
     if (on('TEAM_VNEXT_LEGACY_WRITE_BLOCKED')) stats.legacyWritesBlocked += 1;
+    else backends.push('legacy');
     if (on('TEAM_VNEXT_DUAL_WRITE_ENABLED')) {
       stats.dualWrites += 1;
+      backends.push('vnext');
       log(`dual_write_scheduled write_id=${id} strict=${on('TEAM_VNEXT_DUAL_WRITE_STRICT_MODE')}`);
     }
-    return json(200, { id });
+    record(id, backends).then(
+      () => json(200, { id, backends }),
+      (err) => json(500, { id, error: err.message }),
+    );
+    return;
   }
   json(404, { error: 'not found' });
 });
 
 server.listen(Number(args.port), '127.0.0.1', () => log(`demo service listening on 127.0.0.1:${args.port} flags=${JSON.stringify(flags)}`));
-const stop = () => server.close(() => process.exit(0));
+const stop = () => server.close(async () => {
+  await db?.end();
+  process.exit(0);
+});
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);

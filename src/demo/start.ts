@@ -9,7 +9,9 @@ import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import { SearchAttributeType, defineSearchAttributeKey } from '@temporalio/common';
 import { NativeConnection, Runtime, DefaultLogger, makeTelemetryFilterString } from '@temporalio/worker';
 import { pino } from 'pino';
-import { ProcessService } from '../activities/adapters/process.js';
+import { serviceFor } from '../activities/adapters/index.js';
+import { loadTarget } from '../activities/environment.js';
+import { ensurePostgres } from '../dev/postgres.js';
 import { finished } from '../cli/client.js';
 import { approveSignal, statusQuery } from '../shared/messages.js';
 import { DEFAULT_METRICS_PORT, DEFAULT_TASK_QUEUE } from '../shared/constants.js';
@@ -52,22 +54,20 @@ async function main(): Promise<void> {
   const environmentsDir = join(repoRoot, 'environments');
   const evidenceDir = join(repoRoot, 'evidence');
 
-  const files = resetDemoFlags(demoDir);
-  const service = new ProcessService({
-    pidFile: files.pidFile,
-    command: [process.execPath, 'src/demo/service.mjs', '--env-file', '.data/demo/web.env', '--port', '8787'],
-    cwd: repoRoot,
-    logFile: files.logFile,
-    reload: 'sighup',
-    stopTimeoutMs: 5000,
-  });
+  resetDemoFlags(demoDir);
+  const postgres = await ensurePostgres({ dataDir: join(dataDir, 'postgres'), port: Number(process.env.DEMO_POSTGRES_PORT ?? 5433) });
+  cleanups.push(() => postgres.stop());
+  // the demo service records every write (legacy / vnext rows) in this database; the URL never enters history
+  process.env.DEMO_DATABASE_URL = postgres.url;
+  say(`Postgres ready (${postgres.embedded ? 'embedded, data in .data/postgres' : 'DATABASE_URL'})`);
+  const service = serviceFor(await loadTarget(environmentsDir, 'demo', 'web'));
   await service.stop();
   await service.start();
   cleanups.push(() => service.stop());
   await waitForHttp('http://127.0.0.1:8787/health');
   const traffic = startTraffic('http://127.0.0.1:8787', 5);
   cleanups.push(() => traffic.stop());
-  say('demo service up on http://127.0.0.1:8787 (flags in .data/demo/web.env), sending 5 writes/s');
+  say('demo service up on http://127.0.0.1:8787 (flags in .data/demo/web.env, writes in table demo_writes), sending 5 writes/s');
 
   const nativeConnection = await NativeConnection.connect({ address });
   const worker = await createWorker({ connection: nativeConnection, namespace: 'default', taskQueue: DEFAULT_TASK_QUEUE, environmentsDir, evidenceDir, log });

@@ -16,7 +16,8 @@ export function parseDuration(value: string | number): number {
 }
 
 export function formatDuration(ms: number): string {
-  if (ms < 1000) return `${Math.round(ms)}ms`;
+  // compare after rounding: 999.6 is "1s", not "1000ms"
+  if (Math.round(ms) < 1000) return `${Math.round(ms)}ms`;
   const s = Math.round(ms / 1000);
   const h = Math.floor(s / 3600);
   const m = Math.floor((s % 3600) / 60);

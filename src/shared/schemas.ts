@@ -177,6 +177,11 @@ export type FeatureFlagRollbackParams = z.output<typeof featureFlagRollbackInput
 /** Formats a zod error as "field: message; field: message" so the operator sees which field is wrong. */
 export function describeZodError(error: z.ZodError): string {
   return error.issues
-    .map((issue) => `${issue.path.length ? issue.path.join('.') : '(input)'}: ${issue.message}`)
+    .map((issue) => {
+      const field = issue.path.length ? issue.path.join('.') : '(input)';
+      // a bad record key ("targets.Web") would otherwise only say "Invalid key in record": add why
+      const why = issue.code === 'invalid_key' ? issue.issues.map((i) => i.message) : [];
+      return `${field}: ${[issue.message, ...why].join(': ')}`;
+    })
     .join('; ');
 }

@@ -7,7 +7,7 @@ import { SearchAttributeType, defineSearchAttributeKey } from '@temporalio/commo
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import { pino } from 'pino';
 import { ProcessService } from '../../src/activities/adapters/process.js';
-import { writeDemoEnvironment, type DemoEnvironmentOptions } from '../../src/demo/environment.js';
+import { demoCommand, writeDemoEnvironment, type DemoEnvironmentOptions } from '../../src/demo/environment.js';
 import { createWorker } from '../../src/worker/worker.js';
 import { statusQuery } from '../../src/shared/messages.js';
 import type { FeatureFlagRollbackInput } from '../../src/shared/schemas.js';
@@ -22,6 +22,8 @@ export interface DemoTarget {
   pidFile: string;
   service: ProcessService;
   initialFlags: string;
+  /** the table the demo service writes to in the suite's Postgres */
+  table: string;
   stats(): Promise<{ reloads: number; flagChanges: number; writes: number; dualWrites: number; pid: number }>;
   liveFlags(): Promise<Record<string, string>>;
   write(n: number): Promise<void>;
@@ -37,6 +39,8 @@ export class Harness {
   readonly taskQueue = `test-${process.pid}-${Date.now()}-${counter++}`;
   readonly address = inject('temporalAddress');
   readonly bundlePath = inject('workflowBundlePath');
+  /** the suite's real Postgres; demo services record their writes there */
+  readonly databaseUrl = inject('databaseUrl');
   client!: Client;
   private connection?: Connection;
   private native?: NativeConnection;
@@ -44,6 +48,7 @@ export class Harness {
   private targets: DemoTarget[] = [];
 
   async start(options: { worker?: boolean } = {}): Promise<this> {
+    process.env.DEMO_DATABASE_URL = this.databaseUrl;
     this.connection = await Connection.connect({ address: this.address });
     this.client = new Client({ connection: this.connection });
     if (options.worker !== false) await this.startWorker();
@@ -81,6 +86,7 @@ export class Harness {
       ENVIRONMENTS_DIR: this.environmentsDir,
       EVIDENCE_DIR: this.evidenceDir,
       WORKFLOW_BUNDLE_PATH: this.bundlePath,
+      DEMO_DATABASE_URL: this.databaseUrl,
       LOG_LEVEL: 'warn',
       ...extra,
     };
@@ -90,10 +96,12 @@ export class Harness {
   async demoTarget(options: Partial<Omit<DemoEnvironmentOptions, 'environmentsDir' | 'dataDir' | 'port'>> = {}): Promise<DemoTarget> {
     const port = await freePort();
     const envName = options.name ?? `env${counter++}`;
-    const files = writeDemoEnvironment({ environmentsDir: this.environmentsDir, dataDir: join(this.root, 'data', envName), port, name: envName, ...options });
+    // unique per run, so a long-lived DATABASE_URL server never mixes runs
+    const table = `writes_${process.pid}_${Date.now() % 1_000_000}_${envName}`;
+    const files = writeDemoEnvironment({ environmentsDir: this.environmentsDir, dataDir: join(this.root, 'data', envName), port, name: envName, table, ...options });
     const service = new ProcessService({
       pidFile: files.pidFile,
-      command: [process.execPath, join(process.cwd(), 'src/demo/service.mjs'), '--env-file', files.envFile, '--port', String(port)],
+      command: demoCommand(files.envFile, port, table),
       logFile: files.logFile,
       reload: 'sighup',
       stopTimeoutMs: 3000,
@@ -111,6 +119,7 @@ export class Harness {
       ...files,
       service,
       initialFlags: readFileSync(files.envFile, 'utf8'),
+      table,
       stats: async () => (await fetch(`${base}/stats`)).json() as never,
       liveFlags: async () => (await fetch(`${base}/flags`)).json() as never,
       write: async (n) => {

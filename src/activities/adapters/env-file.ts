@@ -15,16 +15,26 @@ interface EnvLine {
   tail?: string;
 }
 
-const ASSIGNMENT = /^(\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*)(.*)$/;
+const ASSIGNMENT = /^(\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=)(.*)$/;
+/** a double-quoted value ends at the first quote that is not escaped with a backslash */
+const DOUBLE_QUOTED = /^"((?:[^"\\]|\\.)*)"/;
 
+/** `raw` is one line without its line break (and without the "\r" of a CRLF file). */
 function parseLine(raw: string): EnvLine {
   const m = ASSIGNMENT.exec(raw);
   if (!m || raw.trimStart().startsWith('#')) return { raw };
-  const [, head, key, rest] = m as unknown as [string, string, string, string];
-  const q = rest[0];
-  if (q === '"' || q === "'") {
-    const end = rest.indexOf(q, 1);
-    if (end > 0) return { raw, key, head, quote: q, value: rest.slice(1, end), tail: rest.slice(end + 1) };
+  const [, assign, key, afterEquals] = m as unknown as [string, string, string, string];
+  // spaces after "=" belong to the head, unless only an inline comment follows: "KEY= # note" is an empty value
+  const spaces = /^\s*/.exec(afterEquals)![0];
+  const commentOnly = afterEquals.startsWith('#', spaces.length);
+  const head = commentOnly ? assign : assign + spaces;
+  const rest = commentOnly ? afterEquals : afterEquals.slice(spaces.length);
+  if (rest[0] === '"') {
+    const dq = DOUBLE_QUOTED.exec(rest);
+    if (dq) return { raw, key, head, quote: '"', value: dq[1]!, tail: rest.slice(dq[0].length) };
+  } else if (rest[0] === "'") {
+    const end = rest.indexOf("'", 1);
+    if (end > 0) return { raw, key, head, quote: "'", value: rest.slice(1, end), tail: rest.slice(end + 1) };
   }
   const hash = rest.search(/\s+#/);
   const value = hash >= 0 ? rest.slice(0, hash) : rest;
@@ -32,7 +42,10 @@ function parseLine(raw: string): EnvLine {
 }
 
 function render(line: EnvLine, value: string): string {
-  const quote = line.quote || (/[\s#"'$\\]/.test(value) ? '"' : '');
+  if (/[\r\n]/.test(value)) throw new Error(`env file values cannot contain line breaks: ${JSON.stringify(value)}`);
+  // a single-quoted value cannot hold a single quote: switch that line to double quotes
+  const keep = line.quote === "'" && value.includes("'") ? '' : line.quote;
+  const quote = keep || (/[\s#"'$\\]/.test(value) ? '"' : '');
   const escaped = quote === '"' ? value.replace(/(["\\$])/g, '\\$1') : value;
   return `${line.head}${quote}${escaped}${quote}${line.tail ?? ''}`;
 }
@@ -48,26 +61,35 @@ export function parseEnvFile(text: string): Map<string, string> {
 
 /** Edits only the changed assignments; comments, order, quoting and untouched lines stay byte-identical. */
 export function editEnvFile(text: string, changes: FlagValues): string {
-  const lines = text.split('\n');
-  const parsed = lines.map((raw) => parseLine(raw));
   const remaining = new Map(Object.entries(changes));
+  const present = new Set<string>();
   const out: string[] = [];
-  for (const line of parsed) {
+  for (const raw of text.split('\n')) {
+    const cr = raw.endsWith('\r') ? '\r' : '';
+    const line = parseLine(cr ? raw.slice(0, -1) : raw);
+    if (line.key !== undefined) present.add(line.key);
     if (line.key !== undefined && remaining.has(line.key)) {
       const value = remaining.get(line.key);
       if (value === null) continue;
-      out.push(render(line, value!));
+      out.push(render(line, value!) + cr);
       // a key assigned twice: the last assignment wins when the file is read, so keep editing every copy
       continue;
     }
-    out.push(line.raw);
+    out.push(raw);
   }
-  for (const line of parsed) if (line.key !== undefined) remaining.delete(line.key);
-  const additions = [...remaining].filter(([, v]) => v !== null).map(([k, v]) => render({ raw: '', head: `${k}=` }, v!));
+  const additions = [...remaining]
+    .filter(([k, v]) => v !== null && !present.has(k))
+    .map(([k, v]) => render({ raw: '', head: `${k}=` }, v!));
   if (additions.length) {
-    const endsWithNewline = out.length > 0 && out[out.length - 1] === '';
-    if (endsWithNewline) out.splice(out.length - 1, 0, ...additions);
-    else out.push(...additions, '');
+    const last = out.length - 1;
+    if (last >= 0 && out[last] === '') {
+      // the file ends with a line break (or is empty): insert before it, with the file's own line ending
+      const cr = last > 0 && out[last - 1]!.endsWith('\r') ? '\r' : '';
+      out.splice(last, 0, ...additions.map((a) => a + cr));
+    } else {
+      // no final line break: add none either, so that removing the keys again restores the file byte for byte
+      out.push(...additions);
+    }
   }
   return out.join('\n');
 }
@@ -97,10 +119,13 @@ export class EnvFileFlagStore implements FlagStore {
 
 /** temp file in the same directory, fsync, rename: readers see the old or the new file, never half. */
 export async function atomicWrite(path: string, text: string): Promise<void> {
-  const mode = (await stat(path).catch(() => undefined))?.mode;
+  const existing = await stat(path).catch(() => undefined);
+  const mode = existing ? existing.mode & 0o7777 : undefined;
   const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(4).toString('hex')}.tmp`);
   const handle = await open(tmp, 'w', mode ?? 0o644);
   try {
+    // open() applies the umask: set the old file's mode explicitly so that 0664 stays 0664
+    if (mode !== undefined) await handle.chmod(mode);
     await handle.writeFile(text);
     await handle.sync();
   } finally {

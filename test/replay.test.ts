@@ -1,0 +1,32 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, inject, it } from 'vitest';
+import { historyFromJSON } from '@temporalio/common/lib/proto-utils.js';
+import { Worker } from '@temporalio/worker';
+import { HISTORIES_DIR } from './support/histories.js';
+
+/**
+ * Stored histories of real runs (test/histories, refreshed with `UPDATE_HISTORIES=1 npm test`) replayed
+ * against today's workflow code: a change that would break running workflows fails here.
+ */
+const files = readdirSync(HISTORIES_DIR).filter((f) => f.endsWith('.json')).sort();
+
+describe('replay of stored histories', () => {
+  it('has histories for every path worth protecting', () => {
+    expect(files).toEqual(expect.arrayContaining([
+      'feature-flag-rollback.approve-path.json',
+      'feature-flag-rollback.reject-path.json',
+      'feature-flag-rollback.abort-after-change.json',
+      'feature-flag-rollback.approval-timeout.json',
+      'feature-flag-rollback.cancel-from-temporal-cli.json',
+      'feature-flag-rollback.worker-killed-during-step.json',
+    ]));
+  });
+
+  it.each(files)('%s replays deterministically', async (file) => {
+    const history = historyFromJSON(JSON.parse(readFileSync(join(HISTORIES_DIR, file), 'utf8')));
+    await expect(
+      Worker.runReplayHistory({ workflowBundle: { codePath: inject('workflowBundlePath') }, replayName: file }, history, file),
+    ).resolves.toBeUndefined();
+  });
+});
