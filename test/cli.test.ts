@@ -118,6 +118,19 @@ describe('runbook CLI', () => {
     expect(tamperedReport.stderr).toContain('MISMATCH report.md: sha256 differs from the manifest');
   });
 
+  it('start --dry-run --wait prints the plan outcome and exits 0 without changing anything', async () => {
+    const t = await h.demoTarget();
+    const r = await runbook(
+      ['start', 'feature-flag-rollback', '--env', t.envName, '--target', 'web', '--input', '{"mode":"block-legacy-writes"}', '--requester', 'rita', '--dry-run', '--wait', '--id', `dry-${t.envName}`],
+      h.env(),
+    );
+    expect(r.code, r.stderr).toBe(EXIT_CODES.dry_run);
+    expect(r.stdout).toContain('seal plan: succeeded');
+    expect(r.stdout).toContain('outcome: DRY_RUN');
+    expect(r.stdout).toMatch(/evidence: .*feature-flag-rollback\/\d{8}\/dry-env\d+\.json/);
+    expect(readFileSync(t.envFile, 'utf8')).toBe(t.initialFlags);
+  });
+
   it('reject and abort through the CLI end with their own exit codes', async () => {
     const t = await h.demoTarget({ quietWindow: '60s' });
     const id = `feature-flag-rollback--${t.envName}--web`;

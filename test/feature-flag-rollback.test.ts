@@ -1,4 +1,6 @@
-import { existsSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
@@ -215,6 +217,50 @@ describe('feature-flag rollback against a real dev server and a real demo servic
     expect(result!.compensations[0]).toMatchObject({ step: 'set flags', status: 'failed' });
     expect(result!.compensations[0]!.error).toMatch(/EISDIR/);
     expect(evidenceOf(result!).compensations[0].status).toBe('failed');
+  });
+
+  it('a step running past its expected duration escalates; notifications reach the webhook', async () => {
+    const received: Array<{ text: string }> = [];
+    const hook = createServer((req, res) => {
+      let body = '';
+      req.on('data', (d: Buffer) => (body += d.toString()));
+      req.on('end', () => {
+        received.push(JSON.parse(body));
+        res.end('ok');
+      });
+    });
+    await new Promise<void>((r) => hook.listen(0, '127.0.0.1', () => r()));
+    process.env.TEST_WEBHOOK_URL = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/hook`;
+    try {
+      const t = await h.demoTarget({
+        quietWindow: '2s',
+        notifications: { console: { type: 'log' }, slack: { type: 'webhook', urlEnv: 'TEST_WEBHOOK_URL' } },
+        escalation: [{ level: 1, after: '0s', contact: 'on-call' }, { level: 2, after: '1h', contact: 'lead' }],
+      });
+      const handle = await h.startRun({ environment: t.envName });
+      await approve(handle);
+      await h.waitFor(handle, (s) => s.currentStep === 'verify no dual writes');
+      // a straggler instance keeps logging dual writes for 4 s after the flip
+      const until = Date.now() + 4000;
+      while (Date.now() < until) {
+        appendFileSync(t.logFile, `${new Date().toISOString()} pid=0 dual_write_scheduled write_id=straggler\n`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      const result = (await handle.result()) as RunbookResult;
+      expect(result.outcome).toBe('succeeded');
+      expect(result.escalation.history.map((e) => [e.level, e.reason, e.delivered])).toEqual([
+        [1, 'approval pending', true],
+        [1, 'step "verify no dual writes" running past 3000ms', true],
+      ]);
+      expect(result.steps.find((s) => s.name === 'verify no dual writes')!.result).toMatch(/^quiet for \d+s \([1-9]\d* lines before\)$/);
+      expect(received).toHaveLength(3);
+      expect(received[0]!.text).toMatch(/^\*\[L1\] feature-flag-rollback on .*: approval pending\*/);
+      expect(received[1]!.text).toContain('running past 3000ms');
+      expect(received[2]!.text).toContain('### Dual-Write Rollback Notification');
+      expect(received[2]!.text).toContain('- TEAM_VNEXT_DUAL_WRITE_ENABLED: false');
+    } finally {
+      hook.close();
+    }
   });
 
   it('dry run: plan and evidence, no change', async () => {

@@ -5,7 +5,7 @@ import type { TestProject } from 'vitest/node';
 import { repoRoot, startDevServer, type DevServer } from '../src/dev/temporal-server.js';
 import { bundleWorkflows } from '../src/worker/worker.js';
 import { ensurePostgres, type PostgresHandle } from '../src/dev/postgres.js';
-import { freePort } from './support/ports.js';
+import { freePort } from '../src/dev/ports.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {

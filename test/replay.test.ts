@@ -9,7 +9,8 @@ import { HISTORIES_DIR } from './support/histories.js';
  * Stored histories of real runs (test/histories, refreshed with `UPDATE_HISTORIES=1 npm test`) replayed
  * against today's workflow code: a change that would break running workflows fails here.
  */
-const files = readdirSync(HISTORIES_DIR).filter((f) => f.endsWith('.json')).sort();
+// top level: current runs; subdirectories: histories of earlier code versions that must keep replaying
+const files = (readdirSync(HISTORIES_DIR, { recursive: true }) as string[]).filter((f) => f.endsWith('.json')).sort();
 
 describe('replay of stored histories', () => {
   it('has histories for every path worth protecting', () => {

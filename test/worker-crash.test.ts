@@ -5,7 +5,7 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { approveSignal } from '../src/shared/messages.js';
 import type { RunbookResult } from '../src/shared/types.js';
 import { Harness } from './support/harness.js';
-import { freePort } from './support/ports.js';
+import { freePort } from '../src/dev/ports.js';
 import { saveHistory } from './support/histories.js';
 
 /** Workers in child processes (`npm run worker`'s entry) that the tests SIGKILL. */
@@ -58,6 +58,8 @@ describe('worker crash (SIGKILL) and resume', () => {
     const second = await startChildWorker();
     const result = (await handle.result()) as RunbookResult;
     expect(result.outcome).toBe('succeeded');
+    expect(result.steps.find((s) => s.name === 'verify no dual writes')!.attempts).toBe(2);
+    expect(result.steps.find((s) => s.name === 'reload service')!.attempts).toBe(1);
     const stats = await t.stats();
     expect(stats.reloads).toBe(1);
     expect(stats.flagChanges).toBe(1);

@@ -36,6 +36,9 @@ export interface TargetDescription {
   healthUrl: string;
 }
 
+/** waitForLogQuiet fails when no quiet window was seen within this many windows */
+export const QUIET_GIVE_UP_WINDOWS = 5;
+
 const verificationFailed = (message: string) => ApplicationFailure.nonRetryable(message, 'VerificationFailed');
 
 export const createFlagActivities = (deps: FlagActivityDeps) => {
@@ -151,7 +154,7 @@ export const createFlagActivities = (deps: FlagActivityDeps) => {
 
     /**
      * Waits until the log shows no new matching lines for a whole `window`. Heartbeats its cursor, so a retry
-     * on another worker continues the same window instead of starting over. Gives up after 3 windows.
+     * on another worker continues the same window instead of starting over. Gives up after 5 windows.
      */
     async waitForLogQuiet(ref: TargetRef & { window: string }): Promise<{ quietForMs: number; linesSeen: number }> {
       const t = await target(ref);
@@ -163,7 +166,7 @@ export const createFlagActivities = (deps: FlagActivityDeps) => {
       type Progress = { cursor: string; quietSince: number; startedAt: number; linesSeen: number };
       const resumed = ctx.info.heartbeatDetails as Progress | undefined;
       const progress: Progress = resumed ?? { cursor: await source.cursor(), quietSince: Date.now(), startedAt: Date.now(), linesSeen: 0 };
-      const giveUpAt = progress.startedAt + 3 * windowMs;
+      const giveUpAt = progress.startedAt + QUIET_GIVE_UP_WINDOWS * windowMs;
       for (;;) {
         ctx.heartbeat(progress);
         const matches = await source.matchesSince(progress.cursor, pattern);
@@ -172,7 +175,7 @@ export const createFlagActivities = (deps: FlagActivityDeps) => {
           progress.cursor = await source.cursor();
           progress.quietSince = Date.now();
           if (Date.now() >= giveUpAt) {
-            throw verificationFailed(`${source.describe()} still shows "${t.target.health.logPattern}" lines after ${ref.window}×3: ${matches.sample.join(' | ')}`);
+            throw verificationFailed(`${source.describe()} still shows "${t.target.health.logPattern}" lines after ${QUIET_GIVE_UP_WINDOWS}×${ref.window}: ${matches.sample.join(' | ')}`);
           }
         } else if (Date.now() - progress.quietSince >= windowMs) {
           return { quietForMs: Date.now() - progress.quietSince, linesSeen: progress.linesSeen };

@@ -46,3 +46,9 @@ export const EXIT_CODES: Record<Outcome, number> = {
   compensation_failed: 15,
 };
 export const EXIT_USAGE = 2;
+
+/**
+ * The worker wraps every activity result as `{ [ATTEMPT_MARKER]: attempt, value }` so the workflow can record
+ * attempt counts per step; the workflow interceptor unwraps it (results without the marker pass through).
+ */
+export const ATTEMPT_MARKER = '__durableRunbooksAttempt';

@@ -2,9 +2,11 @@ import { fileURLToPath } from 'node:url';
 import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleOption } from '@temporalio/worker';
 import { pino, type Logger } from 'pino';
 import { createActivities } from '../activities/index.js';
+import { attemptInterceptor } from './interceptors.js';
 import type { CommandRunner } from '../activities/adapters/types.js';
 
 export const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+export const workflowInterceptorModules = [fileURLToPath(new URL('../workflows/engine/interceptors.ts', import.meta.url))];
 
 export interface WorkerOptions {
   connection: NativeConnection;
@@ -20,7 +22,7 @@ export interface WorkerOptions {
 
 /** Bundles the workflow code once (webpack), for workers that start many times. */
 export async function bundleWorkflows(): Promise<string> {
-  const { code } = await bundleWorkflowCode({ workflowsPath, logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } });
+  const { code } = await bundleWorkflowCode({ workflowsPath, workflowInterceptorModules, logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } });
   return code;
 }
 
@@ -31,7 +33,9 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
     connection: options.connection,
     namespace: options.namespace,
     taskQueue: options.taskQueue,
+    // a prebuilt bundle already contains the workflow interceptors (bundleWorkflows)
     ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath }),
+    interceptors: { activity: [attemptInterceptor], ...(options.workflowBundle ? {} : { workflowModules: workflowInterceptorModules }) },
     activities: createActivities({
       environmentsDir: options.environmentsDir,
       evidenceDir: options.evidenceDir,

@@ -12,7 +12,7 @@ import { createWorker } from '../../src/worker/worker.js';
 import { statusQuery } from '../../src/shared/messages.js';
 import type { FeatureFlagRollbackInput } from '../../src/shared/schemas.js';
 import type { RunbookStatus } from '../../src/shared/types.js';
-import { freePort } from './ports.js';
+import { freePort } from '../../src/dev/ports.js';
 
 export interface DemoTarget {
   envName: string;

@@ -26,6 +26,7 @@ import type {
   StepRecord,
 } from '../../shared/types.js';
 import { engineActivities } from './activities.js';
+import { onActivityAttempt } from './interceptors.js';
 
 /** Thrown inside the body to end the run early with a decided outcome (rejection, timeout, dry run). */
 class RunbookStop extends Error {
@@ -111,6 +112,11 @@ export class Runbook {
       phases: [{ phase: 'prepare', startedAt: nowIso() }],
     };
     setHandler(statusQuery, () => this.state);
+    // a step's attempts: the highest attempt number among its activities (escalation notices excluded)
+    onActivityAttempt((activityType, attempt) => {
+      const step = this.state.currentStep ? this.state.steps.find((s) => s.name === this.state.currentStep) : undefined;
+      if (step && activityType !== 'notify') step.attempts = Math.max(step.attempts, attempt);
+    });
     setHandler(approveSignal, (signal) => this.onApprove(signal));
     setHandler(rejectSignal, (signal) => this.onReject(signal));
     setHandler(abortSignal, ({ by, reason }) => {
@@ -167,7 +173,7 @@ export class Runbook {
     const record = this.record(name);
     record.status = 'running';
     record.startedAt = nowIso();
-    record.attempts += 1;
+    record.attempts = Math.max(record.attempts, 1);
     record.destructive = Boolean(options.undo);
     this.state.currentStep = name;
     const started = Date.now();

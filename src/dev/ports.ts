@@ -1,3 +1,4 @@
+/** A free TCP port on loopback (for dev servers, tests and benchmarks). */
 import { createServer } from 'node:net';
 
 export function freePort(): Promise<number> {
