@@ -29,6 +29,7 @@ describe('runbook CLI', () => {
       [['start', 'feature-flag-rollback', '--env', t.envName, '--input', '{"mode":"disable-dual-write"}'], /invalid input: target:/],
       [['start', 'feature-flag-rollback', '--env', 'nowhere', '--target', 'web', '--input', '{"mode":"disable-dual-write"}'], /unknown environment "nowhere": .*nowhere\.yaml does not exist/],
       [['start', 'feature-flag-rollback', '--env', 'broken', '--target', 'web', '--input', '{"mode":"disable-dual-write"}'], /invalid environment: .*broken\.yaml: targets\.web\.flags\.store\.path: .*/],
+      [['start', 'feature-flag-rollback', '--env', t.envName, '--target', 'web', '--input', '@/nonexistent/input.json'], /--input: cannot read \/nonexistent\/input\.json/],
       [['start', 'feature-flag-rollback', '--env', 'Bad;Name', '--target', 'web', '--input', '{"mode":"disable-dual-write"}'], /invalid input: environment: must be lowercase/],
     ];
     for (const [args, message] of cases) {
@@ -159,13 +160,15 @@ describe('the same runbook through the temporal CLI', () => {
     const t = await h.demoTarget({ quietWindow: '60s' });
     const id = `tctl-${t.envName}`;
     const input = JSON.stringify({ environment: t.envName, target: 'web', mode: 'disable-dual-write', requester: 'rita', reason: 'via temporal CLI' });
-    const started = await temporal(
-      ['workflow', 'start', '--type', 'featureFlagRollback', '--task-queue', h.taskQueue, '--workflow-id', id, '--input', input,
-        '--search-attribute', 'RunbookName="feature-flag-rollback"', '--search-attribute', `Environment="${t.envName}"`, '--search-attribute', 'Target="web"'],
-      h.address,
-    );
+    // started without search attributes, as from the Web UI: the workflow sets them itself
+    const started = await temporal(['workflow', 'start', '--type', 'featureFlagRollback', '--task-queue', h.taskQueue, '--workflow-id', id, '--input', input], h.address);
     expect(started.code, started.stderr).toBe(0);
     await h.waitForApproval(h.client.workflow.getHandle(id));
+    const attributes = (await h.client.workflow.getHandle(id).describe()).searchAttributes;
+    expect(attributes).toMatchObject({ RunbookName: ['feature-flag-rollback'], Environment: [t.envName], Target: ['web'] });
+    const busy = await runbook(['start', 'feature-flag-rollback', '--env', t.envName, '--target', 'web', '--input', '{"mode":"disable-dual-write"}'], h.env());
+    expect(busy.code).toBe(1);
+    expect(busy.stderr).toContain(`workflow "${id}" is already running feature-flag-rollback on it`);
     const queried = await temporal(['workflow', 'query', '--workflow-id', id, '--name', 'status', '--output', 'json'], h.address);
     expect(queried.code, queried.stderr).toBe(0);
     const status = JSON.parse(queried.stdout).queryResult[0] as RunbookStatus;
@@ -191,6 +194,12 @@ describe('the same runbook through the temporal CLI', () => {
     const types = JSON.parse(shown.stdout).events.map((e: { eventType: string }) => e.eventType);
     expect(types).toContain('EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED');
     expect(types[types.length - 1]).toBe('EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED');
+    // evidence of a cancelled run (no workflow result) still exports and verifies
+    const out = join(mkdtempSync(join(tmpdir(), 'evidence-')), 'cancelled');
+    const exported = await runbook(['evidence', id, '--out', out], h.env());
+    expect(exported.code, exported.stderr).toBe(0);
+    expect(readFileSync(join(out, 'report.md'), 'utf8')).toContain('# feature-flag-rollback: CANCELLED');
+    expect((await runbook(['verify-evidence', out], h.env())).code).toBe(0);
     await saveHistory(h.client, id, 'cancel-from-temporal-cli');
   });
 });

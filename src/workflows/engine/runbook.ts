@@ -5,6 +5,7 @@ import {
   isCancellation,
   log,
   metricMeter,
+  patched,
   setHandler,
   sleep,
   upsertSearchAttributes,
@@ -111,6 +112,11 @@ export class Runbook {
       compensations: [],
       phases: [{ phase: 'prepare', startedAt: nowIso() }],
     };
+    // runs started from the Web UI or `temporal workflow start` may lack these: set them so filters and the
+    // CLI's busy-target check see every run
+    if (patched('identity-search-attributes')) {
+      upsertSearchAttributes({ RunbookName: [options.runbook], Environment: [options.environment], Target: [options.target] });
+    }
     setHandler(statusQuery, () => this.state);
     // a step's attempts: the highest attempt number among its activities (escalation notices excluded)
     onActivityAttempt((activityType, attempt) => {
