@@ -10,7 +10,7 @@ import { describeZodError } from '../shared/schemas.js';
 import type { RunbookStatus } from '../shared/types.js';
 import { loadTarget, EnvironmentError } from '../activities/environment.js';
 import { loadConfig } from '../worker/config.js';
-import { connect } from './client.js';
+import { connect, finished } from './client.js';
 import { formatStatus } from './format.js';
 import { watchRun } from './watch.js';
 import { exportEvidence, verifyEvidenceDir } from './evidence.js';
@@ -44,11 +44,18 @@ async function withClient<T>(fn: (client: Client) => Promise<T>): Promise<T> {
 }
 
 async function queryStatus(client: Client, id: string): Promise<RunbookStatus> {
+  const handle = client.workflow.getHandle(id);
   try {
-    return await client.workflow.getHandle(id).query(statusQuery);
+    return await handle.query(statusQuery);
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) throw new CliError(`no workflow with id "${id}"`, 1);
-    throw err;
+    // a closed run can still be read from its result when no worker is there to answer the query
+    const description = await handle.describe().catch(() => undefined);
+    if (description && description.status.name !== 'RUNNING') {
+      const { result } = await finished(handle);
+      if (result) return result;
+    }
+    throw new CliError(`cannot query ${id}: ${(err as Error).message} (is a worker running on its task queue?)`, 1);
   }
 }
 

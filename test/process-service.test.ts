@@ -1,0 +1,77 @@
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ProcessService } from '../src/activities/adapters/process.js';
+import { FileLogSource } from '../src/activities/adapters/file-logs.js';
+import { demoCommand, INITIAL_FLAGS } from '../src/demo/environment.js';
+import { freePort } from '../src/dev/ports.js';
+
+/** The `process` service adapter against the real demo service: pid file, SIGHUP, restart, stop. */
+const services: ProcessService[] = [];
+afterEach(async () => {
+  for (const s of services.splice(0)) await s.stop();
+});
+
+async function demo(reload: 'sighup' | 'restart') {
+  const dir = mkdtempSync(join(tmpdir(), 'process-service-'));
+  const envFile = join(dir, 'web.env');
+  writeFileSync(envFile, INITIAL_FLAGS);
+  const port = await freePort();
+  const service = new ProcessService({ pidFile: join(dir, 'web.pid'), command: demoCommand(envFile, port), logFile: join(dir, 'web.log'), reload, stopTimeoutMs: 3000 });
+  services.push(service);
+  const stats = async () => {
+    for (let i = 0; i < 100; i++) {
+      const r = await fetch(`http://127.0.0.1:${port}/stats`).then((x) => x.json() as Promise<{ pid: number; reloads: number }>, () => undefined);
+      if (r) return r;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    throw new Error('service not answering');
+  };
+  return { dir, envFile, port, service, stats, logFile: join(dir, 'web.log'), pidFile: join(dir, 'web.pid') };
+}
+
+describe('process service adapter', () => {
+  it('starts once, reloads with SIGHUP in place, restarts with a new pid, stops and removes the pid file', async () => {
+    const d = await demo('sighup');
+    expect(await d.service.status()).toEqual({ running: false, detail: 'not running' });
+    await d.service.start();
+    await d.service.start();
+    const first = await d.stats();
+    expect((await d.service.status()).detail).toBe(`pid ${first.pid}`);
+    await d.service.reload();
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await d.stats()).toMatchObject({ pid: first.pid, reloads: 1 });
+    await d.service.restart();
+    const second = await d.stats();
+    expect(second.pid).not.toBe(first.pid);
+    expect(second.reloads).toBe(0);
+    await d.service.stop();
+    expect(existsSync(d.pidFile)).toBe(false);
+    expect((await d.service.status()).running).toBe(false);
+    await expect(d.service.reload()).rejects.toThrow(/not running, cannot send SIGHUP/);
+  });
+
+  it('with reload: restart, a reload is a full restart', async () => {
+    const d = await demo('restart');
+    await d.service.start();
+    const first = await d.stats();
+    await d.service.reload();
+    expect((await d.stats()).pid).not.toBe(first.pid);
+  });
+
+  it('the log source counts only matching lines written after its cursor', async () => {
+    const d = await demo('sighup');
+    await d.service.start();
+    const write = () => fetch(`http://127.0.0.1:${d.port}/write`, { method: 'POST' }).then((r) => r.json());
+    await d.stats();
+    await write();
+    const logs = new FileLogSource(d.logFile);
+    const cursor = await logs.cursor();
+    expect(await logs.matchesSince(cursor, /dual_write_scheduled/)).toEqual({ count: 0, sample: [] });
+    for (let i = 0; i < 3; i++) await write();
+    const seen = await logs.matchesSince(cursor, /dual_write_scheduled/);
+    expect(seen.count).toBe(3);
+    expect(seen.sample.map((l) => /write_id=(\d+)/.exec(l)?.[1])).toEqual(['2', '3', '4']);
+  });
+});
