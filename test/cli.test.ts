@@ -23,7 +23,7 @@ describe('runbook CLI', () => {
     const t = await h.demoTarget();
     writeFileSync(join(h.environmentsDir, 'broken.yaml'), 'targets:\n  web:\n    flags: { store: { type: env-file } }\n');
     const cases: Array<[string[], RegExp]> = [
-      [['start', 'no-such-runbook', '--env', t.envName], /unknown runbook "no-such-runbook" \(known: feature-flag-rollback\)/],
+      [['start', 'no-such-runbook', '--env', t.envName], /unknown runbook "no-such-runbook" \(known: feature-flag-rollback, dual-write-rollback\)/],
       [['start', 'feature-flag-rollback', '--env', t.envName, '--target', 'web', '--input', '{"mode": '], /--input: malformed JSON/],
       [['start', 'feature-flag-rollback', '--env', t.envName, '--target', 'web', '--input', '{"mode":"nuke"}'], /invalid input: mode:/],
       [['start', 'feature-flag-rollback', '--env', t.envName, '--input', '{"mode":"disable-dual-write"}'], /invalid input: target:/],

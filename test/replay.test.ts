@@ -21,6 +21,9 @@ describe('replay of stored histories', () => {
       'feature-flag-rollback.approval-timeout.json',
       'feature-flag-rollback.cancel-from-temporal-cli.json',
       'feature-flag-rollback.worker-killed-during-step.json',
+      'dual-write-rollback.postgres-authoritative.json',
+      'dual-write-rollback.abort-during-execute.json',
+      'dual-write-rollback.worker-killed-during-execute.json',
     ]));
   });
 

@@ -1,11 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WorkflowHandle } from '@temporalio/client';
 import { approveSignal } from '../src/shared/messages.js';
 import type { RunbookResult } from '../src/shared/types.js';
 import { Harness } from './support/harness.js';
-import { freePort } from '../src/dev/ports.js';
+import { sigkill, startChildWorker as startWorker } from './support/child-worker.js';
 import { saveHistory } from './support/histories.js';
 
 /** Workers in child processes (`npm run worker`'s entry) that the tests SIGKILL. */
@@ -17,31 +17,7 @@ afterAll(async () => {
   await h.close();
 });
 
-async function startChildWorker(metricsPort = 0): Promise<{ child: ChildProcess; metricsPort: number }> {
-  const port = metricsPort || (await freePort());
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/worker/main.ts'], {
-    env: h.env({ METRICS_PORT: String(port), LOG_LEVEL: 'info' }),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(child);
-  let output = '';
-  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-  const deadline = Date.now() + 60_000;
-  while (!output.includes('worker ready')) {
-    if (child.exitCode !== null) throw new Error(`worker exited ${child.exitCode}: ${output}`);
-    if (Date.now() > deadline) throw new Error(`worker not ready: ${output}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return { child, metricsPort: port };
-}
-
-function sigkill(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    child.once('exit', () => resolve());
-    child.kill('SIGKILL');
-  });
-}
+const startChildWorker = (metricsPort = 0) => startWorker(h, children, metricsPort);
 
 async function planHash(handle: WorkflowHandle): Promise<string> {
   return (await h.waitForApproval(handle)).planHash!;

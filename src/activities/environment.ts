@@ -62,6 +62,13 @@ export async function loadTarget(dir: string, environment: string, target: strin
   return { ...env, targetName: target, target: config };
 }
 
+/** A target section a runbook needs (flags, service, health, dualWrite); missing is a configuration error. */
+export function requireSection<K extends keyof TargetConfig>(t: LoadedTarget, key: K): NonNullable<TargetConfig[K]> {
+  const section = t.target[key];
+  if (section === undefined) throw new EnvironmentError(`${t.file}: targets.${t.targetName}.${String(key)}: required by this runbook`);
+  return section as NonNullable<TargetConfig[K]>;
+}
+
 /** Inside activities: configuration errors are final, never retried. */
 export async function withEnvironmentErrors<T>(fn: () => Promise<T>): Promise<T> {
   try {

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { setTimeout as delay } from 'node:timers/promises';
 import { flagStoreFor, logSourceFor, serviceFor } from './adapters/index.js';
 import type { CommandRunner, FlagValues } from './adapters/types.js';
-import { loadTarget, withEnvironmentErrors, type LoadedTarget } from './environment.js';
+import { loadTarget, requireSection, withEnvironmentErrors, type LoadedTarget } from './environment.js';
 import { parseDuration } from '../shared/duration.js';
 import type { ApprovalPolicy, EscalationLevel } from '../shared/types.js';
 import type { FlagKey } from '../shared/schemas.js';
@@ -43,7 +43,14 @@ const verificationFailed = (message: string) => ApplicationFailure.nonRetryable(
 
 export const createFlagActivities = (deps: FlagActivityDeps) => {
   const target = (ref: TargetRef): Promise<LoadedTarget> =>
-    withEnvironmentErrors(() => loadTarget(deps.environmentsDir, ref.environment, ref.target));
+    withEnvironmentErrors(async () => {
+      const t = await loadTarget(deps.environmentsDir, ref.environment, ref.target);
+      requireSection(t, 'flags');
+      requireSection(t, 'service');
+      requireSection(t, 'health');
+      return t;
+    });
+  const health = (t: LoadedTarget) => t.target.health!;
 
   return {
     async describeTarget(ref: TargetRef): Promise<TargetDescription> {
@@ -53,15 +60,15 @@ export const createFlagActivities = (deps: FlagActivityDeps) => {
         environmentFile: t.file,
         flagStore: flagStoreFor(t, deps.runner).describe(),
         service: serviceFor(t, deps.runner).describe(),
-        serviceType: t.target.service.type,
-        flagNames: t.target.flags.names,
+        serviceType: t.target.service!.type,
+        flagNames: t.target.flags!.names,
         approval: t.config.approval,
         escalation: t.config.escalation,
-        quietWindow: t.target.health.quietWindow,
+        quietWindow: health(t).quietWindow,
         logs: logs?.describe(),
-        logPattern: t.target.health.logPattern,
-        flagsUrl: t.target.health.flagsUrl,
-        healthUrl: t.target.health.http.url,
+        logPattern: health(t).logPattern,
+        flagsUrl: health(t).flagsUrl,
+        healthUrl: health(t).http.url,
       };
     },
 
@@ -109,15 +116,15 @@ export const createFlagActivities = (deps: FlagActivityDeps) => {
       if (wrongInStore.length) {
         throw verificationFailed(`flag store still has ${wrongInStore.map(([k]) => `${k}=${String(stored[k])}`).join(', ')}`);
       }
-      const url = t.target.health.flagsUrl;
+      const url = health(t).flagsUrl;
       if (!url) return { store: stored };
-      const deadline = Date.now() + parseDuration(t.target.health.http.within);
+      const deadline = Date.now() + parseDuration(health(t).http.within);
       let live: FlagValues = {};
       let problem = '';
       while (Date.now() < deadline) {
         Context.current().heartbeat();
         try {
-          const response = await fetch(url, { signal: AbortSignal.timeout(parseDuration(t.target.health.http.timeout)) });
+          const response = await fetch(url, { signal: AbortSignal.timeout(parseDuration(health(t).http.timeout)) });
           const body = (await response.json()) as Record<string, unknown>;
           live = Object.fromEntries(Object.keys(ref.expected).map((k) => [k, body[k] === undefined || body[k] === null ? null : String(body[k])]));
           const wrong = Object.entries(ref.expected).filter(([k, v]) => live[k] !== v);
@@ -128,13 +135,13 @@ export const createFlagActivities = (deps: FlagActivityDeps) => {
         }
         await delay(250);
       }
-      throw verificationFailed(`flags not live after ${t.target.health.http.within}: ${problem}`);
+      throw verificationFailed(`flags not live after ${health(t).http.within}: ${problem}`);
     },
 
     /** Polls the health endpoint until it answers as expected, within the target's `within` window. */
     async checkHealth(ref: TargetRef): Promise<{ status: number; url: string }> {
       const t = await target(ref);
-      const { url, expectStatus, expectBody, timeout, within } = t.target.health.http;
+      const { url, expectStatus, expectBody, timeout, within } = health(t).http;
       const deadline = Date.now() + parseDuration(within);
       let problem = '';
       do {
@@ -160,7 +167,7 @@ export const createFlagActivities = (deps: FlagActivityDeps) => {
       const t = await target(ref);
       const source = logSourceFor(t, deps.runner);
       if (!source) throw ApplicationFailure.nonRetryable(`${t.file}: targets.${ref.target}.health.logs: not configured`, 'EnvironmentInvalid');
-      const pattern = new RegExp(t.target.health.logPattern);
+      const pattern = new RegExp(health(t).logPattern);
       const windowMs = parseDuration(ref.window);
       const ctx = Context.current();
       type Progress = { cursor: string; quietSince: number; startedAt: number; linesSeen: number };
@@ -175,7 +182,7 @@ export const createFlagActivities = (deps: FlagActivityDeps) => {
           progress.cursor = await source.cursor();
           progress.quietSince = Date.now();
           if (Date.now() >= giveUpAt) {
-            throw verificationFailed(`${source.describe()} still shows "${t.target.health.logPattern}" lines after ${QUIET_GIVE_UP_WINDOWS}×${ref.window}: ${matches.sample.join(' | ')}`);
+            throw verificationFailed(`${source.describe()} still shows "${health(t).logPattern}" lines after ${QUIET_GIVE_UP_WINDOWS}×${ref.window}: ${matches.sample.join(' | ')}`);
           }
         } else if (Date.now() - progress.quietSince >= windowMs) {
           return { quietForMs: Date.now() - progress.quietSince, linesSeen: progress.linesSeen };

@@ -2,16 +2,20 @@ import type { Logger } from 'pino';
 import type { CommandRunner } from './adapters/types.js';
 import { createEngineActivities } from './engine.js';
 import { createFlagActivities } from './flags.js';
+import { createDualWriteActivities } from './dual-write.js';
+import type { StoreFactory } from './stores/index.js';
 
 export interface ActivityDeps {
   environmentsDir: string;
   evidenceDir: string;
   log: Logger;
   runner?: CommandRunner;
+  stores: StoreFactory;
 }
 
 /** Every activity the runbooks call, built once per worker from its dependencies. */
 export const createActivities = (deps: ActivityDeps) => ({
   ...createEngineActivities(deps),
   ...createFlagActivities(deps),
+  ...createDualWriteActivities(deps),
 });

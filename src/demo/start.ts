@@ -19,8 +19,10 @@ import { defaultWorkflowId } from '../shared/runbooks.js';
 import type { FeatureFlagRollbackInput } from '../shared/schemas.js';
 import { startDevServer, repoRoot, type DevServer } from '../dev/temporal-server.js';
 import { createWorker } from '../worker/worker.js';
+import { StoreFactory } from '../activities/stores/index.js';
 import { resetDemoFlags } from './environment.js';
 import { startTraffic } from './traffic.js';
+import { seedDemoPair } from './seed-drift.js';
 
 const { values: flags } = parseArgs({ options: { yes: { type: 'boolean', default: false } }, allowPositionals: true });
 const autoApprove = flags.yes || process.env.CI === 'true';
@@ -60,6 +62,8 @@ async function main(): Promise<void> {
   // the demo service records every write (legacy / vnext rows) in this database; the URL never enters history
   process.env.DEMO_DATABASE_URL = postgres.url;
   say(`Postgres ready (${postgres.embedded ? 'embedded, data in .data/postgres' : 'DATABASE_URL'})`);
+  const drift = await seedDemoPair(postgres.url, join(demoDir, 'objects'));
+  say(`dual-write demo pair seeded: table demo_objects ↔ .data/demo/objects, 2000 objects, ${drift.length} drifted`);
   const service = serviceFor(await loadTarget(environmentsDir, 'demo', 'web'));
   await service.stop();
   await service.start();
@@ -70,11 +74,13 @@ async function main(): Promise<void> {
   say('demo service up on http://127.0.0.1:8787 (flags in .data/demo/web.env, writes in table demo_writes), sending 5 writes/s');
 
   const nativeConnection = await NativeConnection.connect({ address });
-  const worker = await createWorker({ connection: nativeConnection, namespace: 'default', taskQueue: DEFAULT_TASK_QUEUE, environmentsDir, evidenceDir, log });
+  const stores = new StoreFactory();
+  const worker = await createWorker({ connection: nativeConnection, namespace: 'default', taskQueue: DEFAULT_TASK_QUEUE, environmentsDir, evidenceDir, log, stores });
   const running = worker.run();
   cleanups.push(async () => {
     worker.shutdown();
     await running;
+    await stores.close();
     await nativeConnection.close();
   });
 

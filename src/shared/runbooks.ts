@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { featureFlagRollbackInputSchema } from './schemas.js';
+import { dualWriteRollbackInputSchema, featureFlagRollbackInputSchema } from './schemas.js';
 
 export interface RunbookDefinition {
   /** the workflow type (exported function name) operators pass to `temporal workflow start --type` */
@@ -14,6 +14,11 @@ export const RUNBOOKS: Record<string, RunbookDefinition> = {
     workflowType: 'featureFlagRollback',
     description: 'Disable dual-write / strict mode or block legacy writes through flags, reload, verify, notify',
     schema: featureFlagRollbackInputSchema,
+  },
+  'dual-write-rollback': {
+    workflowType: 'dualWriteRollback',
+    description: 'Detect, isolate, decide, snapshot, repair and verify drift between two dual-written stores',
+    schema: dualWriteRollbackInputSchema,
   },
 };
 

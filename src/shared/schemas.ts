@@ -111,10 +111,63 @@ export const flagNamesSchema = z.strictObject({
   legacyWriteBlocked: envVarNameSchema,
 });
 
+const sqlIdentifier = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$/, 'must be an SQL identifier (letters, digits, _; optionally schema.table)');
+const columnsSchema = z
+  .strictObject({
+    objectId: sqlIdentifier,
+    version: sqlIdentifier,
+    content: sqlIdentifier,
+    size: sqlIdentifier,
+    sha256: sqlIdentifier.nullable(),
+    createdAt: sqlIdentifier,
+    updatedAt: sqlIdentifier,
+  })
+  .partial();
+
+/** One side of a dual-write pair. */
+export const objectStoreConfigSchema = z.discriminatedUnion('type', [
+  z.strictObject({
+    type: z.literal('postgres'),
+    /** the worker's environment variable holding the connection string */
+    urlEnv: envVarNameSchema.default('DATABASE_URL'),
+    table: sqlIdentifier,
+    columns: columnsSchema.optional(),
+  }),
+  z.strictObject({ type: z.literal('sqlite'), path: z.string().min(1), table: sqlIdentifier, columns: columnsSchema.optional() }),
+  z.strictObject({ type: z.literal('object-store'), root: z.string().min(1) }),
+]);
+export type ObjectStoreConfig = z.infer<typeof objectStoreConfigSchema>;
+
+const dualWriteSchema = z.strictObject({
+  /** the two stores; "a" is the primary (PostgreSQL in the seed), "b" the secondary (the object store) */
+  a: objectStoreConfigSchema,
+  b: objectStoreConfigSchema,
+  labels: z.strictObject({ a: z.string().default('postgres'), b: z.string().default('store') }).default({ a: 'postgres', b: 'store' }),
+  /** who wins a newest-wins tie */
+  tieBreaker: z.enum(['a', 'b']).default('a'),
+  /** diff files, reports and snapshots go here */
+  workDir: z.string().min(1),
+  severity: z
+    .strictObject({
+      /** this many differing objects or more is critical */
+      criticalCount: z.number().int().min(1).default(1000),
+      /** critical when the repair would overwrite a newer copy with an older one */
+      criticalOnOlderOverwrite: z.boolean().default(true),
+    })
+    .default({ criticalCount: 1000, criticalOnOlderOverwrite: true }),
+  /** on critical severity, dual writes are halted through this target's flag store first */
+  haltTarget: nameSchema.optional(),
+  batchSize: z.number().int().min(1).max(100_000).default(500),
+  parallelism: z.number().int().min(1).max(64).default(2),
+  /** pause after each batch to limit the load on production stores */
+  batchPause: durationSchema.default('0s').transform(String),
+});
+
 const targetSchema = z.strictObject({
   description: z.string().optional(),
-  flags: z.strictObject({ store: flagStoreSchema, names: flagNamesSchema }),
-  service: serviceSchema,
+  flags: z.strictObject({ store: flagStoreSchema, names: flagNamesSchema }).optional(),
+  service: serviceSchema.optional(),
+  dualWrite: dualWriteSchema.optional(),
   health: z.strictObject({
     http: z.strictObject({
       url: z.url(),
@@ -129,7 +182,7 @@ const targetSchema = z.strictObject({
     logs: logSourceSchema.optional(),
     logPattern: z.string().default('dual_write_scheduled'),
     quietWindow: durationSchema.default('30s').transform(String),
-  }),
+  }).optional(),
 });
 
 export const environmentSchema = z.strictObject({
@@ -142,9 +195,11 @@ export const environmentSchema = z.strictObject({
 });
 export type EnvironmentFile = z.infer<typeof environmentSchema>;
 export type TargetConfig = EnvironmentFile['targets'][string];
-export type FlagStoreConfig = TargetConfig['flags']['store'];
-export type ServiceConfig = TargetConfig['service'];
-export type LogSourceConfig = NonNullable<TargetConfig['health']['logs']>;
+export type FlagStoreConfig = NonNullable<TargetConfig['flags']>['store'];
+export type ServiceConfig = NonNullable<TargetConfig['service']>;
+export type HealthConfig = NonNullable<TargetConfig['health']>;
+export type LogSourceConfig = NonNullable<HealthConfig['logs']>;
+export type DualWriteConfig = NonNullable<TargetConfig['dualWrite']>;
 export type NotificationChannel = EnvironmentFile['notifications'][string];
 export type FlagKey = keyof z.infer<typeof flagNamesSchema>;
 
@@ -173,6 +228,17 @@ export const featureFlagRollbackInputSchema = z.strictObject({
 });
 export type FeatureFlagRollbackInput = z.input<typeof featureFlagRollbackInputSchema>;
 export type FeatureFlagRollbackParams = z.output<typeof featureFlagRollbackInputSchema>;
+
+export const DUAL_WRITE_POLICIES = ['postgres-authoritative', 'store-authoritative', 'newest-wins'] as const;
+export const dualWriteRollbackInputSchema = z.strictObject({
+  ...baseInput,
+  /** which copy wins: side a ("postgres"), side b ("store"), or per object the newer one */
+  policy: z.enum(DUAL_WRITE_POLICIES),
+  batchSize: z.number().int().min(1).max(100_000).optional(),
+  parallelism: z.number().int().min(1).max(64).optional(),
+});
+export type DualWriteRollbackInput = z.input<typeof dualWriteRollbackInputSchema>;
+export type DualWriteRollbackParams = z.output<typeof dualWriteRollbackInputSchema>;
 
 /** Formats a zod error as "field: message; field: message" so the operator sees which field is wrong. */
 export function describeZodError(error: z.ZodError): string {

@@ -2,6 +2,7 @@ import { NativeConnection, Runtime, makeTelemetryFilterString, DefaultLogger } f
 import { pino } from 'pino';
 import { loadConfig } from './config.js';
 import { createWorker } from './worker.js';
+import { StoreFactory } from '../activities/stores/index.js';
 
 /** `npm run worker`: one worker on TEMPORAL_TASK_QUEUE, Prometheus metrics on METRICS_PORT, graceful stop. */
 async function main(): Promise<void> {
@@ -18,7 +19,8 @@ async function main(): Promise<void> {
   const connection = await NativeConnection.connect({ address: config.address });
   // WORKFLOW_BUNDLE_PATH: a prebuilt bundle (tests); otherwise the workflows are bundled at start
   const bundlePath = process.env.WORKFLOW_BUNDLE_PATH;
-  const worker = await createWorker({ connection, ...config, log, workflowBundle: bundlePath ? { codePath: bundlePath } : undefined });
+  const stores = new StoreFactory();
+  const worker = await createWorker({ connection, ...config, log, stores, workflowBundle: bundlePath ? { codePath: bundlePath } : undefined });
   let stopping = false;
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.on(signal, () => {
@@ -35,6 +37,7 @@ async function main(): Promise<void> {
   try {
     await worker.run();
   } finally {
+    await stores.close();
     await connection.close();
   }
   log.info('worker stopped');

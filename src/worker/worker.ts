@@ -4,6 +4,7 @@ import { pino, type Logger } from 'pino';
 import { createActivities } from '../activities/index.js';
 import { attemptInterceptor } from './interceptors.js';
 import type { CommandRunner } from '../activities/adapters/types.js';
+import type { StoreFactory } from '../activities/stores/index.js';
 
 export const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 export const workflowInterceptorModules = [fileURLToPath(new URL('../workflows/engine/interceptors.ts', import.meta.url))];
@@ -18,6 +19,8 @@ export interface WorkerOptions {
   /** a prebuilt bundle (tests share one); otherwise the workflows are bundled at start */
   workflowBundle?: WorkflowBundleOption;
   runner?: CommandRunner;
+  /** opens the stores of dual-write targets; the caller closes it after the worker stops */
+  stores: StoreFactory;
 }
 
 /** Bundles the workflow code once (webpack), for workers that start many times. */
@@ -41,6 +44,7 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
       evidenceDir: options.evidenceDir,
       log,
       runner: options.runner,
+      stores: options.stores,
     }),
     // a crashed worker's sticky queue is abandoned quickly, so a new worker resumes its workflows fast
     stickyQueueScheduleToStartTimeout: '2s',

@@ -1,2 +1,3 @@
 /** The one workflowsPath: every runbook is exported from here. */
 export { featureFlagRollback } from './feature-flag-rollback.js';
+export { dualWriteRollback } from './dual-write-rollback.js';

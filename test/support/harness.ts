@@ -9,6 +9,7 @@ import { pino } from 'pino';
 import { ProcessService } from '../../src/activities/adapters/process.js';
 import { demoCommand, writeDemoEnvironment, type DemoEnvironmentOptions } from '../../src/demo/environment.js';
 import { createWorker } from '../../src/worker/worker.js';
+import { StoreFactory } from '../../src/activities/stores/index.js';
 import { statusQuery } from '../../src/shared/messages.js';
 import type { FeatureFlagRollbackInput } from '../../src/shared/schemas.js';
 import type { RunbookStatus } from '../../src/shared/types.js';
@@ -45,6 +46,7 @@ export class Harness {
   private connection?: Connection;
   private native?: NativeConnection;
   private worker?: { worker: Worker; running: Promise<void> };
+  readonly stores = new StoreFactory();
   private targets: DemoTarget[] = [];
 
   async start(options: { worker?: boolean } = {}): Promise<this> {
@@ -64,6 +66,7 @@ export class Harness {
       environmentsDir: this.environmentsDir,
       evidenceDir: this.evidenceDir,
       log: pino({ level: 'warn' }),
+      stores: this.stores,
       workflowBundle: { codePath: this.bundlePath },
     });
     this.worker = { worker, running: worker.run() };
@@ -166,6 +169,7 @@ export class Harness {
   async close(): Promise<void> {
     await this.stopWorker();
     for (const t of this.targets) await t.service.stop();
+    await this.stores.close();
     await this.native?.close();
     await this.connection?.close();
   }

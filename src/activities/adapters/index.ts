@@ -1,4 +1,4 @@
-import type { LoadedTarget } from '../environment.js';
+import { requireSection, type LoadedTarget } from '../environment.js';
 import { parseDuration } from '../../shared/duration.js';
 import { ComposeService } from './compose.js';
 import { EnvFileFlagStore } from './env-file.js';
@@ -11,7 +11,7 @@ import type { CommandRunner, FlagStore, LogSource, ServiceAdapter } from './type
 
 /** Picks the adapter named by the target's configuration. */
 export function flagStoreFor(t: LoadedTarget, runner: CommandRunner = runCommand): FlagStore {
-  const store = t.target.flags.store;
+  const store = requireSection(t, 'flags').store;
   switch (store.type) {
     case 'env-file':
       return new EnvFileFlagStore(t.resolvePath(store.path));
@@ -21,7 +21,7 @@ export function flagStoreFor(t: LoadedTarget, runner: CommandRunner = runCommand
 }
 
 export function serviceFor(t: LoadedTarget, runner: CommandRunner = runCommand): ServiceAdapter {
-  const service = t.target.service;
+  const service = requireSection(t, 'service');
   switch (service.type) {
     case 'process':
       return new ProcessService({
@@ -42,7 +42,7 @@ export function serviceFor(t: LoadedTarget, runner: CommandRunner = runCommand):
 }
 
 export function logSourceFor(t: LoadedTarget, runner: CommandRunner = runCommand): LogSource | undefined {
-  const logs = t.target.health.logs;
+  const logs = requireSection(t, 'health').logs;
   if (!logs) return undefined;
   switch (logs.type) {
     case 'file':

@@ -1,0 +1,257 @@
+import { randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { assertContent, rowFingerprint, sha256Hex } from './fingerprint.js';
+import { rangeClause } from './sql.js';
+import type { KeyRange, ObjectKey, ObjectMeta, ObjectStoreAdapter, SegmentSummary, StoredObject } from './types.js';
+
+export interface ObjectStoreConfig {
+  /** directory holding `blobs/` and `index.sqlite` */
+  root: string;
+}
+
+type Row = ObjectMeta;
+
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+const isMissing = (error: unknown): boolean => (error as NodeJS.ErrnoException | null)?.code === 'ENOENT';
+
+/**
+ * A content-addressed object store (the seed's "StorageEngine"): each distinct content is one immutable blob
+ * at `<root>/blobs/<sha[0:2]>/<sha>`, written atomically (temporary file in the same directory, fsync, digest
+ * check, rename, directory fsync), and the objects are rows of a SQLite index `<root>/index.sqlite` naming
+ * their blob by sha256. Fingerprints are computed inside SQLite by a registered function, as in SqliteTableStore.
+ *
+ * Writes and deletes of one instance are serialised, so a blob is never collected while a put that shares it
+ * is in flight. Other processes must not write the same root concurrently.
+ */
+export class ObjectStore implements ObjectStoreAdapter {
+  private readonly db: Database.Database;
+  private readonly blobs: string;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly config: ObjectStoreConfig) {
+    this.blobs = join(config.root, 'blobs');
+    mkdirSync(this.blobs, { recursive: true });
+    this.db = new Database(join(config.root, 'index.sqlite'));
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('busy_timeout = 5000');
+    const fp = (i: 0 | 1) => (id: string, version: number, sha: string, size: number, created: number, updated: number) =>
+      rowFingerprint({ objectId: id, version: Number(version), sha256: sha, size: Number(size), createdAt: Number(created), updatedAt: Number(updated) })[i];
+    this.db.function('dr_fp1', { deterministic: true }, fp(0) as never);
+    this.db.function('dr_fp2', { deterministic: true }, fp(1) as never);
+    this.db.exec(
+      `CREATE TABLE IF NOT EXISTS objects (object_id TEXT NOT NULL, version INTEGER NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, PRIMARY KEY (object_id, version)) WITHOUT ROWID;
+       CREATE INDEX IF NOT EXISTS objects_sha256 ON objects (sha256);`,
+    );
+  }
+
+  /** A store at `root`, creating its directories. */
+  static async open(root: string): Promise<ObjectStore> {
+    await mkdir(join(root, 'blobs'), { recursive: true });
+    return new ObjectStore({ root });
+  }
+
+  describe(): string {
+    return `object store ${this.config.root}`;
+  }
+
+  /** where the blob of this digest lives (the digest is checked: it becomes a path) */
+  blobPath(sha256: string): string {
+    if (!SHA256_HEX.test(sha256)) throw new Error(`not a sha256 hex digest: ${JSON.stringify(sha256)}`);
+    return join(this.blobs, sha256.slice(0, 2), sha256);
+  }
+
+  private exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const result = this.queue.then(work);
+    this.queue = result.catch(() => {});
+    return result;
+  }
+
+  private static readonly META = 'object_id AS objectId, version, size, sha256, created_at AS createdAt, updated_at AS updatedAt';
+
+  private where(range: KeyRange, params: unknown[]): string {
+    return rangeClause(range, 'object_id', 'version', params, () => '?').replace('TRUE', '1');
+  }
+
+  async *scan(range: KeyRange, pageSize: number): AsyncIterable<ObjectMeta[]> {
+    let from = range.from;
+    let first = true;
+    for (;;) {
+      const params: unknown[] = [];
+      let where = this.where({ from, to: range.to }, params);
+      if (!first && from) where = where.replace('>=', '>');
+      const rows = this.db.prepare(`SELECT ${ObjectStore.META} FROM objects WHERE ${where} ORDER BY object_id, version LIMIT ?`).all(...params, pageSize) as Row[];
+      if (rows.length === 0) return;
+      yield rows;
+      if (rows.length < pageSize) return;
+      const last = rows[rows.length - 1]!;
+      from = { objectId: last.objectId, version: last.version };
+      first = false;
+    }
+  }
+
+  async summarize(range: KeyRange): Promise<SegmentSummary> {
+    const params: unknown[] = [];
+    const args = 'object_id, version, sha256, size, created_at, updated_at';
+    // SQLite sums exactly in 64 bits; read the sums as bigint so that they stay exact past 2^53 (~2M rows)
+    const row = this.db
+      .prepare(`SELECT count(*) AS count, coalesce(sum(dr_fp1(${args})), 0) AS h1, coalesce(sum(dr_fp2(${args})), 0) AS h2 FROM objects WHERE ${this.where(range, params)}`)
+      .safeIntegers(true)
+      .get(...params) as { count: bigint; h1: bigint; h2: bigint };
+    return { count: Number(row.count), h1: row.h1.toString(), h2: row.h2.toString() };
+  }
+
+  async splitPoints(range: KeyRange, parts: number): Promise<ObjectKey[]> {
+    const params: unknown[] = [];
+    const where = this.where(range, params);
+    const { n } = this.db.prepare(`SELECT count(*) AS n FROM objects WHERE ${where}`).get(...params) as { n: number };
+    const stmt = this.db.prepare(`SELECT object_id AS objectId, version FROM objects WHERE ${where} ORDER BY object_id, version LIMIT 1 OFFSET ?`);
+    const keys: ObjectKey[] = [];
+    for (let i = 1; i < parts; i++) {
+      const offset = Math.floor((n * i) / parts);
+      if (offset <= 0 || offset >= n) continue;
+      const k = stmt.get(...params, offset) as ObjectKey | undefined;
+      if (k && !keys.some((x) => x.objectId === k.objectId && x.version === k.version)) keys.push(k);
+    }
+    return keys;
+  }
+
+  /** The objects that exist, in the order asked; throws when a blob is missing or does not match its digest. */
+  async get(keys: ObjectKey[]): Promise<StoredObject[]> {
+    const stmt = this.db.prepare(`SELECT ${ObjectStore.META} FROM objects WHERE object_id = ? AND version = ?`);
+    const out: StoredObject[] = [];
+    for (const k of keys) {
+      const meta = stmt.get(k.objectId, k.version) as Row | undefined;
+      if (!meta) continue;
+      let content: Buffer;
+      try {
+        content = await readFile(this.blobPath(meta.sha256));
+      } catch (error) {
+        if (!isMissing(error)) throw error;
+        // deleted (and its blob collected) while we read: absent, unless the row is still there
+        const again = stmt.get(k.objectId, k.version) as Row | undefined;
+        if (!again) continue;
+        throw new Error(`${k.objectId}@${k.version}: blob ${meta.sha256} is missing`);
+      }
+      if (content.length !== meta.size || sha256Hex(content) !== meta.sha256) {
+        throw new Error(`${k.objectId}@${k.version}: blob ${meta.sha256} is corrupt (${content.length} bytes, sha256 ${sha256Hex(content)})`);
+      }
+      out.push({ ...meta, content });
+    }
+    return out;
+  }
+
+  /** Blobs first (atomically, verified), then the index rows in one transaction; overwritten blobs are collected. */
+  async put(objects: StoredObject[]): Promise<void> {
+    objects.forEach(assertContent);
+    if (objects.length === 0) return;
+    await this.exclusive(async () => {
+      const written = new Set<string>();
+      for (const o of objects) {
+        if (written.has(o.sha256)) continue;
+        await this.writeBlob(o.sha256, o.content);
+        written.add(o.sha256);
+      }
+      const previous = this.db.prepare('SELECT sha256 FROM objects WHERE object_id = ? AND version = ?').pluck();
+      const upsert = this.db.prepare(
+        `INSERT INTO objects (object_id, version, sha256, size, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (object_id, version) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size, created_at = excluded.created_at, updated_at = excluded.updated_at`,
+      );
+      const replaced = new Set<string>();
+      this.db.transaction(() => {
+        for (const o of objects) {
+          const old = previous.get(o.objectId, o.version) as string | undefined;
+          if (old !== undefined && old !== o.sha256) replaced.add(old);
+          upsert.run(o.objectId, o.version, o.sha256, o.size, o.createdAt, o.updatedAt);
+        }
+      })();
+      await this.collect(replaced);
+    });
+  }
+
+  /** Removes the index rows, then the blobs no remaining row references. */
+  async delete(keys: ObjectKey[]): Promise<void> {
+    if (keys.length === 0) return;
+    await this.exclusive(async () => {
+      const find = this.db.prepare('SELECT sha256 FROM objects WHERE object_id = ? AND version = ?').pluck();
+      const remove = this.db.prepare('DELETE FROM objects WHERE object_id = ? AND version = ?');
+      const released = new Set<string>();
+      this.db.transaction(() => {
+        for (const k of keys) {
+          const sha = find.get(k.objectId, k.version) as string | undefined;
+          if (sha === undefined) continue;
+          remove.run(k.objectId, k.version);
+          released.add(sha);
+        }
+      })();
+      await this.collect(released);
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.queue;
+    this.db.close();
+  }
+
+  /** Unlinks the blobs of these digests that no index row references any more. */
+  private async collect(shas: Iterable<string>): Promise<void> {
+    const referenced = this.db.prepare('SELECT 1 FROM objects WHERE sha256 = ? LIMIT 1').pluck();
+    for (const sha of shas) {
+      if (referenced.get(sha) !== undefined) continue;
+      try {
+        await unlink(this.blobPath(sha));
+      } catch (error) {
+        if (!isMissing(error)) throw error;
+      }
+    }
+  }
+
+  /** Whether the blob exists and holds exactly this content's digest (a corrupt blob gets rewritten). */
+  private async intact(path: string, sha256: string, size: number): Promise<boolean> {
+    try {
+      const existing = await readFile(path);
+      return existing.length === size && sha256Hex(existing) === sha256;
+    } catch (error) {
+      if (isMissing(error)) return false;
+      throw error;
+    }
+  }
+
+  private async writeBlob(sha256: string, content: Buffer): Promise<void> {
+    const path = this.blobPath(sha256);
+    if (await this.intact(path, sha256, content.length)) return;
+    const dir = join(this.blobs, sha256.slice(0, 2));
+    // a new fan-out directory must itself be made durable in blobs/
+    if (await mkdir(dir, { recursive: true })) await fsyncDir(this.blobs);
+    const temp = join(dir, `.${sha256}.${process.pid}.${randomUUID()}.tmp`);
+    try {
+      const file = await open(temp, 'wx', 0o644);
+      try {
+        await file.writeFile(content);
+        await file.sync();
+      } finally {
+        await file.close();
+      }
+      const written = await readFile(temp);
+      if (written.length !== content.length || sha256Hex(written) !== sha256) throw new Error(`blob ${sha256}: the written file does not match its digest`);
+      await rename(temp, path);
+    } catch (error) {
+      await unlink(temp).catch(() => {});
+      throw error;
+    }
+    await fsyncDir(dir);
+  }
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}

@@ -1,0 +1,45 @@
+import type { KeyRange } from './types.js';
+
+export interface ColumnMap {
+  objectId: string;
+  version: string;
+  content: string;
+  size: string;
+  /** hex sha256 column; when absent the store computes it from the content (Postgres) */
+  sha256?: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export const DEFAULT_COLUMNS: ColumnMap = {
+  objectId: 'object_id',
+  version: 'version',
+  content: 'content',
+  size: 'size',
+  sha256: 'sha256',
+  createdAt: 'created_at',
+  updatedAt: 'updated_at',
+};
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+
+/** Validates and double-quotes an SQL identifier (schema-qualified names as "schema"."table"). */
+export function quoteIdentifier(name: string, what = 'identifier'): string {
+  const parts = name.split('.');
+  if (parts.length > 2 || parts.some((p) => !IDENTIFIER.test(p))) throw new Error(`invalid ${what} "${name}": use letters, digits and _ (optionally schema.table)`);
+  return parts.map((p) => `"${p}"`).join('.');
+}
+
+/** WHERE clause over the (objectId, version) row value; `param(i)` renders a placeholder. */
+export function rangeClause(range: KeyRange, idCol: string, versionCol: string, params: unknown[], param: (i: number) => string, collate = ''): string {
+  const parts: string[] = [];
+  if (range.from) {
+    params.push(range.from.objectId, range.from.version);
+    parts.push(`(${idCol}${collate}, ${versionCol}) >= (${param(params.length - 1)}${collate}, ${param(params.length)})`);
+  }
+  if (range.to) {
+    params.push(range.to.objectId, range.to.version);
+    parts.push(`(${idCol}${collate}, ${versionCol}) < (${param(params.length - 1)}${collate}, ${param(params.length)})`);
+  }
+  return parts.length ? parts.join(' AND ') : 'TRUE';
+}

@@ -1,0 +1,153 @@
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { abortSignal, approveSignal, rejectSignal } from '../src/shared/messages.js';
+import type { RunbookResult } from '../src/shared/types.js';
+import { allMeta, approveWhenReady, differences, pairTarget, startDualWrite, type Pair } from './support/dual-write.js';
+import { Harness } from './support/harness.js';
+import { saveHistory } from './support/histories.js';
+
+const h = new Harness();
+const pool = new pg.Pool({ connectionString: h.databaseUrl });
+beforeAll(() => h.start());
+afterAll(async () => {
+  await h.close();
+  await pool.end();
+});
+
+const ALL_CLASSES = { missing_in_a: 3, missing_in_b: 4, content_mismatch: 5, metadata_mismatch: 2 };
+
+describe('dual-write rollback against real stores', () => {
+  it.each<Pair>(['postgres-objectstore', 'sqlite-objectstore', 'postgres-sqlite'])(
+    '%s, postgres-authoritative: every drift class detected exactly, side b repaired, a untouched',
+    async (pair) => {
+      const t = await pairTarget(h, pool, pair, { objects: 200, drift: ALL_CLASSES, newer: 'a' });
+      const before = await allMeta(t.a);
+      const handle = await startDualWrite(h, t);
+      const waiting = await h.waitForApproval(handle);
+      expect(waiting.plan!.summary).toContain('14 objects differ');
+      await handle.signal(approveSignal, { by: 'alice', planHash: waiting.planHash! });
+      const result = (await handle.result()) as RunbookResult & { outcome: string };
+      expect(result.outcome).toBe('succeeded');
+      const evidence = JSON.parse(readFileSync(result.evidence!.path, 'utf8'));
+      expect(evidence.extra.detection.counts).toEqual(ALL_CLASSES);
+      const detected = readFileSync(evidence.extra.detection.path, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+      expect(detected.map((e: { objectId: string; class: string }) => `${e.objectId}:${e.class}`).sort()).toEqual(
+        t.injected.map((e) => `${e.objectId}:${e.class}`).sort(),
+      );
+      expect(await differences(t)).toBe(0);
+      expect(await allMeta(t.a)).toEqual(before);
+      expect(evidence.extra.execution.applied).toBe(14);
+      const rollback = JSON.parse(readFileSync(evidence.extra.artifacts.rollback.path, 'utf8'));
+      expect(evidence.extra.artifacts.rollback.path).toMatch(/dual_write_rollback_\d{8}\.json$/);
+      expect(rollback.rollback_details.objects_differing).toBe(14);
+      expect(rollback.rollback_details.objects_compared).toEqual({ postgres: 197, store: 196 });
+      const verification = JSON.parse(readFileSync(evidence.extra.artifacts.verification.path, 'utf8'));
+      expect(verification.remaining_differences).toBe(0);
+      expect(verification.repaired_objects_verified).toBe(14);
+      if (pair === 'postgres-objectstore') await saveHistory(h.client, handle.workflowId, 'postgres-authoritative', 'dual-write-rollback');
+    },
+  );
+
+  it('store-authoritative repairs side a from b and leaves b untouched', async () => {
+    const t = await pairTarget(h, pool, 'sqlite-objectstore', { objects: 120, drift: ALL_CLASSES, newer: 'b' });
+    const before = await allMeta(t.b);
+    const handle = await startDualWrite(h, t, { policy: 'store-authoritative' });
+    await approveWhenReady(h, handle);
+    expect(((await handle.result()) as RunbookResult).outcome).toBe('succeeded');
+    expect(await differences(t)).toBe(0);
+    expect(await allMeta(t.b)).toEqual(before);
+  });
+
+  it('newest-wins decides per object by updated time; ties go to the configured side', async () => {
+    const t = await pairTarget(h, pool, 'sqlite-objectstore', { objects: 100, drift: { content_mismatch: 4 }, newer: 'b' }, { tieBreaker: 'b' });
+    // one more object where only createdAt differs: a tie on updatedAt
+    const [tie] = await t.a.get([{ objectId: 'obj-00000001', version: 1 }]);
+    await t.b.put([{ ...tie!, createdAt: tie!.createdAt + 5 }]);
+    const newerInB = await t.b.get(t.injected);
+    const handle = await startDualWrite(h, t, { policy: 'newest-wins' });
+    await approveWhenReady(h, handle);
+    const result = (await handle.result()) as RunbookResult;
+    expect(result.outcome).toBe('succeeded');
+    expect(await differences(t)).toBe(0);
+    const nowInA = await t.a.get(t.injected);
+    expect(nowInA.map((o) => o.sha256)).toEqual(newerInB.map((o) => o.sha256));
+    const [tieNow] = await t.a.get([tie!]);
+    expect(tieNow!.createdAt).toBe(tie!.createdAt + 5);
+  });
+
+  it('critical severity halts dual writes first; a rejection restores the flag', async () => {
+    const web = await h.demoTarget();
+    const webEnv = readFileSync(join(h.environmentsDir, `${web.envName}.yaml`), 'utf8');
+    const webTarget = (await import('yaml')).parse(webEnv).targets.web;
+    const t = await pairTarget(h, pool, 'sqlite-objectstore', { objects: 50, drift: { metadata_mismatch: 2 }, newer: 'b' }, { haltTarget: 'web' }, { web: webTarget });
+    const handle = await startDualWrite(h, t);
+    const waiting = await h.waitForApproval(handle);
+    expect(waiting.plan!.summary).toContain('severity critical');
+    expect(waiting.steps.find((s) => s.name === 'halt dual writes')!.status).toBe('succeeded');
+    expect(readFileSync(web.envFile, 'utf8')).toContain('TEAM_VNEXT_DUAL_WRITE_ENABLED=false');
+    await handle.signal(rejectSignal, { by: 'bob', comment: 'investigate first' });
+    const result = (await handle.result()) as RunbookResult;
+    expect(result.outcome).toBe('rejected');
+    expect(result.compensations.map((c) => [c.step, c.status])).toEqual([['halt dual writes', 'succeeded']]);
+    expect(readFileSync(web.envFile, 'utf8')).toBe(web.initialFlags);
+    expect(await differences(t)).toBe(2);
+  });
+
+  it('abort during execute restores the target side byte-identical from the snapshot', async () => {
+    const t = await pairTarget(h, pool, 'postgres-objectstore', { objects: 300, drift: { content_mismatch: 40, missing_in_a: 10, missing_in_b: 10 }, newer: 'a' }, { batchSize: 5, parallelism: 1, batchPause: '150ms' });
+    const before = await allMeta(t.b);
+    const contentBefore = await t.b.get(before);
+    const handle = await startDualWrite(h, t);
+    await approveWhenReady(h, handle);
+    await h.waitFor(handle, (s) => s.currentStep === 'execute');
+    await new Promise((r) => setTimeout(r, 500));
+    await handle.signal(abortSignal, { by: 'carol', reason: 'wrong policy' });
+    const result = (await handle.result()) as RunbookResult;
+    expect(result.outcome).toBe('aborted');
+    expect(result.compensations.map((c) => [c.step, c.status])).toEqual([['snapshot', 'succeeded']]);
+    expect(await allMeta(t.b)).toEqual(before);
+    const contentAfter = await t.b.get(before);
+    expect(contentAfter.map((o) => o.content.toString('base64'))).toEqual(contentBefore.map((o) => o.content.toString('base64')));
+    expect(await differences(t)).toBe(60);
+    await saveHistory(h.client, handle.workflowId, 'abort-during-execute', 'dual-write-rollback');
+  });
+
+  it('dry run detects, isolates, decides and plans but changes nothing', async () => {
+    const t = await pairTarget(h, pool, 'sqlite-objectstore', { objects: 80, drift: ALL_CLASSES });
+    const [a, b] = [await allMeta(t.a), await allMeta(t.b)];
+    const handle = await startDualWrite(h, t, { dryRun: true });
+    const result = (await handle.result()) as RunbookResult;
+    expect(result.outcome).toBe('dry_run');
+    expect(result.plan!.summary).toContain('14 objects differ');
+    expect(result.steps.find((s) => s.name === 'snapshot')!.status).toBe('skipped');
+    expect([await allMeta(t.a), await allMeta(t.b)]).toEqual([a, b]);
+    expect(existsSync(result.evidence!.path)).toBe(true);
+  });
+
+  it('bad input and bad environments fail non-retryably, naming the field, changing nothing', async () => {
+    const t = await pairTarget(h, pool, 'sqlite-objectstore', { objects: 20, drift: { missing_in_b: 1 } });
+    const bad = await startDualWrite(h, t, { policy: 'loudest-wins' as never });
+    const err = await bad.result().catch((e: unknown) => e);
+    expect(((err as WorkflowFailedError).cause as ApplicationFailure).type).toBe('InvalidInput');
+    expect((err as WorkflowFailedError).cause!.message).toContain('policy:');
+
+    const env = join(h.environmentsDir, `${t.envName}.yaml`);
+    const original = readFileSync(env, 'utf8');
+    for (const [broken, field] of [
+      [original.replace('type: sqlite', 'type: mongodb'), 'targets.objects.dualWrite.a.type'],
+      [original.replace('table: objects', 'table: objects; drop table x'), 'targets.objects.dualWrite.a.table'],
+    ] as const) {
+      writeFileSync(env, broken);
+      const handle = await startDualWrite(h, t);
+      const failed = await handle.result().catch((e: unknown) => e);
+      const result = ((failed as WorkflowFailedError).cause as ApplicationFailure).details![0] as RunbookResult;
+      expect(result.steps[0]!.error).toContain(field);
+    }
+    writeFileSync(env, original);
+    expect(await differences(t)).toBe(1);
+  });
+});

@@ -1,0 +1,521 @@
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import pg from 'pg';
+import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import { compareKeys, inRange, sha256Hex, summarizeRows } from '../src/activities/stores/fingerprint.js';
+import { ObjectStore } from '../src/activities/stores/object-store.js';
+import { isConnectionError, PostgresTableStore } from '../src/activities/stores/postgres-table.js';
+import { SqliteTableStore } from '../src/activities/stores/sqlite-table.js';
+import type { KeyRange, ObjectKey, ObjectMeta, ObjectStoreAdapter, StoredObject } from '../src/activities/stores/types.js';
+import { ensurePostgres } from '../src/dev/postgres.js';
+import { freePort } from '../src/dev/ports.js';
+
+/**
+ * One conformance suite for every ObjectStoreAdapter (like kysely's one suite per dialect), then the
+ * cross-adapter checks a reconciler relies on: the same rows scan identically and summarise to the same numbers
+ * everywhere, and those numbers are summarizeRows() of the scanned metadata.
+ */
+
+const dirs: string[] = [];
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'runbook-stores-'));
+  dirs.push(dir);
+  return dir;
+}
+
+const runId = `${process.pid}_${Date.now() % 1e6}`;
+const pgTable = `objs_${runId}`;
+const pgTableNoSha = `objs_nosha_${runId}`;
+let pool: pg.Pool;
+/** application_name of this file's pool: the connection test kills only these connections */
+const poolName = `stores_test_${runId}`;
+
+interface Subject {
+  name: string;
+  open(): Promise<ObjectStoreAdapter>;
+  /** changes one row's recorded size behind the adapter's back (put() cannot: it checks size against content) */
+  tamperSize(key: ObjectKey, size: number): Promise<void>;
+  /** builds the adapter with a bad table or column name (absent: the adapter takes no names) */
+  withNames?(names: { table?: string; column?: string }): unknown;
+}
+
+let sqlitePath: string;
+let objectRoot: string;
+
+const subjects: Subject[] = [
+  {
+    name: 'sqlite-table',
+    open: async () => new SqliteTableStore({ path: sqlitePath, table: 'objects', create: true }),
+    tamperSize: async (k, size) => {
+      const db = new Database(sqlitePath);
+      db.prepare('UPDATE objects SET size = ? WHERE object_id = ? AND version = ?').run(size, k.objectId, k.version);
+      db.close();
+    },
+    withNames: ({ table, column }) => new SqliteTableStore({ path: join(tempDir(), 'x.sqlite'), table: table ?? 'objects', columns: column ? { size: column } : {} }),
+  },
+  {
+    name: 'postgres-table',
+    open: () => PostgresTableStore.open({ pool, table: pgTable, create: true }),
+    tamperSize: async (k, size) => {
+      await pool.query(`UPDATE "${pgTable}" SET size = $1 WHERE object_id = $2 AND version = $3`, [size, k.objectId, k.version]);
+    },
+    withNames: ({ table, column }) => new PostgresTableStore({ pool, table: table ?? 'objects', columns: column ? { updatedAt: column } : {} }),
+  },
+  {
+    // someone else's table: other column names, no digest column, and a linguistic collation on the id column
+    // (the database's default is C.UTF-8, which would hide a missing COLLATE "C")
+    name: 'postgres-table (existing table, ICU collation, sha256 computed in Postgres)',
+    open: async () => {
+      const { rowCount } = await pool.query(`SELECT 1 FROM pg_collation WHERE collname = 'und-x-icu'`);
+      const collate = rowCount ? 'COLLATE "und-x-icu"' : '';
+      await pool.query(
+        `CREATE TABLE "${pgTableNoSha}" (id varchar(200) ${collate} NOT NULL, ver bigint NOT NULL, body bytea NOT NULL, bytes integer NOT NULL, made timestamptz NOT NULL, changed timestamptz NOT NULL, PRIMARY KEY (id, ver))`,
+      );
+      const columns = { objectId: 'id', version: 'ver', content: 'body', size: 'bytes', sha256: null, createdAt: 'made', updatedAt: 'changed' };
+      return PostgresTableStore.open({ pool, table: pgTableNoSha, columns });
+    },
+    tamperSize: async (k, size) => {
+      await pool.query(`UPDATE "${pgTableNoSha}" SET bytes = $1 WHERE id = $2 AND ver = $3`, [size, k.objectId, k.version]);
+    },
+  },
+  {
+    name: 'object-store',
+    open: () => ObjectStore.open(objectRoot),
+    tamperSize: async (k, size) => {
+      const db = new Database(join(objectRoot, 'index.sqlite'));
+      db.prepare('UPDATE objects SET size = ? WHERE object_id = ? AND version = ?').run(size, k.objectId, k.version);
+      db.close();
+    },
+  },
+];
+
+const stores = new Map<string, ObjectStoreAdapter>();
+const store = (name: string): ObjectStoreAdapter => stores.get(name)!;
+
+beforeAll(async () => {
+  sqlitePath = join(tempDir(), 'objects.sqlite');
+  objectRoot = join(tempDir(), 'object-store');
+  pool = new pg.Pool({ connectionString: inject('databaseUrl'), max: 4, application_name: poolName });
+  for (const s of subjects) stores.set(s.name, await s.open());
+});
+
+afterAll(async () => {
+  for (const s of stores.values()) await s.close();
+  if (pool) {
+    await pool.query(`DROP TABLE IF EXISTS "${pgTable}"`);
+    await pool.query(`DROP TABLE IF EXISTS "${pgTableNoSha}"`);
+    await pool.end();
+  }
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+// ---- data ----
+
+const T0 = 1_700_000_000_000;
+
+function object(objectId: string, version: number, content = `content of ${objectId}@${version}`, createdAt = T0 + version * 1001, updatedAt = createdAt + 999): StoredObject {
+  const bytes = Buffer.from(content);
+  return { objectId, version, content: bytes, size: bytes.length, sha256: sha256Hex(bytes), createdAt, updatedAt };
+}
+
+/** Ids whose bytewise (UTF-8, "C") order differs from case-insensitive, locale and UTF-16 orders. */
+const TRICKY_IDS = ['a', 'B', 'a-1', 'a_1', 'é', '~', 'a/b', 'A', 'a b', 'ｚ', '😀', 'e', 'f'];
+/** their bytewise order, written out by hand rather than computed with the function under test */
+const TRICKY_ORDER = ['A', 'B', 'a', 'a b', 'a-1', 'a/b', 'a_1', 'e', 'f', 'zero', '~', 'é', 'ｚ', '😀'];
+
+function trickyObjects(): StoredObject[] {
+  const out: StoredObject[] = [];
+  TRICKY_IDS.forEach((id, i) => {
+    for (const v of [10, 1, 2]) out.push(object(id, v, `${id}#${v}`, T0 + i * 7919 + v, T0 + i * 7919 + v * 1000 + 999));
+  });
+  // empty content, epoch 0
+  out.push(object('zero', 1, '', 0, 1));
+  return out;
+}
+
+/** n objects with assorted sizes and timestamps, in a shuffled order */
+function manyObjects(n: number): StoredObject[] {
+  const out: StoredObject[] = [];
+  for (let i = 0; i < n; i++) {
+    const id = `obj-${String((i * 7) % n).padStart(4, '0')}`;
+    out.push(object(id, (i % 3) + 1, 'x'.repeat(i % 17) + i, T0 + i * 12_345 + (i % 1000), T0 + i * 12_345 + 86_400_000 + (i % 997)));
+  }
+  return out;
+}
+
+const keyOf = (m: ObjectKey): ObjectKey => ({ objectId: m.objectId, version: m.version });
+const metaOf = ({ content: _content, ...meta }: StoredObject): ObjectMeta => meta;
+
+async function scanAll(s: ObjectStoreAdapter, range: KeyRange = {}, pageSize = 1000): Promise<ObjectMeta[][]> {
+  const pages: ObjectMeta[][] = [];
+  for await (const page of s.scan(range, pageSize)) pages.push(page);
+  return pages;
+}
+
+async function wipe(s: ObjectStoreAdapter): Promise<void> {
+  const rows = (await scanAll(s)).flat();
+  await s.delete(rows.map(keyOf));
+  expect((await scanAll(s)).flat()).toEqual([]);
+}
+
+const sorted = <T extends ObjectKey>(rows: T[]): T[] => [...rows].sort(compareKeys);
+
+async function rejection(promise: Promise<unknown>): Promise<Error> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as Error;
+  }
+  throw new Error('expected the promise to reject');
+}
+
+// ---- the conformance suite, once per adapter ----
+
+for (const subject of subjects) {
+  describe(subject.name, () => {
+    let s: ObjectStoreAdapter;
+    beforeEach(async () => {
+      s = store(subject.name);
+      await wipe(s);
+    });
+
+    it('describes itself', () => {
+      expect(s.describe()).toMatch(/\S/);
+    });
+
+    it('round-trips objects through put and get (bytes, metadata, order asked, missing keys left out)', async () => {
+      const binary = Buffer.from([0, 1, 2, 255, 254, 0x5c, 0x78, 0x22, 0x7b, 0x2c, 0x7d]);
+      const objects = [object('r/1', 1), object('r/2', 3, ''), { ...object('r/3', 1), content: binary, size: binary.length, sha256: sha256Hex(binary) }];
+      await s.put(objects);
+      const got = await s.get([keyOf(objects[2]!), { objectId: 'nope', version: 1 }, keyOf(objects[0]!), keyOf(objects[1]!)]);
+      expect(got.map(keyOf)).toEqual([objects[2], objects[0], objects[1]].map((o) => keyOf(o!)));
+      for (const [i, o] of [objects[2]!, objects[0]!, objects[1]!].entries()) {
+        expect(Buffer.isBuffer(got[i]!.content)).toBe(true);
+        expect(got[i]!.content.equals(o.content)).toBe(true);
+        expect(metaOf(got[i]!)).toEqual(metaOf(o));
+      }
+      expect(await s.get([])).toEqual([]);
+    });
+
+    it('put is an idempotent upsert and delete is idempotent', async () => {
+      const objects = trickyObjects();
+      await s.put(objects);
+      const once = (await scanAll(s)).flat();
+      const summary = await s.summarize!({});
+      await s.put(objects);
+      await s.put([objects[0]!, objects[0]!]);
+      expect((await scanAll(s)).flat()).toEqual(once);
+      expect(await s.summarize!({})).toEqual(summary);
+
+      const changed = object(objects[0]!.objectId, objects[0]!.version, 'new content', T0, T0 + 5);
+      await s.put([changed]);
+      const [got] = await s.get([keyOf(changed)]);
+      expect(metaOf(got!)).toEqual(metaOf(changed));
+      expect(got!.content.toString()).toBe('new content');
+
+      const gone = [keyOf(objects[1]!), keyOf(objects[2]!)];
+      await s.delete(gone);
+      await s.delete(gone);
+      await s.delete([{ objectId: 'never-there', version: 1 }]);
+      await s.delete([]);
+      expect(await s.get(gone)).toEqual([]);
+      expect((await scanAll(s)).flat()).toHaveLength(once.length - 2);
+    });
+
+    it('put refuses content that does not match its sha256 or size, and writes nothing of the batch', async () => {
+      const good = object('good', 1);
+      const badSha = { ...object('bad-sha', 1), sha256: sha256Hex(Buffer.from('something else')) };
+      const badSize = { ...object('bad-size', 1), size: 3 };
+      expect((await rejection(s.put([good, badSha]))).message).toMatch(/bad-sha@1: content sha256 .* does not match/);
+      expect((await rejection(s.put([good, badSize]))).message).toMatch(/bad-size@1: content is \d+ bytes, metadata says 3/);
+      expect((await scanAll(s)).flat()).toEqual([]);
+      expect(await s.get([keyOf(good), keyOf(badSha), keyOf(badSize)])).toEqual([]);
+    });
+
+    it('scans in bytewise key order (UTF-8, "C" collation), versions numerically', async () => {
+      const objects = trickyObjects();
+      await s.put([...objects].reverse());
+      const rows = (await scanAll(s, {}, 4)).flat();
+      const expected = TRICKY_ORDER.flatMap((id) => (id === 'zero' ? [1] : [1, 2, 10]).map((version) => ({ objectId: id, version })));
+      expect(rows.map(keyOf)).toEqual(expected);
+      expect(rows.map(keyOf)).toEqual(sorted(objects).map(keyOf));
+      expect(rows).toEqual(sorted(objects).map(metaOf));
+    });
+
+    it('scans [from, to) page by page without duplicates or misses at page boundaries', async () => {
+      const objects = [...trickyObjects(), ...manyObjects(60)];
+      await s.put(objects);
+      const all = sorted(objects).map(metaOf);
+      const ranges: KeyRange[] = [
+        {},
+        { from: { objectId: 'a', version: 2 } },
+        { to: { objectId: 'a_1', version: 2 } },
+        { from: { objectId: 'a', version: 2 }, to: { objectId: 'é', version: 1 } },
+        { from: { objectId: 'a-0', version: 0 }, to: { objectId: 'obj-0030', version: 2 } },
+        { from: { objectId: 'obj-0010', version: 3 }, to: { objectId: 'obj-0010', version: 3 } },
+        { from: { objectId: 'zzz', version: 1 }, to: { objectId: 'zzzz', version: 1 } },
+      ];
+      for (const range of ranges) {
+        const expected = all.filter((m) => inRange(m, range));
+        for (const pageSize of [1, 2, 3, 7, expected.length || 1, expected.length + 1, 1000]) {
+          const pages = await scanAll(s, range, pageSize);
+          expect(pages.every((p) => p.length >= 1 && p.length <= pageSize)).toBe(true);
+          expect(pages.slice(0, -1).every((p) => p.length === pageSize)).toBe(true);
+          expect(pages.flat()).toEqual(expected);
+        }
+      }
+    });
+
+    it('summarizes a range to summarizeRows() of the rows it scans', async () => {
+      expect(await s.summarize!({})).toEqual({ count: 0, h1: '0', h2: '0' });
+      const objects = [...trickyObjects(), ...manyObjects(40)];
+      await s.put(objects);
+      for (const range of [{}, { from: { objectId: 'a', version: 2 }, to: { objectId: 'obj-0020', version: 1 } }, { to: { objectId: 'a', version: 1 } }, { from: { objectId: 'é', version: 2 } }]) {
+        const scanned = (await scanAll(s, range, 5)).flat();
+        expect(await s.summarize!(range)).toEqual(summarizeRows(scanned));
+        expect(await s.summarize!(range)).toEqual(summarizeRows(objects.filter((o) => inRange(o, range)).map(metaOf)));
+      }
+    });
+
+    it('summarize changes when one field of one row changes, and comes back when it is restored', async () => {
+      const objects = trickyObjects();
+      await s.put(objects);
+      const base = await s.summarize!({});
+      const target = objects.find((o) => o.objectId === 'é' && o.version === 2)!;
+      const variants: [string, StoredObject][] = [
+        ['sha256 (same size, other bytes)', object(target.objectId, target.version, target.content.toString().replace('#', '!'), target.createdAt, target.updatedAt)],
+        ['size and sha256', object(target.objectId, target.version, `${target.content.toString()}+`, target.createdAt, target.updatedAt)],
+        ['createdAt', { ...target, createdAt: target.createdAt + 1 }],
+        ['updatedAt', { ...target, updatedAt: target.updatedAt - 1 }],
+      ];
+      for (const [field, variant] of variants) {
+        expect(variant.content.length === target.content.length || field.startsWith('size')).toBe(true);
+        await s.put([variant]);
+        const changed = await s.summarize!({});
+        expect(changed.count, field).toBe(base.count);
+        expect(changed, field).not.toEqual(base);
+        expect(changed, field).toEqual(summarizeRows((await scanAll(s)).flat()));
+        await s.put([target]);
+        expect(await s.summarize!({}), field).toEqual(base);
+      }
+      // size alone cannot differ through put(); tamper with the stored metadata instead
+      await subject.tamperSize(target, target.size + 1);
+      const tampered = await s.summarize!({});
+      expect(tampered).not.toEqual(base);
+      expect(tampered).toEqual(summarizeRows((await scanAll(s)).flat()));
+      await subject.tamperSize(target, target.size);
+      expect(await s.summarize!({})).toEqual(base);
+    });
+
+    it('splitPoints returns increasing keys strictly inside the range', async () => {
+      expect(await s.splitPoints!({}, 4)).toEqual([]);
+      const objects = [...trickyObjects(), ...manyObjects(90)];
+      await s.put(objects);
+      const all = sorted(objects).map(keyOf);
+      const ranges: KeyRange[] = [{}, { from: { objectId: 'a', version: 2 }, to: { objectId: 'obj-0050', version: 1 } }, { from: { objectId: 'obj-0010', version: 1 } }];
+      for (const range of ranges) {
+        const inside = all.filter((k) => inRange(k, range));
+        for (const parts of [2, 3, 4, 10]) {
+          const points = await s.splitPoints!(range, parts);
+          expect(points.length).toBeGreaterThan(0);
+          expect(points.length).toBeLessThanOrEqual(parts - 1);
+          for (const [i, p] of points.entries()) {
+            expect(inside).toContainEqual(p);
+            expect(compareKeys(p, inside[0]!)).toBeGreaterThan(0);
+            if (i > 0) expect(compareKeys(p, points[i - 1]!)).toBeGreaterThan(0);
+          }
+          // roughly equal parts: no part more than twice its fair share (+1)
+          const bounds = [inside[0]!, ...points];
+          const sizes = bounds.map((b, i) => inside.filter((k) => compareKeys(k, b) >= 0 && (i + 1 >= bounds.length || compareKeys(k, bounds[i + 1]!) < 0)).length);
+          expect(Math.max(...sizes)).toBeLessThanOrEqual((2 * inside.length) / parts + 1);
+        }
+      }
+      expect(await s.splitPoints!({}, 1)).toEqual([]);
+      const tiny = { from: { objectId: 'a', version: 1 }, to: { objectId: 'a', version: 2 } };
+      expect(await s.splitPoints!(tiny, 4)).toEqual([]);
+    });
+
+    if (subject.withNames) {
+      const withNames = subject.withNames;
+      it('rejects invalid table and column names in the constructor, naming them', () => {
+        for (const bad of ['objects; drop table x', '1abc', 'a"b', 'x.y.z', '']) {
+          expect(() => withNames({ table: bad })).toThrow(`invalid table name "${bad}"`);
+        }
+        for (const bad of ['size; drop table x', '1abc']) {
+          expect(() => withNames({ column: bad })).toThrow(`"${bad}"`);
+        }
+      });
+    }
+  });
+}
+
+// ---- the same data in every adapter ----
+
+describe('all adapters agree', () => {
+  const objects = [...trickyObjects(), ...manyObjects(150)];
+  beforeAll(async () => {
+    for (const s of stores.values()) {
+      await wipe(s);
+      await s.put(objects);
+    }
+  });
+
+  it('scan identically, page for page', async () => {
+    const reference = await scanAll(store('sqlite-table'), {}, 16);
+    expect(reference.flat()).toHaveLength(objects.length);
+    for (const [name, s] of stores) expect(await scanAll(s, {}, 16), name).toEqual(reference);
+  });
+
+  it('summarize to the same numbers, equal to summarizeRows() of the scanned rows', async () => {
+    const ranges: KeyRange[] = [
+      {},
+      { from: { objectId: 'B', version: 2 }, to: { objectId: 'obj-0100', version: 2 } },
+      { from: { objectId: 'obj-0042', version: 1 } },
+      { to: { objectId: 'é', version: 10 } },
+    ];
+    for (const range of ranges) {
+      const expected = summarizeRows((await scanAll(store('sqlite-table'), range, 50)).flat());
+      expect(expected.count).toBeGreaterThan(0);
+      for (const [name, s] of stores) expect(await s.summarize!(range), `${name} ${JSON.stringify(range)}`).toEqual(expected);
+    }
+  });
+
+  it('choose the same split points', async () => {
+    for (const parts of [2, 5, 16]) {
+      const range = { from: { objectId: 'a', version: 2 } };
+      const reference = await store('sqlite-table').splitPoints!(range, parts);
+      expect(reference).toHaveLength(parts - 1);
+      for (const [name, s] of stores) expect(await s.splitPoints!(range, parts), `${name} ${parts}`).toEqual(reference);
+    }
+  });
+
+  it('return the same bytes', async () => {
+    const keys = objects.filter((_, i) => i % 5 === 0).map(keyOf);
+    const reference = await store('sqlite-table').get(keys);
+    expect(reference).toHaveLength(keys.length);
+    for (const [name, s] of stores) {
+      const got = await s.get(keys);
+      expect(got.map(metaOf), name).toEqual(reference.map(metaOf));
+      expect(got.every((o, i) => o.content.equals(reference[i]!.content)), name).toBe(true);
+    }
+  });
+});
+
+// ---- adapter-specific behaviour ----
+
+describe('object-store blobs', () => {
+  let s: ObjectStore;
+  let root: string;
+  beforeEach(async () => {
+    root = join(tempDir(), 'blobs-test');
+    s = await ObjectStore.open(root);
+    return () => s.close();
+  });
+
+  const blobFiles = (): string[] => readdirSync(join(root, 'blobs'), { recursive: true, withFileTypes: true }).filter((d) => d.isFile()).map((d) => d.name);
+
+  it('lays blobs out by digest and leaves no temporary files', async () => {
+    const o = object('one', 1);
+    await s.put([o]);
+    expect(s.blobPath(o.sha256)).toBe(join(root, 'blobs', o.sha256.slice(0, 2), o.sha256));
+    expect(blobFiles()).toEqual([o.sha256]);
+  });
+
+  it('throws on get() when a blob is corrupt, and a put of the right content repairs it', async () => {
+    const o = object('fragile', 1, 'precious bytes');
+    await s.put([o]);
+    writeFileSync(s.blobPath(o.sha256), 'precious bytez');
+    await expect(s.get([keyOf(o)])).rejects.toThrow(/fragile@1: blob [0-9a-f]{64} is corrupt/);
+    writeFileSync(s.blobPath(o.sha256), 'short');
+    await expect(s.get([keyOf(o)])).rejects.toThrow(/corrupt/);
+    await s.put([o]);
+    expect((await s.get([keyOf(o)]))[0]!.content.toString()).toBe('precious bytes');
+    rmSync(s.blobPath(o.sha256));
+    await expect(s.get([keyOf(o)])).rejects.toThrow(/fragile@1: blob [0-9a-f]{64} is missing/);
+  });
+
+  it('keeps a blob shared by two objects until the last one is deleted', async () => {
+    const a = object('shared-a', 1, 'same bytes');
+    const b = object('shared-b', 7, 'same bytes');
+    expect(a.sha256).toBe(b.sha256);
+    await s.put([a, b]);
+    expect(blobFiles()).toEqual([a.sha256]);
+    await s.delete([keyOf(a)]);
+    expect(blobFiles()).toEqual([a.sha256]);
+    expect((await s.get([keyOf(b)]))[0]!.content.toString()).toBe('same bytes');
+    await s.delete([keyOf(b)]);
+    expect(blobFiles()).toEqual([]);
+  });
+
+  it('writes no blob for a refused batch', async () => {
+    await expect(s.put([object('ok', 1), { ...object('bad', 1), size: 1 }])).rejects.toThrow(/bad@1/);
+    expect(blobFiles()).toEqual([]);
+  });
+
+  it('collects the old blob when an object is overwritten with other content', async () => {
+    const v1 = object('doc', 1, 'first');
+    const v2 = object('doc', 1, 'second');
+    await s.put([v1]);
+    await s.put([v2]);
+    expect(blobFiles()).toEqual([v2.sha256]);
+  });
+
+  it('keeps its index and blobs across reopening', async () => {
+    const o = object('durable', 3);
+    await s.put([o]);
+    await s.close();
+    s = new ObjectStore({ root });
+    expect((await s.get([keyOf(o)]))[0]!.content.equals(o.content)).toBe(true);
+  });
+});
+
+describe('postgres-table connections', () => {
+  it('tells connection failures (retried) from statement errors (not retried)', () => {
+    expect(isConnectionError(Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' }))).toBe(true);
+    expect(isConnectionError(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }))).toBe(true);
+    expect(isConnectionError(new Error('Connection terminated unexpectedly'))).toBe(true);
+    expect(isConnectionError(Object.assign(new Error('relation "x" does not exist'), { code: '42P01' }))).toBe(false);
+    expect(isConnectionError(Object.assign(new Error('duplicate key'), { code: '23505' }))).toBe(false);
+    expect(isConnectionError(undefined)).toBe(false);
+  });
+
+  it('survives its connections being terminated between calls', async () => {
+    const s = store('postgres-table');
+    await wipe(s);
+    await s.put([object('before', 1)]);
+    const admin = new pg.Client({ connectionString: inject('databaseUrl') });
+    await admin.connect();
+    try {
+      const { rows } = await admin.query<{ ok: boolean }>('SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = $1', [poolName]);
+      expect(rows.length).toBeGreaterThan(0);
+      expect(rows.every((r) => r.ok)).toBe(true);
+    } finally {
+      await admin.end();
+    }
+    await s.put([object('after', 1)]);
+    expect((await scanAll(s)).flat().map((m) => m.objectId)).toEqual(['after', 'before']);
+  });
+
+  it.skipIf(Boolean(process.env.DATABASE_URL))('survives a Postgres restart between calls', async () => {
+    const dataDir = tempDir();
+    const port = await freePort();
+    let server = await ensurePostgres({ dataDir, port, database: 'restart_test' });
+    const restartPool = new pg.Pool({ connectionString: server.url, max: 2 });
+    try {
+      const s = await PostgresTableStore.open({ pool: restartPool, table: 'objects', create: true, name: 'restart test' });
+      expect(s.describe()).toBe('postgres table restart test');
+      await s.put([object('before', 1)]);
+      expect(await s.summarize({})).toEqual(summarizeRows([metaOf(object('before', 1))]));
+      await server.stop();
+      server = await ensurePostgres({ dataDir, port, database: 'restart_test' });
+      await s.put([object('after', 1)]);
+      expect((await scanAll(s)).flat()).toEqual([metaOf(object('after', 1)), metaOf(object('before', 1))]);
+      await s.close();
+    } finally {
+      await restartPool.end();
+      await server.stop();
+    }
+  });
+});
