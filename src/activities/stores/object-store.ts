@@ -3,8 +3,8 @@ import { mkdirSync } from 'node:fs';
 import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { assertContent, rowFingerprint, sha256Hex } from './fingerprint.js';
-import { rangeClause } from './sql.js';
+import { assertContent, sha256Hex } from './fingerprint.js';
+import { SqliteKeyspace } from './sqlite-keyspace.js';
 import type { KeyRange, ObjectKey, ObjectMeta, ObjectStoreAdapter, SegmentSummary, StoredObject } from './types.js';
 
 export interface ObjectStoreConfig {
@@ -31,6 +31,7 @@ export class ObjectStore implements ObjectStoreAdapter {
   private readonly db: Database.Database;
   private readonly blobs: string;
   private queue: Promise<unknown> = Promise.resolve();
+  private readonly keys: SqliteKeyspace;
 
   constructor(private readonly config: ObjectStoreConfig) {
     this.blobs = join(config.root, 'blobs');
@@ -39,14 +40,11 @@ export class ObjectStore implements ObjectStoreAdapter {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
     this.db.pragma('busy_timeout = 5000');
-    const fp = (i: 0 | 1) => (id: string, version: number, sha: string, size: number, created: number, updated: number) =>
-      rowFingerprint({ objectId: id, version: Number(version), sha256: sha, size: Number(size), createdAt: Number(created), updatedAt: Number(updated) })[i];
-    this.db.function('dr_fp1', { deterministic: true }, fp(0) as never);
-    this.db.function('dr_fp2', { deterministic: true }, fp(1) as never);
     this.db.exec(
       `CREATE TABLE IF NOT EXISTS objects (object_id TEXT NOT NULL, version INTEGER NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, PRIMARY KEY (object_id, version)) WITHOUT ROWID;
        CREATE INDEX IF NOT EXISTS objects_sha256 ON objects (sha256);`,
     );
+    this.keys = new SqliteKeyspace(this.db, { table: 'objects', objectId: 'object_id', version: 'version', sha256: 'sha256', size: 'size', createdAt: 'created_at', updatedAt: 'updated_at' });
   }
 
   /** A store at `root`, creating its directories. */
@@ -73,51 +71,16 @@ export class ObjectStore implements ObjectStoreAdapter {
 
   private static readonly META = 'object_id AS objectId, version, size, sha256, created_at AS createdAt, updated_at AS updatedAt';
 
-  private where(range: KeyRange, params: unknown[]): string {
-    return rangeClause(range, 'object_id', 'version', params, () => '?').replace('TRUE', '1');
-  }
-
-  async *scan(range: KeyRange, pageSize: number): AsyncIterable<ObjectMeta[]> {
-    let from = range.from;
-    let first = true;
-    for (;;) {
-      const params: unknown[] = [];
-      let where = this.where({ from, to: range.to }, params);
-      if (!first && from) where = where.replace('>=', '>');
-      const rows = this.db.prepare(`SELECT ${ObjectStore.META} FROM objects WHERE ${where} ORDER BY object_id, version LIMIT ?`).all(...params, pageSize) as Row[];
-      if (rows.length === 0) return;
-      yield rows;
-      if (rows.length < pageSize) return;
-      const last = rows[rows.length - 1]!;
-      from = { objectId: last.objectId, version: last.version };
-      first = false;
-    }
+  scan(range: KeyRange, pageSize: number): AsyncIterable<ObjectMeta[]> {
+    return this.keys.scan(range, pageSize);
   }
 
   async summarize(range: KeyRange): Promise<SegmentSummary> {
-    const params: unknown[] = [];
-    const args = 'object_id, version, sha256, size, created_at, updated_at';
-    // SQLite sums exactly in 64 bits; read the sums as bigint so that they stay exact past 2^53 (~2M rows)
-    const row = this.db
-      .prepare(`SELECT count(*) AS count, coalesce(sum(dr_fp1(${args})), 0) AS h1, coalesce(sum(dr_fp2(${args})), 0) AS h2 FROM objects WHERE ${this.where(range, params)}`)
-      .safeIntegers(true)
-      .get(...params) as { count: bigint; h1: bigint; h2: bigint };
-    return { count: Number(row.count), h1: row.h1.toString(), h2: row.h2.toString() };
+    return this.keys.summarize(range);
   }
 
   async splitPoints(range: KeyRange, parts: number): Promise<ObjectKey[]> {
-    const params: unknown[] = [];
-    const where = this.where(range, params);
-    const { n } = this.db.prepare(`SELECT count(*) AS n FROM objects WHERE ${where}`).get(...params) as { n: number };
-    const stmt = this.db.prepare(`SELECT object_id AS objectId, version FROM objects WHERE ${where} ORDER BY object_id, version LIMIT 1 OFFSET ?`);
-    const keys: ObjectKey[] = [];
-    for (let i = 1; i < parts; i++) {
-      const offset = Math.floor((n * i) / parts);
-      if (offset <= 0 || offset >= n) continue;
-      const k = stmt.get(...params, offset) as ObjectKey | undefined;
-      if (k && !keys.some((x) => x.objectId === k.objectId && x.version === k.version)) keys.push(k);
-    }
-    return keys;
+    return this.keys.splitPoints(range, parts);
   }
 
   /** The objects that exist, in the order asked; throws when a blob is missing or does not match its digest. */

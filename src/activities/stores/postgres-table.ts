@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { assertContent } from './fingerprint.js';
-import { DEFAULT_COLUMNS, quoteIdentifier, rangeClause, type ColumnMap } from './sql.js';
+import { DEFAULT_COLUMNS, keysetPages, quoteIdentifier, rangeClause, type ColumnMap } from './sql.js';
 import type { KeyRange, ObjectKey, ObjectMeta, ObjectStoreAdapter, SegmentSummary, StoredObject } from './types.js';
 
 export interface PostgresTableConfig {
@@ -149,8 +149,8 @@ export class PostgresTableStore implements ObjectStoreAdapter {
     return `${c.objectId} AS "objectId", ${c.version} AS "version", ${c.size} AS "size", ${this.sha} AS "sha256", ${epochMs(c.createdAt)} AS "createdAt", ${epochMs(c.updatedAt)} AS "updatedAt"`;
   }
 
-  private where(range: KeyRange, params: unknown[]): string {
-    return rangeClause(range, this.c.objectId, this.c.version, params, param, C);
+  private where(range: KeyRange, params: unknown[], afterFrom = false): string {
+    return rangeClause(range, this.c.objectId, this.c.version, params, param, C, afterFrom);
   }
 
   private orderBy(): string {
@@ -158,25 +158,14 @@ export class PostgresTableStore implements ObjectStoreAdapter {
   }
 
   async *scan(range: KeyRange, pageSize: number): AsyncIterable<ObjectMeta[]> {
-    if (!(pageSize >= 1)) throw new Error(`scan page size must be at least 1, got ${pageSize}`);
     await this.init();
-    let from = range.from;
-    let first = true;
-    for (;;) {
+    yield* keysetPages(range, pageSize, async (r, after) => {
       const params: unknown[] = [];
-      let where = this.where({ from, to: range.to }, params);
-      // keyset pagination: after the first page, strictly after the last key seen (the `from` bound comes first)
-      if (!first && from) where = where.replace('>=', '>');
+      const where = this.where(r, params, after);
       params.push(pageSize);
       const { rows } = await this.query<MetaRow>(`SELECT ${this.metaColumns()} FROM ${this.t} WHERE ${where} ${this.orderBy()} LIMIT ${param(params.length)}`, params);
-      if (rows.length === 0) return;
-      const page = rows.map(toMeta);
-      yield page;
-      if (rows.length < pageSize) return;
-      const last = page[page.length - 1]!;
-      from = { objectId: last.objectId, version: last.version };
-      first = false;
-    }
+      return rows.map(toMeta);
+    });
   }
 
   /**

@@ -1,4 +1,4 @@
-import type { KeyRange } from './types.js';
+import type { KeyRange, ObjectMeta } from './types.js';
 
 export interface ColumnMap {
   objectId: string;
@@ -30,16 +30,42 @@ export function quoteIdentifier(name: string, what = 'identifier'): string {
   return parts.map((p) => `"${p}"`).join('.');
 }
 
-/** WHERE clause over the (objectId, version) row value; `param(i)` renders a placeholder. */
-export function rangeClause(range: KeyRange, idCol: string, versionCol: string, params: unknown[], param: (i: number) => string, collate = ''): string {
+/**
+ * WHERE clause over the (objectId, version) row value; `param(i)` renders a placeholder. With `afterFrom`
+ * the lower bound is exclusive (keyset pagination continues strictly after the last key seen).
+ */
+export function rangeClause(range: KeyRange, idCol: string, versionCol: string, params: unknown[], param: (i: number) => string, collate = '', afterFrom = false): string {
   const parts: string[] = [];
   if (range.from) {
     params.push(range.from.objectId, range.from.version);
-    parts.push(`(${idCol}${collate}, ${versionCol}) >= (${param(params.length - 1)}${collate}, ${param(params.length)})`);
+    parts.push(`(${idCol}${collate}, ${versionCol}) ${afterFrom ? '>' : '>='} (${param(params.length - 1)}${collate}, ${param(params.length)})`);
   }
   if (range.to) {
     params.push(range.to.objectId, range.to.version);
     parts.push(`(${idCol}${collate}, ${versionCol}) < (${param(params.length - 1)}${collate}, ${param(params.length)})`);
   }
   return parts.length ? parts.join(' AND ') : 'TRUE';
+}
+
+/**
+ * Keyset pagination shared by every store: `fetch(range, afterFrom)` returns up to `pageSize` rows in key
+ * order; each next page starts strictly after the last key of the previous one.
+ */
+export async function* keysetPages(
+  range: KeyRange,
+  pageSize: number,
+  fetch: (range: KeyRange, afterFrom: boolean) => Promise<ObjectMeta[]> | ObjectMeta[],
+): AsyncGenerator<ObjectMeta[]> {
+  if (!(pageSize >= 1)) throw new Error(`scan page size must be at least 1, got ${pageSize}`);
+  let from = range.from;
+  let after = false;
+  for (;;) {
+    const rows = await fetch({ from, to: range.to }, after);
+    if (rows.length === 0) return;
+    yield rows;
+    if (rows.length < pageSize) return;
+    const last = rows[rows.length - 1]!;
+    from = { objectId: last.objectId, version: last.version };
+    after = true;
+  }
 }

@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
-import { assertContent, rowFingerprint } from './fingerprint.js';
-import { DEFAULT_COLUMNS, quoteIdentifier, rangeClause, type ColumnMap } from './sql.js';
+import { assertContent } from './fingerprint.js';
+import { SqliteKeyspace } from './sqlite-keyspace.js';
+import { DEFAULT_COLUMNS, quoteIdentifier, type ColumnMap } from './sql.js';
 import type { KeyRange, ObjectKey, ObjectMeta, ObjectStoreAdapter, SegmentSummary, StoredObject } from './types.js';
 
 export interface SqliteTableConfig {
@@ -18,6 +19,7 @@ export class SqliteTableStore implements ObjectStoreAdapter {
   private readonly db: Database.Database;
   private readonly t: string;
   private readonly c: Record<keyof ColumnMap, string>;
+  private readonly keys: SqliteKeyspace;
 
   constructor(private readonly config: SqliteTableConfig) {
     if (config.columns?.sha256 === null) throw new Error(`sqlite table ${config.table}: a sha256 column is required (columns.sha256 may not be null)`);
@@ -29,82 +31,33 @@ export class SqliteTableStore implements ObjectStoreAdapter {
     this.db = new Database(config.path);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('busy_timeout = 5000');
-    const fp = (i: 0 | 1) => (id: string, version: number, sha: string, size: number, created: number, updated: number) =>
-      rowFingerprint({ objectId: id, version: Number(version), sha256: sha, size: Number(size), createdAt: Number(created), updatedAt: Number(updated) })[i];
-    this.db.function('dr_fp1', { deterministic: true }, fp(0) as never);
-    this.db.function('dr_fp2', { deterministic: true }, fp(1) as never);
     if (config.create) {
       const c = this.c;
       this.db.exec(
         `CREATE TABLE IF NOT EXISTS ${this.t} (${c.objectId} TEXT NOT NULL, ${c.version} INTEGER NOT NULL, ${c.content} BLOB NOT NULL, ${c.size} INTEGER NOT NULL, ${c.sha256} TEXT NOT NULL, ${c.createdAt} INTEGER NOT NULL, ${c.updatedAt} INTEGER NOT NULL, PRIMARY KEY (${c.objectId}, ${c.version})) WITHOUT ROWID`,
       );
     }
+    this.keys = new SqliteKeyspace(this.db, { table: this.t, ...this.c });
   }
 
   describe(): string {
     return `sqlite ${this.config.path} table ${this.config.table}`;
   }
 
-  private metaColumns(): string {
-    const c = this.c;
-    return `${c.objectId} AS objectId, ${c.version} AS version, ${c.size} AS size, ${c.sha256} AS sha256, ${c.createdAt} AS createdAt, ${c.updatedAt} AS updatedAt`;
-  }
-
-  private where(range: KeyRange, params: unknown[]): string {
-    return rangeClause(range, this.c.objectId, this.c.version, params, () => '?', ' COLLATE BINARY').replace('TRUE', '1');
-  }
-
-  async *scan(range: KeyRange, pageSize: number): AsyncIterable<ObjectMeta[]> {
-    let from = range.from;
-    let first = true;
-    for (;;) {
-      const params: unknown[] = [];
-      let where = this.where({ from, to: range.to }, params);
-      if (!first && from) where = where.replace('>=', '>');
-      const rows = this.db
-        .prepare(`SELECT ${this.metaColumns()} FROM ${this.t} WHERE ${where} ORDER BY ${this.c.objectId} COLLATE BINARY, ${this.c.version} LIMIT ?`)
-        .all(...params, pageSize) as Row[];
-      if (rows.length === 0) return;
-      yield rows;
-      if (rows.length < pageSize) return;
-      const last = rows[rows.length - 1]!;
-      from = { objectId: last.objectId, version: last.version };
-      first = false;
-    }
+  scan(range: KeyRange, pageSize: number): AsyncIterable<ObjectMeta[]> {
+    return this.keys.scan(range, pageSize);
   }
 
   async summarize(range: KeyRange): Promise<SegmentSummary> {
-    const c = this.c;
-    const params: unknown[] = [];
-    const row = this.db
-      .prepare(
-        `SELECT count(*) AS count, coalesce(sum(dr_fp1(${c.objectId}, ${c.version}, ${c.sha256}, ${c.size}, ${c.createdAt}, ${c.updatedAt})), 0) AS h1, coalesce(sum(dr_fp2(${c.objectId}, ${c.version}, ${c.sha256}, ${c.size}, ${c.createdAt}, ${c.updatedAt})), 0) AS h2 FROM ${this.t} WHERE ${this.where(range, params)}`,
-      )
-      .safeIntegers(true)
-      .get(...params) as { count: bigint; h1: bigint; h2: bigint };
-    // 64-bit sums: exact beyond 2^53, like Postgres' numeric sums
-    return { count: Number(row.count), h1: row.h1.toString(), h2: row.h2.toString() };
+    return this.keys.summarize(range);
   }
 
   async splitPoints(range: KeyRange, parts: number): Promise<ObjectKey[]> {
-    const params: unknown[] = [];
-    const where = this.where(range, params);
-    const { n } = this.db.prepare(`SELECT count(*) AS n FROM ${this.t} WHERE ${where}`).get(...params) as { n: number };
-    const stmt = this.db.prepare(
-      `SELECT ${this.c.objectId} AS objectId, ${this.c.version} AS version FROM ${this.t} WHERE ${where} ORDER BY ${this.c.objectId} COLLATE BINARY, ${this.c.version} LIMIT 1 OFFSET ?`,
-    );
-    const keys: ObjectKey[] = [];
-    for (let i = 1; i < parts; i++) {
-      const offset = Math.floor((n * i) / parts);
-      if (offset <= 0 || offset >= n) continue;
-      const k = stmt.get(...params, offset) as ObjectKey | undefined;
-      if (k && !keys.some((x) => x.objectId === k.objectId && x.version === k.version)) keys.push(k);
-    }
-    return keys;
+    return this.keys.splitPoints(range, parts);
   }
 
   async get(keys: ObjectKey[]): Promise<StoredObject[]> {
-    const stmt = this.db.prepare(`SELECT ${this.metaColumns()}, ${this.c.content} AS content FROM ${this.t} WHERE ${this.c.objectId} = ? AND ${this.c.version} = ?`);
+    const stmt = this.db.prepare(`SELECT ${this.keys.selectMeta}, ${this.c.content} AS content FROM ${this.t} WHERE ${this.c.objectId} = ? AND ${this.c.version} = ?`);
     return keys.map((k) => stmt.get(k.objectId, k.version) as Row | undefined).filter((r): r is Row & { content: Buffer } => Boolean(r));
   }
 
