@@ -38,9 +38,13 @@ describe('dual-write repair survives crashes', () => {
     await h.waitFor(handle, (s) => s.currentStep === 'execute');
     await new Promise((r) => setTimeout(r, 1200));
     await sigkill(first.child);
-    await startChildWorker(h, children);
+    const second = await startChildWorker(h, children);
     const result = (await handle.result()) as RunbookResult & { outcome: string };
     expect(result.outcome).toBe('succeeded');
+    // detection raised the inconsistency gauge; the verification pass brought the same series back to 0
+    const metrics = await (await fetch(`http://127.0.0.1:${second.metricsPort}/metrics`)).text();
+    expect(metrics).toMatch(new RegExp(`dual_write_inconsistency_detected\\{[^}]*environment="${t.envName}"[^}]*\\} 0\\n`));
+    expect(metrics).not.toMatch(/dual_write_inconsistency_detected\{[^}]*activityType/);
     const evidence = JSON.parse((await import('node:fs')).readFileSync(result.evidence!.path, 'utf8'));
     const execution = evidence.extra.execution as Execution;
     expect(execution.resumedAt).toBeGreaterThan(0);
@@ -50,6 +54,38 @@ describe('dual-write repair survives crashes', () => {
     expect(await differences(t)).toBe(0);
     expect(await allMeta(t.a)).toEqual(a);
     await saveHistory(h.client, handle.workflowId, 'worker-killed-during-execute', 'dual-write-rollback');
+  });
+
+  it('a 10k-object repair runs as partition child workflows shared by two worker processes, continuing-as-new', async () => {
+    const t = await pairTarget(
+      h,
+      pool,
+      'postgres-objectstore',
+      { objects: 10_000, drift: { content_mismatch: 300, missing_in_b: 200, missing_in_a: 100 }, newer: 'a', batch: 5000 },
+      { batchSize: 20, parallelism: 1, batchPause: '20ms', partitionObjects: 100, partitionWindow: 2, chunkObjects: 40 },
+    );
+    const workers = [await startChildWorker(h, children, 0, { MAX_CONCURRENT_ACTIVITIES: '1' }), await startChildWorker(h, children, 0, { MAX_CONCURRENT_ACTIVITIES: '1' })];
+    const handle = await startDualWrite(h, t, { maxPartitionHistory: 12 });
+    await approveWhenReady(h, handle);
+    const result = (await handle.result()) as RunbookResult;
+    expect(result.outcome).toBe('succeeded');
+    expect(await differences(t)).toBe(0);
+    const evidence = JSON.parse((await import('node:fs')).readFileSync(result.evidence!.path, 'utf8'));
+    const execution = evidence.extra.execution as { applied: number; partitions: number; results: Array<{ applied: number; generations: number }> };
+    expect(execution.partitions).toBe(6);
+    expect(execution.applied).toBe(600);
+    expect(execution.results.map((r) => r.applied)).toEqual([100, 100, 100, 100, 100, 100]);
+    expect(execution.results.every((r) => r.generations >= 2)).toBe(true);
+    // the partitions' repair activities ran on both worker processes
+    const identities = new Set<string>();
+    for (let i = 0; i < 6; i++) {
+      const history = await h.client.workflow.getHandle(`${handle.workflowId}--partition-${i}`).fetchHistory();
+      for (const e of history.events ?? []) if (e.activityTaskStartedEventAttributes?.identity) identities.add(e.activityTaskStartedEventAttributes.identity);
+    }
+    expect([...identities].sort()).toEqual(workers.map((w) => `${w.child.pid}@`).map((p) => [...identities].find((i) => i.startsWith(p))).sort());
+    expect(identities.size).toBe(2);
+    const parent = await handle.fetchHistory();
+    expect(parent.events!.length).toBeLessThan(200);
   });
 
   it('Postgres restarted during execute: batches fail, are retried, and the repair completes', async () => {

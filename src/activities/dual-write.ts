@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { once } from 'node:events';
 import { Context } from '@temporalio/activity';
+import { Runtime } from '@temporalio/worker';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { Logger } from 'pino';
 import { loadTarget, requireSection, withEnvironmentErrors, type LoadedTarget } from './environment.js';
@@ -138,7 +139,8 @@ export const createDualWriteActivities = (deps: DualWriteDeps) => {
   });
   const runDir = (t: LoadedTarget, dw: DualWriteConfig, runKey: string) => join(t.resolvePath(dw.workDir), runKey.replace(/[^A-Za-z0-9._-]/g, '_'));
   const closeAll = (s: Record<Side, ObjectStoreAdapter>) => Promise.all([s.a.close(), s.b.close()]);
-  const gauge = () => Context.current().metricMeter.createGauge('dual_write_inconsistency_detected', 'int', 'objects', 'Objects that differ between the two sides of a dual-write pair');
+  // the runtime's meter, not the activity's: one series per target whether detection or verification set it
+  const gauge = () => Runtime.instance().metricMeter.createGauge('dual_write_inconsistency_detected', 'int', 'objects', 'Objects that differ between the two sides of a dual-write pair');
 
   /** Streams the diff of the two sides (or of the keys in `onlyKeys`) into a JSON-lines file. */
   async function detect(ref: DualWriteRef & { phase: string }): Promise<DriftReport> {
@@ -180,6 +182,9 @@ export const createDualWriteActivities = (deps: DualWriteDeps) => {
           haltTarget: dw.haltTarget,
           batchSize: dw.batchSize,
           parallelism: dw.parallelism,
+          partitionObjects: dw.partitionObjects,
+          partitionWindow: dw.partitionWindow,
+          chunkObjects: dw.chunkObjects,
           approval: t.config.approval,
           escalation: t.config.escalation,
         };
@@ -293,7 +298,9 @@ export const createDualWriteActivities = (deps: DualWriteDeps) => {
      * Applies the plan in batches (idempotent upserts and deletes). The heartbeat carries the next batch, so a
      * retry after a worker crash resumes after the last finished batch.
      */
-    async executeRepair(ref: DualWriteRef & { plan: FileRef; batchSize: number; parallelism: number }): Promise<{ batches: number; applied: number; resumedAt: number }> {
+    async executeRepair(
+      ref: DualWriteRef & { plan: FileRef; batchSize: number; parallelism: number; /** plan lines [from, to), default all */ lines?: { from: number; to: number } },
+    ): Promise<{ batches: number; applied: number; resumedAt: number }> {
       await checkFile(ref.plan);
       const { t, dw } = await target(ref);
       const stores = await open(t, dw);
@@ -342,7 +349,11 @@ export const createDualWriteActivities = (deps: DualWriteDeps) => {
           inflight.add(p);
           if (inflight.size >= ref.parallelism) await Promise.race(inflight);
         };
+        let line = 0;
         for await (const action of readJsonLines<RepairAction>(ref.plan.path)) {
+          const inside = !ref.lines || (line >= ref.lines.from && line < ref.lines.to);
+          line++;
+          if (!inside) continue;
           batch.push(action);
           if (batch.length >= ref.batchSize) await submit();
         }

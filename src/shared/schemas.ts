@@ -161,6 +161,12 @@ const dualWriteSchema = z.strictObject({
   parallelism: z.number().int().min(1).max(64).default(2),
   /** pause after each batch to limit the load on production stores */
   batchPause: durationSchema.default('0s').transform(String),
+  /** repairs larger than this run as child workflows over contiguous parts of the plan (any worker takes them) */
+  partitionObjects: z.number().int().min(1).default(50_000),
+  /** how many partitions run at once */
+  partitionWindow: z.number().int().min(1).max(64).default(4),
+  /** objects per repair activity inside a partition; a partition continues-as-new before its history grows large */
+  chunkObjects: z.number().int().min(1).default(10_000),
 });
 
 const targetSchema = z.strictObject({
@@ -236,6 +242,8 @@ export const dualWriteRollbackInputSchema = z.strictObject({
   policy: z.enum(DUAL_WRITE_POLICIES),
   batchSize: z.number().int().min(1).max(100_000).optional(),
   parallelism: z.number().int().min(1).max(64).optional(),
+  /** partitions continue-as-new at this many history events (default 10 000, or when the server suggests) */
+  maxPartitionHistory: z.number().int().min(10).optional(),
 });
 export type DualWriteRollbackInput = z.input<typeof dualWriteRollbackInputSchema>;
 export type DualWriteRollbackParams = z.output<typeof dualWriteRollbackInputSchema>;

@@ -11,6 +11,8 @@ const configSchema = z.object({
   METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(DEFAULT_METRICS_PORT),
   ENVIRONMENTS_DIR: z.string().default('environments'),
   EVIDENCE_DIR: z.string().default('evidence'),
+  /** activities one worker runs at once (default: the SDK's); lower it to spread work over more workers */
+  MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().min(1).optional(),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 });
 
@@ -22,6 +24,7 @@ export interface RuntimeConfig {
   environmentsDir: string;
   evidenceDir: string;
   logLevel: string;
+  maxConcurrentActivities?: number;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig {
@@ -36,5 +39,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
     environmentsDir: resolve(c.ENVIRONMENTS_DIR),
     evidenceDir: resolve(c.EVIDENCE_DIR),
     logLevel: c.LOG_LEVEL,
+    maxConcurrentActivities: c.MAX_CONCURRENT_ACTIVITIES,
   };
 }

@@ -21,6 +21,7 @@ export interface WorkerOptions {
   runner?: CommandRunner;
   /** opens the stores of dual-write targets; the caller closes it after the worker stops */
   stores: StoreFactory;
+  maxConcurrentActivities?: number;
 }
 
 /** Bundles the workflow code once (webpack), for workers that start many times. */
@@ -49,5 +50,6 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
     // a crashed worker's sticky queue is abandoned quickly, so a new worker resumes its workflows fast
     stickyQueueScheduleToStartTimeout: '2s',
     shutdownGraceTime: '10s',
+    ...(options.maxConcurrentActivities ? { maxConcurrentActivityTaskExecutions: options.maxConcurrentActivities } : {}),
   });
 }

@@ -1,10 +1,11 @@
-import { ActivityCancellationType, ApplicationFailure, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { ActivityCancellationType, ApplicationFailure, executeChild, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { createDualWriteActivities, DriftReport, RepairPlan } from '../activities/dual-write.js';
 import type { createFlagActivities } from '../activities/flags.js';
 import { ErrorType, NON_RETRYABLE_ERROR_TYPES } from '../shared/constants.js';
 import { describeZodError, dualWriteRollbackInputSchema, type DualWriteRollbackInput } from '../shared/schemas.js';
 import type { ApprovalPolicy, Plan, RunbookResult } from '../shared/types.js';
 import { Runbook } from './engine/runbook.js';
+import { dualWriteRepairPartition, type RepairPartitionResult } from './dual-write-partition.js';
 
 type DualWriteActivities = ReturnType<typeof createDualWriteActivities>;
 type FlagActivities = ReturnType<typeof createFlagActivities>;
@@ -34,6 +35,31 @@ export const DUAL_WRITE_STEPS = [
   'evidence artifacts',
   'notify',
 ];
+
+/** Splits the plan into contiguous line ranges and runs them as child workflows, `partitionWindow` at a time. */
+async function repairInPartitions(
+  ref: { environment: string; target: string; runKey: string },
+  plan: RepairPlan,
+  o: { partitionObjects: number; partitionWindow: number; chunkObjects: number; batchSize: number; parallelism: number; maxHistoryEvents?: number },
+): Promise<{ applied: number; partitions: number; results: RepairPartitionResult[] }> {
+  const ranges: Array<[number, number]> = [];
+  for (let from = 0; from < plan.total; from += o.partitionObjects) ranges.push([from, Math.min(plan.total, from + o.partitionObjects)]);
+  const results: RepairPartitionResult[] = new Array(ranges.length);
+  let next = 0;
+  const { workflowId } = workflowInfo();
+  const lane = async (): Promise<void> => {
+    while (next < ranges.length) {
+      const i = next++;
+      const [from, to] = ranges[i]!;
+      results[i] = await executeChild(dualWriteRepairPartition, {
+        workflowId: `${workflowId}--partition-${i}`,
+        args: [{ ref, plan: { path: plan.path, sha256: plan.sha256 }, from, to, chunkObjects: o.chunkObjects, batchSize: o.batchSize, parallelism: o.parallelism, maxHistoryEvents: o.maxHistoryEvents }],
+      });
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(o.partitionWindow, ranges.length) }, lane));
+  return { applied: results.reduce((n, r) => n + r.applied, 0), partitions: ranges.length, results };
+}
 
 const counts = (r: DriftReport) => Object.entries(r.counts).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ') || 'none';
 
@@ -91,7 +117,7 @@ export async function dualWriteRollback(rawInput: DualWriteRollbackInput): Promi
 
       const gatePlan: Plan = {
         summary: `${diff.total} objects differ between ${dw.labels.a} and ${dw.labels.b} (${counts(diff)}); policy ${input.policy}: ${plan.toA} writes to ${dw.labels.a}, ${plan.toB} writes to ${dw.labels.b}; severity ${plan.severity}${plan.olderOverwrites ? `, ${plan.olderOverwrites} newer copies would be overwritten by older ones` : ''}`,
-        changes: Object.entries(plan.byClassAndAction).map(([item, n]) => ({ item, from: null, to: String(n) })),
+        changes: Object.entries(plan.byClassAndAction).map(([item, n]) => ({ item, from: `${n} differing`, to: 'repaired' })),
         details: { diff: { path: diff.path, sha256: diff.sha256, counts: diff.counts }, plan: { path: plan.path, sha256: plan.sha256 }, sample: plan.sample, severity: plan.severity },
       };
       if (plan.total === 0) {
@@ -107,9 +133,15 @@ export async function dualWriteRollback(rawInput: DualWriteRollbackInput): Promi
         extra.snapshot = snapshot;
         const batchSize = input.batchSize ?? dw.batchSize;
         const parallelism = input.parallelism ?? dw.parallelism;
-        extra.execution = await rb.step('execute', () => long.executeRepair({ ...ref, plan, batchSize, parallelism }), {
-          summarize: (e) => `${e.applied} objects in ${e.batches} batches of ${batchSize}${e.resumedAt ? `, resumed at batch ${e.resumedAt}` : ''}`,
-        });
+        if (plan.total > dw.partitionObjects) {
+          extra.execution = await rb.step('execute', () => repairInPartitions(ref, plan, { ...dw, batchSize, parallelism, maxHistoryEvents: input.maxPartitionHistory }), {
+            summarize: (e) => `${e.applied} objects in ${e.partitions} partitions (child workflows, ${dw.partitionWindow} at a time)`,
+          });
+        } else {
+          extra.execution = await rb.step('execute', () => long.executeRepair({ ...ref, plan, batchSize, parallelism }), {
+            summarize: (e) => `${e.applied} objects in ${e.batches} batches of ${batchSize}${e.resumedAt ? `, resumed at batch ${e.resumedAt}` : ''}`,
+          });
+        }
         extra.verification = await rb.step('verify', () => long.verifyRepair({ ...ref, plan }), {
           summarize: (v) => `${v.repairedChecked} repaired objects equal; full pass ${v.full.stats.rowsA}/${v.full.stats.rowsB} rows, 0 differences`,
         });

@@ -1,3 +1,4 @@
 /** The one workflowsPath: every runbook is exported from here. */
 export { featureFlagRollback } from './feature-flag-rollback.js';
 export { dualWriteRollback } from './dual-write-rollback.js';
+export { dualWriteRepairPartition } from './dual-write-partition.js';
