@@ -4,7 +4,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { abortSignal, approveSignal, rejectSignal } from '../src/shared/messages.js';
+import { abortSignal, approveSignal } from '../src/shared/messages.js';
 import type { RunbookResult } from '../src/shared/types.js';
 import { allMeta, approveWhenReady, differences, pairTarget, startDualWrite, type Pair } from './support/dual-write.js';
 import { Harness } from './support/harness.js';
@@ -79,7 +79,7 @@ describe('dual-write rollback against real stores', () => {
     expect(tieNow!.createdAt).toBe(tie!.createdAt + 5);
   });
 
-  it('critical severity halts dual writes first; a rejection restores the flag', async () => {
+  it('critical severity halts dual writes first; an abort restores the flag', async () => {
     const web = await h.demoTarget();
     const webEnv = readFileSync(join(h.environmentsDir, `${web.envName}.yaml`), 'utf8');
     const webTarget = (await import('yaml')).parse(webEnv).targets.web;
@@ -89,9 +89,9 @@ describe('dual-write rollback against real stores', () => {
     expect(waiting.plan!.summary).toContain('severity critical');
     expect(waiting.steps.find((s) => s.name === 'halt dual writes')!.status).toBe('succeeded');
     expect(readFileSync(web.envFile, 'utf8')).toContain('TEAM_VNEXT_DUAL_WRITE_ENABLED=false');
-    await handle.signal(rejectSignal, { by: 'bob', comment: 'investigate first' });
+    await handle.signal(abortSignal, { by: 'bob', reason: 'investigate first' });
     const result = (await handle.result()) as RunbookResult;
-    expect(result.outcome).toBe('rejected');
+    expect(result.outcome).toBe('aborted');
     expect(result.compensations.map((c) => [c.step, c.status])).toEqual([['halt dual writes', 'succeeded']]);
     expect(readFileSync(web.envFile, 'utf8')).toBe(web.initialFlags);
     expect(await differences(t)).toBe(2);
@@ -114,6 +114,28 @@ describe('dual-write rollback against real stores', () => {
     expect(contentAfter.map((o) => o.content.toString('base64'))).toEqual(contentBefore.map((o) => o.content.toString('base64')));
     expect(await differences(t)).toBe(60);
     await saveHistory(h.client, handle.workflowId, 'abort-during-execute', 'dual-write-rollback');
+  });
+
+  it('differences left after the repair fail verification, and the undo restores what the run changed', async () => {
+    const t = await pairTarget(h, pool, 'sqlite-objectstore', { objects: 100, drift: { content_mismatch: 10 }, newer: 'a' }, { batchSize: 1, parallelism: 1, batchPause: '100ms' });
+    const before = await allMeta(t.b);
+    const handle = await startDualWrite(h, t);
+    await approveWhenReady(h, handle);
+    await h.waitFor(handle, (s) => s.currentStep === 'execute');
+    // a writer outside the runbook adds an object to one side only while the repair runs
+    const content = Buffer.from('late write');
+    const { createHash } = await import('node:crypto');
+    await t.b.put([{ objectId: 'zzz-late', version: 1, content, size: content.length, sha256: createHash('sha256').update(content).digest('hex'), createdAt: 1, updatedAt: 1 }]);
+    const failed = await handle.result().catch((e: unknown) => e);
+    const cause = (failed as WorkflowFailedError).cause as ApplicationFailure;
+    expect(cause.type).toBe('RunbookFailed');
+    const result = cause.details![0] as RunbookResult;
+    expect(result.outcome).toBe('failed');
+    expect(result.steps.find((s) => s.name === 'verify')!.error).toContain('1 differences remain after the repair');
+    expect(result.compensations.map((c) => [c.step, c.status])).toEqual([['snapshot', 'succeeded']]);
+    // everything the run touched is back; the outside write is left alone
+    expect((await allMeta(t.b)).filter((m) => m.objectId !== 'zzz-late')).toEqual(before);
+    expect(await differences(t)).toBe(11);
   });
 
   it('dry run detects, isolates, decides and plans but changes nothing', async () => {

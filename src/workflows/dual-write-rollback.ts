@@ -118,7 +118,7 @@ export async function dualWriteRollback(rawInput: DualWriteRollbackInput): Promi
       const gatePlan: Plan = {
         summary: `${diff.total} objects differ between ${dw.labels.a} and ${dw.labels.b} (${counts(diff)}); policy ${input.policy}: ${plan.toA} writes to ${dw.labels.a}, ${plan.toB} writes to ${dw.labels.b}; severity ${plan.severity}${plan.olderOverwrites ? `, ${plan.olderOverwrites} newer copies would be overwritten by older ones` : ''}`,
         changes: Object.entries(plan.byClassAndAction).map(([item, n]) => ({ item, from: `${n} differing`, to: 'repaired' })),
-        details: { diff: { path: diff.path, sha256: diff.sha256, counts: diff.counts }, plan: { path: plan.path, sha256: plan.sha256 }, sample: plan.sample, severity: plan.severity },
+        details: { diff: { path: diff.path, sha256: diff.sha256, counts: diff.counts }, plan: { path: plan.path, sha256: plan.sha256 }, isolation: { path: isolation.path, sha256: isolation.sha256, sample: isolation.sample }, sample: plan.sample, severity: plan.severity },
       };
       if (plan.total === 0) {
         rb.state.plan = gatePlan;
