@@ -30,13 +30,14 @@ type Execution = { applied: number; batches: number; resumedAt: number };
 
 describe('dual-write repair survives crashes', () => {
   it('worker SIGKILLed during execute: the retry resumes after the last heartbeated batch and completes', async () => {
-    const t = await pairTarget(h, pool, 'postgres-objectstore', { objects: 400, drift: { content_mismatch: 60, missing_in_b: 20 }, newer: 'a' }, { batchSize: 4, parallelism: 1, batchPause: '100ms' });
+    const t = await pairTarget(h, pool, 'postgres-objectstore', { objects: 400, drift: { content_mismatch: 60, missing_in_b: 20 }, newer: 'a' }, { batchSize: 2, parallelism: 1, batchPause: '100ms' });
     const a = await allMeta(t.a);
     const first = await startChildWorker(h, children);
     const handle = await startDualWrite(h, t);
     await approveWhenReady(h, handle);
     await h.waitFor(handle, (s) => s.currentStep === 'execute');
-    await new Promise((r) => setTimeout(r, 1200));
+    // past the second heartbeat (the worker sends them at least every 2 s), well before the 40th batch
+    await new Promise((r) => setTimeout(r, 3000));
     await sigkill(first.child);
     const second = await startChildWorker(h, children);
     const result = (await handle.result()) as RunbookResult & { outcome: string };
@@ -47,9 +48,10 @@ describe('dual-write repair survives crashes', () => {
     expect(metrics).not.toMatch(/dual_write_inconsistency_detected\{[^}]*activityType/);
     const evidence = JSON.parse((await import('node:fs')).readFileSync(result.evidence!.path, 'utf8'));
     const execution = evidence.extra.execution as Execution;
-    expect(execution.resumedAt).toBeGreaterThan(0);
+    expect(execution.resumedAt).toBeGreaterThanOrEqual(5);
+    expect(execution.resumedAt).toBeLessThan(40);
     // the retry applied only the batches from the last heartbeat on
-    expect(execution.applied).toBe(80 - execution.resumedAt * 4);
+    expect(execution.applied).toBe(80 - execution.resumedAt * 2);
     expect(result.steps.find((s) => s.name === 'execute')!.attempts).toBe(2);
     expect(await differences(t)).toBe(0);
     expect(await allMeta(t.a)).toEqual(a);

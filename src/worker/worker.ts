@@ -50,6 +50,8 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
     // a crashed worker's sticky queue is abandoned quickly, so a new worker resumes its workflows fast
     stickyQueueScheduleToStartTimeout: '2s',
     shutdownGraceTime: '10s',
+    // heartbeats carry resume cursors: send them at least every 2 s so a retry redoes little work
+    maxHeartbeatThrottleInterval: '2s',
     ...(options.maxConcurrentActivities ? { maxConcurrentActivityTaskExecutions: options.maxConcurrentActivities } : {}),
   });
 }
