@@ -14,7 +14,10 @@ export interface SqliteColumns {
   updatedAt: string;
 }
 
-const BINARY = ' COLLATE BINARY';
+/**
+ * Key order is the id column's own collation, which must be BINARY (SQLite's default, bytewise like Postgres'
+ * "C"): a COLLATE clause inside the row-value comparison would stop SQLite from using the primary key.
+ */
 
 /**
  * Range reads over object metadata in SQLite, shared by the SQLite table store and the object store's index:
@@ -41,11 +44,11 @@ export class SqliteKeyspace {
   }
 
   where(range: KeyRange, params: unknown[], afterFrom = false): string {
-    return rangeClause(range, this.c.objectId, this.c.version, params, () => '?', BINARY, afterFrom).replace('TRUE', '1');
+    return rangeClause(range, this.c.objectId, this.c.version, params, () => '?', '', afterFrom).replace('TRUE', '1');
   }
 
   get orderBy(): string {
-    return `ORDER BY ${this.c.objectId}${BINARY}, ${this.c.version}`;
+    return `ORDER BY ${this.c.objectId}, ${this.c.version}`;
   }
 
   scan(range: KeyRange, pageSize: number): AsyncGenerator<ObjectMeta[]> {
