@@ -159,6 +159,19 @@ const dualWriteSchema = z.strictObject({
   haltTarget: nameSchema.optional(),
   batchSize: z.number().int().min(1).max(100_000).default(500),
   parallelism: z.number().int().min(1).max(64).default(2),
+  /**
+   * how detection compares the sides: `merge` streams both in key order (fastest on local stores, see
+   * BENCHMARKS.md); `bisect` compares segment checksums computed by the stores and streams only differing
+   * segments (wins when drift is sparse or clustered and the stores are far away)
+   */
+  detection: z
+    .strictObject({
+      mode: z.enum(['merge', 'bisect']).default('merge'),
+      pageSize: z.number().int().min(1).max(100_000).default(5000),
+      leafRows: z.number().int().min(1).default(2000),
+      fanout: z.number().int().min(2).max(256).default(16),
+    })
+    .default({ mode: 'merge', pageSize: 5000, leafRows: 2000, fanout: 16 }),
   /** pause after each batch to limit the load on production stores */
   batchPause: durationSchema.default('0s').transform(String),
   /** repairs larger than this run as child workflows over contiguous parts of the plan (any worker takes them) */

@@ -65,6 +65,9 @@ export class PostgresTableStore implements ObjectStoreAdapter {
   /** SQL for the row's hex sha256 */
   private readonly sha: string;
   private initialized: Promise<void> | undefined;
+  /** COLLATE clause for id comparisons; empty once init() found the column already collating as "C" */
+  private collate = C;
+  private readonly idColumnName: string;
 
   constructor(private readonly config: PostgresTableConfig) {
     const given = config.columns ?? {};
@@ -72,6 +75,7 @@ export class PostgresTableStore implements ObjectStoreAdapter {
     const columns = { ...DEFAULT_COLUMNS, ...given, sha256: given.sha256 ?? DEFAULT_COLUMNS.sha256 } as Required<ColumnMap>;
     this.t = quoteIdentifier(config.table, 'table name');
     this.c = Object.fromEntries(Object.entries(columns).map(([k, v]) => [k, quoteIdentifier(v, `column name for ${k}`)])) as Record<keyof ColumnMap, string>;
+    this.idColumnName = columns.objectId;
     this.sha = this.computedSha ? `encode(sha256(${this.c.content}), 'hex')` : this.c.sha256;
     this.pool = config.pool;
     // An idle pooled client whose server went away emits 'error' on the pool; unhandled, that would kill the process.
@@ -86,14 +90,25 @@ export class PostgresTableStore implements ObjectStoreAdapter {
     return store;
   }
 
-  /** Creates the table when `create` is set; idempotent. Every other method calls it first. */
+  /** Creates the table when `create` is set and reads the id column's collation; idempotent. Every other method calls it first. */
   init(): Promise<void> {
-    if (!this.config.create) return Promise.resolve();
-    this.initialized ??= this.createTable().catch((error: unknown) => {
+    this.initialized ??= this.prepare().catch((error: unknown) => {
       this.initialized = undefined;
       throw error;
     });
     return this.initialized;
+  }
+
+  private async prepare(): Promise<void> {
+    if (this.config.create) await this.createTable();
+    // a column that already collates as "C" needs no COLLATE clause, and without one the primary key serves
+    // range queries (with one, Postgres falls back to sequential scans)
+    const { rows } = await this.query<{ coll: string | null }>(
+      `SELECT a.attcollation::regcollation::text AS coll FROM pg_attribute a WHERE a.attrelid = $1::regclass AND a.attname = $2`,
+      [this.t, this.idColumnName],
+    );
+    const coll = rows[0]?.coll?.replaceAll('"', '');
+    this.collate = coll === 'C' || coll === 'POSIX' ? '' : C;
   }
 
   private async createTable(): Promise<void> {
@@ -150,11 +165,11 @@ export class PostgresTableStore implements ObjectStoreAdapter {
   }
 
   private where(range: KeyRange, params: unknown[], afterFrom = false): string {
-    return rangeClause(range, this.c.objectId, this.c.version, params, param, C, afterFrom);
+    return rangeClause(range, this.c.objectId, this.c.version, params, param, this.collate, afterFrom);
   }
 
   private orderBy(): string {
-    return `ORDER BY ${this.c.objectId}${C}, ${this.c.version}`;
+    return `ORDER BY ${this.c.objectId}${this.collate}, ${this.c.version}`;
   }
 
   async *scan(range: KeyRange, pageSize: number): AsyncIterable<ObjectMeta[]> {
