@@ -1,7 +1,9 @@
 /**
  * `npm run bench`: engine overhead and resume-after-SIGKILL latency, against a real Temporal dev server that
- * this script starts (free port, headless, in-memory) and stops. Prints Markdown and updates BENCHMARKS.md.
+ * this script starts (free port, headless, in-memory) and stops; then dual-write drift detection at 1M objects
+ * (bench/dual-write.ts, which starts its own Postgres). Prints Markdown and updates BENCHMARKS.md.
  * Every process it starts is stopped at the end, on error, on Ctrl-C, and when the time budget runs out.
+ * BENCH_SKIP_DUAL_WRITE=1 skips section 3.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -21,6 +23,7 @@ import { ATTEMPT_MARKER } from '../src/shared/constants.js';
 import { attemptInterceptor } from '../src/worker/interceptors.js';
 import { workflowInterceptorModules } from '../src/worker/worker.js';
 import { createBenchActivities, type SleepResult } from './activities.js';
+import { killDualWriteBenchNow, runDualWriteBench, stopDualWriteBench, writeDualWriteSection } from './dual-write.js';
 import {
   HEARTBEAT_EVERY_MS,
   HEARTBEAT_TIMEOUT,
@@ -41,7 +44,9 @@ import {
 } from './settings.js';
 import type { ReadyMessage } from './worker-child.js';
 
-const BUDGET_MS = 5 * 60_000;
+/** sections 1 and 2 take about a minute, section 3 (dual-write, 1M objects) about ten */
+const BUDGET_MS = 30 * 60_000;
+const SKIP_DUAL_WRITE = process.env.BENCH_SKIP_DUAL_WRITE === '1';
 const benchDir = fileURLToPath(new URL('.', import.meta.url));
 const workflowsPath = join(benchDir, 'workflows.ts');
 const childEntry = join(benchDir, 'worker-child.ts');
@@ -95,6 +100,7 @@ function cleanup(): Promise<void> {
       await Promise.race([running.catch(() => undefined), delay(15_000)]);
     }
     await Promise.all([...children].map((child) => stopChild(child)));
+    await stopDualWriteBench();
     for (const connection of connections.splice(0)) await connection.close().catch(() => undefined);
     await server?.stop();
     server = undefined;
@@ -106,6 +112,7 @@ function cleanup(): Promise<void> {
 process.on('exit', () => {
   for (const child of children) if (alive(child)) child.kill('SIGKILL');
   if (server && alive(server.process)) server.process.kill('SIGKILL');
+  killDualWriteBenchNow();
 });
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
@@ -501,13 +508,16 @@ function writeBenchmarks(section: string): void {
     '',
     '`npm run bench` (bench/run.ts) starts its own Temporal dev server (free port, headless, in-memory), runs the',
     'measurements below against it, prints the tables, rewrites the results section of this file, and stops every',
-    'process it started. It takes about a minute; it gives up after 5 minutes.',
+    'process it started. It takes about twelve minutes (sections 1 and 2 about one); it gives up after 30 minutes.',
     '',
     '1. **Engine overhead**: a runbook of no-op activity steps (`Runbook.step`, bench/workflows.ts `benchEngineSteps`)',
     '   against the same activity calls made directly in a plain workflow (`benchDirectSteps`), on one worker.',
     '2. **Resume after SIGKILL**: a worker child process (bench/worker-child.ts) is killed with SIGKILL while a',
     '   heartbeating step runs; a new worker process is spawned and the bench measures from its spawn until the',
     '   interrupted step runs again and until the next steps complete (history event times).',
+    '3. **Dual-write detection** (bench/dual-write.ts): drift detection between Postgres and an object store / SQLite',
+    '   at 1M objects and 0.1 / 1 / 10 % drift, against a naive export-and-sort baseline, and the repair of 1 % drift;',
+    '   its results are in their own block, after the results of sections 1 and 2.',
     '',
     'The results below are from one run on the machine described; rerun `npm run bench` to refresh them.',
     '',
@@ -580,6 +590,15 @@ async function main(): Promise<void> {
     process.stdout.write(`${section}\n`);
     writeBenchmarks(section);
     log(`wrote ${benchmarksFile}`);
+
+    if (SKIP_DUAL_WRITE) log('3. dual-write detection: skipped (BENCH_SKIP_DUAL_WRITE=1)');
+    else {
+      log('3. dual-write detection (1M objects per case; about ten minutes)');
+      const dualWrite = await runDualWriteBench({ temporalAddress: server.address, log: (message) => log(`dual-write: ${message}`) });
+      process.stdout.write(`\n${dualWrite}\n`);
+      writeDualWriteSection(benchmarksFile, dualWrite, END_MARK);
+      log(`wrote the dual-write section of ${benchmarksFile}`);
+    }
     ok = true;
   } finally {
     await cleanup();
