@@ -36,13 +36,18 @@ export function quoteIdentifier(name: string, what = 'identifier'): string {
  */
 export function rangeClause(range: KeyRange, idCol: string, versionCol: string, params: unknown[], param: (i: number) => string, collate = '', afterFrom = false): string {
   const parts: string[] = [];
+  // each row-value bound comes with a redundant bound on the id alone: planners estimate and index those well
   if (range.from) {
     params.push(range.from.objectId, range.from.version);
     parts.push(`(${idCol}${collate}, ${versionCol}) ${afterFrom ? '>' : '>='} (${param(params.length - 1)}${collate}, ${param(params.length)})`);
+    params.push(range.from.objectId);
+    parts.push(`${idCol}${collate} >= ${param(params.length)}${collate}`);
   }
   if (range.to) {
     params.push(range.to.objectId, range.to.version);
     parts.push(`(${idCol}${collate}, ${versionCol}) < (${param(params.length - 1)}${collate}, ${param(params.length)})`);
+    params.push(range.to.objectId);
+    parts.push(`${idCol}${collate} <= ${param(params.length)}${collate}`);
   }
   return parts.length ? parts.join(' AND ') : 'TRUE';
 }
