@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { loadTarget, requireSection, withEnvironmentErrors, type LoadedTarget } from './environment.js';
 import { sha256 } from './evidence-format.js';
 import { diffStores, emptyCounts, type DiffStats, type DriftClass, type DriftEntry } from './stores/diff.js';
-import { keyString, sha256Hex } from './stores/fingerprint.js';
+import { keyString, sameMeta, sha256Hex } from './stores/fingerprint.js';
 import type { StoreFactory } from './stores/index.js';
 import type { ObjectMeta, ObjectStoreAdapter, StoredObject } from './stores/types.js';
 import type { DualWriteConfig, DualWriteRollbackParams } from '../shared/schemas.js';
@@ -80,6 +80,19 @@ async function sha256File(path: string): Promise<string> {
 async function* readJsonLines<T>(path: string): AsyncGenerator<T> {
   const lines = createInterface({ input: createReadStream(path), crlfDelay: Infinity });
   for await (const line of lines) if (line) yield JSON.parse(line) as T;
+}
+
+/** The rows of a JSON-lines file in pages of `size`. */
+async function* pagesOf<T>(path: string, size: number): AsyncGenerator<T[]> {
+  let page: T[] = [];
+  for await (const row of readJsonLines<T>(path)) {
+    page.push(row);
+    if (page.length >= size) {
+      yield page;
+      page = [];
+    }
+  }
+  if (page.length) yield page;
 }
 
 /** Writes JSON lines to `path` atomically (temp + rename) and returns its digest. */
@@ -257,8 +270,7 @@ export const createDualWriteActivities = (deps: DualWriteDeps) => {
       let bytes = 0;
       try {
         const entries = (async function* () {
-          let page: RepairAction[] = [];
-          const flush = async function* () {
+          for await (const page of pagesOf<RepairAction>(ref.plan.path, MANIFEST_PAGE)) {
             for (const side of ['a', 'b'] as const) {
               const keys = page.filter((p) => p.to === side);
               if (keys.length === 0) continue;
@@ -278,14 +290,8 @@ export const createDualWriteActivities = (deps: DualWriteDeps) => {
                 yield { side, objectId: k.objectId, version: k.version, existed: Boolean(o), meta: o ? meta : null };
               }
             }
-            page = [];
             ctx.heartbeat();
-          };
-          for await (const action of readJsonLines<RepairAction>(ref.plan.path)) {
-            page.push(action);
-            if (page.length >= MANIFEST_PAGE) yield* flush();
           }
-          yield* flush();
         })();
         const manifest = await writeJsonLines(join(dir, 'manifest.jsonl'), entries);
         return { path: manifest.path, sha256: manifest.sha256, entries: manifest.lines, bytes };
@@ -387,9 +393,7 @@ export const createDualWriteActivities = (deps: DualWriteDeps) => {
         }
         for await (const e of readJsonLines<Entry>(ref.snapshot.path)) {
           const [now] = await stores[e.side].get([e]);
-          const same = e.existed
-            ? now && now.sha256 === e.meta!.sha256 && sha256Hex(now.content) === e.meta!.sha256 && now.size === e.meta!.size && now.createdAt === e.meta!.createdAt && now.updatedAt === e.meta!.updatedAt
-            : !now;
+          const same = e.existed ? now && sameMeta(now, e.meta!) && sha256Hex(now.content) === e.meta!.sha256 : !now;
           if (!same) throw new Error(`${keyString(e)} on ${dw.labels[e.side]} is not byte-identical to its pre-run snapshot after restore`);
           verified++;
         }
@@ -407,26 +411,19 @@ export const createDualWriteActivities = (deps: DualWriteDeps) => {
       let repairedChecked = 0;
       const wrong: string[] = [];
       try {
-        let page: RepairAction[] = [];
-        const check = async () => {
+        for await (const page of pagesOf<RepairAction>(ref.plan.path, MANIFEST_PAGE)) {
           const [ga, gb] = await Promise.all([stores.a.get(page), stores.b.get(page)]);
           const ma = new Map(ga.map((o) => [keyString(o), o]));
           const mb = new Map(gb.map((o) => [keyString(o), o]));
           for (const k of page) {
             const x = ma.get(keyString(k));
             const y = mb.get(keyString(k));
-            const equal = (!x && !y) || (x && y && x.sha256 === y.sha256 && x.size === y.size && x.createdAt === y.createdAt && x.updatedAt === y.updatedAt && Buffer.compare(x.content, y.content) === 0);
+            const equal = x && y ? sameMeta(x, y) && Buffer.compare(x.content, y.content) === 0 : !x && !y;
             if (!equal && wrong.length < 20) wrong.push(keyString(k));
             repairedChecked++;
           }
-          page = [];
           Context.current().heartbeat();
-        };
-        for await (const action of readJsonLines<RepairAction>(ref.plan.path)) {
-          page.push(action);
-          if (page.length >= MANIFEST_PAGE) await check();
         }
-        if (page.length) await check();
       } finally {
         await closeAll(stores);
       }

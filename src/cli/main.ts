@@ -32,10 +32,9 @@ const keys = {
 };
 
 async function withClient<T>(fn: (client: Client) => Promise<T>): Promise<T> {
-  const { client, config, close } = await connect().catch((err: Error) => {
+  const { client, close } = await connect().catch((err: Error) => {
     throw new CliError(`cannot reach Temporal at ${loadConfig().address}: ${err.message}`, 1);
   });
-  void config;
   try {
     return await fn(client);
   } finally {

@@ -6,8 +6,10 @@ import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { SearchAttributeType, defineSearchAttributeKey } from '@temporalio/common';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import { pino } from 'pino';
-import { ProcessService } from '../../src/activities/adapters/process.js';
-import { demoCommand, writeDemoEnvironment, type DemoEnvironmentOptions } from '../../src/demo/environment.js';
+import { serviceFor } from '../../src/activities/adapters/index.js';
+import { loadTarget } from '../../src/activities/environment.js';
+import type { ServiceAdapter } from '../../src/activities/adapters/types.js';
+import { writeDemoEnvironment, type DemoEnvironmentOptions } from '../../src/demo/environment.js';
 import { createWorker } from '../../src/worker/worker.js';
 import { StoreFactory } from '../../src/activities/stores/index.js';
 import { statusQuery } from '../../src/shared/messages.js';
@@ -21,7 +23,7 @@ export interface DemoTarget {
   envFile: string;
   logFile: string;
   pidFile: string;
-  service: ProcessService;
+  service: ServiceAdapter;
   initialFlags: string;
   /** the table the demo service writes to in the suite's Postgres */
   table: string;
@@ -102,13 +104,8 @@ export class Harness {
     // unique per run, so a long-lived DATABASE_URL server never mixes runs
     const table = `writes_${process.pid}_${Date.now() % 1_000_000}_${envName}`;
     const files = writeDemoEnvironment({ environmentsDir: this.environmentsDir, dataDir: join(this.root, 'data', envName), port, name: envName, table, ...options });
-    const service = new ProcessService({
-      pidFile: files.pidFile,
-      command: demoCommand(files.envFile, port, table),
-      logFile: files.logFile,
-      reload: 'sighup',
-      stopTimeoutMs: 3000,
-    });
+    // the service exactly as the worker sees it in the environment file
+    const service = serviceFor(await loadTarget(this.environmentsDir, envName, 'web'));
     await service.start();
     const base = `http://127.0.0.1:${port}`;
     for (let i = 0; ; i++) {

@@ -1,4 +1,4 @@
-import { compareKeys, sameSummary } from './fingerprint.js';
+import { compareKeys, sameMeta, sameSummary } from './fingerprint.js';
 import type { KeyRange, ObjectKey, ObjectMeta, ObjectStoreAdapter } from './types.js';
 
 export const DRIFT_CLASSES = ['missing_in_a', 'missing_in_b', 'content_mismatch', 'metadata_mismatch'] as const;
@@ -40,8 +40,7 @@ export function classify(a: ObjectMeta | undefined, b: ObjectMeta | undefined): 
   if (!a) return 'missing_in_a';
   if (!b) return 'missing_in_b';
   if (a.sha256 !== b.sha256 || a.size !== b.size) return 'content_mismatch';
-  if (a.createdAt !== b.createdAt || a.updatedAt !== b.updatedAt) return 'metadata_mismatch';
-  return undefined;
+  return sameMeta(a, b) ? undefined : 'metadata_mismatch';
 }
 
 /** A pull iterator over a store's pages, one row at a time. */

@@ -47,3 +47,7 @@ export function assertContent(o: StoredObject): void {
 }
 
 export const keyString = (k: ObjectKey): string => `${k.objectId}@${k.version}`;
+
+/** Same object on both sides: digest, size and both timestamps (what classify() calls "no drift"). */
+export const sameMeta = (a: ObjectMeta, b: ObjectMeta): boolean =>
+  a.sha256 === b.sha256 && a.size === b.size && a.createdAt === b.createdAt && a.updatedAt === b.updatedAt;

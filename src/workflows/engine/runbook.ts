@@ -19,6 +19,7 @@ import type {
   ApprovalPolicy,
   ApprovalRecord,
   EscalationLevel,
+  EscalationRecord,
   EvidenceRef,
   Phase,
   Plan,
@@ -148,11 +149,7 @@ export class Runbook {
       else if (this.state.abort) outcome = 'aborted';
       else if (isCancellation(err)) outcome = 'cancelled';
       else outcome = 'failed';
-      if (outcome === 'failed' || outcome === 'aborted' || outcome === 'cancelled') {
-        this.state.error = outcome === 'aborted' ? `aborted by ${this.state.abort!.by}: ${this.state.abort!.reason}` : errorMessage(err);
-      } else {
-        this.state.error = errorMessage(err);
-      }
+      this.state.error = outcome === 'aborted' && this.state.abort ? `aborted by ${this.state.abort.by}: ${this.state.abort.reason}` : errorMessage(err);
     }
     this.markUnfinishedSteps(outcome);
     const result = await CancellationScope.nonCancellable(async () => {
@@ -358,7 +355,7 @@ export class Runbook {
 
   /** Runs `work` while an escalation ladder (durable timers) notifies level by level until it settles. */
   private async withEscalation<T>(reason: string, startAfter: string, work: Promise<T>): Promise<T> {
-    const ladder = this.escalationPolicy.length ? this.escalationPolicy : [];
+    const ladder = this.escalationPolicy;
     if (ladder.length === 0) return work;
     const escalation = new CancellationScope({ cancellable: true });
     const ladderDone = escalation
@@ -384,7 +381,7 @@ export class Runbook {
   }
 
   private async escalate(level: EscalationLevel, reason: string): Promise<void> {
-    const entry = { level: level.level, at: nowIso(), reason, contact: level.contact, delivered: false } as RunbookStatus['escalation']['history'][number];
+    const entry: EscalationRecord = { level: level.level, at: nowIso(), reason, contact: level.contact, delivered: false };
     this.state.escalation.level = level.level;
     this.state.escalation.history.push(entry);
     const subject = `[L${level.level}] ${this.options.runbook} on ${this.options.environment}/${this.options.target}: ${reason}`;
