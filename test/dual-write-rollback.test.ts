@@ -52,14 +52,25 @@ describe('dual-write rollback against real stores', () => {
     },
   );
 
-  it('bisect detection (segment checksums in both stores) finds exactly the same drift', async () => {
-    const t = await pairTarget(h, pool, 'postgres-objectstore', { objects: 3000, drift: { missing_in_a: 2, missing_in_b: 2, content_mismatch: 3, metadata_mismatch: 1 }, newer: 'a' }, { detection: { mode: 'bisect', leafRows: 50, fanout: 8 } });
+  it.each([
+    ['bisect over many small segments and windows', { mode: 'bisect', segmentRows: 16, windowSegments: 8 }],
+    ['the streaming merge', { mode: 'merge' }],
+  ])('%s finds exactly the same drift', async (_name, detection) => {
+    const t = await pairTarget(h, pool, 'postgres-objectstore', { objects: 3000, drift: { missing_in_a: 2, missing_in_b: 2, content_mismatch: 3, metadata_mismatch: 1 }, newer: 'a' }, { detection });
     const handle = await startDualWrite(h, t, { dryRun: true });
     const result = (await handle.result()) as RunbookResult;
     const evidence = JSON.parse(readFileSync(result.evidence!.path, 'utf8'));
-    expect(evidence.extra.detection.stats.mode).toBe('bisect');
-    expect(evidence.extra.detection.stats.summaries).toBeGreaterThan(0);
-    expect(evidence.extra.detection.stats.scannedA).toBeLessThan(3000);
+    const stats = evidence.extra.detection.stats;
+    expect(stats.mode).toBe(detection.mode);
+    if (detection.mode === 'bisect') {
+      // 3000 rows in segments of 16: the 8 drifted keys touch at most 8 segments of ~16 rows (+ their metadata)
+      expect(stats.summaries).toBeGreaterThan(2 * (3000 / 16));
+      expect(stats.scannedA).toBeLessThanOrEqual(8 * 17 + 8);
+      expect(stats.rowsA).toBe(2998);
+    } else {
+      expect(stats.summaries).toBe(0);
+      expect(stats.scannedA).toBe(2998);
+    }
     const detected = readFileSync(evidence.extra.detection.path, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect(detected.map((e: { objectId: string; class: string }) => `${e.objectId}:${e.class}`).sort()).toEqual(t.injected.map((e) => `${e.objectId}:${e.class}`).sort());
   });

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
-import { compareKeys, inRange, sha256Hex, summarizeRows } from '../src/activities/stores/fingerprint.js';
+import { compareIds, compareKeys, inRange, rowFingerprint, sha256Hex, summarizeRows } from '../src/activities/stores/fingerprint.js';
+import { diffStores, type DiffStats, type DriftEntry } from '../src/activities/stores/diff.js';
 import { ObjectStore } from '../src/activities/stores/object-store.js';
 import { isConnectionError, PostgresTableStore } from '../src/activities/stores/postgres-table.js';
 import { SqliteTableStore } from '../src/activities/stores/sqlite-table.js';
@@ -28,6 +29,7 @@ function tempDir(): string {
 const runId = `${process.pid}_${Date.now() % 1e6}`;
 const pgTable = `objs_${runId}`;
 const pgTableNoSha = `objs_nosha_${runId}`;
+const pgTableFp = `objs_fp_${runId}`;
 let pool: pg.Pool;
 /** application_name of this file's pool: the connection test kills only these connections */
 const poolName = `stores_test_${runId}`;
@@ -42,6 +44,7 @@ interface Subject {
 }
 
 let sqlitePath: string;
+let sqliteFpPath: string;
 let objectRoot: string;
 
 const subjects: Subject[] = [
@@ -66,18 +69,42 @@ const subjects: Subject[] = [
   {
     // someone else's table: other column names, no digest column, and a linguistic collation on the id column
     // (the database's default is C.UTF-8, which would hide a missing COLLATE "C")
-    name: 'postgres-table (existing table, ICU collation, sha256 computed in Postgres)',
+    name: 'postgres-table (existing table, ICU collation, sha256 computed in Postgres, stored fingerprints)',
     open: async () => {
       const { rowCount } = await pool.query(`SELECT 1 FROM pg_collation WHERE collname = 'und-x-icu'`);
       const collate = rowCount ? 'COLLATE "und-x-icu"' : '';
       await pool.query(
         `CREATE TABLE "${pgTableNoSha}" (id varchar(200) ${collate} NOT NULL, ver bigint NOT NULL, body bytea NOT NULL, bytes integer NOT NULL, made timestamptz NOT NULL, changed timestamptz NOT NULL, PRIMARY KEY (id, ver))`,
       );
-      const columns = { objectId: 'id', version: 'ver', content: 'body', size: 'bytes', sha256: null, createdAt: 'made', updatedAt: 'changed' };
+      await pool.query(`INSERT INTO "${pgTableNoSha}" VALUES ('pre-existing', 1, 'x', 1, now(), now())`);
+      const columns = { objectId: 'id', version: 'ver', content: 'body', size: 'bytes', sha256: null, createdAt: 'made', updatedAt: 'changed', fingerprint: 'row_fp' };
+      // an existing table gets its fingerprint column, trigger and index from installFingerprint() (`runbook dual-write prepare`)
+      await expect(PostgresTableStore.open({ pool, table: pgTableNoSha, columns })).rejects.toThrow(/fingerprint column "row_fp" does not exist; install it with `npx runbook dual-write prepare/);
+      await new PostgresTableStore({ pool, table: pgTableNoSha, columns }).installFingerprint();
+      const { rows } = await pool.query(`SELECT count(*)::int AS n FROM "${pgTableNoSha}" WHERE row_fp IS NULL`);
+      expect(rows[0].n).toBe(0);
       return PostgresTableStore.open({ pool, table: pgTableNoSha, columns });
     },
     tamperSize: async (k, size) => {
       await pool.query(`UPDATE "${pgTableNoSha}" SET bytes = $1 WHERE id = $2 AND ver = $3`, [size, k.objectId, k.version]);
+    },
+  },
+  {
+    name: 'postgres-table (stored fingerprints)',
+    open: () => PostgresTableStore.open({ pool, table: pgTableFp, create: true, columns: { fingerprint: 'fp' } }),
+    // behind the adapter's back: the trigger keeps the fingerprint right
+    tamperSize: async (k, size) => {
+      await pool.query(`UPDATE "${pgTableFp}" SET size = $1 WHERE object_id = $2 AND version = $3`, [size, k.objectId, k.version]);
+    },
+  },
+  {
+    name: 'sqlite-table (stored fingerprints)',
+    open: async () => new SqliteTableStore({ path: sqliteFpPath, table: 'objects', create: true, columns: { fingerprint: 'fp' } }),
+    // behind the adapter's back: the trigger clears the stored fingerprint, which is then computed
+    tamperSize: async (k, size) => {
+      const db = new Database(sqliteFpPath);
+      db.prepare('UPDATE objects SET size = ? WHERE object_id = ? AND version = ?').run(size, k.objectId, k.version);
+      db.close();
     },
   },
   {
@@ -96,6 +123,7 @@ const store = (name: string): ObjectStoreAdapter => stores.get(name)!;
 
 beforeAll(async () => {
   sqlitePath = join(tempDir(), 'objects.sqlite');
+  sqliteFpPath = join(tempDir(), 'objects-fp.sqlite');
   objectRoot = join(tempDir(), 'object-store');
   pool = new pg.Pool({ connectionString: inject('databaseUrl'), max: 4, application_name: poolName });
   for (const s of subjects) stores.set(s.name, await s.open());
@@ -106,6 +134,7 @@ afterAll(async () => {
   if (pool) {
     await pool.query(`DROP TABLE IF EXISTS "${pgTable}"`);
     await pool.query(`DROP TABLE IF EXISTS "${pgTableNoSha}"`);
+    await pool.query(`DROP TABLE IF EXISTS "${pgTableFp}"`);
     await pool.end();
   }
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
@@ -309,32 +338,46 @@ for (const subject of subjects) {
       expect(await s.summarize!({})).toEqual(base);
     });
 
-    it('splitPoints returns increasing keys strictly inside the range', async () => {
-      expect(await s.splitPoints!({}, 4)).toEqual([]);
+    it('stepKeys returns the keys every `step` rows from the start of the range, at most `max`', async () => {
+      expect(await s.stepKeys!({}, 4, 10)).toEqual([]);
       const objects = [...trickyObjects(), ...manyObjects(90)];
       await s.put(objects);
       const all = sorted(objects).map(keyOf);
       const ranges: KeyRange[] = [{}, { from: { objectId: 'a', version: 2 }, to: { objectId: 'obj-0050', version: 1 } }, { from: { objectId: 'obj-0010', version: 1 } }];
       for (const range of ranges) {
         const inside = all.filter((k) => inRange(k, range));
-        for (const parts of [2, 3, 4, 10]) {
-          const points = await s.splitPoints!(range, parts);
-          expect(points.length).toBeGreaterThan(0);
-          expect(points.length).toBeLessThanOrEqual(parts - 1);
-          for (const [i, p] of points.entries()) {
-            expect(inside).toContainEqual(p);
-            expect(compareKeys(p, inside[0]!)).toBeGreaterThan(0);
-            if (i > 0) expect(compareKeys(p, points[i - 1]!)).toBeGreaterThan(0);
+        for (const step of [1, 2, 3, 7, 64, inside.length]) {
+          for (const max of [1, 5, 1000]) {
+            const expected = inside.filter((_, i) => i > 0 && i % step === 0).slice(0, max);
+            expect(await s.stepKeys!(range, step, max), `step ${step} max ${max} ${JSON.stringify(range)}`).toEqual(expected);
           }
-          // roughly equal parts: no part more than twice its fair share (+1)
-          const bounds = [inside[0]!, ...points];
-          const sizes = bounds.map((b, i) => inside.filter((k) => compareKeys(k, b) >= 0 && (i + 1 >= bounds.length || compareKeys(k, bounds[i + 1]!) < 0)).length);
-          expect(Math.max(...sizes)).toBeLessThanOrEqual((2 * inside.length) / parts + 1);
         }
       }
-      expect(await s.splitPoints!({}, 1)).toEqual([]);
-      const tiny = { from: { objectId: 'a', version: 1 }, to: { objectId: 'a', version: 2 } };
-      expect(await s.splitPoints!(tiny, 4)).toEqual([]);
+    });
+
+    it('summarizeRanges and fingerprints agree with summarize and rowFingerprint, range by range', async () => {
+      const objects = [...trickyObjects(), ...manyObjects(60)];
+      await s.put(objects);
+      const all = sorted(objects).map(metaOf);
+      const cuts = [all[5]!, all[6]!, all[30]!, { objectId: 'obj-0030', version: 2 }, all[all.length - 3]!].map(keyOf);
+      const ranges: KeyRange[] = [{ to: cuts[0] }, ...cuts.slice(0, -1).map((c, i) => ({ from: c, to: cuts[i + 1] })), { from: cuts[cuts.length - 1] }];
+      const summaries = await s.summarizeRanges!(ranges);
+      expect(summaries).toHaveLength(ranges.length);
+      for (const [i, r] of ranges.entries()) expect(summaries[i], JSON.stringify(r)).toEqual(summarizeRows(all.filter((m) => inRange(m, r))));
+      expect(summaries.reduce((n, x) => n + x.count, 0)).toBe(all.length);
+      // two separate ranges, an empty one between them
+      const picked = [ranges[1]!, { from: { objectId: 'zz-none', version: 1 }, to: { objectId: 'zz-none', version: 2 } }, ranges[4]!];
+      expect(await s.fingerprints!(picked)).toEqual(all.filter((m) => picked.some((r) => inRange(m, r))).map((m) => ({ ...keyOf(m), fp: rowFingerprint(m) })));
+      expect(await s.fingerprints!([])).toEqual([]);
+      expect(await s.summarizeRanges!([])).toEqual([]);
+    });
+
+    it('getMeta returns the metadata of the keys that exist, in the order asked', async () => {
+      const objects = trickyObjects();
+      await s.put(objects);
+      const keys = [keyOf(objects[3]!), { objectId: 'nope', version: 1 }, keyOf(objects[0]!)];
+      expect(await s.getMeta(keys)).toEqual([metaOf(objects[3]!), metaOf(objects[0]!)]);
+      expect(await s.getMeta([])).toEqual([]);
     });
 
     if (subject.withNames) {
@@ -382,13 +425,14 @@ describe('all adapters agree', () => {
     }
   });
 
-  it('choose the same split points', async () => {
-    for (const parts of [2, 5, 16]) {
-      const range = { from: { objectId: 'a', version: 2 } };
-      const reference = await store('sqlite-table').splitPoints!(range, parts);
-      expect(reference).toHaveLength(parts - 1);
-      for (const [name, s] of stores) expect(await s.splitPoints!(range, parts), `${name} ${parts}`).toEqual(reference);
-    }
+  it('cut ranges at the same keys and sum the same segments', async () => {
+    const range = { from: { objectId: 'a', version: 2 } };
+    const reference = await store('sqlite-table').stepKeys!(range, 16, 100);
+    expect(reference.length).toBeGreaterThan(3);
+    for (const [name, s] of stores) expect(await s.stepKeys!(range, 16, 100), name).toEqual(reference);
+    const ranges = [{ from: range.from, to: reference[0] }, ...reference.map((k, i) => ({ from: k, to: reference[i + 1] }))];
+    const sums = await store('sqlite-table').summarizeRanges!(ranges);
+    for (const [name, s] of stores) expect(await s.summarizeRanges!(ranges), name).toEqual(sums);
   });
 
   it('return the same bytes', async () => {
@@ -516,6 +560,130 @@ describe('postgres-table connections', () => {
     } finally {
       await restartPool.end();
       await server.stop();
+    }
+  });
+});
+
+describe('stored fingerprints', () => {
+  it('compareIds orders strings bytewise as UTF-8, like Buffer.compare', () => {
+    const ids = [...TRICKY_IDS, 'zero', '\uffff', '\ue000', '\ud7ff', '𐀀', 'a😀', 'a\uffff', '', 'aa', 'a'];
+    for (const x of ids) for (const y of ids) expect(Math.sign(compareIds(x, y)), `${x} ${y}`).toBe(Math.sign(Buffer.compare(Buffer.from(x), Buffer.from(y))));
+  });
+
+  it('a SQLite table whose fingerprint trigger is missing is refused, naming the fix', () => {
+    const path = join(tempDir(), 'no-trigger.sqlite');
+    const db = new Database(path);
+    db.exec('CREATE TABLE objects (object_id TEXT NOT NULL, version INTEGER NOT NULL, content BLOB NOT NULL, size INTEGER NOT NULL, sha256 TEXT NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, fp INTEGER, PRIMARY KEY (object_id, version))');
+    db.close();
+    expect(() => new SqliteTableStore({ path, table: 'objects', columns: { fingerprint: 'fp' } })).toThrow(/trigger objects_dr_fingerprint is missing; install it with `npx runbook dual-write prepare/);
+  });
+
+  it('SQLite: other writers leave a NULL or cleared fingerprint, which is computed; put() writes it', async () => {
+    const path = join(tempDir(), 'writers.sqlite');
+    const s = new SqliteTableStore({ path, table: 'objects', create: true, columns: { fingerprint: 'fp' } });
+    try {
+      const o = object('mine', 1);
+      await s.put([o]);
+      const db = new Database(path);
+      const fpOf = (id: string) => (db.prepare('SELECT fp FROM objects WHERE object_id = ?').safeIntegers(true).get(id) as { fp: bigint | null }).fp;
+      expect(fpOf('mine')).toBe(rowFingerprint(o));
+      const theirs = object('theirs', 1);
+      db.prepare('INSERT INTO objects (object_id, version, content, size, sha256, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)').run(theirs.objectId, 1, theirs.content, theirs.size, theirs.sha256, theirs.createdAt, theirs.updatedAt);
+      db.prepare('UPDATE objects SET updated_at = updated_at + 1 WHERE object_id = ?').run('mine');
+      expect(fpOf('theirs')).toBeNull();
+      expect(fpOf('mine')).toBeNull();
+      // an update that changes nothing the fingerprint covers keeps it
+      await s.put([o]);
+      db.prepare('UPDATE objects SET content = content WHERE object_id = ?').run('mine');
+      expect(fpOf('mine')).toBe(rowFingerprint(o));
+      db.close();
+      expect(await s.summarize({})).toEqual(summarizeRows((await scanAll(s)).flat()));
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('an object-store index written before fingerprints were stored gets them on open', async () => {
+    const root = join(tempDir(), 'old-index');
+    const s = await ObjectStore.open(root);
+    const objects = manyObjects(20);
+    await s.put(objects);
+    await s.close();
+    const db = new Database(join(root, 'index.sqlite'));
+    db.exec('DROP TRIGGER objects_fp_invalidate; ALTER TABLE objects DROP COLUMN fp');
+    db.close();
+    const reopened = await ObjectStore.open(root);
+    try {
+      expect(await reopened.summarize({})).toEqual(summarizeRows(objects.map(metaOf)));
+      const check = new Database(join(root, 'index.sqlite'));
+      expect((check.prepare('SELECT count(*) AS n FROM objects WHERE fp IS NULL').get() as { n: number }).n).toBe(0);
+      check.close();
+    } finally {
+      await reopened.close();
+    }
+  });
+
+  it('Postgres: the trigger keeps the fingerprint right whoever writes, and a dropped trigger is refused', async () => {
+    const table = `fp_writers_${runId}`;
+    const s = await PostgresTableStore.open({ pool, table, create: true, columns: { fingerprint: 'fp' } });
+    try {
+      const o = object('x', 1);
+      await s.put([o]);
+      await pool.query(`UPDATE "${table}" SET updated_at = updated_at + interval '1 second'`);
+      const [meta] = await s.getMeta([o]);
+      expect(meta!.updatedAt).toBe(o.updatedAt + 1000);
+      const { rows } = await pool.query(`SELECT fp::text AS fp FROM "${table}"`);
+      expect(BigInt(rows[0].fp)).toBe(rowFingerprint(meta!));
+      await pool.query(`ALTER TABLE "${table}" DISABLE TRIGGER "${table}_dr_fp"`);
+      await expect(PostgresTableStore.open({ pool, table, columns: { fingerprint: 'fp' } })).rejects.toThrow(`trigger "${table}_dr_fp" is missing or disabled`);
+    } finally {
+      await pool.query(`DROP TABLE IF EXISTS "${table}"`);
+    }
+  });
+});
+
+describe('diffStores', () => {
+  const collect = async (it: AsyncIterable<DriftEntry>) => {
+    const out: DriftEntry[] = [];
+    for await (const e of it) out.push(e);
+    return out;
+  };
+
+  it('bisect, at any segment and window size, finds exactly what the streaming merge finds, in key order', async () => {
+    const table = `diff_${runId}`;
+    const base = [...trickyObjects(), ...manyObjects(300)];
+    const pgStore = await PostgresTableStore.open({ pool, table, create: true, columns: { fingerprint: 'fp' } });
+    const objectStore = await ObjectStore.open(join(tempDir(), 'diff-objects'));
+    const sqlite = new SqliteTableStore({ path: join(tempDir(), 'diff.sqlite'), table: 'objects', create: true });
+    try {
+      for (const s of [pgStore, objectStore, sqlite]) await s.put(base);
+      const at = (i: number) => sorted(base)[i]!;
+      // each store drifts differently, so every pair has every class in both directions
+      await pgStore.delete([keyOf(at(3)), keyOf(at(200))]);
+      await pgStore.put([object(at(50).objectId, at(50).version, 'changed in pg')]);
+      await objectStore.delete([keyOf(at(0)), keyOf(at(base.length - 1))]);
+      await objectStore.put([{ ...at(120), updatedAt: at(120).updatedAt + 1 }, object('only-in-object-store', 1)]);
+      await sqlite.put([{ ...at(121), createdAt: 0 }, object(at(7).objectId, at(7).version, 'changed in sqlite')]);
+      await sqlite.delete([keyOf(at(150))]);
+      const pairs: Array<[ObjectStoreAdapter, ObjectStoreAdapter]> = [[pgStore, objectStore], [objectStore, pgStore], [pgStore, sqlite], [sqlite, objectStore]];
+      for (const [x, y] of pairs) {
+        const merged = await collect(diffStores(x, y, {}, { mergeOnly: true, pageSize: 7 }));
+        expect(new Set(merged.map((e) => e.class))).toEqual(new Set(['missing_in_a', 'missing_in_b', 'content_mismatch', 'metadata_mismatch']));
+        expect(merged.map(keyOf)).toEqual(sorted(merged.map(keyOf)));
+        for (const [segmentRows, windowSegments] of [[1, 1], [3, 2], [16, 4], [64, 4096], [10_000, 1]] as const) {
+          const label = `${x.describe()} vs ${y.describe()}, segments of ${segmentRows}, ${windowSegments} per window`;
+          expect(await collect(diffStores(x, y, {}, { segmentRows, windowSegments, pageSize: 2 })), label).toEqual(merged);
+          const range = { from: keyOf(at(40)), to: keyOf(at(160)) };
+          expect(await collect(diffStores(x, y, range, { segmentRows, windowSegments })), `${label} in a range`).toEqual(merged.filter((e) => inRange(e, range)));
+        }
+      }
+      // equal sides: one summary per side, nothing streamed
+      let stats: DiffStats | undefined;
+      expect(await collect(diffStores(pgStore, pgStore, {}, { onProgress: (s) => (stats = { ...s }) }))).toEqual([]);
+      expect(stats).toMatchObject({ mode: 'bisect', summaries: 2, scannedA: 0, scannedB: 0 });
+    } finally {
+      await Promise.all([objectStore.close(), sqlite.close()]);
+      await pool.query(`DROP TABLE IF EXISTS "${table}"`);
     }
   });
 });

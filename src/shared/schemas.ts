@@ -121,6 +121,8 @@ const columnsSchema = z
     sha256: sqlIdentifier.nullable(),
     createdAt: sqlIdentifier,
     updatedAt: sqlIdentifier,
+    /** a 64-bit integer column holding the row fingerprint, kept by a trigger (`runbook dual-write prepare`) */
+    fingerprint: sqlIdentifier,
   })
   .partial();
 
@@ -160,18 +162,20 @@ const dualWriteSchema = z.strictObject({
   batchSize: z.number().int().min(1).max(100_000).default(500),
   parallelism: z.number().int().min(1).max(64).default(2),
   /**
-   * how detection compares the sides: `merge` streams both in key order (fastest on local stores, see
-   * BENCHMARKS.md); `bisect` compares segment checksums computed by the stores and streams only differing
-   * segments (wins when drift is sparse or clustered and the stores are far away)
+   * how detection compares the sides: `bisect` compares segment checksums computed by the stores (fast when
+   * fingerprints are stored: `columns.fingerprint`, and always in the object store) and reads only the rows of
+   * segments that differ; `merge` streams both sides in key order (see BENCHMARKS.md)
    */
   detection: z
     .strictObject({
-      mode: z.enum(['merge', 'bisect']).default('merge'),
+      mode: z.enum(['bisect', 'merge']).default('bisect'),
       pageSize: z.number().int().min(1).max(100_000).default(5000),
-      leafRows: z.number().int().min(1).default(2000),
-      fanout: z.number().int().min(2).max(256).default(16),
+      /** rows per checksummed segment */
+      segmentRows: z.number().int().min(1).max(1_000_000).default(64),
+      /** segments per summary statement */
+      windowSegments: z.number().int().min(1).max(100_000).default(4096),
     })
-    .default({ mode: 'merge', pageSize: 5000, leafRows: 2000, fanout: 16 }),
+    .default({ mode: 'bisect', pageSize: 5000, segmentRows: 64, windowSegments: 4096 }),
   /** pause after each batch to limit the load on production stores */
   batchPause: durationSchema.default('0s').transform(String),
   /** repairs larger than this run as child workflows over contiguous parts of the plan (any worker takes them) */

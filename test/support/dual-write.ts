@@ -35,14 +35,18 @@ export async function pairTarget(h: Harness, pool: pg.Pool, pair: Pair, spec: Dr
   const configs: unknown[] = [];
   for (const [i, kind] of sides.entries()) {
     if (kind === 'postgres') {
-      const store = new PostgresTableStore({ pool, table: `${table}_${i}`, create: true });
+      // Postgres keeps stored fingerprints (trigger-maintained column) in every pair
+      const columns = { fingerprint: 'row_fp' };
+      const store = new PostgresTableStore({ pool, table: `${table}_${i}`, create: true, columns });
       await store.init();
       stores.push(store);
-      configs.push({ type: 'postgres', urlEnv, table: `${table}_${i}` });
+      configs.push({ type: 'postgres', urlEnv, table: `${table}_${i}`, columns });
     } else if (kind === 'sqlite') {
+      // SQLite stores them in postgres-sqlite and computes them per row in sqlite-objectstore
+      const columns = pair === 'postgres-sqlite' ? { fingerprint: 'row_fp' } : {};
       const path = join(dir, `side${i}.sqlite`);
-      stores.push(new SqliteTableStore({ path, table: 'objects', create: true }));
-      configs.push({ type: 'sqlite', path, table: 'objects' });
+      stores.push(new SqliteTableStore({ path, table: 'objects', create: true, columns }));
+      configs.push({ type: 'sqlite', path, table: 'objects', columns });
     } else {
       const root = join(dir, `store${i}`);
       stores.push(await ObjectStore.open(root));

@@ -1,5 +1,5 @@
 import { compareKeys, sameMeta, sameSummary } from './fingerprint.js';
-import type { KeyRange, ObjectKey, ObjectMeta, ObjectStoreAdapter } from './types.js';
+import type { KeyFingerprint, KeyRange, ObjectKey, ObjectMeta, ObjectStoreAdapter } from './types.js';
 
 export const DRIFT_CLASSES = ['missing_in_a', 'missing_in_b', 'content_mismatch', 'metadata_mismatch'] as const;
 export type DriftClass = (typeof DRIFT_CLASSES)[number];
@@ -26,10 +26,10 @@ export interface DiffStats {
 export interface DiffOptions {
   /** rows per page when streaming */
   pageSize?: number;
-  /** segments with at most this many rows are compared row by row */
-  leafRows?: number;
-  /** how many sub-segments a differing segment is split into */
-  fanout?: number;
+  /** rows per checksummed segment; the rows of a differing segment are compared one by one */
+  segmentRows?: number;
+  /** segments per round: each round is one summary statement per side, so memory stays bounded */
+  windowSegments?: number;
   /** force the streaming merge even when both sides can checksum */
   mergeOnly?: boolean;
   onProgress?: (stats: DiffStats) => void;
@@ -69,16 +69,32 @@ class RowCursor {
   }
 }
 
+const canSegment = (s: ObjectStoreAdapter): boolean => Boolean(s.summarize && s.summarizeRanges && s.fingerprints);
+
+/** rows of both sides in key order; a store that broke its ordering promise would make the merge lie */
+function assertOrdered(rows: KeyFingerprint[], store: ObjectStoreAdapter): void {
+  for (let i = 1; i < rows.length; i++) {
+    if (compareKeys(rows[i - 1]!, rows[i]!) >= 0) throw new Error(`${store.describe()}: fingerprints are not in key order at ${rows[i]!.objectId}@${rows[i]!.version}`);
+  }
+}
+
 /**
- * Compares two stores over a key range without loading either into memory. When both can checksum a range
- * themselves, segments are compared by (count, hash) and only differing segments are split (the data-diff
- * approach); small segments, and stores that cannot checksum, are streamed in key order and merged.
+ * Compares two stores over a key range without loading either into memory.
+ *
+ * When both stores checksum ranges themselves (`bisect`, the data-diff approach): the whole range is compared
+ * by (count, Σ fingerprint halves) first; when it differs, it is cut into segments of `segmentRows` rows (keys
+ * from the side with more rows), a window of segments at a time, and each store sums every segment of the
+ * window in one statement; only the segments that differ are read, as (key, fingerprint) rows, and only the
+ * keys whose fingerprints differ are fetched with their metadata and classified. With fingerprints stored in
+ * the stores (a column kept by a trigger, or the object store's index), a segment sum is an index-only scan.
+ *
+ * Otherwise both sides are streamed in key order and merged (`merge`).
  */
 export async function* diffStores(a: ObjectStoreAdapter, b: ObjectStoreAdapter, range: KeyRange, options: DiffOptions = {}): AsyncGenerator<DriftEntry> {
   const pageSize = options.pageSize ?? 5000;
-  const leafRows = options.leafRows ?? 2000;
-  const fanout = options.fanout ?? 16;
-  const canBisect = !options.mergeOnly && a.summarize && b.summarize && (a.splitPoints || b.splitPoints);
+  const segmentRows = options.segmentRows ?? 64;
+  const windowSegments = options.windowSegments ?? 4096;
+  const canBisect = !options.mergeOnly && canSegment(a) && canSegment(b) && Boolean(a.stepKeys || b.stepKeys);
   const stats: DiffStats = { rowsA: 0, rowsB: 0, scannedA: 0, scannedB: 0, summaries: 0, mode: canBisect ? 'bisect' : 'merge' };
   const report = () => options.onProgress?.(stats);
 
@@ -102,6 +118,50 @@ export async function* diffStores(a: ObjectStoreAdapter, b: ObjectStoreAdapter, 
     report();
   }
 
+  /** The keys whose (key, fingerprint) rows differ, then their metadata from both sides, classified in key order. */
+  async function* compareRows(ranges: KeyRange[]): AsyncGenerator<DriftEntry> {
+    const [fa, fb] = await Promise.all([a.fingerprints!(ranges), b.fingerprints!(ranges)]);
+    assertOrdered(fa, a);
+    assertOrdered(fb, b);
+    stats.rowsA += fa.length;
+    stats.rowsB += fb.length;
+    stats.scannedA += fa.length;
+    stats.scannedB += fb.length;
+    const suspects: ObjectKey[] = [];
+    let i = 0;
+    let j = 0;
+    while (i < fa.length || j < fb.length) {
+      const x = fa[i];
+      const y = fb[j];
+      const order = !x ? 1 : !y ? -1 : compareKeys(x, y);
+      if (order === 0 && x!.fp === y!.fp) {
+        i++;
+        j++;
+        continue;
+      }
+      const k = order <= 0 ? x! : y!;
+      suspects.push({ objectId: k.objectId, version: k.version });
+      if (order <= 0) i++;
+      if (order >= 0) j++;
+    }
+    for (let start = 0; start < suspects.length; start += pageSize) {
+      const keys = suspects.slice(start, start + pageSize);
+      const [ma, mb] = await Promise.all([a.getMeta(keys), b.getMeta(keys)]);
+      stats.scannedA += ma.length;
+      stats.scannedB += mb.length;
+      const byKey = (rows: ObjectMeta[]) => new Map(rows.map((m) => [`${m.version}\u0000${m.objectId}`, m]));
+      const [xa, xb] = [byKey(ma), byKey(mb)];
+      for (const k of keys) {
+        const id = `${k.version}\u0000${k.objectId}`;
+        const left = xa.get(id);
+        const right = xb.get(id);
+        const cls = classify(left, right);
+        // a changed fingerprint with identical metadata: the row changed and changed back between the two reads
+        if (cls) yield { objectId: k.objectId, version: k.version, class: cls, a: left, b: right };
+      }
+    }
+  }
+
   async function* bisect(r: KeyRange): AsyncGenerator<DriftEntry> {
     const [sa, sb] = await Promise.all([a.summarize!(r), b.summarize!(r)]);
     stats.summaries += 2;
@@ -111,12 +171,35 @@ export async function* diffStores(a: ObjectStoreAdapter, b: ObjectStoreAdapter, 
       report();
       return;
     }
-    if (Math.max(sa.count, sb.count) <= leafRows) return yield* merge(r);
-    const splitter = sa.count >= sb.count && a.splitPoints ? a : b.splitPoints ? b : a;
-    const points = await splitter.splitPoints!(r, fanout);
-    if (points.length === 0) return yield* merge(r);
-    const bounds: Array<ObjectKey | undefined> = [r.from, ...points, r.to];
-    for (let i = 0; i + 1 < bounds.length; i++) yield* bisect({ from: bounds[i], to: bounds[i + 1] });
+    const cutter = (sa.count >= sb.count && a.stepKeys) || !b.stepKeys ? a : b;
+    let from = r.from;
+    for (;;) {
+      const keys = await cutter.stepKeys!({ from, to: r.to }, segmentRows, windowSegments);
+      const last = keys.length < windowSegments;
+      const bounds: Array<ObjectKey | undefined> = [from, ...keys];
+      if (last) bounds.push(r.to);
+      const ranges: KeyRange[] = [];
+      for (let i = 0; i + 1 < bounds.length; i++) ranges.push({ from: bounds[i], to: bounds[i + 1] });
+      const [xa, xb] = await Promise.all([a.summarizeRanges!(ranges), b.summarizeRanges!(ranges)]);
+      stats.summaries += 2 * ranges.length;
+      // adjacent differing segments are read as one range
+      const differing: KeyRange[] = [];
+      let previous = -2;
+      ranges.forEach((seg, i) => {
+        if (sameSummary(xa[i]!, xb[i]!)) {
+          stats.rowsA += xa[i]!.count;
+          stats.rowsB += xb[i]!.count;
+          return;
+        }
+        if (previous === i - 1) differing[differing.length - 1]!.to = seg.to;
+        else differing.push({ ...seg });
+        previous = i;
+      });
+      if (differing.length) yield* compareRows(differing);
+      report();
+      if (last) return;
+      from = keys[keys.length - 1];
+    }
   }
 
   yield* canBisect ? bisect(range) : merge(range);

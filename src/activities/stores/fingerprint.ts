@@ -8,18 +8,25 @@ export const SEP = '\x1f';
 export const fingerprintText = (m: ObjectMeta): string =>
   [m.objectId, m.version, m.sha256, m.size, m.createdAt, m.updatedAt].join(SEP);
 
-/** md5 of the fingerprint, cut into two unsigned 32-bit numbers (summed per segment; 1M rows stay < 2^53). */
-export function rowFingerprint(m: ObjectMeta): [number, number] {
-  const hex = createHash('md5').update(fingerprintText(m)).digest('hex');
-  return [Number.parseInt(hex.slice(0, 8), 16), Number.parseInt(hex.slice(8, 16), 16)];
+/**
+ * The row fingerprint: the first 8 bytes of md5(fingerprintText) as a signed 64-bit integer. Stores that keep
+ * it in a column (the object store always; Postgres and SQLite tables with `columns.fingerprint`) sum the stored
+ * value; the others compute the same number on the fly.
+ */
+export function rowFingerprint(m: ObjectMeta): bigint {
+  return createHash('md5').update(fingerprintText(m)).digest().readBigInt64BE(0);
 }
 
+/** The two signed 32-bit halves of a fingerprint, the numbers a segment summary sums. */
+export const fingerprintHalves = (fp: bigint): [number, number] => [Number(fp >> 32n), Number(BigInt.asIntN(32, fp))];
+
+/** count, Σ high half, Σ low half: exact (each sum stays far below 2^63 for any realistic row count). */
 export function summarizeRows(rows: Iterable<ObjectMeta>): SegmentSummary {
   let count = 0;
   let h1 = 0n;
   let h2 = 0n;
   for (const row of rows) {
-    const [a, b] = rowFingerprint(row);
+    const [a, b] = fingerprintHalves(rowFingerprint(row));
     count++;
     h1 += BigInt(a);
     h2 += BigInt(b);
@@ -29,9 +36,27 @@ export function summarizeRows(rows: Iterable<ObjectMeta>): SegmentSummary {
 
 export const sameSummary = (a: SegmentSummary, b: SegmentSummary): boolean => a.count === b.count && a.h1 === b.h1 && a.h2 === b.h2;
 
+/**
+ * Bytewise UTF-8 order of two strings without encoding them: UTF-16 code units sort like code points except
+ * that a surrogate (a code point ≥ U+10000) must sort after U+E000–U+FFFF.
+ */
+export function compareIds(a: string, b: string): number {
+  if (a === b) return 0;
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    const xs = x >= 0xd800 && x <= 0xdfff;
+    const ys = y >= 0xd800 && y <= 0xdfff;
+    if (xs !== ys && (xs ? y >= 0xe000 : x >= 0xe000)) return xs ? 1 : -1;
+    return x - y;
+  }
+  return a.length - b.length;
+}
+
 export function compareKeys(a: ObjectKey, b: ObjectKey): number {
-  if (a.objectId !== b.objectId) return Buffer.compare(Buffer.from(a.objectId), Buffer.from(b.objectId));
-  return a.version - b.version;
+  return compareIds(a.objectId, b.objectId) || a.version - b.version;
 }
 
 export const inRange = (k: ObjectKey, r: KeyRange): boolean =>

@@ -3,9 +3,9 @@ import { mkdirSync } from 'node:fs';
 import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { assertContent, sha256Hex } from './fingerprint.js';
+import { assertContent, rowFingerprint, sha256Hex } from './fingerprint.js';
 import { SqliteKeyspace } from './sqlite-keyspace.js';
-import type { KeyRange, ObjectKey, ObjectMeta, ObjectStoreAdapter, SegmentSummary, StoredObject } from './types.js';
+import type { KeyFingerprint, KeyRange, ObjectKey, ObjectMeta, ObjectStoreAdapter, SegmentSummary, StoredObject } from './types.js';
 
 export interface ObjectStoreConfig {
   /** directory holding `blobs/` and `index.sqlite` */
@@ -22,7 +22,8 @@ const isMissing = (error: unknown): boolean => (error as NodeJS.ErrnoException |
  * A content-addressed object store (the seed's "StorageEngine"): each distinct content is one immutable blob
  * at `<root>/blobs/<sha[0:2]>/<sha>`, written atomically (temporary file in the same directory, fsync, digest
  * check, rename, directory fsync), and the objects are rows of a SQLite index `<root>/index.sqlite` naming
- * their blob by sha256. Fingerprints are computed inside SQLite by a registered function, as in SqliteTableStore.
+ * their blob by sha256 and carrying their fingerprint (rowFingerprint(), written with the row), so a segment
+ * checksum is a sum over the index.
  *
  * Writes and deletes of one instance are serialised, so a blob is never collected while a put that shares it
  * is in flight. Other processes must not write the same root concurrently.
@@ -41,10 +42,23 @@ export class ObjectStore implements ObjectStoreAdapter {
     this.db.pragma('synchronous = FULL');
     this.db.pragma('busy_timeout = 5000');
     this.db.exec(
-      `CREATE TABLE IF NOT EXISTS objects (object_id TEXT NOT NULL, version INTEGER NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, PRIMARY KEY (object_id, version)) WITHOUT ROWID;
+      `CREATE TABLE IF NOT EXISTS objects (object_id TEXT NOT NULL, version INTEGER NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, fp INTEGER, PRIMARY KEY (object_id, version)) WITHOUT ROWID;
        CREATE INDEX IF NOT EXISTS objects_sha256 ON objects (sha256);`,
     );
-    this.keys = new SqliteKeyspace(this.db, { table: 'objects', objectId: 'object_id', version: 'version', sha256: 'sha256', size: 'size', createdAt: 'created_at', updatedAt: 'updated_at' });
+    this.keys = new SqliteKeyspace(this.db, { table: 'objects', objectId: 'object_id', version: 'version', sha256: 'sha256', size: 'size', createdAt: 'created_at', updatedAt: 'updated_at', fingerprint: 'fp' });
+    this.migrate();
+    // the index is ours, but a hand edit (or an older tool) must not leave a stale fingerprint behind
+    this.keys.createInvalidationTrigger('objects_fp_invalidate');
+  }
+
+  /** Indexes written before fingerprints were stored get the column, filled once. */
+  private migrate(): void {
+    const columns = this.db.prepare(`SELECT name FROM pragma_table_info('objects')`).pluck().all() as string[];
+    if (columns.includes('fp')) return;
+    this.db.transaction(() => {
+      this.db.exec('ALTER TABLE objects ADD COLUMN fp INTEGER');
+      this.db.exec(`UPDATE objects SET fp = ${this.keys.computedFingerprintSql}`);
+    })();
   }
 
   /** A store at `root`, creating its directories. */
@@ -79,8 +93,24 @@ export class ObjectStore implements ObjectStoreAdapter {
     return this.keys.summarize(range);
   }
 
-  async splitPoints(range: KeyRange, parts: number): Promise<ObjectKey[]> {
-    return this.keys.splitPoints(range, parts);
+  summarizeRanges(ranges: KeyRange[]): Promise<SegmentSummary[]> {
+    return this.keys.summarizeRanges(ranges);
+  }
+
+  fingerprints(ranges: KeyRange[]): Promise<KeyFingerprint[]> {
+    return this.keys.fingerprints(ranges);
+  }
+
+  async stepKeys(range: KeyRange, step: number, max: number): Promise<ObjectKey[]> {
+    return this.keys.stepKeys(range, step, max);
+  }
+
+  async getMeta(keys: ObjectKey[]): Promise<ObjectMeta[]> {
+    return this.keys.getMeta(keys);
+  }
+
+  fingerprintSource(): 'stored' | 'computed' {
+    return 'stored';
   }
 
   /** The objects that exist, in the order asked; throws when a blob is missing or does not match its digest. */
@@ -121,15 +151,15 @@ export class ObjectStore implements ObjectStoreAdapter {
       }
       const previous = this.db.prepare('SELECT sha256 FROM objects WHERE object_id = ? AND version = ?').pluck();
       const upsert = this.db.prepare(
-        `INSERT INTO objects (object_id, version, sha256, size, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
-         ON CONFLICT (object_id, version) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size, created_at = excluded.created_at, updated_at = excluded.updated_at`,
+        `INSERT INTO objects (object_id, version, sha256, size, created_at, updated_at, fp) VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (object_id, version) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size, created_at = excluded.created_at, updated_at = excluded.updated_at, fp = excluded.fp`,
       );
       const replaced = new Set<string>();
       this.db.transaction(() => {
         for (const o of objects) {
           const old = previous.get(o.objectId, o.version) as string | undefined;
           if (old !== undefined && old !== o.sha256) replaced.add(old);
-          upsert.run(o.objectId, o.version, o.sha256, o.size, o.createdAt, o.updatedAt);
+          upsert.run(o.objectId, o.version, o.sha256, o.size, o.createdAt, o.updatedAt, rowFingerprint(o));
         }
       })();
       await this.collect(replaced);

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { assertContent } from './fingerprint.js';
 import { DEFAULT_COLUMNS, keysetPages, quoteIdentifier, rangeClause, type ColumnMap } from './sql.js';
-import type { KeyRange, ObjectKey, ObjectMeta, ObjectStoreAdapter, SegmentSummary, StoredObject } from './types.js';
+import type { KeyFingerprint, KeyRange, ObjectKey, ObjectMeta, ObjectStoreAdapter, SegmentSummary, StoredObject } from './types.js';
 
 export interface PostgresTableConfig {
   /** the caller's pool; the store never holds a client between calls, so it survives a server restart */
@@ -52,7 +52,8 @@ const toMeta = (r: MetaRow): ObjectMeta => ({
 
 /**
  * Objects in one Postgres table. Keys are ordered with COLLATE "C" (bytewise); timestamps are timestamptz,
- * exchanged as epoch milliseconds; fingerprints are computed inside Postgres and equal rowFingerprint().
+ * exchanged as epoch milliseconds; fingerprints equal rowFingerprint() and come from Postgres: from the
+ * `fingerprint` column a trigger keeps (installFingerprint()) when one is configured, else computed per row.
  * Every statement is parameterised and goes through the pool (no client is kept), and statements that fail
  * because the connection died are retried: every operation here is idempotent.
  */
@@ -68,15 +69,21 @@ export class PostgresTableStore implements ObjectStoreAdapter {
   /** COLLATE clause for id comparisons; empty once init() found the column already collating as "C" */
   private collate = C;
   private readonly idColumnName: string;
+  /** quoted fingerprint column, when configured */
+  private readonly fp: string | undefined;
+  /** SQL for the row's fingerprint (the column, or computed from the row) */
+  private readonly fpSql: string;
 
   constructor(private readonly config: PostgresTableConfig) {
     const given = config.columns ?? {};
     this.computedSha = 'sha256' in given && given.sha256 == null;
-    const columns = { ...DEFAULT_COLUMNS, ...given, sha256: given.sha256 ?? DEFAULT_COLUMNS.sha256 } as Required<ColumnMap>;
+    const columns = { ...DEFAULT_COLUMNS, ...given, sha256: given.sha256 ?? DEFAULT_COLUMNS.sha256 } as ColumnMap;
     this.t = quoteIdentifier(config.table, 'table name');
-    this.c = Object.fromEntries(Object.entries(columns).map(([k, v]) => [k, quoteIdentifier(v, `column name for ${k}`)])) as Record<keyof ColumnMap, string>;
+    this.c = Object.fromEntries(Object.entries(columns).map(([k, v]) => [k, quoteIdentifier(v as string, `column name for ${k}`)])) as Record<keyof ColumnMap, string>;
     this.idColumnName = columns.objectId;
+    this.fp = columns.fingerprint ? this.c.fingerprint : undefined;
     this.sha = this.computedSha ? `encode(sha256(${this.c.content}), 'hex')` : this.c.sha256;
+    this.fpSql = this.fp ?? this.computedFingerprint('');
     this.pool = config.pool;
     // An idle pooled client whose server went away emits 'error' on the pool; unhandled, that would kill the process.
     // The pool has already discarded the client and will connect a new one, so there is nothing else to do.
@@ -109,11 +116,79 @@ export class PostgresTableStore implements ObjectStoreAdapter {
     );
     const coll = rows[0]?.coll?.replaceAll('"', '');
     this.collate = coll === 'C' || coll === 'POSIX' ? '' : C;
+    if (this.fp) {
+      if (this.config.create) await this.installFingerprint();
+      else await this.checkFingerprint();
+    }
+  }
+
+  /**
+   * rowFingerprint() in SQL over the columns of `row` ('' for the table's own columns, 'NEW.' in the trigger):
+   * md5 of the fingerprint text built with concat_ws(chr(31), …) exactly as fingerprintText() builds it, hashed
+   * as UTF-8, its first 16 hex digits read as a signed bigint.
+   */
+  private computedFingerprint(row: string): string {
+    const c = this.c;
+    const sha = this.computedSha ? `encode(sha256(${row}${c.content}), 'hex')` : `${row}${c.sha256}`;
+    const text = `concat_ws(chr(31), ${row}${c.objectId}::text, ${row}${c.version}::text, ${sha}, ${row}${c.size}::text, ${epochMs(row + c.createdAt)}::text, ${epochMs(row + c.updatedAt)}::text)`;
+    return `('x' || substr(md5(convert_to(${text}, 'UTF8')), 1, 16))::bit(64)::bigint`;
+  }
+
+  /** names derived from the table: the trigger, its function (in the table's schema) and the covering index */
+  private fingerprintNames(): { trigger: string; fn: string; index: string } {
+    const parts = this.config.table.split('.');
+    const table = parts.pop()!;
+    const schema = parts.length ? `${quoteIdentifier(parts[0]!, 'schema name')}.` : '';
+    const name = (suffix: string) => quoteIdentifier(`${table.slice(0, 63 - suffix.length)}${suffix}`, 'derived name');
+    return { trigger: name('_dr_fp'), fn: `${schema}${name('_dr_fp_fn')}`, index: name('_dr_fp_idx') };
+  }
+
+  fingerprintSource(): 'stored' | 'computed' {
+    return this.fp ? 'stored' : 'computed';
+  }
+
+  /**
+   * Adds the fingerprint column, the trigger that sets it on every insert and update (whoever writes), fills it
+   * for existing rows, makes it NOT NULL and adds a covering index (key, fingerprint) so segment checksums are
+   * index-only scans; idempotent, in one transaction. On a large table the fill rewrites every row once: run it
+   * (`npx runbook dual-write prepare`) in a quiet hour, not during an incident.
+   */
+  async installFingerprint(): Promise<void> {
+    const fp = this.fp;
+    if (!fp) throw new Error(`postgres table ${this.config.table}: no fingerprint column is configured (columns.fingerprint)`);
+    const { trigger, fn, index } = this.fingerprintNames();
+    await this.transaction(async (client) => {
+      // two installers at once (two workers preparing the same pair) must not interleave their DDL
+      await client.query(`LOCK TABLE ${this.t} IN SHARE ROW EXCLUSIVE MODE`);
+      await client.query(`ALTER TABLE ${this.t} ADD COLUMN IF NOT EXISTS ${fp} bigint`);
+      await client.query(`CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $fn$ BEGIN NEW.${fp} := ${this.computedFingerprint('NEW.')}; RETURN NEW; END $fn$`);
+      await client.query(`DROP TRIGGER IF EXISTS ${trigger} ON ${this.t}`);
+      await client.query(`CREATE TRIGGER ${trigger} BEFORE INSERT OR UPDATE ON ${this.t} FOR EACH ROW EXECUTE FUNCTION ${fn}()`);
+      await client.query(`UPDATE ${this.t} SET ${fp} = ${this.computedFingerprint('')} WHERE ${fp} IS DISTINCT FROM ${this.computedFingerprint('')}`);
+      await client.query(`ALTER TABLE ${this.t} ALTER COLUMN ${fp} SET NOT NULL`);
+      await client.query(`CREATE INDEX IF NOT EXISTS ${index} ON ${this.t} (${this.c.objectId}${this.collate}, ${this.c.version}) INCLUDE (${fp})`);
+    });
+  }
+
+  /** Refuses to trust a fingerprint column nothing keeps correct. */
+  private async checkFingerprint(): Promise<void> {
+    const { trigger } = this.fingerprintNames();
+    const { rows } = await this.query<{ notnull: boolean | null; trigger: boolean }>(
+      `SELECT (SELECT a.attnotnull FROM pg_attribute a WHERE a.attrelid = $1::regclass AND a.attname = $2 AND NOT a.attisdropped) AS notnull,
+              EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = $1::regclass AND g.tgname = $3 AND g.tgenabled <> 'D') AS trigger`,
+      [this.t, this.fp!.slice(1, -1), trigger.slice(1, -1)],
+    );
+    const row = rows[0]!;
+    if (!row.notnull || !row.trigger) {
+      const what = row.notnull === null ? `column ${this.fp} does not exist` : !row.notnull ? `column ${this.fp} allows NULL` : `trigger ${trigger} is missing or disabled`;
+      throw new Error(`postgres table ${this.config.table}: fingerprint ${what}; install it with \`npx runbook dual-write prepare --env <env> --target <target>\``);
+    }
   }
 
   private async createTable(): Promise<void> {
     const c = this.c;
     const sha = this.computedSha ? '' : `${c.sha256} text NOT NULL, `;
+    // the fingerprint column itself is added by installFingerprint()
     await this.query(
       `CREATE TABLE IF NOT EXISTS ${this.t} (${c.objectId} text COLLATE "C" NOT NULL, ${c.version} integer NOT NULL, ${c.content} bytea NOT NULL, ${c.size} bigint NOT NULL, ${sha}${c.createdAt} timestamptz NOT NULL, ${c.updatedAt} timestamptz NOT NULL, PRIMARY KEY (${c.objectId}, ${c.version}))`,
       [],
@@ -183,48 +258,109 @@ export class PostgresTableStore implements ObjectStoreAdapter {
     });
   }
 
-  /**
-   * count and the sums of the two halves of md5(fingerprintText(row)), all computed by Postgres: the text is
-   * built with concat_ws(chr(31), …) exactly as fingerprintText() builds it, hashed as UTF-8, and each 8-hex-digit
-   * half becomes an unsigned 32-bit integer through bit(32) → bigint; sum(bigint) is numeric, so no overflow.
-   */
+  /** count, Σ high and Σ low signed 32-bit halves of the fingerprints (sum(int) is bigint: exact) */
+  private static readonly SUMS = (fp: string) =>
+    `count(*)::bigint::text AS count, coalesce(sum((${fp} >> 32)::int), 0)::text AS h1, coalesce(sum(((${fp} << 32) >> 32)::int), 0)::text AS h2`;
+
   async summarize(range: KeyRange): Promise<SegmentSummary> {
     await this.init();
-    const c = this.c;
     const params: unknown[] = [];
-    const text = `concat_ws(chr(31), ${c.objectId}::text, ${c.version}::text, ${this.sha}, ${c.size}::text, ${epochMs(c.createdAt)}::text, ${epochMs(c.updatedAt)}::text)`;
-    const { rows } = await this.query<{ count: string; h1: string; h2: string }>(
-      `SELECT count(*) AS count, coalesce(sum(('x' || substr(fp, 1, 8))::bit(32)::bigint), 0)::text AS h1, coalesce(sum(('x' || substr(fp, 9, 8))::bit(32)::bigint), 0)::text AS h2
-       FROM (SELECT md5(convert_to(${text}, 'UTF8')) AS fp FROM ${this.t} WHERE ${this.where(range, params)}) AS rows`,
-      params,
-    );
+    const { rows } = await this.query<{ count: string; h1: string; h2: string }>(`SELECT ${PostgresTableStore.SUMS(this.fpSql)} FROM ${this.t} WHERE ${this.where(range, params)}`, params);
     const row = rows[0]!;
     return { count: Number(row.count), h1: row.h1, h2: row.h2 };
   }
 
   /**
-   * The keys at 0-based positions floor(n * i / parts), 0 < i < parts, of the n rows in the range (the same
-   * points as the SQLite stores choose), found in one ordered pass: position k is such a point when some integer
-   * i lies in [k * parts / n, (k + 1) * parts / n), i.e. when ceil(k * parts / n) * n < (k + 1) * parts.
+   * Runs `inner` (a subquery over the table with `$where` for the range condition) once per range, in one
+   * statement: ranges bounded on both sides go through unnest() + LATERAL (one index range scan each), open-ended
+   * ones as their own statements. Rows come back tagged with the range's index.
    */
-  async splitPoints(range: KeyRange, parts: number): Promise<ObjectKey[]> {
-    if (!(parts >= 2)) return [];
+  private async perRange<R extends pg.QueryResultRow>(ranges: KeyRange[], inner: (where: string) => string): Promise<Array<{ i: number; rows: R[] }>> {
+    await this.init();
+    const bounded: number[] = [];
+    const open: number[] = [];
+    ranges.forEach((r, i) => (r.from && r.to ? bounded : open).push(i));
+    const out: Array<{ i: number; rows: R[] }> = [];
+    const work: Array<Promise<void>> = [];
+    if (bounded.length) {
+      const c = this.c;
+      const k = this.collate;
+      const where = `(${c.objectId}${k}, ${c.version}) >= (s.lo_id${k}, s.lo_v) AND ${c.objectId}${k} >= s.lo_id${k} AND (${c.objectId}${k}, ${c.version}) < (s.hi_id${k}, s.hi_v) AND ${c.objectId}${k} <= s.hi_id${k}`;
+      const rs = bounded.map((i) => ranges[i]!);
+      work.push(
+        this.query<R & { i: string }>(
+          `SELECT s.i::int AS i, o.* FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[]) WITH ORDINALITY AS s(lo_id, lo_v, hi_id, hi_v, i) CROSS JOIN LATERAL (${inner(where)}) AS o`,
+          [rs.map((r) => r.from!.objectId), rs.map((r) => r.from!.version), rs.map((r) => r.to!.objectId), rs.map((r) => r.to!.version)],
+        ).then(({ rows }) => {
+          const groups = new Map<number, R[]>();
+          for (const row of rows) {
+            const i = bounded[Number(row.i) - 1]!;
+            let g = groups.get(i);
+            if (!g) groups.set(i, (g = []));
+            g.push(row);
+          }
+          for (const [i, g] of groups) out.push({ i, rows: g });
+        }),
+      );
+    }
+    for (const i of open) {
+      const params: unknown[] = [];
+      const where = this.where(ranges[i]!, params);
+      work.push(this.query<R>(inner(where), params).then(({ rows }) => void out.push({ i, rows })));
+    }
+    await Promise.all(work);
+    return out.sort((x, y) => x.i - y.i);
+  }
+
+  async summarizeRanges(ranges: KeyRange[]): Promise<SegmentSummary[]> {
+    const groups = await this.perRange<{ count: string; h1: string; h2: string }>(ranges, (where) => `SELECT ${PostgresTableStore.SUMS(this.fpSql)} FROM ${this.t} WHERE ${where}`);
+    const out: SegmentSummary[] = ranges.map(() => ({ count: 0, h1: '0', h2: '0' }));
+    for (const { i, rows } of groups) out[i] = { count: Number(rows[0]!.count), h1: rows[0]!.h1, h2: rows[0]!.h2 };
+    return out;
+  }
+
+  async fingerprints(ranges: KeyRange[]): Promise<KeyFingerprint[]> {
+    const c = this.c;
+    const groups = await this.perRange<{ id: string; v: string; fp: string }>(
+      ranges,
+      (where) => `SELECT ${c.objectId}::text AS id, ${c.version}::text AS v, (${this.fpSql})::text AS fp FROM ${this.t} WHERE ${where} ${this.orderBy()}`,
+    );
+    const out: KeyFingerprint[] = [];
+    for (const { rows } of groups) for (const r of rows) out.push({ objectId: r.id, version: Number(r.v), fp: BigInt(r.fp) });
+    return out;
+  }
+
+  /** Keys at positions step, 2·step, … (0-based) from the start of the range, numbered in one ordered index scan. */
+  async stepKeys(range: KeyRange, step: number, max: number): Promise<ObjectKey[]> {
+    if (!(step >= 1)) throw new Error(`segment step must be at least 1, got ${step}`);
+    if (max < 1) return [];
     await this.init();
     const c = this.c;
     const params: unknown[] = [];
     const where = this.where(range, params);
-    params.push(Math.floor(parts));
-    const p = `${param(params.length)}::bigint`;
+    params.push(step * max + 1, step);
     const { rows } = await this.query<{ objectId: string; version: number | string }>(
       `SELECT "objectId", "version" FROM (
-         SELECT ${c.objectId} AS "objectId", ${c.version} AS "version", row_number() OVER w - 1 AS k, count(*) OVER () AS n
-         FROM ${this.t} WHERE ${where} WINDOW w AS (${this.orderBy()})
+         SELECT ${c.objectId} AS "objectId", ${c.version} AS "version", row_number() OVER (${this.orderBy()}) AS rn
+         FROM ${this.t} WHERE ${where} ${this.orderBy()} LIMIT ${param(params.length - 1)}
        ) AS numbered
-       WHERE k > 0 AND ((k * ${p} + n - 1) / n) * n < (k + 1) * ${p}
-       ORDER BY k`,
+       WHERE rn > 1 AND (rn - 1) % ${param(params.length)} = 0 ORDER BY rn`,
       params,
     );
     return rows.map((r) => ({ objectId: r.objectId, version: Number(r.version) }));
+  }
+
+  async getMeta(keys: ObjectKey[]): Promise<ObjectMeta[]> {
+    if (keys.length === 0) return [];
+    await this.init();
+    const c = this.c;
+    const { rows } = await this.query<MetaRow>(
+      `SELECT o.* FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS k(id, v, ord)
+       CROSS JOIN LATERAL (SELECT ${this.metaColumns()} FROM ${this.t} WHERE ${c.objectId} = k.id AND ${c.version} = k.v) AS o
+       ORDER BY k.ord`,
+      [keys.map((k) => k.objectId), keys.map((k) => k.version)],
+    );
+    return rows.map(toMeta);
   }
 
   async get(keys: ObjectKey[]): Promise<StoredObject[]> {

@@ -9,6 +9,11 @@ export interface ColumnMap {
   sha256?: string;
   createdAt: string;
   updatedAt: string;
+  /**
+   * a 64-bit integer column holding rowFingerprint(), maintained by a trigger (installFingerprint()); when
+   * absent, fingerprints are computed per row at every comparison
+   */
+  fingerprint?: string;
 }
 
 export const DEFAULT_COLUMNS: ColumnMap = {

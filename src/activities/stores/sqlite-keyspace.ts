@@ -1,7 +1,8 @@
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type Database from 'better-sqlite3';
 import { rowFingerprint } from './fingerprint.js';
 import { keysetPages, rangeClause } from './sql.js';
-import type { KeyRange, ObjectKey, ObjectMeta, SegmentSummary } from './types.js';
+import type { KeyFingerprint, KeyRange, ObjectKey, ObjectMeta, SegmentSummary } from './types.js';
 
 /** Quoted column names of a SQLite table holding object metadata. */
 export interface SqliteColumns {
@@ -12,7 +13,12 @@ export interface SqliteColumns {
   size: string;
   createdAt: string;
   updatedAt: string;
+  /** stored rowFingerprint() column; NULL in a row means "not known, compute it" */
+  fingerprint?: string;
 }
+
+/** The SQL function computing rowFingerprint() from a row's columns (registered on every connection we open). */
+const FP_FUNCTION = 'dr_fingerprint';
 
 /**
  * Key order is the id column's own collation, which must be BINARY (SQLite's default, bytewise like Postgres'
@@ -21,26 +27,50 @@ export interface SqliteColumns {
 
 /**
  * Range reads over object metadata in SQLite, shared by the SQLite table store and the object store's index:
- * keyset scans in bytewise key order, in-database segment checksums, and split points.
+ * keyset scans in bytewise key order, in-database segment checksums over stored (or computed) fingerprints,
+ * and the keys that cut a range into segments.
  */
 export class SqliteKeyspace {
   private readonly metaColumns: string;
-  private readonly fpArgs: string;
+  /** SQL for a row's fingerprint: the stored column, computed when NULL */
+  readonly fingerprintSql: string;
+  /** SQL computing the fingerprint from the row's columns */
+  readonly computedFingerprintSql: string;
+  private readonly statements = new Map<string, Database.Statement>();
 
   constructor(
     private readonly db: Database.Database,
     private readonly c: SqliteColumns,
   ) {
     this.metaColumns = `${c.objectId} AS objectId, ${c.version} AS version, ${c.size} AS size, ${c.sha256} AS sha256, ${c.createdAt} AS createdAt, ${c.updatedAt} AS updatedAt`;
-    this.fpArgs = [c.objectId, c.version, c.sha256, c.size, c.createdAt, c.updatedAt].join(', ');
-    const fp = (i: 0 | 1) => (id: string, version: number, sha: string, size: number, created: number, updated: number) =>
-      rowFingerprint({ objectId: id, version: Number(version), sha256: sha, size: Number(size), createdAt: Number(created), updatedAt: Number(updated) })[i];
-    db.function('dr_fp1', { deterministic: true }, fp(0) as never);
-    db.function('dr_fp2', { deterministic: true }, fp(1) as never);
+    this.computedFingerprintSql = `${FP_FUNCTION}(${[c.objectId, c.version, c.sha256, c.size, c.createdAt, c.updatedAt].join(', ')})`;
+    this.fingerprintSql = c.fingerprint ? `coalesce(${c.fingerprint}, ${this.computedFingerprintSql})` : this.computedFingerprintSql;
+    db.function(FP_FUNCTION, { deterministic: true }, ((id: string, version: number, sha: string, size: number, created: number, updated: number) =>
+      rowFingerprint({ objectId: id, version: Number(version), sha256: sha, size: Number(size), createdAt: Number(created), updatedAt: Number(updated) })) as never);
+  }
+
+  /**
+   * The trigger that clears a stored fingerprint whenever a writer other than our stores changes a row's key or
+   * metadata without writing the fingerprint. SQLite has no md5, so a trigger cannot compute the value: a cleared
+   * (NULL) fingerprint is computed at comparison time instead (fingerprintSql).
+   */
+  createInvalidationTrigger(name: string): void {
+    const c = this.c;
+    const fp = c.fingerprint;
+    if (!fp) throw new Error(`${c.table}: no fingerprint column`);
+    const changed = [c.objectId, c.version, c.sha256, c.size, c.createdAt, c.updatedAt].map((col) => `NEW.${col} IS NOT OLD.${col}`).join(' OR ');
+    this.db.exec(
+      `CREATE TRIGGER IF NOT EXISTS ${name} AFTER UPDATE ON ${c.table} FOR EACH ROW WHEN NEW.${fp} IS OLD.${fp} AND NEW.${fp} IS NOT NULL AND (${changed})
+       BEGIN UPDATE ${c.table} SET ${fp} = NULL WHERE ${c.objectId} = NEW.${c.objectId} AND ${c.version} = NEW.${c.version}; END`,
+    );
   }
 
   get selectMeta(): string {
     return this.metaColumns;
+  }
+
+  get stored(): boolean {
+    return Boolean(this.c.fingerprint);
   }
 
   where(range: KeyRange, params: unknown[], afterFrom = false): string {
@@ -51,36 +81,79 @@ export class SqliteKeyspace {
     return `ORDER BY ${this.c.objectId}, ${this.c.version}`;
   }
 
+  /** prepared once per SQL text: segment comparison runs thousands of identical range queries */
+  private statement(sql: string): Database.Statement {
+    let stmt = this.statements.get(sql);
+    if (!stmt) {
+      stmt = this.db.prepare(sql);
+      this.statements.set(sql, stmt);
+    }
+    return stmt;
+  }
+
   scan(range: KeyRange, pageSize: number): AsyncGenerator<ObjectMeta[]> {
     return keysetPages(range, pageSize, (r, after) => {
       const params: unknown[] = [];
       const where = this.where(r, params, after);
-      return this.db.prepare(`SELECT ${this.metaColumns} FROM ${this.c.table} WHERE ${where} ${this.orderBy} LIMIT ?`).all(...params, pageSize) as ObjectMeta[];
+      return this.statement(`SELECT ${this.metaColumns} FROM ${this.c.table} WHERE ${where} ${this.orderBy} LIMIT ?`).all(...params, pageSize) as ObjectMeta[];
     });
   }
 
-  /** SQLite sums exactly in 64 bits; the sums are read as bigint so they stay exact past 2^53 (~2M rows). */
+  getMeta(keys: ObjectKey[]): ObjectMeta[] {
+    const stmt = this.statement(`SELECT ${this.metaColumns} FROM ${this.c.table} WHERE ${this.c.objectId} = ? AND ${this.c.version} = ?`);
+    return keys.map((k) => stmt.get(k.objectId, k.version) as ObjectMeta | undefined).filter((m): m is ObjectMeta => Boolean(m));
+  }
+
+  /** count, Σ high and Σ low signed 32-bit halves of the fingerprints; SQLite sums exactly in 64 bits, read as bigint. */
   summarize(range: KeyRange): SegmentSummary {
     const params: unknown[] = [];
-    const row = this.db
-      .prepare(`SELECT count(*) AS count, coalesce(sum(dr_fp1(${this.fpArgs})), 0) AS h1, coalesce(sum(dr_fp2(${this.fpArgs})), 0) AS h2 FROM ${this.c.table} WHERE ${this.where(range, params)}`)
+    const fp = this.fingerprintSql;
+    const row = this.statement(`SELECT count(*) AS count, coalesce(sum(${fp} >> 32), 0) AS h1, coalesce(sum((${fp} << 32) >> 32), 0) AS h2 FROM ${this.c.table} WHERE ${this.where(range, params)}`)
       .safeIntegers(true)
       .get(...params) as { count: bigint; h1: bigint; h2: bigint };
     return { count: Number(row.count), h1: row.h1.toString(), h2: row.h2.toString() };
   }
 
-  /** Keys at floor(n·i/parts), the same positions every store picks. */
-  splitPoints(range: KeyRange, parts: number): ObjectKey[] {
-    const params: unknown[] = [];
-    const where = this.where(range, params);
-    const { n } = this.db.prepare(`SELECT count(*) AS n FROM ${this.c.table} WHERE ${where}`).get(...params) as { n: number };
-    const stmt = this.db.prepare(`SELECT ${this.c.objectId} AS objectId, ${this.c.version} AS version FROM ${this.c.table} WHERE ${where} ${this.orderBy} LIMIT 1 OFFSET ?`);
+  /**
+   * One summary per range. Waits a turn of the event loop first: the call is synchronous, and the other side's
+   * query (another process) should already be on its way when this one blocks the thread.
+   */
+  async summarizeRanges(ranges: KeyRange[]): Promise<SegmentSummary[]> {
+    await nextTurn();
+    return ranges.map((r) => this.summarize(r));
+  }
+
+  async fingerprints(ranges: KeyRange[]): Promise<KeyFingerprint[]> {
+    await nextTurn();
+    const out: KeyFingerprint[] = [];
+    for (const range of ranges) {
+      const params: unknown[] = [];
+      const rows = this.statement(`SELECT ${this.c.objectId}, ${this.c.version}, ${this.fingerprintSql} FROM ${this.c.table} WHERE ${this.where(range, params)} ${this.orderBy}`)
+        .raw(true)
+        .safeIntegers(true)
+        .all(...params) as Array<[string, bigint, bigint]>;
+      for (const [objectId, version, fp] of rows) out.push({ objectId, version: Number(version), fp: BigInt.asIntN(64, fp) });
+    }
+    return out;
+  }
+
+  /** Keys at positions step, 2·step, … from the start of the range, each found from the previous one (O(step) per key). */
+  stepKeys(range: KeyRange, step: number, max: number): ObjectKey[] {
+    if (!(step >= 1)) throw new Error(`segment step must be at least 1, got ${step}`);
     const keys: ObjectKey[] = [];
-    for (let i = 1; i < parts; i++) {
-      const offset = Math.floor((n * i) / parts);
-      if (offset <= 0 || offset >= n) continue;
-      const k = stmt.get(...params, offset) as ObjectKey | undefined;
-      if (k && !keys.some((x) => x.objectId === k.objectId && x.version === k.version)) keys.push(k);
+    let from = range.from;
+    let after = false;
+    while (keys.length < max) {
+      const params: unknown[] = [];
+      const where = this.where({ from, to: range.to }, params, after);
+      const k = this.statement(`SELECT ${this.c.objectId} AS objectId, ${this.c.version} AS version FROM ${this.c.table} WHERE ${where} ${this.orderBy} LIMIT 1 OFFSET ?`).get(
+        ...params,
+        after ? step - 1 : step,
+      ) as ObjectKey | undefined;
+      if (!k) break;
+      keys.push(k);
+      from = k;
+      after = true;
     }
     return keys;
   }

@@ -1,8 +1,8 @@
 import Database from 'better-sqlite3';
-import { assertContent } from './fingerprint.js';
+import { assertContent, rowFingerprint } from './fingerprint.js';
 import { SqliteKeyspace } from './sqlite-keyspace.js';
 import { DEFAULT_COLUMNS, quoteIdentifier, type ColumnMap } from './sql.js';
-import type { KeyRange, ObjectKey, ObjectMeta, ObjectStoreAdapter, SegmentSummary, StoredObject } from './types.js';
+import type { KeyFingerprint, KeyRange, ObjectKey, ObjectMeta, ObjectStoreAdapter, SegmentSummary, StoredObject } from './types.js';
 
 export interface SqliteTableConfig {
   path: string;
@@ -14,30 +14,74 @@ export interface SqliteTableConfig {
 
 type Row = { objectId: string; version: number; size: number; sha256: string; createdAt: number; updatedAt: number; content?: Buffer };
 
-/** Objects in one SQLite table (better-sqlite3); fingerprints are computed inside SQLite by a registered function. */
+/**
+ * Objects in one SQLite table (better-sqlite3). Fingerprints are summed inside SQLite: from the `fingerprint`
+ * column when one is configured (written by put(); a trigger clears it when anyone else changes the row's
+ * metadata, and a NULL is computed on the fly), otherwise computed per row by a registered function.
+ */
 export class SqliteTableStore implements ObjectStoreAdapter {
   private readonly db: Database.Database;
   private readonly t: string;
   private readonly c: Record<keyof ColumnMap, string>;
   private readonly keys: SqliteKeyspace;
+  private readonly fp: string | undefined;
 
   constructor(private readonly config: SqliteTableConfig) {
     if (config.columns?.sha256 === null) throw new Error(`sqlite table ${config.table}: a sha256 column is required (columns.sha256 may not be null)`);
     const columns = { ...DEFAULT_COLUMNS, ...config.columns };
     this.t = quoteIdentifier(config.table, 'table name');
     this.c = Object.fromEntries(
-      Object.entries({ ...columns, sha256: columns.sha256 ?? 'sha256' }).map(([k, v]) => [k, quoteIdentifier(v, `column name for ${k}`)]),
+      Object.entries({ ...columns, sha256: columns.sha256 ?? 'sha256' }).map(([k, v]) => [k, quoteIdentifier(v as string, `column name for ${k}`)]),
     ) as Record<keyof ColumnMap, string>;
+    this.fp = columns.fingerprint ? this.c.fingerprint : undefined;
     this.db = new Database(config.path);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('busy_timeout = 5000');
     if (config.create) {
       const c = this.c;
+      const fp = this.fp ? `, ${this.fp} INTEGER` : '';
       this.db.exec(
-        `CREATE TABLE IF NOT EXISTS ${this.t} (${c.objectId} TEXT NOT NULL, ${c.version} INTEGER NOT NULL, ${c.content} BLOB NOT NULL, ${c.size} INTEGER NOT NULL, ${c.sha256} TEXT NOT NULL, ${c.createdAt} INTEGER NOT NULL, ${c.updatedAt} INTEGER NOT NULL, PRIMARY KEY (${c.objectId}, ${c.version})) WITHOUT ROWID`,
+        `CREATE TABLE IF NOT EXISTS ${this.t} (${c.objectId} TEXT NOT NULL, ${c.version} INTEGER NOT NULL, ${c.content} BLOB NOT NULL, ${c.size} INTEGER NOT NULL, ${c.sha256} TEXT NOT NULL, ${c.createdAt} INTEGER NOT NULL, ${c.updatedAt} INTEGER NOT NULL${fp}, PRIMARY KEY (${c.objectId}, ${c.version})) WITHOUT ROWID`,
       );
     }
-    this.keys = new SqliteKeyspace(this.db, { table: this.t, ...this.c });
+    this.keys = new SqliteKeyspace(this.db, { table: this.t, ...this.c, fingerprint: this.fp });
+    if (this.fp) {
+      if (config.create) this.installFingerprint();
+      else this.checkFingerprint();
+    }
+  }
+
+  private get triggerName(): string {
+    return quoteIdentifier(`${this.config.table.replace('.', '_')}_dr_fingerprint`, 'trigger name');
+  }
+
+  /**
+   * Adds the fingerprint column (when missing) and the trigger that clears it when another writer changes a
+   * row's metadata without writing it (see SqliteKeyspace.createInvalidationTrigger); idempotent.
+   */
+  installFingerprint(): void {
+    const fp = this.fp;
+    if (!fp) throw new Error(`sqlite table ${this.config.table}: no fingerprint column is configured (columns.fingerprint)`);
+    const columns = this.db.prepare(`SELECT name FROM pragma_table_info(?)`).pluck().all(this.config.table.split('.').pop()) as string[];
+    this.db.transaction(() => {
+      if (!columns.includes(fp.slice(1, -1))) this.db.exec(`ALTER TABLE ${this.t} ADD COLUMN ${fp} INTEGER`);
+      this.keys.createInvalidationTrigger(this.triggerName);
+    })();
+  }
+
+  /** Refuses to trust a fingerprint column nothing keeps correct. */
+  private checkFingerprint(): void {
+    const name = this.triggerName.slice(1, -1);
+    const found = this.db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = ?`).get(name);
+    if (!found) {
+      throw new Error(
+        `sqlite table ${this.config.table}: fingerprint column ${this.fp} is configured but its trigger ${name} is missing; install it with \`npx runbook dual-write prepare --env <env> --target <target>\``,
+      );
+    }
+  }
+
+  fingerprintSource(): 'stored' | 'computed' {
+    return this.fp ? 'stored' : 'computed';
   }
 
   describe(): string {
@@ -52,8 +96,20 @@ export class SqliteTableStore implements ObjectStoreAdapter {
     return this.keys.summarize(range);
   }
 
-  async splitPoints(range: KeyRange, parts: number): Promise<ObjectKey[]> {
-    return this.keys.splitPoints(range, parts);
+  summarizeRanges(ranges: KeyRange[]): Promise<SegmentSummary[]> {
+    return this.keys.summarizeRanges(ranges);
+  }
+
+  fingerprints(ranges: KeyRange[]): Promise<KeyFingerprint[]> {
+    return this.keys.fingerprints(ranges);
+  }
+
+  async stepKeys(range: KeyRange, step: number, max: number): Promise<ObjectKey[]> {
+    return this.keys.stepKeys(range, step, max);
+  }
+
+  async getMeta(keys: ObjectKey[]): Promise<ObjectMeta[]> {
+    return this.keys.getMeta(keys);
   }
 
   async get(keys: ObjectKey[]): Promise<StoredObject[]> {
@@ -64,12 +120,19 @@ export class SqliteTableStore implements ObjectStoreAdapter {
   async put(objects: StoredObject[]): Promise<void> {
     objects.forEach(assertContent);
     const c = this.c;
+    const fpColumn = this.fp ? `, ${this.fp}` : '';
+    const fpValue = this.fp ? ', ?' : '';
+    const fpUpdate = this.fp ? `, ${this.fp} = excluded.${this.fp}` : '';
     const stmt = this.db.prepare(
-      `INSERT INTO ${this.t} (${c.objectId}, ${c.version}, ${c.content}, ${c.size}, ${c.sha256}, ${c.createdAt}, ${c.updatedAt}) VALUES (?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (${c.objectId}, ${c.version}) DO UPDATE SET ${c.content} = excluded.${c.content}, ${c.size} = excluded.${c.size}, ${c.sha256} = excluded.${c.sha256}, ${c.createdAt} = excluded.${c.createdAt}, ${c.updatedAt} = excluded.${c.updatedAt}`,
+      `INSERT INTO ${this.t} (${c.objectId}, ${c.version}, ${c.content}, ${c.size}, ${c.sha256}, ${c.createdAt}, ${c.updatedAt}${fpColumn}) VALUES (?, ?, ?, ?, ?, ?, ?${fpValue})
+       ON CONFLICT (${c.objectId}, ${c.version}) DO UPDATE SET ${c.content} = excluded.${c.content}, ${c.size} = excluded.${c.size}, ${c.sha256} = excluded.${c.sha256}, ${c.createdAt} = excluded.${c.createdAt}, ${c.updatedAt} = excluded.${c.updatedAt}${fpUpdate}`,
     );
     this.db.transaction(() => {
-      for (const o of objects) stmt.run(o.objectId, o.version, o.content, o.size, o.sha256, o.createdAt, o.updatedAt);
+      for (const o of objects) {
+        const values: unknown[] = [o.objectId, o.version, o.content, o.size, o.sha256, o.createdAt, o.updatedAt];
+        if (this.fp) values.push(rowFingerprint(o));
+        stmt.run(...values);
+      }
     })();
   }
 

@@ -35,14 +35,29 @@ export interface SegmentSummary {
   h2: string;
 }
 
+/** A row's key and its fingerprint (see rowFingerprint): what segment comparison streams. */
+export interface KeyFingerprint extends ObjectKey {
+  fp: bigint;
+}
+
 export interface ObjectStoreAdapter {
   describe(): string;
   /** metadata in key order, page by page, never the whole range in memory */
   scan(range: KeyRange, pageSize: number): AsyncIterable<ObjectMeta[]>;
-  /** present when the store can checksum a key range itself */
+  /** metadata (no content) of the keys that exist, in the order asked */
+  getMeta(keys: ObjectKey[]): Promise<ObjectMeta[]>;
+  /**
+   * Segment checksums, present when the store computes row fingerprints itself (all three adapters do):
+   * `summarize` one range, `summarizeRanges` many consecutive ranges in one round trip, `fingerprints` the
+   * (key, fingerprint) rows of ranges in key order, `stepKeys` the keys every `step` rows from the start of a
+   * range (positions step, 2·step, …, at most `max` of them) to cut it into segments.
+   */
   summarize?(range: KeyRange): Promise<SegmentSummary>;
-  /** up to `parts - 1` keys splitting the range into parts of roughly equal row counts */
-  splitPoints?(range: KeyRange, parts: number): Promise<ObjectKey[]>;
+  summarizeRanges?(ranges: KeyRange[]): Promise<SegmentSummary[]>;
+  fingerprints?(ranges: KeyRange[]): Promise<KeyFingerprint[]>;
+  stepKeys?(range: KeyRange, step: number, max: number): Promise<ObjectKey[]>;
+  /** where the fingerprints come from: a maintained column (cheap to sum) or computed per row */
+  fingerprintSource?(): 'stored' | 'computed';
   get(keys: ObjectKey[]): Promise<StoredObject[]>;
   /** idempotent upsert; the content must match its sha256 and size */
   put(objects: StoredObject[]): Promise<void>;
