@@ -1,5 +1,5 @@
 import { compareKeys, sameMeta, sameSummary } from './fingerprint.js';
-import type { KeyFingerprint, KeyRange, ObjectKey, ObjectMeta, ObjectStoreAdapter } from './types.js';
+import type { FingerprintLine, KeyRange, ObjectKey, ObjectMeta, ObjectStoreAdapter, SegmentSummary } from './types.js';
 
 export const DRIFT_CLASSES = ['missing_in_a', 'missing_in_b', 'content_mismatch', 'metadata_mismatch'] as const;
 export type DriftClass = (typeof DRIFT_CLASSES)[number];
@@ -71,20 +71,19 @@ class RowCursor {
 
 const canSegment = (s: ObjectStoreAdapter): boolean => Boolean(s.summarize && s.summarizeRanges && s.fingerprints);
 
-/** rows of both sides in key order; a store that broke its ordering promise would make the merge lie */
-function assertOrdered(rows: KeyFingerprint[], store: ObjectStoreAdapter): void {
-  for (let i = 1; i < rows.length; i++) {
-    if (compareKeys(rows[i - 1]!, rows[i]!) >= 0) throw new Error(`${store.describe()}: fingerprints are not in key order at ${rows[i]!.objectId}@${rows[i]!.version}`);
-  }
+/** the key of a FingerprintLine */
+function lineKey(line: FingerprintLine): ObjectKey {
+  const end = line.lastIndexOf('\x1f');
+  const mid = line.lastIndexOf('\x1f', end - 1);
+  return { objectId: line.slice(0, mid), version: Number(line.slice(mid + 1, end)) };
 }
 
 /**
  * Compares two stores over a key range without loading either into memory.
  *
- * When both stores checksum ranges themselves (`bisect`, the data-diff approach): the whole range is compared
- * by (count, Σ fingerprint halves) first; when it differs, it is cut into segments of `segmentRows` rows (keys
- * from the side with more rows), a window of segments at a time, and each store sums every segment of the
- * window in one statement; only the segments that differ are read, as (key, fingerprint) rows, and only the
+ * When both stores checksum ranges themselves (`bisect`, the data-diff approach): the range is cut into
+ * segments of `segmentRows` rows (keys from one side), a window of segments at a time, and each store computes
+ * (count, Σ fingerprint halves) of every segment of the window in one call; only the segments that differ are read, as (key, fingerprint) rows, and only the
  * keys whose fingerprints differ are fetched with their metadata and classified. With fingerprints stored in
  * the stores (a column kept by a trigger, or the object store's index), a segment sum is an index-only scan.
  *
@@ -121,8 +120,6 @@ export async function* diffStores(a: ObjectStoreAdapter, b: ObjectStoreAdapter, 
   /** The keys whose (key, fingerprint) rows differ, then their metadata from both sides, classified in key order. */
   async function* compareRows(ranges: KeyRange[]): AsyncGenerator<DriftEntry> {
     const [fa, fb] = await Promise.all([a.fingerprints!(ranges), b.fingerprints!(ranges)]);
-    assertOrdered(fa, a);
-    assertOrdered(fb, b);
     stats.rowsA += fa.length;
     stats.rowsB += fb.length;
     stats.scannedA += fa.length;
@@ -130,17 +127,23 @@ export async function* diffStores(a: ObjectStoreAdapter, b: ObjectStoreAdapter, 
     const suspects: ObjectKey[] = [];
     let i = 0;
     let j = 0;
+    let previous: ObjectKey | undefined;
     while (i < fa.length || j < fb.length) {
       const x = fa[i];
       const y = fb[j];
-      const order = !x ? 1 : !y ? -1 : compareKeys(x, y);
-      if (order === 0 && x!.fp === y!.fp) {
+      if (x === y) {
         i++;
         j++;
         continue;
       }
-      const k = order <= 0 ? x! : y!;
-      suspects.push({ objectId: k.objectId, version: k.version });
+      const kx = x === undefined ? undefined : lineKey(x);
+      const ky = y === undefined ? undefined : lineKey(y);
+      const order = !kx ? 1 : !ky ? -1 : compareKeys(kx, ky);
+      const k = order <= 0 ? kx! : ky!;
+      // a store that broke its ordering promise would make the merge lie
+      if (previous && compareKeys(previous, k) >= 0) throw new Error(`fingerprints are not in key order at ${k.objectId}@${k.version}`);
+      previous = k;
+      suspects.push(k);
       if (order <= 0) i++;
       if (order >= 0) j++;
     }
@@ -162,30 +165,44 @@ export async function* diffStores(a: ObjectStoreAdapter, b: ObjectStoreAdapter, 
     }
   }
 
+  interface Window {
+    ranges: KeyRange[];
+    sums: [SegmentSummary[], SegmentSummary[]];
+    /** where the next window starts; undefined after the last one */
+    next?: ObjectKey;
+    last: boolean;
+  }
+
   async function* bisect(r: KeyRange): AsyncGenerator<DriftEntry> {
-    const [sa, sb] = await Promise.all([a.summarize!(r), b.summarize!(r)]);
-    stats.summaries += 2;
-    if (sameSummary(sa, sb)) {
-      stats.rowsA += sa.count;
-      stats.rowsB += sb.count;
-      report();
-      return;
-    }
-    const cutter = (sa.count >= sb.count && a.stepKeys) || !b.stepKeys ? a : b;
-    let from = r.from;
-    for (;;) {
+    // one side cuts the segments: one that answers in-process if there is one (thousands of small calls)
+    const cutters = [a, b].filter((s) => s.stepKeys);
+    const cutter = cutters.find((s) => s.inProcess) ?? cutters[0]!;
+
+    /** the segments of the window starting at `from` and both sides' summaries of them */
+    const prepare = async (from: ObjectKey | undefined): Promise<Window> => {
       const keys = await cutter.stepKeys!({ from, to: r.to }, segmentRows, windowSegments);
       const last = keys.length < windowSegments;
       const bounds: Array<ObjectKey | undefined> = [from, ...keys];
       if (last) bounds.push(r.to);
       const ranges: KeyRange[] = [];
       for (let i = 0; i + 1 < bounds.length; i++) ranges.push({ from: bounds[i], to: bounds[i + 1] });
-      const [xa, xb] = await Promise.all([a.summarizeRanges!(ranges), b.summarizeRanges!(ranges)]);
-      stats.summaries += 2 * ranges.length;
+      const sums = await Promise.all([a.summarizeRanges!(ranges), b.summarizeRanges!(ranges)]);
+      return { ranges, sums, last, next: last ? undefined : keys[keys.length - 1] };
+    };
+
+    let pending: Promise<Window> | undefined = prepare(r.from);
+    while (pending) {
+      const w: Window = await pending;
+      // the next window's summaries are computed while this one's differing rows are compared (a consumer that
+      // stops early leaves it running: its failure is not this generator's)
+      pending = w.last ? undefined : prepare(w.next);
+      pending?.catch(() => {});
+      const [xa, xb] = w.sums;
+      stats.summaries += 2 * w.ranges.length;
       // adjacent differing segments are read as one range
       const differing: KeyRange[] = [];
       let previous = -2;
-      ranges.forEach((seg, i) => {
+      w.ranges.forEach((seg, i) => {
         if (sameSummary(xa[i]!, xb[i]!)) {
           stats.rowsA += xa[i]!.count;
           stats.rowsB += xb[i]!.count;
@@ -197,8 +214,6 @@ export async function* diffStores(a: ObjectStoreAdapter, b: ObjectStoreAdapter, 
       });
       if (differing.length) yield* compareRows(differing);
       report();
-      if (last) return;
-      from = keys[keys.length - 1];
     }
   }
 

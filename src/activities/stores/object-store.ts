@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { assertContent, rowFingerprint, sha256Hex } from './fingerprint.js';
 import { SqliteKeyspace } from './sqlite-keyspace.js';
-import type { KeyFingerprint, KeyRange, ObjectKey, ObjectMeta, ObjectStoreAdapter, SegmentSummary, StoredObject } from './types.js';
+import type { FingerprintLine, KeyRange, ObjectKey, ObjectMeta, ObjectStoreAdapter, SegmentSummary, StoredObject } from './types.js';
 
 export interface ObjectStoreConfig {
   /** directory holding `blobs/` and `index.sqlite` */
@@ -49,7 +49,10 @@ export class ObjectStore implements ObjectStoreAdapter {
     this.migrate();
     // the index is ours, but a hand edit (or an older tool) must not leave a stale fingerprint behind
     this.keys.createInvalidationTrigger('objects_fp_invalidate');
+    this.keys.createCoveringIndex('objects_key_fp');
   }
+
+  readonly inProcess = true;
 
   /** Indexes written before fingerprints were stored get the column, filled once. */
   private migrate(): void {
@@ -97,7 +100,7 @@ export class ObjectStore implements ObjectStoreAdapter {
     return this.keys.summarizeRanges(ranges);
   }
 
-  fingerprints(ranges: KeyRange[]): Promise<KeyFingerprint[]> {
+  fingerprints(ranges: KeyRange[]): Promise<FingerprintLine[]> {
     return this.keys.fingerprints(ranges);
   }
 

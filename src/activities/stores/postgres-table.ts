@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { assertContent } from './fingerprint.js';
 import { DEFAULT_COLUMNS, keysetPages, quoteIdentifier, rangeClause, type ColumnMap } from './sql.js';
-import type { KeyFingerprint, KeyRange, ObjectKey, ObjectMeta, ObjectStoreAdapter, SegmentSummary, StoredObject } from './types.js';
+import type { FingerprintLine, KeyRange, ObjectKey, ObjectMeta, ObjectStoreAdapter, SegmentSummary, StoredObject } from './types.js';
 
 export interface PostgresTableConfig {
   /** the caller's pool; the store never holds a client between calls, so it survives a server restart */
@@ -319,14 +319,17 @@ export class PostgresTableStore implements ObjectStoreAdapter {
     return out;
   }
 
-  async fingerprints(ranges: KeyRange[]): Promise<KeyFingerprint[]> {
+  /** one string_agg per range: the rows cross the wire and the driver as one text value each */
+  async fingerprints(ranges: KeyRange[]): Promise<FingerprintLine[]> {
     const c = this.c;
-    const groups = await this.perRange<{ id: string; v: string; fp: string }>(
+    const groups = await this.perRange<{ lines: string | null }>(
       ranges,
-      (where) => `SELECT ${c.objectId}::text AS id, ${c.version}::text AS v, (${this.fpSql})::text AS fp FROM ${this.t} WHERE ${where} ${this.orderBy()}`,
+      (where) =>
+        // the subquery's order (the index's) is the aggregate's: no sort per range
+        `SELECT string_agg(line, chr(30)) AS lines FROM (SELECT ${c.objectId}::text || chr(31) || ${c.version}::text || chr(31) || (${this.fpSql})::text AS line FROM ${this.t} WHERE ${where} ${this.orderBy()}) AS ordered`,
     );
-    const out: KeyFingerprint[] = [];
-    for (const { rows } of groups) for (const r of rows) out.push({ objectId: r.id, version: Number(r.v), fp: BigInt(r.fp) });
+    const out: FingerprintLine[] = [];
+    for (const { rows } of groups) for (const r of rows) if (r.lines) for (const line of r.lines.split('\x1e')) out.push(line);
     return out;
   }
 

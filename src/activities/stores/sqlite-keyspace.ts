@@ -1,8 +1,8 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type Database from 'better-sqlite3';
 import { rowFingerprint } from './fingerprint.js';
-import { keysetPages, rangeClause } from './sql.js';
-import type { KeyFingerprint, KeyRange, ObjectKey, ObjectMeta, SegmentSummary } from './types.js';
+import { keysetPages } from './sql.js';
+import type { FingerprintLine, KeyRange, ObjectKey, ObjectMeta, SegmentSummary } from './types.js';
 
 /** Quoted column names of a SQLite table holding object metadata. */
 export interface SqliteColumns {
@@ -54,6 +54,13 @@ export class SqliteKeyspace {
    * metadata without writing the fingerprint. SQLite has no md5, so a trigger cannot compute the value: a cleared
    * (NULL) fingerprint is computed at comparison time instead (fingerprintSql).
    */
+  /** (key, fingerprint) index: segment sums and key steps read it instead of the wide rows */
+  createCoveringIndex(name: string): void {
+    const c = this.c;
+    if (!c.fingerprint) throw new Error(`${c.table}: no fingerprint column`);
+    this.db.exec(`CREATE INDEX IF NOT EXISTS ${name} ON ${c.table} (${c.objectId}, ${c.version}, ${c.fingerprint})`);
+  }
+
   createInvalidationTrigger(name: string): void {
     const c = this.c;
     const fp = c.fingerprint;
@@ -73,8 +80,19 @@ export class SqliteKeyspace {
     return Boolean(this.c.fingerprint);
   }
 
+  /** row-value bounds alone: SQLite serves them from the primary key (the id-only bounds rangeClause adds for Postgres' planner would only cost) */
   where(range: KeyRange, params: unknown[], afterFrom = false): string {
-    return rangeClause(range, this.c.objectId, this.c.version, params, () => '?', '', afterFrom).replace('TRUE', '1');
+    const c = this.c;
+    const parts: string[] = [];
+    if (range.from) {
+      params.push(range.from.objectId, range.from.version);
+      parts.push(`(${c.objectId}, ${c.version}) ${afterFrom ? '>' : '>='} (?, ?)`);
+    }
+    if (range.to) {
+      params.push(range.to.objectId, range.to.version);
+      parts.push(`(${c.objectId}, ${c.version}) < (?, ?)`);
+    }
+    return parts.length ? parts.join(' AND ') : '1';
   }
 
   get orderBy(): string {
@@ -104,13 +122,22 @@ export class SqliteKeyspace {
     return keys.map((k) => stmt.get(k.objectId, k.version) as ObjectMeta | undefined).filter((m): m is ObjectMeta => Boolean(m));
   }
 
-  /** count, Σ high and Σ low signed 32-bit halves of the fingerprints; SQLite sums exactly in 64 bits, read as bigint. */
+  /**
+   * count, Σ high and Σ low signed 32-bit halves of the fingerprints; SQLite sums exactly in 64 bits, read as
+   * bigint. With a stored column the sums read the (key, fingerprint) index alone; only a range holding cleared
+   * (NULL) fingerprints is summed again computing them from the rows.
+   */
   summarize(range: KeyRange): SegmentSummary {
     const params: unknown[] = [];
-    const fp = this.fingerprintSql;
-    const row = this.statement(`SELECT count(*) AS count, coalesce(sum(${fp} >> 32), 0) AS h1, coalesce(sum((${fp} << 32) >> 32), 0) AS h2 FROM ${this.c.table} WHERE ${this.where(range, params)}`)
-      .safeIntegers(true)
-      .get(...params) as { count: bigint; h1: bigint; h2: bigint };
+    const where = this.where(range, params);
+    const sums = (fp: string) => `count(*) AS count, coalesce(sum(${fp} >> 32), 0) AS h1, coalesce(sum((${fp} << 32) >> 32), 0) AS h2`;
+    type Sums = { count: bigint; stored: bigint; h1: bigint; h2: bigint };
+    let row: Sums | undefined;
+    if (this.c.fingerprint) {
+      row = this.statement(`SELECT ${sums(this.c.fingerprint)}, count(${this.c.fingerprint}) AS stored FROM ${this.c.table} WHERE ${where}`).safeIntegers(true).get(...params) as Sums;
+      if (row.stored !== row.count) row = undefined;
+    }
+    row ??= this.statement(`SELECT ${sums(this.fingerprintSql)} FROM ${this.c.table} WHERE ${where}`).safeIntegers(true).get(...params) as Sums;
     return { count: Number(row.count), h1: row.h1.toString(), h2: row.h2.toString() };
   }
 
@@ -123,16 +150,25 @@ export class SqliteKeyspace {
     return ranges.map((r) => this.summarize(r));
   }
 
-  async fingerprints(ranges: KeyRange[]): Promise<KeyFingerprint[]> {
+  /**
+   * One group_concat per range: thousands of rows cross from SQLite to JavaScript as one string. Rows are
+   * concatenated in key order (the subquery's, which SQLite keeps); a range with cleared fingerprints is read
+   * again computing them, as in summarize().
+   */
+  async fingerprints(ranges: KeyRange[]): Promise<FingerprintLine[]> {
     await nextTurn();
-    const out: KeyFingerprint[] = [];
+    const c = this.c;
+    const lines = (fp: string, where: string) =>
+      `SELECT count(*) AS count, count(fp) AS stored, group_concat(${c.objectId} || char(31) || ${c.version} || char(31) || fp, char(30)) AS text
+       FROM (SELECT ${c.objectId}, ${c.version}, ${fp} AS fp FROM ${c.table} WHERE ${where} ${this.orderBy})`;
+    type Lines = { count: number; stored: number; text: string | null };
+    const out: FingerprintLine[] = [];
     for (const range of ranges) {
       const params: unknown[] = [];
-      const rows = this.statement(`SELECT ${this.c.objectId}, ${this.c.version}, ${this.fingerprintSql} FROM ${this.c.table} WHERE ${this.where(range, params)} ${this.orderBy}`)
-        .raw(true)
-        .safeIntegers(true)
-        .all(...params) as Array<[string, bigint, bigint]>;
-      for (const [objectId, version, fp] of rows) out.push({ objectId, version: Number(version), fp: BigInt.asIntN(64, fp) });
+      const where = this.where(range, params);
+      let row = this.statement(lines(c.fingerprint ?? this.computedFingerprintSql, where)).get(...params) as Lines;
+      if (row.stored !== row.count) row = this.statement(lines(this.fingerprintSql, where)).get(...params) as Lines;
+      if (row.text) for (const line of row.text.split('\x1e')) out.push(line);
     }
     return out;
   }

@@ -2,7 +2,7 @@ import Database from 'better-sqlite3';
 import { assertContent, rowFingerprint } from './fingerprint.js';
 import { SqliteKeyspace } from './sqlite-keyspace.js';
 import { DEFAULT_COLUMNS, quoteIdentifier, type ColumnMap } from './sql.js';
-import type { KeyFingerprint, KeyRange, ObjectKey, ObjectMeta, ObjectStoreAdapter, SegmentSummary, StoredObject } from './types.js';
+import type { FingerprintLine, KeyRange, ObjectKey, ObjectMeta, ObjectStoreAdapter, SegmentSummary, StoredObject } from './types.js';
 
 export interface SqliteTableConfig {
   path: string;
@@ -66,6 +66,7 @@ export class SqliteTableStore implements ObjectStoreAdapter {
     this.db.transaction(() => {
       if (!columns.includes(fp.slice(1, -1))) this.db.exec(`ALTER TABLE ${this.t} ADD COLUMN ${fp} INTEGER`);
       this.keys.createInvalidationTrigger(this.triggerName);
+      this.keys.createCoveringIndex(quoteIdentifier(`${this.config.table.replace('.', '_')}_dr_fp_idx`, 'index name'));
     })();
   }
 
@@ -79,6 +80,8 @@ export class SqliteTableStore implements ObjectStoreAdapter {
       );
     }
   }
+
+  readonly inProcess = true;
 
   fingerprintSource(): 'stored' | 'computed' {
     return this.fp ? 'stored' : 'computed';
@@ -100,7 +103,7 @@ export class SqliteTableStore implements ObjectStoreAdapter {
     return this.keys.summarizeRanges(ranges);
   }
 
-  fingerprints(ranges: KeyRange[]): Promise<KeyFingerprint[]> {
+  fingerprints(ranges: KeyRange[]): Promise<FingerprintLine[]> {
     return this.keys.fingerprints(ranges);
   }
 

@@ -35,10 +35,11 @@ export interface SegmentSummary {
   h2: string;
 }
 
-/** A row's key and its fingerprint (see rowFingerprint): what segment comparison streams. */
-export interface KeyFingerprint extends ObjectKey {
-  fp: bigint;
-}
+/**
+ * What segment comparison streams per row: `objectId US version US fingerprint` (US = \x1f, the fingerprint in
+ * decimal), one string per row. Equal strings are equal rows, so the comparison parses only the rows that differ.
+ */
+export type FingerprintLine = string;
 
 export interface ObjectStoreAdapter {
   describe(): string;
@@ -49,13 +50,15 @@ export interface ObjectStoreAdapter {
   /**
    * Segment checksums, present when the store computes row fingerprints itself (all three adapters do):
    * `summarize` one range, `summarizeRanges` many consecutive ranges in one round trip, `fingerprints` the
-   * (key, fingerprint) rows of ranges in key order, `stepKeys` the keys every `step` rows from the start of a
+   * rows of ranges as FingerprintLines in key order, `stepKeys` the keys every `step` rows from the start of a
    * range (positions step, 2·step, …, at most `max` of them) to cut it into segments.
    */
   summarize?(range: KeyRange): Promise<SegmentSummary>;
   summarizeRanges?(ranges: KeyRange[]): Promise<SegmentSummary[]>;
-  fingerprints?(ranges: KeyRange[]): Promise<KeyFingerprint[]>;
+  fingerprints?(ranges: KeyRange[]): Promise<FingerprintLine[]>;
   stepKeys?(range: KeyRange, step: number, max: number): Promise<ObjectKey[]>;
+  /** the store answers in this process (SQLite): many small calls are cheap, so it cuts ranges into segments */
+  readonly inProcess?: boolean;
   /** where the fingerprints come from: a maintained column (cheap to sum) or computed per row */
   fingerprintSource?(): 'stored' | 'computed';
   get(keys: ObjectKey[]): Promise<StoredObject[]>;
