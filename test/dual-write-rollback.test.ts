@@ -1,5 +1,6 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WorkflowFailedError } from '@temporalio/client';
@@ -7,6 +8,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { abortSignal, approveSignal } from '../src/shared/messages.js';
 import type { RunbookResult } from '../src/shared/types.js';
 import { allMeta, approveWhenReady, differences, pairTarget, startDualWrite, type Pair } from './support/dual-write.js';
+import { runbook } from './support/cli.js';
 import { Harness } from './support/harness.js';
 import { saveHistory } from './support/histories.js';
 
@@ -194,5 +196,45 @@ describe('dual-write rollback against real stores', () => {
     }
     writeFileSync(env, original);
     expect(await differences(t)).toBe(1);
+  });
+});
+
+describe('stored fingerprints on existing tables', () => {
+  it('a configured fingerprint that is not installed fails the run at once, naming the fix; `runbook dual-write prepare` installs it', async () => {
+    // a pair whose tables exist without the fingerprint machinery (as someone's production tables would)
+    const t = await pairTarget(h, pool, 'postgres-sqlite', { objects: 300, drift: { content_mismatch: 2, missing_in_a: 1 }, newer: 'a' });
+    const env = join(h.environmentsDir, `${t.envName}.yaml`);
+    const config = readFileSync(env, 'utf8');
+    const pgTable = /table: (dw_\S+_0)/.exec(config)![1]!;
+    const sqlitePath = /path: (\S+side1\.sqlite)/.exec(config)![1]!;
+    await pool.query(`DROP TRIGGER "${pgTable}_dr_fp" ON "${pgTable}"; ALTER TABLE "${pgTable}" DROP COLUMN row_fp`);
+    const db = new Database(sqlitePath);
+    db.exec('DROP TRIGGER objects_dr_fingerprint');
+    db.close();
+
+    const first = await startDualWrite(h, t, { dryRun: true });
+    const failed = await first.result().catch((e: unknown) => e);
+    const result = ((failed as WorkflowFailedError).cause as ApplicationFailure).details![0] as RunbookResult;
+    expect(result.outcome).toBe('failed');
+    expect(result.steps[0]!.error).toMatch(/fingerprint column "row_fp" does not exist; install it with `npx runbook dual-write prepare/);
+    expect(result.steps[0]!.attempts).toBe(1);
+
+    const prepared = await runbook(['dual-write', 'prepare', '--env', t.envName, '--target', 'objects'], h.env());
+    expect(prepared.code, prepared.stderr).toBe(0);
+    expect(prepared.stdout).toContain(`a (postgres): postgres table ${pgTable}: fingerprint column row_fp, its trigger and index installed`);
+    expect(prepared.stdout).toContain('b (store): sqlite');
+    // idempotent
+    expect((await runbook(['dual-write', 'prepare', '--env', t.envName, '--target', 'objects'], h.env())).code).toBe(0);
+
+    const second = await startDualWrite(h, t, { dryRun: true });
+    const ok = (await second.result()) as RunbookResult;
+    expect(ok.outcome).toBe('dry_run');
+    const evidence = JSON.parse(readFileSync(ok.evidence!.path, 'utf8'));
+    expect(evidence.extra.detection.counts).toEqual({ missing_in_a: 1, missing_in_b: 0, content_mismatch: 2, metadata_mismatch: 0 });
+    expect(evidence.extra.detection.stats.mode).toBe('bisect');
+
+    const missing = await runbook(['dual-write', 'prepare', '--env', t.envName, '--target', 'nope'], h.env());
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/invalid environment: .*targets\.nope: unknown target/);
   });
 });

@@ -77,7 +77,8 @@ export async function seedDemoPair(databaseUrl: string, objectStoreRoot: string)
   try {
     await pool.query('DROP TABLE IF EXISTS demo_objects');
     rmSync(objectStoreRoot, { recursive: true, force: true });
-    const a = new PostgresTableStore({ pool, table: 'demo_objects', create: true });
+    // stored fingerprints, as environments/demo.yaml configures them (the trigger is installed with the table)
+    const a = new PostgresTableStore({ pool, table: 'demo_objects', create: true, columns: { fingerprint: 'row_fp' } });
     await a.init();
     const b = await ObjectStore.open(objectStoreRoot);
     const injected = await seedDrift(a, b, { objects: 2000, drift: { missing_in_a: 3, missing_in_b: 5, content_mismatch: 8, metadata_mismatch: 4 }, newer: 'a' });

@@ -5,7 +5,13 @@ import type { ObjectStoreConfig } from '../../shared/schemas.js';
 import { ObjectStore } from './object-store.js';
 import { PostgresTableStore } from './postgres-table.js';
 import { SqliteTableStore } from './sqlite-table.js';
-import type { ObjectStoreAdapter } from './types.js';
+import { StoreConfigError, type ObjectStoreAdapter } from './types.js';
+
+/** a store configuration error is final (EnvironmentInvalid); anything else (a connection) may be retried */
+function configFailure(error: unknown): never {
+  if (error instanceof StoreConfigError) throw ApplicationFailure.nonRetryable(error.message, 'EnvironmentInvalid');
+  throw error;
+}
 
 /**
  * Opens stores named in environment files. Postgres pools are built once per connection string (read from the
@@ -14,7 +20,8 @@ import type { ObjectStoreAdapter } from './types.js';
 export class StoreFactory {
   private readonly pools = new Map<string, pg.Pool>();
 
-  async open(config: ObjectStoreConfig, resolvePath: (p: string) => string): Promise<ObjectStoreAdapter> {
+  /** `check: false` opens a table whose fingerprint column is not installed yet (to install it) */
+  async open(config: ObjectStoreConfig, resolvePath: (p: string) => string, options: { check?: boolean } = {}): Promise<ObjectStoreAdapter> {
     switch (config.type) {
       case 'postgres': {
         const url = process.env[config.urlEnv];
@@ -26,11 +33,17 @@ export class StoreFactory {
           this.pools.set(url, pool);
         }
         const store = new PostgresTableStore({ pool, table: config.table, columns: config.columns });
+        // eagerly, so that a misconfigured table fails here, once, rather than on every retry of a later call
+        if (options.check !== false) await store.init().catch(configFailure);
         return store;
       }
       case 'sqlite': {
         const path = resolvePath(config.path);
-        return new SqliteTableStore({ path, table: config.table, columns: config.columns as never });
+        try {
+          return new SqliteTableStore({ path, table: config.table, columns: config.columns as never, check: options.check });
+        } catch (error) {
+          return configFailure(error);
+        }
       }
       case 'object-store': {
         const root = resolvePath(config.root);

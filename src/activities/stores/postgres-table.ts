@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { assertContent } from './fingerprint.js';
 import { DEFAULT_COLUMNS, keysetPages, quoteIdentifier, rangeClause, type ColumnMap } from './sql.js';
-import type { FingerprintLine, KeyRange, ObjectKey, ObjectMeta, ObjectStoreAdapter, SegmentSummary, StoredObject } from './types.js';
+import { type FingerprintLine, type KeyRange, type ObjectKey, type ObjectMeta, type ObjectStoreAdapter, type SegmentSummary, StoreConfigError, type StoredObject } from './types.js';
 
 export interface PostgresTableConfig {
   /** the caller's pool; the store never holds a client between calls, so it survives a server restart */
@@ -108,18 +108,22 @@ export class PostgresTableStore implements ObjectStoreAdapter {
 
   private async prepare(): Promise<void> {
     if (this.config.create) await this.createTable();
-    // a column that already collates as "C" needs no COLLATE clause, and without one the primary key serves
-    // range queries (with one, Postgres falls back to sequential scans)
+    await this.readCollation();
+    if (this.fp) {
+      if (this.config.create) await this.addFingerprint();
+      else await this.checkFingerprint();
+    }
+  }
+
+  /** a column that already collates as "C" needs no COLLATE clause, and without one the primary key serves range queries */
+  private async readCollation(): Promise<void> {
+    // (with one, Postgres falls back to sequential scans)
     const { rows } = await this.query<{ coll: string | null }>(
       `SELECT a.attcollation::regcollation::text AS coll FROM pg_attribute a WHERE a.attrelid = $1::regclass AND a.attname = $2`,
       [this.t, this.idColumnName],
     );
     const coll = rows[0]?.coll?.replaceAll('"', '');
     this.collate = coll === 'C' || coll === 'POSIX' ? '' : C;
-    if (this.fp) {
-      if (this.config.create) await this.installFingerprint();
-      else await this.checkFingerprint();
-    }
   }
 
   /**
@@ -154,6 +158,14 @@ export class PostgresTableStore implements ObjectStoreAdapter {
    * (`npx runbook dual-write prepare`) in a quiet hour, not during an incident.
    */
   async installFingerprint(): Promise<void> {
+    if (!this.fp) throw new Error(`postgres table ${this.config.table}: no fingerprint column is configured (columns.fingerprint)`);
+    if (this.config.create) await this.createTable();
+    await this.readCollation();
+    await this.addFingerprint();
+    this.initialized = Promise.resolve();
+  }
+
+  private async addFingerprint(): Promise<void> {
     const fp = this.fp;
     if (!fp) throw new Error(`postgres table ${this.config.table}: no fingerprint column is configured (columns.fingerprint)`);
     const { trigger, fn, index } = this.fingerprintNames();
@@ -181,7 +193,7 @@ export class PostgresTableStore implements ObjectStoreAdapter {
     const row = rows[0]!;
     if (!row.notnull || !row.trigger) {
       const what = row.notnull === null ? `column ${this.fp} does not exist` : !row.notnull ? `column ${this.fp} allows NULL` : `trigger ${trigger} is missing or disabled`;
-      throw new Error(`postgres table ${this.config.table}: fingerprint ${what}; install it with \`npx runbook dual-write prepare --env <env> --target <target>\``);
+      throw new StoreConfigError(`postgres table ${this.config.table}: fingerprint ${what}; install it with \`npx runbook dual-write prepare --env <env> --target <target>\``);
     }
   }
 

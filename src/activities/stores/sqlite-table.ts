@@ -2,7 +2,7 @@ import Database from 'better-sqlite3';
 import { assertContent, rowFingerprint } from './fingerprint.js';
 import { SqliteKeyspace } from './sqlite-keyspace.js';
 import { DEFAULT_COLUMNS, quoteIdentifier, type ColumnMap } from './sql.js';
-import type { FingerprintLine, KeyRange, ObjectKey, ObjectMeta, ObjectStoreAdapter, SegmentSummary, StoredObject } from './types.js';
+import { type FingerprintLine, type KeyRange, type ObjectKey, type ObjectMeta, type ObjectStoreAdapter, type SegmentSummary, StoreConfigError, type StoredObject } from './types.js';
 
 export interface SqliteTableConfig {
   path: string;
@@ -10,6 +10,8 @@ export interface SqliteTableConfig {
   columns?: Partial<ColumnMap>;
   /** create the table when missing (demo, tests) */
   create?: boolean;
+  /** false: do not refuse a configured fingerprint column whose trigger is missing (to install it) */
+  check?: boolean;
 }
 
 type Row = { objectId: string; version: number; size: number; sha256: string; createdAt: number; updatedAt: number; content?: Buffer };
@@ -47,7 +49,7 @@ export class SqliteTableStore implements ObjectStoreAdapter {
     this.keys = new SqliteKeyspace(this.db, { table: this.t, ...this.c, fingerprint: this.fp });
     if (this.fp) {
       if (config.create) this.installFingerprint();
-      else this.checkFingerprint();
+      else if (config.check !== false) this.checkFingerprint();
     }
   }
 
@@ -75,7 +77,7 @@ export class SqliteTableStore implements ObjectStoreAdapter {
     const name = this.triggerName.slice(1, -1);
     const found = this.db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = ?`).get(name);
     if (!found) {
-      throw new Error(
+      throw new StoreConfigError(
         `sqlite table ${this.config.table}: fingerprint column ${this.fp} is configured but its trigger ${name} is missing; install it with \`npx runbook dual-write prepare --env <env> --target <target>\``,
       );
     }

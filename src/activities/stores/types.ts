@@ -61,10 +61,17 @@ export interface ObjectStoreAdapter {
   readonly inProcess?: boolean;
   /** where the fingerprints come from: a maintained column (cheap to sum) or computed per row */
   fingerprintSource?(): 'stored' | 'computed';
+  /** adds the configured fingerprint column, the trigger that keeps it, and its index; idempotent */
+  installFingerprint?(): Promise<void> | void;
   get(keys: ObjectKey[]): Promise<StoredObject[]>;
   /** idempotent upsert; the content must match its sha256 and size */
   put(objects: StoredObject[]): Promise<void>;
   /** idempotent */
   delete(keys: ObjectKey[]): Promise<void>;
   close(): Promise<void>;
+}
+
+/** The store is configured in a way it cannot work with (e.g. a fingerprint column nothing maintains): not retryable. */
+export class StoreConfigError extends Error {
+  override name = 'StoreConfigError';
 }
