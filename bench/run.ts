@@ -44,7 +44,7 @@ import {
 } from './settings.js';
 import type { ReadyMessage } from './worker-child.js';
 
-/** sections 1 and 2 take about a minute, section 3 (dual-write, 1M objects) about ten */
+/** sections 1 and 2 take about a minute, section 3 (dual-write, 1M objects) about six to seven */
 const BUDGET_MS = 30 * 60_000;
 const SKIP_DUAL_WRITE = process.env.BENCH_SKIP_DUAL_WRITE === '1';
 const benchDir = fileURLToPath(new URL('.', import.meta.url));
@@ -593,7 +593,7 @@ async function main(): Promise<void> {
 
     if (SKIP_DUAL_WRITE) log('3. dual-write detection: skipped (BENCH_SKIP_DUAL_WRITE=1)');
     else {
-      log('3. dual-write detection (1M objects per case; about ten minutes)');
+      log('3. dual-write detection (1M objects per case; about six to seven minutes)');
       const dualWrite = await runDualWriteBench({ temporalAddress: server.address, log: (message) => log(`dual-write: ${message}`) });
       process.stdout.write(`\n${dualWrite}\n`);
       writeDualWriteSection(benchmarksFile, dualWrite, END_MARK);

@@ -69,6 +69,9 @@ class RowCursor {
   }
 }
 
+/** rows of differing segments read (as fingerprint lines) per call, per side */
+const READ_ROWS = 16_384;
+
 const canSegment = (s: ObjectStoreAdapter): boolean => Boolean(s.summarize && s.summarizeRanges && s.fingerprints);
 
 /** the key of a FingerprintLine */
@@ -199,20 +202,28 @@ export async function* diffStores(a: ObjectStoreAdapter, b: ObjectStoreAdapter, 
       pending?.catch(() => {});
       const [xa, xb] = w.sums;
       stats.summaries += 2 * w.ranges.length;
-      // adjacent differing segments are read as one range
-      const differing: KeyRange[] = [];
-      let previous = -2;
-      w.ranges.forEach((seg, i) => {
+      // adjacent differing segments are read as one range, at most READ_ROWS rows per read (memory stays
+      // bounded however dense the drift)
+      let group: KeyRange[] = [];
+      let rows = 0;
+      for (const [i, seg] of w.ranges.entries()) {
         if (sameSummary(xa[i]!, xb[i]!)) {
           stats.rowsA += xa[i]!.count;
           stats.rowsB += xb[i]!.count;
-          return;
+          continue;
         }
-        if (previous === i - 1) differing[differing.length - 1]!.to = seg.to;
-        else differing.push({ ...seg });
-        previous = i;
-      });
-      if (differing.length) yield* compareRows(differing);
+        const n = Math.max(xa[i]!.count, xb[i]!.count);
+        if (group.length && rows + n > READ_ROWS) {
+          yield* compareRows(group);
+          group = [];
+          rows = 0;
+        }
+        const last = group[group.length - 1];
+        if (last && last.to === seg.from) last.to = seg.to;
+        else group.push({ ...seg });
+        rows += n;
+      }
+      if (group.length) yield* compareRows(group);
       report();
     }
   }
