@@ -30,6 +30,8 @@ export interface DiffOptions {
   segmentRows?: number;
   /** segments per round: each round is one summary statement per side, so memory stays bounded */
   windowSegments?: number;
+  /** rows of differing segments read (as fingerprint lines) per call and side: bounds memory at dense drift */
+  readRows?: number;
   /** force the streaming merge even when both sides can checksum */
   mergeOnly?: boolean;
   onProgress?: (stats: DiffStats) => void;
@@ -69,9 +71,6 @@ class RowCursor {
   }
 }
 
-/** rows of differing segments read (as fingerprint lines) per call, per side */
-const READ_ROWS = 16_384;
-
 const canSegment = (s: ObjectStoreAdapter): boolean => Boolean(s.summarize && s.summarizeRanges && s.fingerprints);
 
 /** the key of a FingerprintLine */
@@ -96,6 +95,7 @@ export async function* diffStores(a: ObjectStoreAdapter, b: ObjectStoreAdapter, 
   const pageSize = options.pageSize ?? 5000;
   const segmentRows = options.segmentRows ?? 64;
   const windowSegments = options.windowSegments ?? 4096;
+  const readRows = options.readRows ?? 16_384;
   const canBisect = !options.mergeOnly && canSegment(a) && canSegment(b) && Boolean(a.stepKeys || b.stepKeys);
   const stats: DiffStats = { rowsA: 0, rowsB: 0, scannedA: 0, scannedB: 0, summaries: 0, mode: canBisect ? 'bisect' : 'merge' };
   const report = () => options.onProgress?.(stats);
@@ -202,7 +202,7 @@ export async function* diffStores(a: ObjectStoreAdapter, b: ObjectStoreAdapter, 
       pending?.catch(() => {});
       const [xa, xb] = w.sums;
       stats.summaries += 2 * w.ranges.length;
-      // adjacent differing segments are read as one range, at most READ_ROWS rows per read (memory stays
+      // adjacent differing segments are read as one range, at most `readRows` rows per read (memory stays
       // bounded however dense the drift)
       let group: KeyRange[] = [];
       let rows = 0;
@@ -213,7 +213,7 @@ export async function* diffStores(a: ObjectStoreAdapter, b: ObjectStoreAdapter, 
           continue;
         }
         const n = Math.max(xa[i]!.count, xb[i]!.count);
-        if (group.length && rows + n > READ_ROWS) {
+        if (group.length && rows + n > readRows) {
           yield* compareRows(group);
           group = [];
           rows = 0;
