@@ -128,13 +128,20 @@ const columnsSchema = z
 
 /** One side of a dual-write pair. */
 export const objectStoreConfigSchema = z.discriminatedUnion('type', [
-  z.strictObject({
-    type: z.literal('postgres'),
-    /** the worker's environment variable holding the connection string */
-    urlEnv: envVarNameSchema.default('DATABASE_URL'),
-    table: sqlIdentifier,
-    columns: columnsSchema.optional(),
-  }),
+  z
+    .strictObject({
+      type: z.literal('postgres'),
+      /** the worker's environment variable holding the connection string */
+      urlEnv: envVarNameSchema.default('DATABASE_URL'),
+      table: sqlIdentifier,
+      columns: columnsSchema.optional(),
+      /** the content column (text) holds `<sha[0:2]>/<sha>`, a content-addressed blob under `root`, instead of bytes */
+      contentReference: z.strictObject({ root: z.string().min(1) }).optional(),
+    })
+    .refine((c) => !(c.contentReference && c.columns?.sha256 === null), {
+      path: ['contentReference'],
+      message: 'needs a sha256 column: columns.sha256 cannot be null (the digest cannot be computed from a reference)',
+    }),
   z.strictObject({ type: z.literal('sqlite'), path: z.string().min(1), table: sqlIdentifier, columns: columnsSchema.optional() }),
   z.strictObject({ type: z.literal('object-store'), root: z.string().min(1) }),
 ]);

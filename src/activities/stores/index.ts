@@ -32,7 +32,13 @@ export class StoreFactory {
           pool.on('error', () => {});
           this.pools.set(url, pool);
         }
-        const store = new PostgresTableStore({ pool, table: config.table, columns: config.columns });
+        const contentReference = config.contentReference && { root: resolvePath(config.contentReference.root) };
+        let store: PostgresTableStore;
+        try {
+          store = new PostgresTableStore({ pool, table: config.table, columns: config.columns, contentReference });
+        } catch (error) {
+          return configFailure(error);
+        }
         // eagerly, so that a misconfigured table fails here, once, rather than on every retry of a later call
         if (options.check !== false) await store.init().catch(configFailure);
         return store;

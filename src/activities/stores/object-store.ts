@@ -1,9 +1,9 @@
-import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { assertContent, rowFingerprint, sha256Hex } from './fingerprint.js';
+import { BlobDir, BlobMissingError } from './blob-dir.js';
+import { assertContent, rowFingerprint } from './fingerprint.js';
 import { SqliteKeyspace } from './sqlite-keyspace.js';
 import type { FingerprintLine, KeyRange, ObjectKey, ObjectMeta, ObjectStoreAdapter, SegmentSummary, StoredObject } from './types.js';
 
@@ -13,10 +13,6 @@ export interface ObjectStoreConfig {
 }
 
 type Row = ObjectMeta;
-
-const SHA256_HEX = /^[0-9a-f]{64}$/;
-
-const isMissing = (error: unknown): boolean => (error as NodeJS.ErrnoException | null)?.code === 'ENOENT';
 
 /**
  * A content-addressed object store (the seed's "StorageEngine"): each distinct content is one immutable blob
@@ -30,13 +26,13 @@ const isMissing = (error: unknown): boolean => (error as NodeJS.ErrnoException |
  */
 export class ObjectStore implements ObjectStoreAdapter {
   private readonly db: Database.Database;
-  private readonly blobs: string;
+  private readonly blobs: BlobDir;
   private queue: Promise<unknown> = Promise.resolve();
   private readonly keys: SqliteKeyspace;
 
   constructor(private readonly config: ObjectStoreConfig) {
-    this.blobs = join(config.root, 'blobs');
-    mkdirSync(this.blobs, { recursive: true });
+    this.blobs = new BlobDir(join(config.root, 'blobs'));
+    mkdirSync(this.blobs.dir, { recursive: true });
     this.db = new Database(join(config.root, 'index.sqlite'));
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
@@ -76,8 +72,7 @@ export class ObjectStore implements ObjectStoreAdapter {
 
   /** where the blob of this digest lives (the digest is checked: it becomes a path) */
   blobPath(sha256: string): string {
-    if (!SHA256_HEX.test(sha256)) throw new Error(`not a sha256 hex digest: ${JSON.stringify(sha256)}`);
-    return join(this.blobs, sha256.slice(0, 2), sha256);
+    return this.blobs.path(sha256);
   }
 
   private exclusive<T>(work: () => Promise<T>): Promise<T> {
@@ -125,16 +120,13 @@ export class ObjectStore implements ObjectStoreAdapter {
       if (!meta) continue;
       let content: Buffer;
       try {
-        content = await readFile(this.blobPath(meta.sha256));
+        content = await this.blobs.read(meta.sha256, meta.size, `${k.objectId}@${k.version}`);
       } catch (error) {
-        if (!isMissing(error)) throw error;
+        if (!(error instanceof BlobMissingError)) throw error;
         // deleted (and its blob collected) while we read: absent, unless the row is still there
         const again = stmt.get(k.objectId, k.version) as Row | undefined;
         if (!again) continue;
-        throw new Error(`${k.objectId}@${k.version}: blob ${meta.sha256} is missing`);
-      }
-      if (content.length !== meta.size || sha256Hex(content) !== meta.sha256) {
-        throw new Error(`${k.objectId}@${k.version}: blob ${meta.sha256} is corrupt (${content.length} bytes, sha256 ${sha256Hex(content)})`);
+        throw error;
       }
       out.push({ ...meta, content });
     }
@@ -149,7 +141,7 @@ export class ObjectStore implements ObjectStoreAdapter {
       const written = new Set<string>();
       for (const o of objects) {
         if (written.has(o.sha256)) continue;
-        await this.writeBlob(o.sha256, o.content);
+        await this.blobs.write(o.sha256, o.content);
         written.add(o.sha256);
       }
       const previous = this.db.prepare('SELECT sha256 FROM objects WHERE object_id = ? AND version = ?').pluck();
@@ -196,58 +188,6 @@ export class ObjectStore implements ObjectStoreAdapter {
   /** Unlinks the blobs of these digests that no index row references any more. */
   private async collect(shas: Iterable<string>): Promise<void> {
     const referenced = this.db.prepare('SELECT 1 FROM objects WHERE sha256 = ? LIMIT 1').pluck();
-    for (const sha of shas) {
-      if (referenced.get(sha) !== undefined) continue;
-      try {
-        await unlink(this.blobPath(sha));
-      } catch (error) {
-        if (!isMissing(error)) throw error;
-      }
-    }
-  }
-
-  /** Whether the blob exists and holds exactly this content's digest (a corrupt blob gets rewritten). */
-  private async intact(path: string, sha256: string, size: number): Promise<boolean> {
-    try {
-      const existing = await readFile(path);
-      return existing.length === size && sha256Hex(existing) === sha256;
-    } catch (error) {
-      if (isMissing(error)) return false;
-      throw error;
-    }
-  }
-
-  private async writeBlob(sha256: string, content: Buffer): Promise<void> {
-    const path = this.blobPath(sha256);
-    if (await this.intact(path, sha256, content.length)) return;
-    const dir = join(this.blobs, sha256.slice(0, 2));
-    // a new fan-out directory must itself be made durable in blobs/
-    if (await mkdir(dir, { recursive: true })) await fsyncDir(this.blobs);
-    const temp = join(dir, `.${sha256}.${process.pid}.${randomUUID()}.tmp`);
-    try {
-      const file = await open(temp, 'wx', 0o644);
-      try {
-        await file.writeFile(content);
-        await file.sync();
-      } finally {
-        await file.close();
-      }
-      const written = await readFile(temp);
-      if (written.length !== content.length || sha256Hex(written) !== sha256) throw new Error(`blob ${sha256}: the written file does not match its digest`);
-      await rename(temp, path);
-    } catch (error) {
-      await unlink(temp).catch(() => {});
-      throw error;
-    }
-    await fsyncDir(dir);
-  }
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
+    await this.blobs.collect(shas, (candidates) => new Set(candidates.filter((sha) => referenced.get(sha) !== undefined)));
   }
 }

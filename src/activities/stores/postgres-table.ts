@@ -1,4 +1,6 @@
+import { mkdir, stat } from 'node:fs/promises';
 import type pg from 'pg';
+import { BlobDir } from './blob-dir.js';
 import { assertContent } from './fingerprint.js';
 import { DEFAULT_COLUMNS, keysetPages, quoteIdentifier, rangeClause, type ColumnMap } from './sql.js';
 import { type FingerprintLine, type KeyRange, type ObjectKey, type ObjectMeta, type ObjectStoreAdapter, type SegmentSummary, StoreConfigError, type StoredObject } from './types.js';
@@ -16,16 +18,27 @@ export interface PostgresTableConfig {
   create?: boolean;
   /** shown by describe() instead of the table name */
   name?: string;
+  /**
+   * Content by reference: the content column is text holding `<sha[0:2]>/<sha>`, the path of a content-addressed
+   * blob under `root` (a directory only this table's blobs live in), instead of bytea.
+   */
+  contentReference?: { root: string };
 }
 
 type MetaRow = { objectId: string; version: number | string; size: number | string; sha256: string; createdAt: number | string; updatedAt: number | string };
 type ContentRow = MetaRow & { content: Buffer };
+type ReferenceRow = MetaRow & { content: string };
 
 /** "C" collation: Postgres then compares object ids bytewise (UTF-8), like compareKeys() and SQLite's BINARY. */
 const C = ' COLLATE "C"';
 /** content bytes per INSERT statement (a put of a larger batch is several statements in one transaction) */
 const MAX_STATEMENT_BYTES = 16 * 1024 * 1024;
 const RETRIES = 3;
+/**
+ * First key of the advisory lock guarding a table's blobs (the second is the table's oid). Writers and readers
+ * take it shared, collection exclusive: a blob is never unlinked between a put writing it and its row committing.
+ */
+const BLOB_LOCK = 0x64726231;
 
 const param = (i: number): string => `$${i}`;
 /** epoch milliseconds of a timestamptz column, exact (extract returns numeric on Postgres >= 14) */
@@ -56,6 +69,11 @@ const toMeta = (r: MetaRow): ObjectMeta => ({
  * `fingerprint` column a trigger keeps (installFingerprint()) when one is configured, else computed per row.
  * Every statement is parameterised and goes through the pool (no client is kept), and statements that fail
  * because the connection died are retried: every operation here is idempotent.
+ *
+ * With `contentReference` the content column holds `<sha[0:2]>/<sha>` references into a BlobDir (see
+ * putReferenced(), collect()). Blob writes and reads take an advisory lock on the table shared, collection
+ * exclusive, so instances and workers on the same table never collect a blob under each other; writers that
+ * do not take that lock must not delete blobs, and the root must hold this table's blobs only.
  */
 export class PostgresTableStore implements ObjectStoreAdapter {
   private readonly pool: pg.Pool;
@@ -73,10 +91,16 @@ export class PostgresTableStore implements ObjectStoreAdapter {
   private readonly fp: string | undefined;
   /** SQL for the row's fingerprint (the column, or computed from the row) */
   private readonly fpSql: string;
+  /** where the content lives when the table holds references to it */
+  private readonly blobs: BlobDir | undefined;
 
   constructor(private readonly config: PostgresTableConfig) {
     const given = config.columns ?? {};
     this.computedSha = 'sha256' in given && given.sha256 == null;
+    if (this.computedSha && config.contentReference) {
+      throw new StoreConfigError(`postgres table ${config.table}: contentReference needs a sha256 column (columns.sha256 cannot be null): the digest cannot be computed from a reference`);
+    }
+    this.blobs = config.contentReference && new BlobDir(config.contentReference.root);
     const columns = { ...DEFAULT_COLUMNS, ...given, sha256: given.sha256 ?? DEFAULT_COLUMNS.sha256 } as ColumnMap;
     this.t = quoteIdentifier(config.table, 'table name');
     this.c = Object.fromEntries(Object.entries(columns).map(([k, v]) => [k, quoteIdentifier(v as string, `column name for ${k}`)])) as Record<keyof ColumnMap, string>;
@@ -107,8 +131,10 @@ export class PostgresTableStore implements ObjectStoreAdapter {
   }
 
   private async prepare(): Promise<void> {
+    if (this.blobs) await this.prepareBlobs();
     if (this.config.create) await this.createTable();
     await this.readCollation();
+    if (this.blobs) await this.checkReferenceColumn();
     if (this.fp) {
       if (this.config.create) await this.addFingerprint();
       else await this.checkFingerprint();
@@ -138,13 +164,17 @@ export class PostgresTableStore implements ObjectStoreAdapter {
     return `('x' || substr(md5(convert_to(${text}, 'UTF8')), 1, 16))::bit(64)::bigint`;
   }
 
+  /** a name derived from the table's (without its schema), cut to fit Postgres' 63 characters */
+  private derivedName(suffix: string): string {
+    const table = this.config.table.split('.').pop()!;
+    return quoteIdentifier(`${table.slice(0, 63 - suffix.length)}${suffix}`, 'derived name');
+  }
+
   /** names derived from the table: the trigger, its function (in the table's schema) and the covering index */
   private fingerprintNames(): { trigger: string; fn: string; index: string } {
     const parts = this.config.table.split('.');
-    const table = parts.pop()!;
-    const schema = parts.length ? `${quoteIdentifier(parts[0]!, 'schema name')}.` : '';
-    const name = (suffix: string) => quoteIdentifier(`${table.slice(0, 63 - suffix.length)}${suffix}`, 'derived name');
-    return { trigger: name('_dr_fp'), fn: `${schema}${name('_dr_fp_fn')}`, index: name('_dr_fp_idx') };
+    const schema = parts.length > 1 ? `${quoteIdentifier(parts[0]!, 'schema name')}.` : '';
+    return { trigger: this.derivedName('_dr_fp'), fn: `${schema}${this.derivedName('_dr_fp_fn')}`, index: this.derivedName('_dr_fp_idx') };
   }
 
   fingerprintSource(): 'stored' | 'computed' {
@@ -202,13 +232,39 @@ export class PostgresTableStore implements ObjectStoreAdapter {
     const sha = this.computedSha ? '' : `${c.sha256} text NOT NULL, `;
     // the fingerprint column itself is added by installFingerprint()
     await this.query(
-      `CREATE TABLE IF NOT EXISTS ${this.t} (${c.objectId} text COLLATE "C" NOT NULL, ${c.version} integer NOT NULL, ${c.content} bytea NOT NULL, ${c.size} bigint NOT NULL, ${sha}${c.createdAt} timestamptz NOT NULL, ${c.updatedAt} timestamptz NOT NULL, PRIMARY KEY (${c.objectId}, ${c.version}))`,
+      `CREATE TABLE IF NOT EXISTS ${this.t} (${c.objectId} text COLLATE "C" NOT NULL, ${c.version} integer NOT NULL, ${c.content} ${this.blobs ? 'text' : 'bytea'} NOT NULL, ${c.size} bigint NOT NULL, ${sha}${c.createdAt} timestamptz NOT NULL, ${c.updatedAt} timestamptz NOT NULL, PRIMARY KEY (${c.objectId}, ${c.version}))`,
       [],
     );
+    // collection asks, per released blob, whether any row still references it
+    if (this.blobs) await this.query(`CREATE INDEX IF NOT EXISTS ${this.derivedName('_dr_content_idx')} ON ${this.t} (${c.content})`, []);
+  }
+
+  /** The blob directory is created with the table; otherwise it must exist: a wrong path must not start an empty one. */
+  private async prepareBlobs(): Promise<void> {
+    const root = this.blobs!.dir;
+    if (this.config.create) await mkdir(root, { recursive: true });
+    const isDir = await stat(root).then(
+      (s) => s.isDirectory(),
+      () => false,
+    );
+    if (!isDir) throw new StoreConfigError(`postgres table ${this.config.table}: contentReference.root ${root} is not an existing directory`);
+  }
+
+  /** A bytea content column holds content, not references: refuse it rather than fail on every put. */
+  private async checkReferenceColumn(): Promise<void> {
+    const { rows } = await this.query<{ type: string | null }>(
+      `SELECT (SELECT format_type(a.atttypid, NULL) FROM pg_attribute a WHERE a.attrelid = $1::regclass AND a.attname = $2 AND NOT a.attisdropped) AS type`,
+      [this.t, this.c.content.slice(1, -1)],
+    );
+    const type = rows[0]?.type;
+    if (type !== 'text' && type !== 'character varying') {
+      throw new StoreConfigError(`postgres table ${this.config.table}: contentReference needs a text content column, ${this.c.content} is ${type ?? 'missing'}`);
+    }
   }
 
   describe(): string {
-    return `postgres table ${this.config.name ?? this.config.table}`;
+    const where = this.blobs ? ` (content under ${this.blobs.dir})` : '';
+    return `postgres table ${this.config.name ?? this.config.table}${where}`;
   }
 
   private async query<R extends pg.QueryResultRow>(text: string, params: unknown[]): Promise<pg.QueryResult<R>> {
@@ -223,16 +279,16 @@ export class PostgresTableStore implements ObjectStoreAdapter {
   }
 
   /** Runs `work` in one transaction on a pooled client, retried as a whole when the connection dies. */
-  private async transaction(work: (client: pg.PoolClient) => Promise<void>): Promise<void> {
+  private async transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       let client: pg.PoolClient | undefined;
       try {
         client = await this.pool.connect();
         await client.query('BEGIN');
-        await work(client);
+        const result = await work(client);
         await client.query('COMMIT');
         client.release();
-        return;
+        return result;
       } catch (error) {
         if (client) {
           const broken = isConnectionError(error);
@@ -382,14 +438,39 @@ export class PostgresTableStore implements ObjectStoreAdapter {
     if (keys.length === 0) return [];
     await this.init();
     const c = this.c;
-    const { rows } = await this.query<ContentRow>(
-      // the lateral subquery resolves the table's columns first, whatever they are called
-      `SELECT o.* FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS k(id, v, ord)
+    // the lateral subquery resolves the table's columns first, whatever they are called
+    const sql = `SELECT o.* FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS k(id, v, ord)
        CROSS JOIN LATERAL (SELECT ${this.metaColumns()}, ${c.content} AS "content" FROM ${this.t} WHERE ${c.objectId} = k.id AND ${c.version} = k.v) AS o
-       ORDER BY k.ord`,
-      [keys.map((k) => k.objectId), keys.map((k) => k.version)],
-    );
-    return rows.map((r) => ({ ...toMeta(r), content: r.content }));
+       ORDER BY k.ord`;
+    const params = [keys.map((k) => k.objectId), keys.map((k) => k.version)];
+    if (!this.blobs) {
+      const { rows } = await this.query<ContentRow>(sql, params);
+      return rows.map((r) => ({ ...toMeta(r), content: r.content }));
+    }
+    // under the shared lock no blob these rows reference can be collected before it is read
+    return this.transaction(async (client) => {
+      await this.lockBlobs(client, 'shared');
+      const { rows } = await client.query<ReferenceRow>(sql, params);
+      const out: StoredObject[] = [];
+      for (const r of rows) out.push(await this.readReferenced(r));
+      return out;
+    });
+  }
+
+  /** The blob a row references, checked against the row's size and sha256. */
+  private async readReferenced(row: ReferenceRow): Promise<StoredObject> {
+    const meta = toMeta(row);
+    const what = `${meta.objectId}@${meta.version}`;
+    const sha = BlobDir.digestOf(row.content);
+    if (sha === undefined) throw new Error(`${what}: content reference ${JSON.stringify(row.content)} is not a blob path <sha[0:2]>/<sha>`);
+    if (sha !== meta.sha256) throw new Error(`${what}: content reference ${row.content} is not the blob of its sha256 ${meta.sha256}`);
+    return { ...meta, content: await this.blobs!.read(sha, meta.size, what) };
+  }
+
+  /** the transaction-scoped advisory lock on this table's blobs (see BLOB_LOCK) */
+  private async lockBlobs(client: pg.PoolClient, mode: 'shared' | 'exclusive'): Promise<void> {
+    const fn = mode === 'shared' ? 'pg_advisory_xact_lock_shared' : 'pg_advisory_xact_lock';
+    await client.query(`SELECT ${fn}(${BLOB_LOCK}, $1::regclass::oid::int)`, [this.t]);
   }
 
   async put(objects: StoredObject[]): Promise<void> {
@@ -399,47 +480,105 @@ export class PostgresTableStore implements ObjectStoreAdapter {
     // one row per key (the last one wins, as sequential upserts would): ON CONFLICT cannot touch a row twice
     const byKey = new Map<string, StoredObject>();
     for (const o of objects) byKey.set(JSON.stringify([o.objectId, o.version]), o);
+    const rows = [...byKey.values()];
+    if (this.blobs) await this.putReferenced(rows);
+    else await this.transaction((client) => this.upsert(client, rows));
+  }
+
+  /**
+   * Blobs first (atomically, verified), then the rows in the same transaction, which holds the shared blob lock
+   * throughout; the blobs the rows referenced before are collected after the commit. A crash in between leaves
+   * at most a blob no row references, never a row referencing no blob.
+   */
+  private async putReferenced(rows: StoredObject[]): Promise<void> {
+    const blobs = this.blobs!;
+    const replaced = await this.transaction(async (client) => {
+      await this.lockBlobs(client, 'shared');
+      const contents = new Map(rows.map((o) => [o.sha256, o.content]));
+      for (const [sha, content] of contents) await blobs.write(sha, content);
+      const previous = await this.referencesOf(client, rows);
+      await this.upsert(client, rows);
+      const current = new Set([...contents.keys()].map((sha) => BlobDir.reference(sha)));
+      return previous.filter((ref) => !current.has(ref));
+    });
+    await this.collect(replaced);
+  }
+
+  /** the content references the rows of these keys hold now */
+  private async referencesOf(client: pg.PoolClient, keys: ObjectKey[]): Promise<string[]> {
+    const c = this.c;
+    const { rows } = await client.query<{ ref: string }>(
+      `SELECT o.${c.content} AS ref FROM ${this.t} o JOIN unnest($1::text[], $2::bigint[]) AS k(id, v) ON o.${c.objectId} = k.id AND o.${c.version} = k.v`,
+      [keys.map((k) => k.objectId), keys.map((k) => k.version)],
+    );
+    return rows.map((r) => r.ref);
+  }
+
+  /** Upserts the rows: content bytes in statements of at most MAX_STATEMENT_BYTES, or references all in one. */
+  private async upsert(client: pg.PoolClient, rows: StoredObject[]): Promise<void> {
+    const weight = (o: StoredObject) => (this.blobs ? 0 : o.content.length);
     const chunks: StoredObject[][] = [[]];
     let bytes = 0;
-    for (const o of byKey.values()) {
-      if (bytes > 0 && bytes + o.content.length > MAX_STATEMENT_BYTES) {
+    for (const o of rows) {
+      if (bytes > 0 && bytes + weight(o) > MAX_STATEMENT_BYTES) {
         chunks.push([]);
         bytes = 0;
       }
       chunks[chunks.length - 1]!.push(o);
-      bytes += o.content.length;
+      bytes += weight(o);
     }
     const c = this.c;
     const shaColumn = this.computedSha ? '' : `, ${c.sha256}`;
     const shaValue = this.computedSha ? '' : ', x.sha';
     const shaUpdate = this.computedSha ? '' : `, ${c.sha256} = excluded.${c.sha256}`;
+    const contentType = this.blobs ? 'text' : 'bytea';
     const sql = `INSERT INTO ${this.t} (${c.objectId}, ${c.version}, ${c.content}, ${c.size}${shaColumn}, ${c.createdAt}, ${c.updatedAt})
       SELECT x.id, x.v, x.content, x.size${shaValue}, to_timestamp(x.created / 1000.0), to_timestamp(x.updated / 1000.0)
-      FROM unnest($1::text[], $2::bigint[], $3::bytea[], $4::bigint[], $5::text[], $6::bigint[], $7::bigint[]) AS x(id, v, content, size, sha, created, updated)
+      FROM unnest($1::text[], $2::bigint[], $3::${contentType}[], $4::bigint[], $5::text[], $6::bigint[], $7::bigint[]) AS x(id, v, content, size, sha, created, updated)
       ON CONFLICT (${c.objectId}, ${c.version}) DO UPDATE SET ${c.content} = excluded.${c.content}, ${c.size} = excluded.${c.size}${shaUpdate}, ${c.createdAt} = excluded.${c.createdAt}, ${c.updatedAt} = excluded.${c.updatedAt}`;
-    await this.transaction(async (client) => {
-      for (const chunk of chunks) {
-        await client.query(sql, [
-          chunk.map((o) => o.objectId),
-          chunk.map((o) => o.version),
-          chunk.map((o) => o.content),
-          chunk.map((o) => o.size),
-          chunk.map((o) => o.sha256),
-          chunk.map((o) => o.createdAt),
-          chunk.map((o) => o.updatedAt),
-        ]);
-      }
-    });
+    for (const chunk of chunks) {
+      await client.query(sql, [
+        chunk.map((o) => o.objectId),
+        chunk.map((o) => o.version),
+        chunk.map((o) => (this.blobs ? BlobDir.reference(o.sha256) : o.content)),
+        chunk.map((o) => o.size),
+        chunk.map((o) => o.sha256),
+        chunk.map((o) => o.createdAt),
+        chunk.map((o) => o.updatedAt),
+      ]);
+    }
   }
 
+  /** Removes the rows, then (content by reference) the blobs no remaining row references. */
   async delete(keys: ObjectKey[]): Promise<void> {
     if (keys.length === 0) return;
     await this.init();
     const c = this.c;
-    await this.query(
-      `DELETE FROM ${this.t} WHERE (${c.objectId}, ${c.version}) IN (SELECT k.id, k.v FROM unnest($1::text[], $2::bigint[]) AS k(id, v))`,
+    const { rows } = await this.query<{ ref: string }>(
+      `DELETE FROM ${this.t} WHERE (${c.objectId}, ${c.version}) IN (SELECT k.id, k.v FROM unnest($1::text[], $2::bigint[]) AS k(id, v))${this.blobs ? ` RETURNING ${c.content} AS ref` : ''}`,
       [keys.map((k) => k.objectId), keys.map((k) => k.version)],
     );
+    if (this.blobs) await this.collect(rows.map((r) => r.ref));
+  }
+
+  /**
+   * Unlinks the blobs of these references that no row references any more (several rows may share one), under
+   * the exclusive blob lock so no put can be between writing such a blob and committing its row.
+   */
+  private async collect(references: string[]): Promise<void> {
+    // a malformed reference (someone else's row) never becomes a path
+    const shas = references.map((ref) => BlobDir.digestOf(ref)).filter((sha): sha is string => sha !== undefined);
+    if (shas.length === 0) return;
+    const c = this.c;
+    await this.transaction(async (client) => {
+      await this.lockBlobs(client, 'exclusive');
+      await this.blobs!.collect(shas, async (candidates) => {
+        const { rows } = await client.query<{ ref: string }>(`SELECT DISTINCT ${c.content} AS ref FROM ${this.t} WHERE ${c.content} = ANY($1::text[])`, [
+          candidates.map((sha) => BlobDir.reference(sha)),
+        ]);
+        return new Set(rows.map((r) => BlobDir.digestOf(r.ref)!));
+      });
+    });
   }
 
   /** The pool belongs to the caller, who ends it. */
