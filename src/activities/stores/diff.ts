@@ -120,9 +120,8 @@ export async function* diffStores(a: ObjectStoreAdapter, b: ObjectStoreAdapter, 
     report();
   }
 
-  /** The keys whose (key, fingerprint) rows differ, then their metadata from both sides, classified in key order. */
-  async function* compareRows(ranges: KeyRange[]): AsyncGenerator<DriftEntry> {
-    const [fa, fb] = await Promise.all([a.fingerprints!(ranges), b.fingerprints!(ranges)]);
+  /** The keys whose fingerprint lines differ between the sides (present on one side only, or other fingerprint). */
+  function differingKeys(fa: FingerprintLine[], fb: FingerprintLine[]): ObjectKey[] {
     stats.rowsA += fa.length;
     stats.rowsB += fb.length;
     stats.scannedA += fa.length;
@@ -150,20 +149,45 @@ export async function* diffStores(a: ObjectStoreAdapter, b: ObjectStoreAdapter, 
       if (order <= 0) i++;
       if (order >= 0) j++;
     }
-    for (let start = 0; start < suspects.length; start += pageSize) {
-      const keys = suspects.slice(start, start + pageSize);
-      const [ma, mb] = await Promise.all([a.getMeta(keys), b.getMeta(keys)]);
-      stats.scannedA += ma.length;
-      stats.scannedB += mb.length;
-      const byKey = (rows: ObjectMeta[]) => new Map(rows.map((m) => [`${m.version}\u0000${m.objectId}`, m]));
-      const [xa, xb] = [byKey(ma), byKey(mb)];
-      for (const k of keys) {
-        const id = `${k.version}\u0000${k.objectId}`;
-        const left = xa.get(id);
-        const right = xb.get(id);
-        const cls = classify(left, right);
-        // a changed fingerprint with identical metadata: the row changed and changed back between the two reads
-        if (cls) yield { objectId: k.objectId, version: k.version, class: cls, a: left, b: right };
+    return suspects;
+  }
+
+  /** Both sides' metadata of these keys, classified, in the keys' order. */
+  async function* classifyKeys(keys: ObjectKey[]): AsyncGenerator<DriftEntry> {
+    const [ma, mb] = await Promise.all([a.getMeta(keys), b.getMeta(keys)]);
+    stats.scannedA += ma.length;
+    stats.scannedB += mb.length;
+    const byKey = (rows: ObjectMeta[]) => new Map(rows.map((m) => [`${m.version}\u0000${m.objectId}`, m]));
+    const [xa, xb] = [byKey(ma), byKey(mb)];
+    for (const k of keys) {
+      const id = `${k.version}\u0000${k.objectId}`;
+      const left = xa.get(id);
+      const right = xb.get(id);
+      const cls = classify(left, right);
+      // a changed fingerprint with identical metadata: the row changed and changed back between the two reads
+      if (cls) yield { objectId: k.objectId, version: k.version, class: cls, a: left, b: right };
+    }
+  }
+
+  /**
+   * Reads the fingerprint lines of each group of differing ranges (the next group's read runs while this one's
+   * are merged) and classifies the differing keys `pageSize` at a time, in key order.
+   */
+  async function* compareGroups(groups: KeyRange[][]): AsyncGenerator<DriftEntry> {
+    const read = (g: KeyRange[]) => {
+      const p = Promise.all([a.fingerprints!(g), b.fingerprints!(g)]);
+      p.catch(() => {});
+      return p;
+    };
+    let next = groups.length ? read(groups[0]!) : undefined;
+    const suspects: ObjectKey[] = [];
+    for (let g = 0; next; g++) {
+      const [fa, fb] = await next;
+      next = g + 1 < groups.length ? read(groups[g + 1]!) : undefined;
+      suspects.push(...differingKeys(fa, fb));
+      if (suspects.length >= pageSize || !next) {
+        for (let start = 0; start < suspects.length; start += pageSize) yield* classifyKeys(suspects.slice(start, start + pageSize));
+        suspects.length = 0;
       }
     }
   }
@@ -204,6 +228,7 @@ export async function* diffStores(a: ObjectStoreAdapter, b: ObjectStoreAdapter, 
       stats.summaries += 2 * w.ranges.length;
       // adjacent differing segments are read as one range, at most `readRows` rows per read (memory stays
       // bounded however dense the drift)
+      const groups: KeyRange[][] = [];
       let group: KeyRange[] = [];
       let rows = 0;
       for (const [i, seg] of w.ranges.entries()) {
@@ -214,7 +239,7 @@ export async function* diffStores(a: ObjectStoreAdapter, b: ObjectStoreAdapter, 
         }
         const n = Math.max(xa[i]!.count, xb[i]!.count);
         if (group.length && rows + n > readRows) {
-          yield* compareRows(group);
+          groups.push(group);
           group = [];
           rows = 0;
         }
@@ -223,7 +248,8 @@ export async function* diffStores(a: ObjectStoreAdapter, b: ObjectStoreAdapter, 
         else group.push({ ...seg });
         rows += n;
       }
-      if (group.length) yield* compareRows(group);
+      if (group.length) groups.push(group);
+      yield* compareGroups(groups);
       report();
     }
   }
