@@ -3,7 +3,7 @@
  * peak RSS is the detection's alone and not the bench runner's (Temporal runtime, earlier sections, seeding).
  *
  * argv[2] is a JSON DetectJob. The child opens both stores, records its baseline RSS, then runs one variant:
- * - `diff`: diffStores with its defaults (bisect: windows of 4096 segments of 64 rows, summed by both stores
+ * - `diff`: diffStores with its defaults (bisect: windows of 4096 segments of 48 rows, summed by both stores
  *   from their stored fingerprints; only differing segments' rows compared), as detectDrift runs it;
  * - `merge`: diffStores with `mergeOnly` (the streaming merge);
  * - `naive`: both sides exported completely into arrays, sorted and merged in Node, then classified.

@@ -1,3 +1,4 @@
+import { DETECTION_DEFAULTS } from '../src/shared/constants.js';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -828,7 +829,7 @@ describe('diffStores', () => {
       let stats: DiffStats | undefined;
       expect(await collect(diffStores(pgStore, pgStore, {}, { onProgress: (s) => (stats = { ...s }) }))).toEqual([]);
       const rows = (await scanAll(pgStore)).flat().length;
-      expect(stats).toEqual({ mode: 'bisect', summaries: 2 * Math.ceil(rows / 64), scannedA: 0, scannedB: 0, rowsA: rows, rowsB: rows });
+      expect(stats).toEqual({ mode: 'bisect', summaries: 2 * Math.ceil(rows / DETECTION_DEFAULTS.segmentRows), scannedA: 0, scannedB: 0, rowsA: rows, rowsB: rows });
     } finally {
       await Promise.all([objectStore.close(), sqlite.close()]);
       await pool.query(`DROP TABLE IF EXISTS "${table}"`);

@@ -52,3 +52,10 @@ export const EXIT_USAGE = 2;
  * attempt counts per step; the workflow interceptor unwraps it (results without the marker pass through).
  */
 export const ATTEMPT_MARKER = '__durableRunbooksAttempt';
+
+/**
+ * Dual-write detection defaults (detection.segmentRows / windowSegments): a segment's checksum costs about as
+ * much as reading ~20 of its rows, so smaller segments make sparse drift slower and larger ones make dense drift
+ * slower; 48 balances the two on the bench (BENCHMARKS.md).
+ */
+export const DETECTION_DEFAULTS = { pageSize: 5000, segmentRows: 48, windowSegments: 4096 } as const;

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
+import { DETECTION_DEFAULTS } from './constants.js';
 
 /** Names that end up in workflow ids, file paths and command arguments: no shell metacharacters, no paths. */
 export const nameSchema = z
@@ -176,13 +177,13 @@ const dualWriteSchema = z.strictObject({
   detection: z
     .strictObject({
       mode: z.enum(['bisect', 'merge']).default('bisect'),
-      pageSize: z.number().int().min(1).max(100_000).default(5000),
+      pageSize: z.number().int().min(1).max(100_000).default(DETECTION_DEFAULTS.pageSize),
       /** rows per checksummed segment */
-      segmentRows: z.number().int().min(1).max(1_000_000).default(64),
+      segmentRows: z.number().int().min(1).max(1_000_000).default(DETECTION_DEFAULTS.segmentRows),
       /** segments per summary statement */
-      windowSegments: z.number().int().min(1).max(100_000).default(4096),
+      windowSegments: z.number().int().min(1).max(100_000).default(DETECTION_DEFAULTS.windowSegments),
     })
-    .default({ mode: 'bisect', pageSize: 5000, segmentRows: 64, windowSegments: 4096 }),
+    .default({ mode: 'bisect', ...DETECTION_DEFAULTS }),
   /** pause after each batch to limit the load on production stores */
   batchPause: durationSchema.default('0s').transform(String),
   /** repairs larger than this run as child workflows over contiguous parts of the plan (any worker takes them) */

@@ -1,3 +1,4 @@
+import { DETECTION_DEFAULTS } from '../../shared/constants.js';
 import { compareKeys, sameMeta, sameSummary } from './fingerprint.js';
 import type { FingerprintLine, KeyRange, ObjectKey, ObjectMeta, ObjectStoreAdapter, SegmentSummary } from './types.js';
 
@@ -92,9 +93,9 @@ function lineKey(line: FingerprintLine): ObjectKey {
  * Otherwise both sides are streamed in key order and merged (`merge`).
  */
 export async function* diffStores(a: ObjectStoreAdapter, b: ObjectStoreAdapter, range: KeyRange, options: DiffOptions = {}): AsyncGenerator<DriftEntry> {
-  const pageSize = options.pageSize ?? 5000;
-  const segmentRows = options.segmentRows ?? 64;
-  const windowSegments = options.windowSegments ?? 4096;
+  const pageSize = options.pageSize ?? DETECTION_DEFAULTS.pageSize;
+  const segmentRows = options.segmentRows ?? DETECTION_DEFAULTS.segmentRows;
+  const windowSegments = options.windowSegments ?? DETECTION_DEFAULTS.windowSegments;
   const readRows = options.readRows ?? 16_384;
   const canBisect = !options.mergeOnly && canSegment(a) && canSegment(b) && Boolean(a.stepKeys || b.stepKeys);
   const stats: DiffStats = { rowsA: 0, rowsB: 0, scannedA: 0, scannedB: 0, summaries: 0, mode: canBisect ? 'bisect' : 'merge' };
