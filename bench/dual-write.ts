@@ -756,7 +756,7 @@ async function repairWithKill(ctx: RepairContext, c: CaseStores, reference: Repa
     const scheduledId = events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'executeRepair')?.eventId;
     const executeDone = events.find((e) => e.activityTaskCompletedEventAttributes && String(e.activityTaskCompletedEventAttributes.scheduledEventId) === String(scheduledId));
     const completed = events.find((e) => e.workflowExecutionCompletedEventAttributes);
-    const evidence = result.evidence ? (JSON.parse(readFileSync(result.evidence.path, 'utf8')) as { extra?: { execution?: { applied?: number; resumedAt?: number } } }) : undefined;
+    const evidence = result.evidence ? (JSON.parse(readFileSync(result.evidence.path, 'utf8')) as { extra?: { execution?: { applied?: number; appliedNow?: number; resumedAt?: number } } }) : undefined;
     const execution = evidence?.extra?.execution ?? {};
     const resumedAt = execution.resumedAt ?? 0;
     const executeStep = result.steps.find((s) => s.name === 'execute');
@@ -768,7 +768,7 @@ async function repairWithKill(ctx: RepairContext, c: CaseStores, reference: Repa
       heartbeat,
       appliedAtKill,
       resumedAt,
-      appliedByRetry: execution.applied ?? NaN,
+      appliedByRetry: execution.appliedNow ?? NaN,
       redone: Math.max(0, appliedAtKill - resumedAt * DW_REPAIR_BATCH),
       startupMs: second.readyAt - second.spawnedAt,
       retryStartedMs: retryStartedAt - second.spawnedAt,

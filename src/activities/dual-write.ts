@@ -306,7 +306,14 @@ export const createDualWriteActivities = (deps: DualWriteDeps) => {
      */
     async executeRepair(
       ref: DualWriteRef & { plan: FileRef; batchSize: number; parallelism: number; /** plan lines [from, to), default all */ lines?: { from: number; to: number } },
-    ): Promise<{ batches: number; applied: number; resumedAt: number }> {
+    ): Promise<{
+      batches: number;
+      /** objects of the range applied, by this attempt or (batches before resumedAt) an earlier one */
+      applied: number;
+      /** objects this attempt applied */
+      appliedNow: number;
+      resumedAt: number;
+    }> {
       await checkFile(ref.plan);
       const { t, dw } = await target(ref);
       const stores = await open(t, dw);
@@ -317,6 +324,7 @@ export const createDualWriteActivities = (deps: DualWriteDeps) => {
       let nextBatch = resumedAt;
       let batchIndex = 0;
       let applied = 0;
+      let appliedNow = 0;
       const applyBatch = async (index: number, batch: RepairAction[]) => {
         // cancellation (abort, workflow cancel) arrives with a heartbeat: stop between batches
         if (ctx.cancellationSignal.aborted) throw new CancelledFailure('repair cancelled between batches');
@@ -339,6 +347,7 @@ export const createDualWriteActivities = (deps: DualWriteDeps) => {
         }
         if (pauseMs) await ctx.sleep(pauseMs);
         applied += batch.length;
+        appliedNow += batch.length;
         done.add(index);
         while (done.has(nextBatch)) nextBatch++;
         ctx.heartbeat({ nextBatch });
@@ -350,7 +359,11 @@ export const createDualWriteActivities = (deps: DualWriteDeps) => {
           const index = batchIndex++;
           const current = batch;
           batch = [];
-          if (index < resumedAt) return;
+          // applied by an earlier attempt (its heartbeat says so): counted, not redone
+          if (index < resumedAt) {
+            applied += current.length;
+            return;
+          }
           const p = applyBatch(index, current).finally(() => inflight.delete(p));
           inflight.add(p);
           if (inflight.size >= ref.parallelism) await Promise.race(inflight);
@@ -365,8 +378,8 @@ export const createDualWriteActivities = (deps: DualWriteDeps) => {
         }
         if (batch.length) await submit();
         await Promise.all(inflight);
-        deps.log.info({ target: `${ref.environment}/${ref.target}`, applied, batches: batchIndex, resumedAt }, 'repair applied');
-        return { batches: batchIndex, applied, resumedAt };
+        deps.log.info({ target: `${ref.environment}/${ref.target}`, applied, appliedNow, batches: batchIndex, resumedAt }, 'repair applied');
+        return { batches: batchIndex, applied, appliedNow, resumedAt };
       } finally {
         await closeAll(stores);
       }
