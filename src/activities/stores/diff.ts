@@ -72,7 +72,7 @@ class RowCursor {
   }
 }
 
-const canSegment = (s: ObjectStoreAdapter): boolean => Boolean(s.summarize && s.summarizeRanges && s.fingerprints);
+const canSegment = (s: ObjectStoreAdapter): boolean => Boolean(s.summarizeRanges && s.fingerprints);
 
 /** the key of a FingerprintLine */
 function lineKey(line: FingerprintLine): ObjectKey {
