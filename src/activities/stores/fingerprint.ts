@@ -18,7 +18,7 @@ export function rowFingerprint(m: ObjectMeta): bigint {
 }
 
 /** The two signed 32-bit halves of a fingerprint, the numbers a segment summary sums. */
-export const fingerprintHalves = (fp: bigint): [number, number] => [Number(fp >> 32n), Number(BigInt.asIntN(32, fp))];
+const fingerprintHalves = (fp: bigint): [number, number] => [Number(fp >> 32n), Number(BigInt.asIntN(32, fp))];
 
 /** count, Σ high half, Σ low half: exact (each sum stays far below 2^63 for any realistic row count). */
 export function summarizeRows(rows: Iterable<ObjectMeta>): SegmentSummary {

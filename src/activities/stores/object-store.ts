@@ -4,15 +4,13 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { BlobDir, BlobMissingError } from './blob-dir.js';
 import { assertContent, rowFingerprint } from './fingerprint.js';
-import { SqliteKeyspace } from './sqlite-keyspace.js';
-import type { FingerprintLine, KeyRange, ObjectKey, ObjectMeta, ObjectStoreAdapter, SegmentSummary, StoredObject } from './types.js';
+import { SqliteKeyspace, SqliteKeyspaceReads } from './sqlite-keyspace.js';
+import type { ObjectKey, ObjectStoreAdapter, StoredObject } from './types.js';
 
 export interface ObjectStoreConfig {
   /** directory holding `blobs/` and `index.sqlite` */
   root: string;
 }
-
-type Row = ObjectMeta;
 
 /**
  * A content-addressed object store (the seed's "StorageEngine"): each distinct content is one immutable blob
@@ -24,13 +22,14 @@ type Row = ObjectMeta;
  * Writes and deletes of one instance are serialised, so a blob is never collected while a put that shares it
  * is in flight. Other processes must not write the same root concurrently.
  */
-export class ObjectStore implements ObjectStoreAdapter {
+export class ObjectStore extends SqliteKeyspaceReads implements ObjectStoreAdapter {
   private readonly db: Database.Database;
   private readonly blobs: BlobDir;
   private queue: Promise<unknown> = Promise.resolve();
-  private readonly keys: SqliteKeyspace;
+  protected readonly keys: SqliteKeyspace;
 
   constructor(private readonly config: ObjectStoreConfig) {
+    super();
     this.blobs = new BlobDir(join(config.root, 'blobs'));
     mkdirSync(this.blobs.dir, { recursive: true });
     this.db = new Database(join(config.root, 'index.sqlite'));
@@ -47,8 +46,6 @@ export class ObjectStore implements ObjectStoreAdapter {
     this.keys.createInvalidationTrigger('objects_fp_invalidate');
     this.keys.createCoveringIndex('objects_key_fp');
   }
-
-  readonly inProcess = true;
 
   /** Indexes written before fingerprints were stored get the column, filled once. */
   private migrate(): void {
@@ -81,42 +78,12 @@ export class ObjectStore implements ObjectStoreAdapter {
     return result;
   }
 
-  private static readonly META = 'object_id AS objectId, version, size, sha256, created_at AS createdAt, updated_at AS updatedAt';
-
-  scan(range: KeyRange, pageSize: number): AsyncIterable<ObjectMeta[]> {
-    return this.keys.scan(range, pageSize);
-  }
-
-  async summarize(range: KeyRange): Promise<SegmentSummary> {
-    return this.keys.summarize(range);
-  }
-
-  summarizeRanges(ranges: KeyRange[]): Promise<SegmentSummary[]> {
-    return this.keys.summarizeRanges(ranges);
-  }
-
-  fingerprints(ranges: KeyRange[]): Promise<FingerprintLine[]> {
-    return this.keys.fingerprints(ranges);
-  }
-
-  async stepKeys(range: KeyRange, step: number, max: number): Promise<ObjectKey[]> {
-    return this.keys.stepKeys(range, step, max);
-  }
-
-  async getMeta(keys: ObjectKey[]): Promise<ObjectMeta[]> {
-    return this.keys.getMeta(keys);
-  }
-
-  fingerprintSource(): 'stored' | 'computed' {
-    return 'stored';
-  }
 
   /** The objects that exist, in the order asked; throws when a blob is missing or does not match its digest. */
   async get(keys: ObjectKey[]): Promise<StoredObject[]> {
-    const stmt = this.db.prepare(`SELECT ${ObjectStore.META} FROM objects WHERE object_id = ? AND version = ?`);
     const out: StoredObject[] = [];
     for (const k of keys) {
-      const meta = stmt.get(k.objectId, k.version) as Row | undefined;
+      const [meta] = this.keys.getMeta([k]);
       if (!meta) continue;
       let content: Buffer;
       try {
@@ -124,8 +91,7 @@ export class ObjectStore implements ObjectStoreAdapter {
       } catch (error) {
         if (!(error instanceof BlobMissingError)) throw error;
         // deleted (and its blob collected) while we read: absent, unless the row is still there
-        const again = stmt.get(k.objectId, k.version) as Row | undefined;
-        if (!again) continue;
+        if (this.keys.getMeta([k]).length === 0) continue;
         throw error;
       }
       out.push({ ...meta, content });

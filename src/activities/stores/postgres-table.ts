@@ -2,7 +2,7 @@ import { mkdir, stat } from 'node:fs/promises';
 import type pg from 'pg';
 import { BlobDir } from './blob-dir.js';
 import { assertContent } from './fingerprint.js';
-import { DEFAULT_COLUMNS, keysetPages, quoteIdentifier, rangeClause, type ColumnMap } from './sql.js';
+import { DEFAULT_COLUMNS, keyCondition, keysetPages, quoteIdentifier, rangeClause, type ColumnMap } from './sql.js';
 import { type FingerprintLine, type KeyRange, type ObjectKey, type ObjectMeta, type ObjectStoreAdapter, type SegmentSummary, StoreConfigError, type StoredObject } from './types.js';
 
 export interface PostgresTableConfig {
@@ -53,6 +53,9 @@ export function isConnectionError(error: unknown): boolean {
   if (typeof e.code === 'string' && (CONNECTION_CODES.has(e.code) || e.code.startsWith('08'))) return true;
   return typeof e.message === 'string' && /connection terminated|connection error|not queryable|server closed the connection|terminating connection/i.test(e.message);
 }
+
+/** keys as the two array parameters (ids, versions) every multi-key statement unnests */
+const keyArrays = (keys: ObjectKey[]): [string[], number[]] => [keys.map((k) => k.objectId), keys.map((k) => k.version)];
 
 const toMeta = (r: MetaRow): ObjectMeta => ({
   objectId: r.objectId,
@@ -308,7 +311,7 @@ export class PostgresTableStore implements ObjectStoreAdapter {
   }
 
   private where(range: KeyRange, params: unknown[], afterFrom = false): string {
-    return rangeClause(range, this.c.objectId, this.c.version, params, param, this.collate, afterFrom);
+    return rangeClause(range, this.c.objectId, this.c.version, params, param, { collate: this.collate, afterFrom, idBounds: true });
   }
 
   private orderBy(): string {
@@ -351,9 +354,8 @@ export class PostgresTableStore implements ObjectStoreAdapter {
     const out: Array<{ i: number; rows: R[] }> = [];
     const work: Array<Promise<void>> = [];
     if (bounded.length) {
-      const c = this.c;
-      const k = this.collate;
-      const where = `(${c.objectId}${k}, ${c.version}) >= (s.lo_id${k}, s.lo_v) AND ${c.objectId}${k} >= s.lo_id${k} AND (${c.objectId}${k}, ${c.version}) < (s.hi_id${k}, s.hi_v) AND ${c.objectId}${k} <= s.hi_id${k}`;
+      const bounds = { from: { id: 's.lo_id', version: 's.lo_v' }, to: { id: 's.hi_id', version: 's.hi_v' } };
+      const where = keyCondition(this.c.objectId, this.c.version, bounds, { collate: this.collate, idBounds: true });
       const rs = bounded.map((i) => ranges[i]!);
       work.push(
         this.query<R & { i: string }>(
@@ -424,25 +426,24 @@ export class PostgresTableStore implements ObjectStoreAdapter {
   async getMeta(keys: ObjectKey[]): Promise<ObjectMeta[]> {
     if (keys.length === 0) return [];
     await this.init();
-    const c = this.c;
-    const { rows } = await this.query<MetaRow>(
-      `SELECT o.* FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS k(id, v, ord)
-       CROSS JOIN LATERAL (SELECT ${this.metaColumns()} FROM ${this.t} WHERE ${c.objectId} = k.id AND ${c.version} = k.v) AS o
-       ORDER BY k.ord`,
-      [keys.map((k) => k.objectId), keys.map((k) => k.version)],
-    );
+    const { rows } = await this.query<MetaRow>(this.byKeys(this.metaColumns()), keyArrays(keys));
     return rows.map(toMeta);
+  }
+
+  /** `select` of the rows of the keys given as $1 (ids) and $2 (versions), in the order given */
+  private byKeys(select: string): string {
+    const c = this.c;
+    // the lateral subquery resolves the table's columns first, whatever they are called
+    return `SELECT o.* FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS k(id, v, ord)
+       CROSS JOIN LATERAL (SELECT ${select} FROM ${this.t} WHERE ${c.objectId} = k.id AND ${c.version} = k.v) AS o
+       ORDER BY k.ord`;
   }
 
   async get(keys: ObjectKey[]): Promise<StoredObject[]> {
     if (keys.length === 0) return [];
     await this.init();
-    const c = this.c;
-    // the lateral subquery resolves the table's columns first, whatever they are called
-    const sql = `SELECT o.* FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS k(id, v, ord)
-       CROSS JOIN LATERAL (SELECT ${this.metaColumns()}, ${c.content} AS "content" FROM ${this.t} WHERE ${c.objectId} = k.id AND ${c.version} = k.v) AS o
-       ORDER BY k.ord`;
-    const params = [keys.map((k) => k.objectId), keys.map((k) => k.version)];
+    const sql = this.byKeys(`${this.metaColumns()}, ${this.c.content} AS "content"`);
+    const params = keyArrays(keys);
     if (!this.blobs) {
       const { rows } = await this.query<ContentRow>(sql, params);
       return rows.map((r) => ({ ...toMeta(r), content: r.content }));
@@ -509,7 +510,7 @@ export class PostgresTableStore implements ObjectStoreAdapter {
     const c = this.c;
     const { rows } = await client.query<{ ref: string }>(
       `SELECT o.${c.content} AS ref FROM ${this.t} o JOIN unnest($1::text[], $2::bigint[]) AS k(id, v) ON o.${c.objectId} = k.id AND o.${c.version} = k.v`,
-      [keys.map((k) => k.objectId), keys.map((k) => k.version)],
+      keyArrays(keys),
     );
     return rows.map((r) => r.ref);
   }
@@ -556,7 +557,7 @@ export class PostgresTableStore implements ObjectStoreAdapter {
     const c = this.c;
     const { rows } = await this.query<{ ref: string }>(
       `DELETE FROM ${this.t} WHERE (${c.objectId}, ${c.version}) IN (SELECT k.id, k.v FROM unnest($1::text[], $2::bigint[]) AS k(id, v))${this.blobs ? ` RETURNING ${c.content} AS ref` : ''}`,
-      [keys.map((k) => k.objectId), keys.map((k) => k.version)],
+      keyArrays(keys),
     );
     if (this.blobs) await this.collect(rows.map((r) => r.ref));
   }

@@ -1,4 +1,4 @@
-import type { KeyRange, ObjectMeta } from './types.js';
+import type { KeyRange, ObjectKey, ObjectMeta } from './types.js';
 
 export interface ColumnMap {
   objectId: string;
@@ -35,26 +35,55 @@ export function quoteIdentifier(name: string, what = 'identifier'): string {
   return parts.map((p) => `"${p}"`).join('.');
 }
 
-/**
- * WHERE clause over the (objectId, version) row value; `param(i)` renders a placeholder. With `afterFrom`
- * the lower bound is exclusive (keyset pagination continues strictly after the last key seen).
- */
-export function rangeClause(range: KeyRange, idCol: string, versionCol: string, params: unknown[], param: (i: number) => string, collate = '', afterFrom = false): string {
+/** SQL expressions for one bound of a key range: placeholders, or columns of a joined row. */
+export interface KeyBoundSql {
+  id: string;
+  version: string;
+  /** the id again for the redundant id-only bound (a second placeholder when placeholders are positional) */
+  idOnly?: string;
+}
+
+export interface KeyConditionOptions {
+  /** COLLATE clause applied to every id comparison */
+  collate?: string;
+  /** the lower bound is exclusive (keyset pagination continues strictly after the last key seen) */
+  afterFrom?: boolean;
+  /**
+   * add to each row-value bound a redundant bound on the id alone: Postgres' planner estimates and indexes those
+   * well; SQLite serves the row values from the primary key and needs none
+   */
+  idBounds?: boolean;
+}
+
+/** Condition over the (objectId, version) row value: from `from` (inclusive) to `to` (exclusive); TRUE when unbounded. */
+export function keyCondition(idCol: string, versionCol: string, bounds: { from?: KeyBoundSql; to?: KeyBoundSql }, options: KeyConditionOptions = {}): string {
+  const k = options.collate ?? '';
   const parts: string[] = [];
-  // each row-value bound comes with a redundant bound on the id alone: planners estimate and index those well
-  if (range.from) {
-    params.push(range.from.objectId, range.from.version);
-    parts.push(`(${idCol}${collate}, ${versionCol}) ${afterFrom ? '>' : '>='} (${param(params.length - 1)}${collate}, ${param(params.length)})`);
-    params.push(range.from.objectId);
-    parts.push(`${idCol}${collate} >= ${param(params.length)}${collate}`);
+  if (bounds.from) {
+    parts.push(`(${idCol}${k}, ${versionCol}) ${options.afterFrom ? '>' : '>='} (${bounds.from.id}${k}, ${bounds.from.version})`);
+    if (options.idBounds) parts.push(`${idCol}${k} >= ${bounds.from.idOnly ?? bounds.from.id}${k}`);
   }
-  if (range.to) {
-    params.push(range.to.objectId, range.to.version);
-    parts.push(`(${idCol}${collate}, ${versionCol}) < (${param(params.length - 1)}${collate}, ${param(params.length)})`);
-    params.push(range.to.objectId);
-    parts.push(`${idCol}${collate} <= ${param(params.length)}${collate}`);
+  if (bounds.to) {
+    parts.push(`(${idCol}${k}, ${versionCol}) < (${bounds.to.id}${k}, ${bounds.to.version})`);
+    if (options.idBounds) parts.push(`${idCol}${k} <= ${bounds.to.idOnly ?? bounds.to.id}${k}`);
   }
   return parts.length ? parts.join(' AND ') : 'TRUE';
+}
+
+/** keyCondition() over a KeyRange whose keys become parameters; `param(i)` renders the placeholder of params[i - 1]. */
+export function rangeClause(range: KeyRange, idCol: string, versionCol: string, params: unknown[], param: (i: number) => string, options: KeyConditionOptions = {}): string {
+  const bound = (key: ObjectKey | undefined): KeyBoundSql | undefined => {
+    if (!key) return undefined;
+    params.push(key.objectId, key.version);
+    const sql: KeyBoundSql = { id: param(params.length - 1), version: param(params.length) };
+    if (options.idBounds) {
+      params.push(key.objectId);
+      sql.idOnly = param(params.length);
+    }
+    return sql;
+  };
+  const from = bound(range.from);
+  return keyCondition(idCol, versionCol, { from, to: bound(range.to) }, options);
 }
 
 /**

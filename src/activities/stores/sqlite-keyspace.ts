@@ -1,7 +1,7 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type Database from 'better-sqlite3';
 import { rowFingerprint } from './fingerprint.js';
-import { keysetPages } from './sql.js';
+import { keysetPages, rangeClause } from './sql.js';
 import type { FingerprintLine, KeyRange, ObjectKey, ObjectMeta, SegmentSummary } from './types.js';
 
 /** Quoted column names of a SQLite table holding object metadata. */
@@ -49,11 +49,6 @@ export class SqliteKeyspace {
       rowFingerprint({ objectId: id, version: Number(version), sha256: sha, size: Number(size), createdAt: Number(created), updatedAt: Number(updated) })) as never);
   }
 
-  /**
-   * The trigger that clears a stored fingerprint whenever a writer other than our stores changes a row's key or
-   * metadata without writing the fingerprint. SQLite has no md5, so a trigger cannot compute the value: a cleared
-   * (NULL) fingerprint is computed at comparison time instead (fingerprintSql).
-   */
   /** (key, fingerprint) index: segment sums and key steps read it instead of the wide rows */
   createCoveringIndex(name: string): void {
     const c = this.c;
@@ -61,6 +56,11 @@ export class SqliteKeyspace {
     this.db.exec(`CREATE INDEX IF NOT EXISTS ${name} ON ${c.table} (${c.objectId}, ${c.version}, ${c.fingerprint})`);
   }
 
+  /**
+   * The trigger that clears a stored fingerprint whenever a writer other than our stores changes a row's key or
+   * metadata without writing the fingerprint. SQLite has no md5, so a trigger cannot compute the value: a cleared
+   * (NULL) fingerprint is computed at comparison time instead (fingerprintSql).
+   */
   createInvalidationTrigger(name: string): void {
     const c = this.c;
     const fp = c.fingerprint;
@@ -80,19 +80,8 @@ export class SqliteKeyspace {
     return Boolean(this.c.fingerprint);
   }
 
-  /** row-value bounds alone: SQLite serves them from the primary key (the id-only bounds rangeClause adds for Postgres' planner would only cost) */
   where(range: KeyRange, params: unknown[], afterFrom = false): string {
-    const c = this.c;
-    const parts: string[] = [];
-    if (range.from) {
-      params.push(range.from.objectId, range.from.version);
-      parts.push(`(${c.objectId}, ${c.version}) ${afterFrom ? '>' : '>='} (?, ?)`);
-    }
-    if (range.to) {
-      params.push(range.to.objectId, range.to.version);
-      parts.push(`(${c.objectId}, ${c.version}) < (?, ?)`);
-    }
-    return parts.length ? parts.join(' AND ') : '1';
+    return rangeClause(range, this.c.objectId, this.c.version, params, () => '?', { afterFrom });
   }
 
   get orderBy(): string {
@@ -192,5 +181,42 @@ export class SqliteKeyspace {
       after = true;
     }
     return keys;
+  }
+}
+
+/**
+ * The reads the SQLite table store and the object store answer alike from their keyspace (the ObjectStoreAdapter
+ * methods detection uses); both answer in this process.
+ */
+export abstract class SqliteKeyspaceReads {
+  protected abstract readonly keys: SqliteKeyspace;
+  readonly inProcess = true;
+
+  scan(range: KeyRange, pageSize: number): AsyncIterable<ObjectMeta[]> {
+    return this.keys.scan(range, pageSize);
+  }
+
+  async summarize(range: KeyRange): Promise<SegmentSummary> {
+    return this.keys.summarize(range);
+  }
+
+  summarizeRanges(ranges: KeyRange[]): Promise<SegmentSummary[]> {
+    return this.keys.summarizeRanges(ranges);
+  }
+
+  fingerprints(ranges: KeyRange[]): Promise<FingerprintLine[]> {
+    return this.keys.fingerprints(ranges);
+  }
+
+  async stepKeys(range: KeyRange, step: number, max: number): Promise<ObjectKey[]> {
+    return this.keys.stepKeys(range, step, max);
+  }
+
+  async getMeta(keys: ObjectKey[]): Promise<ObjectMeta[]> {
+    return this.keys.getMeta(keys);
+  }
+
+  fingerprintSource(): 'stored' | 'computed' {
+    return this.keys.stored ? 'stored' : 'computed';
   }
 }

@@ -1,8 +1,8 @@
 import Database from 'better-sqlite3';
 import { assertContent, rowFingerprint } from './fingerprint.js';
-import { SqliteKeyspace } from './sqlite-keyspace.js';
+import { SqliteKeyspace, SqliteKeyspaceReads } from './sqlite-keyspace.js';
 import { DEFAULT_COLUMNS, quoteIdentifier, type ColumnMap } from './sql.js';
-import { type FingerprintLine, type KeyRange, type ObjectKey, type ObjectMeta, type ObjectStoreAdapter, type SegmentSummary, StoreConfigError, type StoredObject } from './types.js';
+import { type ObjectKey, type ObjectStoreAdapter, StoreConfigError, type StoredObject } from './types.js';
 
 export interface SqliteTableConfig {
   path: string;
@@ -21,14 +21,15 @@ type Row = { objectId: string; version: number; size: number; sha256: string; cr
  * column when one is configured (written by put(); a trigger clears it when anyone else changes the row's
  * metadata, and a NULL is computed on the fly), otherwise computed per row by a registered function.
  */
-export class SqliteTableStore implements ObjectStoreAdapter {
+export class SqliteTableStore extends SqliteKeyspaceReads implements ObjectStoreAdapter {
   private readonly db: Database.Database;
   private readonly t: string;
   private readonly c: Record<keyof ColumnMap, string>;
-  private readonly keys: SqliteKeyspace;
+  protected readonly keys: SqliteKeyspace;
   private readonly fp: string | undefined;
 
   constructor(private readonly config: SqliteTableConfig) {
+    super();
     if (config.columns?.sha256 === null) throw new Error(`sqlite table ${config.table}: a sha256 column is required (columns.sha256 may not be null)`);
     const columns = { ...DEFAULT_COLUMNS, ...config.columns };
     this.t = quoteIdentifier(config.table, 'table name');
@@ -83,39 +84,10 @@ export class SqliteTableStore implements ObjectStoreAdapter {
     }
   }
 
-  readonly inProcess = true;
-
-  fingerprintSource(): 'stored' | 'computed' {
-    return this.fp ? 'stored' : 'computed';
-  }
-
   describe(): string {
     return `sqlite ${this.config.path} table ${this.config.table}`;
   }
 
-  scan(range: KeyRange, pageSize: number): AsyncIterable<ObjectMeta[]> {
-    return this.keys.scan(range, pageSize);
-  }
-
-  async summarize(range: KeyRange): Promise<SegmentSummary> {
-    return this.keys.summarize(range);
-  }
-
-  summarizeRanges(ranges: KeyRange[]): Promise<SegmentSummary[]> {
-    return this.keys.summarizeRanges(ranges);
-  }
-
-  fingerprints(ranges: KeyRange[]): Promise<FingerprintLine[]> {
-    return this.keys.fingerprints(ranges);
-  }
-
-  async stepKeys(range: KeyRange, step: number, max: number): Promise<ObjectKey[]> {
-    return this.keys.stepKeys(range, step, max);
-  }
-
-  async getMeta(keys: ObjectKey[]): Promise<ObjectMeta[]> {
-    return this.keys.getMeta(keys);
-  }
 
   async get(keys: ObjectKey[]): Promise<StoredObject[]> {
     const stmt = this.db.prepare(`SELECT ${this.keys.selectMeta}, ${this.c.content} AS content FROM ${this.t} WHERE ${this.c.objectId} = ? AND ${this.c.version} = ?`);
