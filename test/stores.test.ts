@@ -7,7 +7,7 @@ import pg from 'pg';
 import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { compareIds, compareKeys, inRange, rowFingerprint, sha256Hex, summarizeRows } from '../src/activities/stores/fingerprint.js';
-import { diffStores, type DiffStats, type DriftEntry } from '../src/activities/stores/diff.js';
+import { diffStores, type DiffStats, type DriftEntry, unmatchedFingerprints } from '../src/activities/stores/diff.js';
 import { StoreFactory } from '../src/activities/stores/index.js';
 import { ObjectStore } from '../src/activities/stores/object-store.js';
 import { isConnectionError, PostgresTableStore } from '../src/activities/stores/postgres-table.js';
@@ -370,7 +370,7 @@ for (const subject of subjects) {
       }
     });
 
-    it('summarizeRanges and fingerprints agree with summarize and rowFingerprint, range by range', async () => {
+    it('summarizeRanges and fingerprintLists agree with summarize and rowFingerprint, range by range', async () => {
       const objects = [...trickyObjects(), ...manyObjects(60)];
       await s.put(objects);
       const all = sorted(objects).map(metaOf);
@@ -382,9 +382,29 @@ for (const subject of subjects) {
       expect(summaries.reduce((n, x) => n + x.count, 0)).toBe(all.length);
       // two separate ranges, an empty one between them
       const picked = [ranges[1]!, { from: { objectId: 'zz-none', version: 1 }, to: { objectId: 'zz-none', version: 2 } }, ranges[4]!];
-      expect(await s.fingerprints!(picked)).toEqual(all.filter((m) => picked.some((r) => inRange(m, r))).map((m) => `${m.objectId}\x1f${m.version}\x1f${rowFingerprint(m)}`));
-      expect(await s.fingerprints!([])).toEqual([]);
+      expect(await s.fingerprintLists!(picked)).toEqual(picked.map((r) => all.filter((m) => inRange(m, r)).map((m) => String(rowFingerprint(m))).join(',')));
+      expect((await s.fingerprintLists!(picked))[1]).toBe('');
+      expect(await s.fingerprintLists!([])).toEqual([]);
       expect(await s.summarizeRanges!([])).toEqual([]);
+    });
+
+    it('metaByFingerprint returns the rows of each range whose fingerprint is asked for, and nothing else', async () => {
+      const objects = [...trickyObjects(), ...manyObjects(60)];
+      await s.put(objects);
+      const all = sorted(objects).map(metaOf);
+      const fp = (m: ObjectMeta) => String(rowFingerprint(m));
+      const inner = { from: keyOf(all[10]!), to: keyOf(all[40]!) };
+      const probes = [
+        // two of the range's rows, one row outside it, one fingerprint nothing has
+        { range: inner, fingerprints: [fp(all[12]!), fp(all[39]!), fp(all[40]!), '12345'] },
+        // open-ended ranges (their own statements in Postgres)
+        { range: { to: keyOf(all[3]!) }, fingerprints: [fp(all[0]!)] },
+        { range: { from: keyOf(all[all.length - 2]!) }, fingerprints: [fp(all[all.length - 1]!), fp(all[0]!)] },
+      ];
+      const found = await s.metaByFingerprint!(probes);
+      expect(sorted(found)).toEqual(sorted([all[12]!, all[39]!, all[0]!, all[all.length - 1]!]));
+      expect(await s.metaByFingerprint!([])).toEqual([]);
+      expect(await s.metaByFingerprint!([{ range: inner, fingerprints: [] }])).toEqual([]);
     });
 
     it('getMeta returns the metadata of the keys that exist, in the order asked', async () => {
@@ -448,6 +468,9 @@ describe('all adapters agree', () => {
     const ranges = [{ from: range.from, to: reference[0] }, ...reference.map((k, i) => ({ from: k, to: reference[i + 1] }))];
     const sums = await store('sqlite-table').summarizeRanges!(ranges);
     for (const [name, s] of stores) expect(await s.summarizeRanges!(ranges), name).toEqual(sums);
+    // the same fingerprint lists, byte for byte: equal segments compare as equal strings
+    const lists = await store('sqlite-table').fingerprintLists!(ranges);
+    for (const [name, s] of stores) expect(await s.fingerprintLists!(ranges), name).toEqual(lists);
   });
 
   it('return the same bytes', async () => {
@@ -743,8 +766,13 @@ describe('stored fingerprints', () => {
       await s.put([o]);
       db.prepare('UPDATE objects SET content = content WHERE object_id = ?').run('mine');
       expect(fpOf('mine')).toBe(rowFingerprint(o));
+      db.prepare('UPDATE objects SET updated_at = updated_at + 1 WHERE object_id = ?').run('mine');
       db.close();
-      expect(await s.summarize({})).toEqual(summarizeRows((await scanAll(s)).flat()));
+      const rows = (await scanAll(s)).flat();
+      expect(await s.summarize({})).toEqual(summarizeRows(rows));
+      // cleared fingerprints are computed in lists and found by metaByFingerprint
+      expect(await s.fingerprintLists([{}])).toEqual([rows.map((m) => String(rowFingerprint(m))).join(',')]);
+      expect(await s.metaByFingerprint(rows.map((m) => ({ range: {}, fingerprints: [String(rowFingerprint(m))] })))).toEqual(rows);
     } finally {
       await s.close();
     }
@@ -796,6 +824,48 @@ describe('diffStores', () => {
     return out;
   };
 
+  it('unmatchedFingerprints is the multiset difference of two lists both ways, however they overlap', () => {
+    const naive = (a: string[], b: string[]): [string[], string[]] => {
+      const rest = [...b];
+      const onlyA = a.filter((f) => {
+        const i = rest.indexOf(f);
+        if (i === -1) return true;
+        rest.splice(i, 1);
+        return false;
+      });
+      return [onlyA.sort(), rest.sort()];
+    };
+    const check = (a: string[], b: string[]) => {
+      const [x, y] = unmatchedFingerprints(a.join(','), b.join(','));
+      expect([x.sort(), y.sort()], `${a.join(',')} | ${b.join(',')}`).toEqual(naive(a, b));
+    };
+    // prefixes of one another, shared digits across a comma, signs, empties, duplicates
+    check([], []);
+    check(['1'], []);
+    check([], ['-1']);
+    check(['12', '34'], ['12', '345']);
+    check(['12', '345'], ['12', '34']);
+    check(['1', '2'], ['1', '2', '3']);
+    check(['0', '1', '2'], ['1', '2']);
+    check(['5', '6', '7'], ['5', '7']);
+    check(['-12', '3'], ['12', '3']);
+    check(['7', '7', '8'], ['7', '8', '8']);
+    check(['11', '1'], ['1', '11']);
+    // random lists: a common base with rows dropped, added and changed on either side
+    let seed = 42;
+    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const fp = () => String(Math.floor((random() - 0.5) * 2 ** 40)).slice(0, 1 + Math.floor(random() * 12));
+    for (let n = 0; n < 500; n++) {
+      const base = Array.from({ length: Math.floor(random() * 60) }, fp);
+      const edit = (xs: string[]) =>
+        xs.flatMap((x) => {
+          const r = random();
+          return r < 0.05 ? [] : r < 0.1 ? [fp()] : r < 0.13 ? [x, fp()] : [x];
+        });
+      check(edit(base), edit(base));
+    }
+  });
+
   it('bisect, at any segment and window size, finds exactly what the streaming merge finds, in key order', async () => {
     const table = `diff_${runId}`;
     const base = [...trickyObjects(), ...manyObjects(300)];
@@ -821,6 +891,9 @@ describe('diffStores', () => {
           const label = `${x.describe()} vs ${y.describe()}, segments of ${segmentRows}, ${windowSegments} per window`;
           expect(await collect(diffStores(x, y, {}, { segmentRows, windowSegments, pageSize: 2 })), label).toEqual(merged);
           expect(await collect(diffStores(x, y, {}, { segmentRows, windowSegments, readRows: 1 })), `${label}, one segment per read`).toEqual(merged);
+          // every window after the first compares lists only / never does
+          expect(await collect(diffStores(x, y, {}, { segmentRows, windowSegments, listAbove: 0, pageSize: 3 })), `${label}, lists`).toEqual(merged);
+          expect(await collect(diffStores(x, y, {}, { segmentRows, windowSegments, listAbove: 1 })), `${label}, checksums`).toEqual(merged);
           const range = { from: keyOf(at(40)), to: keyOf(at(160)) };
           expect(await collect(diffStores(x, y, range, { segmentRows, windowSegments })), `${label} in a range`).toEqual(merged.filter((e) => inRange(e, range)));
         }

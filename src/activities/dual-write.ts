@@ -165,7 +165,7 @@ export const createDualWriteActivities = (deps: DualWriteDeps) => {
     const ctx = Context.current();
     try {
       const entries = (async function* () {
-        for await (const entry of diffStores(stores.a, stores.b, {}, { mergeOnly: dw.detection.mode === 'merge', pageSize: dw.detection.pageSize, segmentRows: dw.detection.segmentRows, windowSegments: dw.detection.windowSegments, onProgress: (s) => ((stats = s), ctx.heartbeat({ rowsA: s.rowsA, rowsB: s.rowsB })) })) {
+        for await (const entry of diffStores(stores.a, stores.b, {}, { mergeOnly: dw.detection.mode === 'merge', pageSize: dw.detection.pageSize, segmentRows: dw.detection.segmentRows, windowSegments: dw.detection.windowSegments, listAbove: dw.detection.listAbove, onProgress: (s) => ((stats = s), ctx.heartbeat({ rowsA: s.rowsA, rowsB: s.rowsB })) })) {
           counts[entry.class]++;
           yield entry;
         }

@@ -54,8 +54,10 @@ export const EXIT_USAGE = 2;
 export const ATTEMPT_MARKER = '__durableRunbooksAttempt';
 
 /**
- * Dual-write detection defaults (detection.segmentRows / windowSegments): a segment's checksum costs about as
- * much as reading ~20 of its rows, so smaller segments make sparse drift slower and larger ones make dense drift
- * slower; 48 balances the two on the bench (BENCHMARKS.md).
+ * Dual-write detection defaults (detection.*): a segment's checksum costs about as much as reading ~20 of its
+ * rows, so smaller segments make sparse drift slower and larger ones make dense drift slower; 48 balances the two
+ * on the bench (BENCHMARKS.md). Past `listAbove` (the share of a window's segments that differ) the checksums
+ * mostly say "read it", so the next windows read every segment's fingerprint list instead. `readRows` bounds the
+ * rows of fingerprint lists held per side and read.
  */
-export const DETECTION_DEFAULTS = { pageSize: 5000, segmentRows: 48, windowSegments: 4096 } as const;
+export const DETECTION_DEFAULTS = { pageSize: 5000, segmentRows: 48, windowSegments: 4096, listAbove: 0.25, readRows: 65_536 } as const;

@@ -171,8 +171,9 @@ const dualWriteSchema = z.strictObject({
   parallelism: z.number().int().min(1).max(64).default(2),
   /**
    * how detection compares the sides: `bisect` compares segment checksums computed by the stores (fast when
-   * fingerprints are stored: `columns.fingerprint`, and always in the object store) and reads only the rows of
-   * segments that differ; `merge` streams both sides in key order (see BENCHMARKS.md)
+   * fingerprints are stored: `columns.fingerprint`, and always in the object store) and reads only the
+   * fingerprints of segments that differ (of every segment while most differ); `merge` streams both sides in key
+   * order (see BENCHMARKS.md)
    */
   detection: z
     .strictObject({
@@ -182,8 +183,10 @@ const dualWriteSchema = z.strictObject({
       segmentRows: z.number().int().min(1).max(1_000_000).default(DETECTION_DEFAULTS.segmentRows),
       /** segments per summary statement */
       windowSegments: z.number().int().min(1).max(100_000).default(DETECTION_DEFAULTS.windowSegments),
+      /** share of a window's segments that differ above which the next windows compare fingerprint lists without checksums */
+      listAbove: z.number().min(0).max(1).default(DETECTION_DEFAULTS.listAbove),
     })
-    .default({ mode: 'bisect', ...DETECTION_DEFAULTS }),
+    .default({ mode: 'bisect', pageSize: DETECTION_DEFAULTS.pageSize, segmentRows: DETECTION_DEFAULTS.segmentRows, windowSegments: DETECTION_DEFAULTS.windowSegments, listAbove: DETECTION_DEFAULTS.listAbove }),
   /** pause after each batch to limit the load on production stores */
   batchPause: durationSchema.default('0s').transform(String),
   /** repairs larger than this run as child workflows over contiguous parts of the plan (any worker takes them) */

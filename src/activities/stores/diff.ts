@@ -1,6 +1,6 @@
 import { DETECTION_DEFAULTS } from '../../shared/constants.js';
 import { compareKeys, sameMeta, sameSummary } from './fingerprint.js';
-import type { FingerprintLine, KeyRange, ObjectKey, ObjectMeta, ObjectStoreAdapter, SegmentSummary } from './types.js';
+import type { FingerprintList, FingerprintProbe, KeyRange, ObjectKey, ObjectMeta, ObjectStoreAdapter, SegmentSummary } from './types.js';
 
 export const DRIFT_CLASSES = ['missing_in_a', 'missing_in_b', 'content_mismatch', 'metadata_mismatch'] as const;
 export type DriftClass = (typeof DRIFT_CLASSES)[number];
@@ -31,8 +31,13 @@ export interface DiffOptions {
   segmentRows?: number;
   /** segments per round: each round is one summary statement per side, so memory stays bounded */
   windowSegments?: number;
-  /** rows of differing segments read (as fingerprint lines) per call and side: bounds memory at dense drift */
+  /** rows of segments read (as fingerprint lists) per call and side: bounds memory at dense drift */
   readRows?: number;
+  /**
+   * when more than this fraction of a window's segments differ, the next windows skip the checksums and compare
+   * every segment's fingerprint list (the checksums would mostly say "read it"), until the drift thins out again
+   */
+  listAbove?: number;
   /** force the streaming merge even when both sides can checksum */
   mergeOnly?: boolean;
   onProgress?: (stats: DiffStats) => void;
@@ -72,23 +77,62 @@ class RowCursor {
   }
 }
 
-const canSegment = (s: ObjectStoreAdapter): boolean => Boolean(s.summarizeRanges && s.fingerprints);
+const canSegment = (s: ObjectStoreAdapter): boolean => Boolean(s.summarizeRanges && s.fingerprintLists && s.metaByFingerprint);
 
-/** the key of a FingerprintLine */
-function lineKey(line: FingerprintLine): ObjectKey {
-  const end = line.lastIndexOf('\x1f');
-  const mid = line.lastIndexOf('\x1f', end - 1);
-  return { objectId: line.slice(0, mid), version: Number(line.slice(mid + 1, end)) };
+/** number of fingerprints in a FingerprintList */
+function listLength(list: FingerprintList): number {
+  if (!list) return 0;
+  let n = 1;
+  for (let i = list.indexOf(','); i !== -1; i = list.indexOf(',', i + 1)) n++;
+  return n;
 }
+
+/**
+ * The fingerprints of one list that the other does not match, for both lists (as multisets). The common prefix
+ * and suffix (whole fingerprints) are skipped without splitting: a segment with one differing row splits one or
+ * two fingerprints per side, not all of them.
+ */
+export function unmatchedFingerprints(la: FingerprintList, lb: FingerprintList): [string[], string[]] {
+  const n = Math.min(la.length, lb.length);
+  let p = 0;
+  while (p < n && la.charCodeAt(p) === lb.charCodeAt(p)) p++;
+  // the fingerprint the first difference falls in starts after the last comma before it (the prefix is common)
+  const start = p === 0 ? 0 : la.lastIndexOf(',', p - 1) + 1;
+  const limit = n - start;
+  let q = 0;
+  while (q < limit && la.charCodeAt(la.length - 1 - q) === lb.charCodeAt(lb.length - 1 - q)) q++;
+  // ... and the last difference ends at the next comma (the suffix from there is common, commas included)
+  let endA = la.indexOf(',', la.length - q);
+  if (endA === -1) endA = la.length;
+  const endB = lb.length - (la.length - endA);
+  const xa = endA > start ? la.slice(start, endA).split(',') : [];
+  const xb = endB > start ? lb.slice(start, endB).split(',') : [];
+  const counts = new Map<string, number>();
+  for (const f of xb) counts.set(f, (counts.get(f) ?? 0) + 1);
+  const onlyA: string[] = [];
+  for (const f of xa) {
+    const c = counts.get(f);
+    if (c) counts.set(f, c - 1);
+    else onlyA.push(f);
+  }
+  const onlyB: string[] = [];
+  for (const [f, c] of counts) for (let k = 0; k < c; k++) onlyB.push(f);
+  return [onlyA, onlyB];
+}
+
+const keyId = (k: ObjectKey) => `${k.version}\u0000${k.objectId}`;
 
 /**
  * Compares two stores over a key range without loading either into memory.
  *
  * When both stores checksum ranges themselves (`bisect`, the data-diff approach): the range is cut into
  * segments of `segmentRows` rows (keys from one side), a window of segments at a time, and each store computes
- * (count, Σ fingerprint halves) of every segment of the window in one call; only the segments that differ are read, as (key, fingerprint) rows, and only the
- * keys whose fingerprints differ are fetched with their metadata and classified. With fingerprints stored in
- * the stores (a column kept by a trigger, or the object store's index), a segment sum is an index-only scan.
+ * (count, Σ fingerprint halves) of every segment of the window in one call. Only the segments that differ are
+ * read, as one fingerprint list per segment and side (equal lists are equal rows); only the fingerprints one side
+ * has and the other does not are looked up with their metadata (`metaByFingerprint`) and classified. With
+ * fingerprints stored in the stores (a column kept by a trigger, or the object store's index), sums and lists are
+ * index-only reads. A small first window measures the drift's density: while more than `listAbove` of a window's
+ * segments differ, the sums would mostly say "read it", so the next windows read every segment's list instead.
  *
  * Otherwise both sides are streamed in key order and merged (`merge`).
  */
@@ -96,7 +140,8 @@ export async function* diffStores(a: ObjectStoreAdapter, b: ObjectStoreAdapter, 
   const pageSize = options.pageSize ?? DETECTION_DEFAULTS.pageSize;
   const segmentRows = options.segmentRows ?? DETECTION_DEFAULTS.segmentRows;
   const windowSegments = options.windowSegments ?? DETECTION_DEFAULTS.windowSegments;
-  const readRows = options.readRows ?? 16_384;
+  const readRows = options.readRows ?? DETECTION_DEFAULTS.readRows;
+  const listAbove = options.listAbove ?? DETECTION_DEFAULTS.listAbove;
   const canBisect = !options.mergeOnly && canSegment(a) && canSegment(b) && Boolean(a.stepKeys || b.stepKeys);
   const stats: DiffStats = { rowsA: 0, rowsB: 0, scannedA: 0, scannedB: 0, summaries: 0, mode: canBisect ? 'bisect' : 'merge' };
   const report = () => options.onProgress?.(stats);
@@ -121,81 +166,119 @@ export async function* diffStores(a: ObjectStoreAdapter, b: ObjectStoreAdapter, 
     report();
   }
 
-  /** The keys whose fingerprint lines differ between the sides (present on one side only, or other fingerprint). */
-  function differingKeys(fa: FingerprintLine[], fb: FingerprintLine[]): ObjectKey[] {
-    stats.rowsA += fa.length;
-    stats.rowsB += fb.length;
-    stats.scannedA += fa.length;
-    stats.scannedB += fb.length;
-    const suspects: ObjectKey[] = [];
-    let i = 0;
-    let j = 0;
-    let previous: ObjectKey | undefined;
-    while (i < fa.length || j < fb.length) {
-      const x = fa[i];
-      const y = fb[j];
-      if (x === y) {
-        i++;
-        j++;
-        continue;
-      }
-      const kx = x === undefined ? undefined : lineKey(x);
-      const ky = y === undefined ? undefined : lineKey(y);
-      const order = !kx ? 1 : !ky ? -1 : compareKeys(kx, ky);
-      const k = order <= 0 ? kx! : ky!;
-      // a store that broke its ordering promise would make the merge lie
-      if (previous && compareKeys(previous, k) >= 0) throw new Error(`fingerprints are not in key order at ${k.objectId}@${k.version}`);
-      previous = k;
-      suspects.push(k);
-      if (order <= 0) i++;
-      if (order >= 0) j++;
-    }
-    return suspects;
-  }
-
-  /** Both sides' metadata of these keys, classified, in the keys' order. */
-  async function* classifyKeys(keys: ObjectKey[]): AsyncGenerator<DriftEntry> {
-    const [ma, mb] = await Promise.all([a.getMeta(keys), b.getMeta(keys)]);
-    stats.scannedA += ma.length;
-    stats.scannedB += mb.length;
-    const byKey = (rows: ObjectMeta[]) => new Map(rows.map((m) => [`${m.version}\u0000${m.objectId}`, m]));
-    const [xa, xb] = [byKey(ma), byKey(mb)];
-    for (const k of keys) {
-      const id = `${k.version}\u0000${k.objectId}`;
+  /**
+   * Both sides' metadata of the rows the list comparison left unmatched, classified in key order. A key found on
+   * one side only is looked up by key on the other (its row may have changed since the lists were read).
+   */
+  async function classifyUnmatched(pa: FingerprintProbe[], pb: FingerprintProbe[]): Promise<DriftEntry[]> {
+    const [ma, mb] = await Promise.all([pa.length ? a.metaByFingerprint!(pa) : [], pb.length ? b.metaByFingerprint!(pb) : []]);
+    const xa = new Map(ma.map((m) => [keyId(m), m]));
+    const xb = new Map(mb.map((m) => [keyId(m), m]));
+    const [la, lb] = [mb.filter((m) => !xa.has(keyId(m))), ma.filter((m) => !xb.has(keyId(m)))];
+    const [ra, rb] = await Promise.all([la.length ? a.getMeta(la) : [], lb.length ? b.getMeta(lb) : []]);
+    for (const m of ra) xa.set(keyId(m), m);
+    for (const m of rb) xb.set(keyId(m), m);
+    stats.scannedA += ma.length + ra.length;
+    stats.scannedB += mb.length + rb.length;
+    const keys = new Map<string, ObjectKey>();
+    for (const m of [...ma, ...mb]) keys.set(keyId(m), m);
+    const out: DriftEntry[] = [];
+    for (const k of [...keys.values()].sort(compareKeys)) {
+      const id = keyId(k);
       const left = xa.get(id);
       const right = xb.get(id);
       const cls = classify(left, right);
-      // a changed fingerprint with identical metadata: the row changed and changed back between the two reads
-      if (cls) yield { objectId: k.objectId, version: k.version, class: cls, a: left, b: right };
+      // unmatched fingerprints with identical metadata: the row changed between the reads
+      if (cls) out.push({ objectId: k.objectId, version: k.version, class: cls, a: left, b: right });
     }
+    return out;
   }
 
   /**
-   * Reads the fingerprint lines of each group of differing ranges (the next group's read runs while this one's
-   * are merged) and classifies the differing keys `pageSize` at a time, in key order.
+   * Classifications in flight, in key order: a batch's metadata lookups run while the next lists are read and
+   * compared (and the next window is cut), and are awaited only when more than `inFlight` batches are pending.
    */
-  async function* compareGroups(groups: KeyRange[][]): AsyncGenerator<DriftEntry> {
+  const classifying: Array<Promise<DriftEntry[]>> = [];
+  const inFlight = 4;
+  function classifyLater(pa: FingerprintProbe[], pb: FingerprintProbe[]): void {
+    const p = classifyUnmatched(pa, pb);
+    // awaited in order by drain(); a consumer that stops early leaves it unobserved, not unhandled
+    p.catch(() => {});
+    classifying.push(p);
+  }
+  async function* drain(keep: number): AsyncGenerator<DriftEntry> {
+    while (classifying.length > keep) yield* await classifying.shift()!;
+  }
+
+  /**
+   * Reads the fingerprint lists of each group of ranges (the next group's read runs while this one's are
+   * compared) and queues the classification of the unmatched rows, at most `pageSize` per batch, in key order.
+   * Returns how many of the ranges differed.
+   */
+  async function* compareGroups(groups: KeyRange[][]): AsyncGenerator<DriftEntry, number> {
     const read = (g: KeyRange[]) => {
-      const p = Promise.all([a.fingerprints!(g), b.fingerprints!(g)]);
+      const p = Promise.all([a.fingerprintLists!(g), b.fingerprintLists!(g)]);
       p.catch(() => {});
       return p;
     };
+    let differing = 0;
     let next = groups.length ? read(groups[0]!) : undefined;
-    const suspects: ObjectKey[] = [];
+    let [pa, pb, pending]: [FingerprintProbe[], FingerprintProbe[], number] = [[], [], 0];
     for (let g = 0; next; g++) {
+      const ranges = groups[g]!;
       const [fa, fb] = await next;
       next = g + 1 < groups.length ? read(groups[g + 1]!) : undefined;
-      suspects.push(...differingKeys(fa, fb));
-      if (suspects.length >= pageSize || !next) {
-        for (let start = 0; start < suspects.length; start += pageSize) yield* classifyKeys(suspects.slice(start, start + pageSize));
-        suspects.length = 0;
+      for (let i = 0; i < ranges.length; i++) {
+        const [la, lb] = [fa[i]!, fb[i]!];
+        const [na, nb] = [listLength(la), listLength(lb)];
+        stats.rowsA += na;
+        stats.rowsB += nb;
+        stats.scannedA += na;
+        stats.scannedB += nb;
+        if (la === lb) continue;
+        differing++;
+        const [onlyA, onlyB] = unmatchedFingerprints(la, lb);
+        if (onlyA.length) pa.push({ range: ranges[i]!, fingerprints: onlyA });
+        if (onlyB.length) pb.push({ range: ranges[i]!, fingerprints: onlyB });
+        pending += onlyA.length + onlyB.length;
+        if (pending >= pageSize) {
+          classifyLater(pa, pb);
+          [pa, pb, pending] = [[], [], 0];
+        }
       }
+      if (pending) {
+        classifyLater(pa, pb);
+        [pa, pb, pending] = [[], [], 0];
+      }
+      yield* drain(inFlight);
     }
+    return differing;
+  }
+
+  /** consecutive ranges in groups of at most `readRows` rows (by `rows(i)`), adjacent ones merged when `merge` */
+  function groupRanges(ranges: KeyRange[], rows: (i: number) => number, merge: boolean): KeyRange[][] {
+    const groups: KeyRange[][] = [];
+    let group: KeyRange[] = [];
+    let n = 0;
+    for (const [i, seg] of ranges.entries()) {
+      if (group.length && n + rows(i) > readRows) {
+        groups.push(group);
+        group = [];
+        n = 0;
+      }
+      const last = group[group.length - 1];
+      if (merge && last && last.to === seg.from) last.to = seg.to;
+      else group.push({ ...seg });
+      n += rows(i);
+    }
+    if (group.length) groups.push(group);
+    return groups;
   }
 
   interface Window {
     ranges: KeyRange[];
-    sums: [SegmentSummary[], SegmentSummary[]];
+    /** both sides' summaries; absent when the window compares every segment's list */
+    sums?: [SegmentSummary[], SegmentSummary[]];
     /** where the next window starts; undefined after the last one */
     next?: ObjectKey;
     last: boolean;
@@ -206,53 +289,55 @@ export async function* diffStores(a: ObjectStoreAdapter, b: ObjectStoreAdapter, 
     const cutters = [a, b].filter((s) => s.stepKeys);
     const cutter = cutters.find((s) => s.inProcess) ?? cutters[0]!;
 
-    /** the segments of the window starting at `from` and both sides' summaries of them */
-    const prepare = async (from: ObjectKey | undefined): Promise<Window> => {
-      const keys = await cutter.stepKeys!({ from, to: r.to }, segmentRows, windowSegments);
-      const last = keys.length < windowSegments;
+    /** the segments of the window starting at `from` and, unless it compares lists only, both sides' summaries */
+    const prepare = async (from: ObjectKey | undefined, listsOnly: boolean, segments = windowSegments): Promise<Window> => {
+      const keys = await cutter.stepKeys!({ from, to: r.to }, segmentRows, segments);
+      const last = keys.length < segments;
       const bounds: Array<ObjectKey | undefined> = [from, ...keys];
       if (last) bounds.push(r.to);
       const ranges: KeyRange[] = [];
       for (let i = 0; i + 1 < bounds.length; i++) ranges.push({ from: bounds[i], to: bounds[i + 1] });
-      const sums = await Promise.all([a.summarizeRanges!(ranges), b.summarizeRanges!(ranges)]);
+      const sums = listsOnly ? undefined : await Promise.all([a.summarizeRanges!(ranges), b.summarizeRanges!(ranges)]);
       return { ranges, sums, last, next: last ? undefined : keys[keys.length - 1] };
     };
 
-    let pending: Promise<Window> | undefined = prepare(r.from);
+    // the share of differing segments in the last window measured (0 before the first)
+    let density = 0;
+    // a small first window measures the density before a whole window is summed
+    let pending: Promise<Window> | undefined = prepare(r.from, false, Math.max(1, Math.ceil(windowSegments / 8)));
     while (pending) {
       const w: Window = await pending;
-      // the next window's summaries are computed while this one's differing rows are compared (a consumer that
-      // stops early leaves it running: its failure is not this generator's)
-      pending = w.last ? undefined : prepare(w.next);
-      pending?.catch(() => {});
-      const [xa, xb] = w.sums;
-      stats.summaries += 2 * w.ranges.length;
-      // adjacent differing segments are read as one range, at most `readRows` rows per read (memory stays
-      // bounded however dense the drift)
-      const groups: KeyRange[][] = [];
-      let group: KeyRange[] = [];
-      let rows = 0;
-      for (const [i, seg] of w.ranges.entries()) {
-        if (sameSummary(xa[i]!, xb[i]!)) {
-          stats.rowsA += xa[i]!.count;
-          stats.rowsB += xb[i]!.count;
-          continue;
+      let groups: KeyRange[][];
+      if (w.sums) {
+        const [xa, xb] = w.sums;
+        stats.summaries += 2 * w.ranges.length;
+        const differ: number[] = [];
+        for (let i = 0; i < w.ranges.length; i++) {
+          if (!sameSummary(xa[i]!, xb[i]!)) differ.push(i);
+          else {
+            stats.rowsA += xa[i]!.count;
+            stats.rowsB += xb[i]!.count;
+          }
         }
-        const n = Math.max(xa[i]!.count, xb[i]!.count);
-        if (group.length && rows + n > readRows) {
-          groups.push(group);
-          group = [];
-          rows = 0;
-        }
-        const last = group[group.length - 1];
-        if (last && last.to === seg.from) last.to = seg.to;
-        else group.push({ ...seg });
-        rows += n;
+        density = differ.length / Math.max(1, w.ranges.length);
+        // adjacent differing segments are read as one range, at most `readRows` rows per read
+        groups = groupRanges(
+          differ.map((i) => w.ranges[i]!),
+          (j) => Math.max(xa[differ[j]!]!.count, xb[differ[j]!]!.count),
+          true,
+        );
+      } else {
+        groups = groupRanges(w.ranges, () => segmentRows, false);
       }
-      if (group.length) groups.push(group);
-      yield* compareGroups(groups);
+      // the next window is cut (and summed) while this one's lists are compared (a consumer that stops early
+      // leaves it running: its failure is not this generator's)
+      pending = w.last ? undefined : prepare(w.next, density > listAbove);
+      pending?.catch(() => {});
+      const differing = yield* compareGroups(groups);
+      if (!w.sums) density = differing / Math.max(1, w.ranges.length);
       report();
     }
+    yield* drain(0);
   }
 
   yield* canBisect ? bisect(range) : merge(range);

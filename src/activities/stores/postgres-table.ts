@@ -3,7 +3,7 @@ import type pg from 'pg';
 import { BlobDir } from './blob-dir.js';
 import { assertContent } from './fingerprint.js';
 import { DEFAULT_COLUMNS, keyCondition, keysetPages, quoteIdentifier, rangeClause, type ColumnMap } from './sql.js';
-import { type FingerprintLine, type KeyRange, type ObjectKey, type ObjectMeta, type ObjectStoreAdapter, type SegmentSummary, StoreConfigError, type StoredObject } from './types.js';
+import { type FingerprintList, type FingerprintProbe, type KeyRange, type ObjectKey, type ObjectMeta, type ObjectStoreAdapter, type SegmentSummary, StoreConfigError, type StoredObject } from './types.js';
 
 export interface PostgresTableConfig {
   /** the caller's pool; the store never holds a client between calls, so it survives a server restart */
@@ -342,11 +342,12 @@ export class PostgresTableStore implements ObjectStoreAdapter {
   }
 
   /**
-   * Runs `inner` (a subquery over the table with `$where` for the range condition) once per range, in one
+   * Runs `inner` (a subquery over the table with `where` for the range condition) once per range, in one
    * statement: ranges bounded on both sides go through unnest() + LATERAL (one index range scan each), open-ended
-   * ones as their own statements. Rows come back tagged with the range's index.
+   * ones as their own statements. With `values` (one bigint per range, decimal), `inner`'s second argument is the
+   * SQL for the range's value. Rows come back tagged with the range's index.
    */
-  private async perRange<R extends pg.QueryResultRow>(ranges: KeyRange[], inner: (where: string) => string): Promise<Array<{ i: number; rows: R[] }>> {
+  private async perRange<R extends pg.QueryResultRow>(ranges: KeyRange[], inner: (where: string, value: string) => string, values?: string[]): Promise<Array<{ i: number; rows: R[] }>> {
     await this.init();
     const bounded: number[] = [];
     const open: number[] = [];
@@ -357,11 +358,11 @@ export class PostgresTableStore implements ObjectStoreAdapter {
       const bounds = { from: { id: 's.lo_id', version: 's.lo_v' }, to: { id: 's.hi_id', version: 's.hi_v' } };
       const where = keyCondition(this.c.objectId, this.c.version, bounds, { collate: this.collate, idBounds: true });
       const rs = bounded.map((i) => ranges[i]!);
+      const params: unknown[] = [rs.map((r) => r.from!.objectId), rs.map((r) => r.from!.version), rs.map((r) => r.to!.objectId), rs.map((r) => r.to!.version)];
+      if (values) params.push(bounded.map((i) => values[i]!));
+      const columns = values ? '$1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[]) WITH ORDINALITY AS s(lo_id, lo_v, hi_id, hi_v, x, i)' : '$1::text[], $2::bigint[], $3::text[], $4::bigint[]) WITH ORDINALITY AS s(lo_id, lo_v, hi_id, hi_v, i)';
       work.push(
-        this.query<R & { i: string }>(
-          `SELECT s.i::int AS i, o.* FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[]) WITH ORDINALITY AS s(lo_id, lo_v, hi_id, hi_v, i) CROSS JOIN LATERAL (${inner(where)}) AS o`,
-          [rs.map((r) => r.from!.objectId), rs.map((r) => r.from!.version), rs.map((r) => r.to!.objectId), rs.map((r) => r.to!.version)],
-        ).then(({ rows }) => {
+        this.query<R & { i: string }>(`SELECT s.i::int AS i, o.* FROM unnest(${columns} CROSS JOIN LATERAL (${inner(where, 's.x')}) AS o`, params).then(({ rows }) => {
           const groups = new Map<number, R[]>();
           for (const row of rows) {
             const i = bounded[Number(row.i) - 1]!;
@@ -376,7 +377,8 @@ export class PostgresTableStore implements ObjectStoreAdapter {
     for (const i of open) {
       const params: unknown[] = [];
       const where = this.where(ranges[i]!, params);
-      work.push(this.query<R>(inner(where), params).then(({ rows }) => void out.push({ i, rows })));
+      if (values) params.push(values[i]);
+      work.push(this.query<R>(inner(where, `${param(params.length)}::bigint`), params).then(({ rows }) => void out.push({ i, rows })));
     }
     await Promise.all(work);
     return out.sort((x, y) => x.i - y.i);
@@ -389,18 +391,39 @@ export class PostgresTableStore implements ObjectStoreAdapter {
     return out;
   }
 
-  /** one string_agg per range: the rows cross the wire and the driver as one text value each */
-  async fingerprints(ranges: KeyRange[]): Promise<FingerprintLine[]> {
-    const c = this.c;
-    const groups = await this.perRange<{ lines: string | null }>(
+  /** one string_agg per range: a segment's fingerprints cross the wire and the driver as one text value */
+  async fingerprintLists(ranges: KeyRange[]): Promise<FingerprintList[]> {
+    const groups = await this.perRange<{ list: string | null }>(
       ranges,
-      (where) =>
-        // the subquery's order (the index's) is the aggregate's: no sort per range
-        `SELECT string_agg(line, chr(30)) AS lines FROM (SELECT ${c.objectId}::text || chr(31) || ${c.version}::text || chr(31) || (${this.fpSql})::text AS line FROM ${this.t} WHERE ${where} ${this.orderBy()}) AS ordered`,
+      // the subquery's order (the index's) is the aggregate's: no sort per range
+      (where) => `SELECT string_agg(fp::text, ',') AS list FROM (SELECT ${this.fpSql} AS fp FROM ${this.t} WHERE ${where} ${this.orderBy()}) AS ordered`,
     );
-    const out: FingerprintLine[] = [];
-    for (const { rows } of groups) for (const r of rows) if (r.lines) for (const line of r.lines.split('\x1e')) out.push(line);
+    const out: FingerprintList[] = ranges.map(() => '');
+    for (const { i, rows } of groups) out[i] = rows[0]?.list ?? '';
     return out;
+  }
+
+  /** one statement: a range scan per (range, fingerprint) pair, on the covering index when the column is stored */
+  async metaByFingerprint(probes: FingerprintProbe[]): Promise<ObjectMeta[]> {
+    const c = this.c;
+    const ranges: KeyRange[] = [];
+    const values: string[] = [];
+    for (const { range, fingerprints } of probes) {
+      for (const fp of fingerprints) {
+        ranges.push(range);
+        values.push(fp);
+      }
+    }
+    if (!ranges.length) return [];
+    const groups = await this.perRange<MetaRow>(
+      ranges,
+      // OFFSET 0 keeps the planner from flattening the probes into a hash join over the whole table: each probe
+      // stays an index range scan
+      (where, fp) =>
+        `SELECT ${this.metaColumns()} FROM ${this.t} WHERE (${c.objectId}, ${c.version}) IN (SELECT ${c.objectId}, ${c.version} FROM ${this.t} WHERE ${where} AND ${this.fpSql} = ${fp} OFFSET 0)`,
+      values,
+    );
+    return groups.flatMap(({ rows }) => rows.map(toMeta));
   }
 
   /** Keys at positions step, 2·step, … (0-based) from the start of the range, numbered in one ordered index scan. */

@@ -2,7 +2,7 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import type Database from 'better-sqlite3';
 import { rowFingerprint } from './fingerprint.js';
 import { keysetPages, rangeClause } from './sql.js';
-import type { FingerprintLine, KeyRange, ObjectKey, ObjectMeta, SegmentSummary } from './types.js';
+import type { FingerprintList, FingerprintProbe, KeyRange, ObjectKey, ObjectMeta, SegmentSummary } from './types.js';
 
 /** Quoted column names of a SQLite table holding object metadata. */
 export interface SqliteColumns {
@@ -88,7 +88,7 @@ export class SqliteKeyspace {
     return `ORDER BY ${this.c.objectId}, ${this.c.version}`;
   }
 
-  /** prepared once per SQL text: segment comparison runs thousands of identical range queries */
+  /** prepared once per SQL text */
   private statement(sql: string): Database.Statement {
     let stmt = this.statements.get(sql);
     if (!stmt) {
@@ -98,11 +98,31 @@ export class SqliteKeyspace {
     return stmt;
   }
 
+  /**
+   * The statement `name` over `range` (its bounds appended to `params`), prepared once per range shape (which
+   * bounds it has): segment comparison runs thousands of them, and building their SQL text each time costs more
+   * than running them.
+   */
+  private ranged(name: string, range: KeyRange, params: unknown[], build: (where: string) => string, afterFrom = false): Database.Statement {
+    const key = `${name}/${range.from ? (afterFrom ? '>' : '[') : '('}${range.to ? ')' : '-'}`;
+    let stmt = this.statements.get(key);
+    if (!stmt) {
+      const before = params.length;
+      stmt = this.db.prepare(build(this.where(range, params, afterFrom)));
+      this.statements.set(key, stmt);
+      params.length = before;
+    }
+    // keyCondition's parameter order
+    if (range.from) params.push(range.from.objectId, range.from.version);
+    if (range.to) params.push(range.to.objectId, range.to.version);
+    return stmt;
+  }
+
   scan(range: KeyRange, pageSize: number): AsyncGenerator<ObjectMeta[]> {
     return keysetPages(range, pageSize, (r, after) => {
       const params: unknown[] = [];
-      const where = this.where(r, params, after);
-      return this.statement(`SELECT ${this.metaColumns} FROM ${this.c.table} WHERE ${where} ${this.orderBy} LIMIT ?`).all(...params, pageSize) as ObjectMeta[];
+      const stmt = this.ranged('scan', r, params, (where) => `SELECT ${this.metaColumns} FROM ${this.c.table} WHERE ${where} ${this.orderBy} LIMIT ?`, after);
+      return stmt.all(...params, pageSize) as ObjectMeta[];
     });
   }
 
@@ -117,16 +137,21 @@ export class SqliteKeyspace {
    * (NULL) fingerprints is summed again computing them from the rows.
    */
   summarize(range: KeyRange): SegmentSummary {
-    const params: unknown[] = [];
-    const where = this.where(range, params);
     const sums = (fp: string) => `count(*) AS count, coalesce(sum(${fp} >> 32), 0) AS h1, coalesce(sum((${fp} << 32) >> 32), 0) AS h2`;
     type Sums = { count: bigint; stored: bigint; h1: bigint; h2: bigint };
+    const params: unknown[] = [];
     let row: Sums | undefined;
     if (this.c.fingerprint) {
-      row = this.statement(`SELECT ${sums(this.c.fingerprint)}, count(${this.c.fingerprint}) AS stored FROM ${this.c.table} WHERE ${where}`).safeIntegers(true).get(...params) as Sums;
+      const fp = this.c.fingerprint;
+      row = this.ranged('sum-stored', range, params, (where) => `SELECT ${sums(fp)}, count(${fp}) AS stored FROM ${this.c.table} WHERE ${where}`)
+        .safeIntegers(true)
+        .get(...params) as Sums;
       if (row.stored !== row.count) row = undefined;
+      params.length = 0;
     }
-    row ??= this.statement(`SELECT ${sums(this.fingerprintSql)} FROM ${this.c.table} WHERE ${where}`).safeIntegers(true).get(...params) as Sums;
+    row ??= this.ranged('sum', range, params, (where) => `SELECT ${sums(this.fingerprintSql)} FROM ${this.c.table} WHERE ${where}`)
+      .safeIntegers(true)
+      .get(...params) as Sums;
     return { count: Number(row.count), h1: row.h1.toString(), h2: row.h2.toString() };
   }
 
@@ -140,24 +165,58 @@ export class SqliteKeyspace {
   }
 
   /**
-   * One group_concat per range: thousands of rows cross from SQLite to JavaScript as one string. Rows are
-   * concatenated in key order (the subquery's, which SQLite keeps); a range with cleared fingerprints is read
-   * again computing them, as in summarize().
+   * One group_concat per range: a segment's fingerprints cross from SQLite to JavaScript as one string, in key
+   * order (the subquery's, which SQLite keeps, read from the covering index); a range with cleared fingerprints
+   * is read again computing them, as in summarize().
    */
-  async fingerprints(ranges: KeyRange[]): Promise<FingerprintLine[]> {
+  async fingerprintLists(ranges: KeyRange[]): Promise<FingerprintList[]> {
     await nextTurn();
     const c = this.c;
-    const lines = (fp: string, where: string) =>
-      `SELECT count(*) AS count, count(fp) AS stored, group_concat(${c.objectId} || char(31) || ${c.version} || char(31) || fp, char(30)) AS text
-       FROM (SELECT ${c.objectId}, ${c.version}, ${fp} AS fp FROM ${c.table} WHERE ${where} ${this.orderBy})`;
-    type Lines = { count: number; stored: number; text: string | null };
-    const out: FingerprintLine[] = [];
-    for (const range of ranges) {
+    const list = (fp: string, where: string) =>
+      `SELECT count(*) AS count, count(fp) AS stored, coalesce(group_concat(fp, ','), '') AS list FROM (SELECT ${fp} AS fp FROM ${c.table} WHERE ${where} ${this.orderBy})`;
+    type List = { count: number; stored: number; list: string };
+    return ranges.map((range) => {
       const params: unknown[] = [];
-      const where = this.where(range, params);
-      let row = this.statement(lines(c.fingerprint ?? this.computedFingerprintSql, where)).get(...params) as Lines;
-      if (row.stored !== row.count) row = this.statement(lines(this.fingerprintSql, where)).get(...params) as Lines;
-      if (row.text) for (const line of row.text.split('\x1e')) out.push(line);
+      let row = this.ranged('list-stored', range, params, (where) => list(c.fingerprint ?? this.computedFingerprintSql, where)).get(...params) as List;
+      if (row.stored !== row.count) {
+        params.length = 0;
+        row = this.ranged('list', range, params, (where) => list(this.fingerprintSql, where)).get(...params) as List;
+      }
+      return row.list;
+    });
+  }
+
+  /**
+   * One indexed read per fingerprint: the key is found on the (key, fingerprint) index (just read by
+   * fingerprintLists, so in cache) and the row by its key; a fingerprint not stored (cleared by a foreign
+   * writer) is looked for again computing the range's cleared ones.
+   */
+  metaByFingerprint(probes: FingerprintProbe[]): ObjectMeta[] {
+    const c = this.c;
+    const out: ObjectMeta[] = [];
+    for (const { range, fingerprints } of probes) {
+      for (const fp of fingerprints) {
+        const value = BigInt(fp);
+        const params: unknown[] = [];
+        let rows: ObjectMeta[] = [];
+        if (c.fingerprint) {
+          const stored = c.fingerprint;
+          const stmt = this.ranged(
+            'meta-by-fp',
+            range,
+            params,
+            (where) => `SELECT ${this.metaColumns} FROM ${c.table} WHERE (${c.objectId}, ${c.version}) IN (SELECT ${c.objectId}, ${c.version} FROM ${c.table} WHERE ${where} AND ${stored} = ?)`,
+          );
+          rows = stmt.all(...params, value) as ObjectMeta[];
+          params.length = 0;
+        }
+        if (!rows.length) {
+          const cleared = c.fingerprint ? `${c.fingerprint} IS NULL AND ` : '';
+          const stmt = this.ranged('meta-by-computed-fp', range, params, (where) => `SELECT ${this.metaColumns} FROM ${c.table} WHERE ${where} AND ${cleared}${this.computedFingerprintSql} = ?`);
+          rows = stmt.all(...params, value) as ObjectMeta[];
+        }
+        for (const m of rows) out.push(m);
+      }
     }
     return out;
   }
@@ -170,8 +229,8 @@ export class SqliteKeyspace {
     let after = false;
     while (keys.length < max) {
       const params: unknown[] = [];
-      const where = this.where({ from, to: range.to }, params, after);
-      const k = this.statement(`SELECT ${this.c.objectId} AS objectId, ${this.c.version} AS version FROM ${this.c.table} WHERE ${where} ${this.orderBy} LIMIT 1 OFFSET ?`).get(
+      const stmt = this.ranged('step', { from, to: range.to }, params, (where) => `SELECT ${this.c.objectId} AS objectId, ${this.c.version} AS version FROM ${this.c.table} WHERE ${where} ${this.orderBy} LIMIT 1 OFFSET ?`, after);
+      const k = stmt.get(
         ...params,
         after ? step - 1 : step,
       ) as ObjectKey | undefined;
@@ -204,8 +263,12 @@ export abstract class SqliteKeyspaceReads {
     return this.keys.summarizeRanges(ranges);
   }
 
-  fingerprints(ranges: KeyRange[]): Promise<FingerprintLine[]> {
-    return this.keys.fingerprints(ranges);
+  fingerprintLists(ranges: KeyRange[]): Promise<FingerprintList[]> {
+    return this.keys.fingerprintLists(ranges);
+  }
+
+  async metaByFingerprint(probes: FingerprintProbe[]): Promise<ObjectMeta[]> {
+    return this.keys.metaByFingerprint(probes);
   }
 
   async stepKeys(range: KeyRange, step: number, max: number): Promise<ObjectKey[]> {

@@ -36,10 +36,16 @@ export interface SegmentSummary {
 }
 
 /**
- * What segment comparison streams per row: `objectId US version US fingerprint` (US = \x1f, the fingerprint in
- * decimal), one string per row. Equal strings are equal rows, so the comparison parses only the rows that differ.
+ * The fingerprints of a range's rows in key order, in decimal, joined by commas ('' for an empty range): equal
+ * lists are equal rows, so a segment compares as one string and only the lists that differ are split.
  */
-export type FingerprintLine = string;
+export type FingerprintList = string;
+
+/** Rows of `range` whose fingerprint is one of `fingerprints` (decimal, as in a FingerprintList). */
+export interface FingerprintProbe {
+  range: KeyRange;
+  fingerprints: string[];
+}
 
 export interface ObjectStoreAdapter {
   describe(): string;
@@ -48,14 +54,16 @@ export interface ObjectStoreAdapter {
   /** metadata (no content) of the keys that exist, in the order asked */
   getMeta(keys: ObjectKey[]): Promise<ObjectMeta[]>;
   /**
-   * Segment checksums, present when the store computes row fingerprints itself (all three adapters do):
-   * `summarize` one range, `summarizeRanges` many consecutive ranges in one round trip, `fingerprints` the
-   * rows of ranges as FingerprintLines in key order, `stepKeys` the keys every `step` rows from the start of a
-   * range (positions step, 2·step, …, at most `max` of them) to cut it into segments.
+   * Segment comparison, present when the store computes row fingerprints itself (all three adapters do):
+   * `summarize` one range, `summarizeRanges` many consecutive ranges in one round trip, `fingerprintLists` the
+   * fingerprints of each range's rows, `metaByFingerprint` the metadata of the rows a list comparison left
+   * unmatched, `stepKeys` the keys every `step` rows from the start of a range (positions step, 2·step, …, at
+   * most `max` of them) to cut it into segments.
    */
   summarize?(range: KeyRange): Promise<SegmentSummary>;
   summarizeRanges?(ranges: KeyRange[]): Promise<SegmentSummary[]>;
-  fingerprints?(ranges: KeyRange[]): Promise<FingerprintLine[]>;
+  fingerprintLists?(ranges: KeyRange[]): Promise<FingerprintList[]>;
+  metaByFingerprint?(probes: FingerprintProbe[]): Promise<ObjectMeta[]>;
   stepKeys?(range: KeyRange, step: number, max: number): Promise<ObjectKey[]>;
   /** the store answers in this process (SQLite): many small calls are cheap, so it cuts ranges into segments */
   readonly inProcess?: boolean;
