@@ -773,6 +773,7 @@ describe('stored fingerprints', () => {
       // cleared fingerprints are computed in lists and found by metaByFingerprint
       expect(await s.fingerprintLists([{}])).toEqual([rows.map((m) => String(rowFingerprint(m))).join(',')]);
       expect(await s.metaByFingerprint(rows.map((m) => ({ range: {}, fingerprints: [String(rowFingerprint(m))] })))).toEqual(rows);
+      expect(sorted(await s.metaByFingerprint([{ range: {}, fingerprints: rows.map((m) => String(rowFingerprint(m))) }]))).toEqual(rows);
     } finally {
       await s.close();
     }

@@ -344,8 +344,8 @@ export class PostgresTableStore implements ObjectStoreAdapter {
   /**
    * Runs `inner` (a subquery over the table with `where` for the range condition) once per range, in one
    * statement: ranges bounded on both sides go through unnest() + LATERAL (one index range scan each), open-ended
-   * ones as their own statements. With `values` (one bigint per range, decimal), `inner`'s second argument is the
-   * SQL for the range's value. Rows come back tagged with the range's index.
+   * ones as their own statements. With `values` (one text per range), `inner`'s second argument is the SQL for
+   * the range's value. Rows come back tagged with the range's index.
    */
   private async perRange<R extends pg.QueryResultRow>(ranges: KeyRange[], inner: (where: string, value: string) => string, values?: string[]): Promise<Array<{ i: number; rows: R[] }>> {
     await this.init();
@@ -360,7 +360,7 @@ export class PostgresTableStore implements ObjectStoreAdapter {
       const rs = bounded.map((i) => ranges[i]!);
       const params: unknown[] = [rs.map((r) => r.from!.objectId), rs.map((r) => r.from!.version), rs.map((r) => r.to!.objectId), rs.map((r) => r.to!.version)];
       if (values) params.push(bounded.map((i) => values[i]!));
-      const columns = values ? '$1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[]) WITH ORDINALITY AS s(lo_id, lo_v, hi_id, hi_v, x, i)' : '$1::text[], $2::bigint[], $3::text[], $4::bigint[]) WITH ORDINALITY AS s(lo_id, lo_v, hi_id, hi_v, i)';
+      const columns = values ? '$1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[]) WITH ORDINALITY AS s(lo_id, lo_v, hi_id, hi_v, x, i)' : '$1::text[], $2::bigint[], $3::text[], $4::bigint[]) WITH ORDINALITY AS s(lo_id, lo_v, hi_id, hi_v, i)';
       work.push(
         this.query<R & { i: string }>(`SELECT s.i::int AS i, o.* FROM unnest(${columns} CROSS JOIN LATERAL (${inner(where, 's.x')}) AS o`, params).then(({ rows }) => {
           const groups = new Map<number, R[]>();
@@ -378,7 +378,7 @@ export class PostgresTableStore implements ObjectStoreAdapter {
       const params: unknown[] = [];
       const where = this.where(ranges[i]!, params);
       if (values) params.push(values[i]);
-      work.push(this.query<R>(inner(where, `${param(params.length)}::bigint`), params).then(({ rows }) => void out.push({ i, rows })));
+      work.push(this.query<R>(inner(where, `${param(params.length)}::text`), params).then(({ rows }) => void out.push({ i, rows })));
     }
     await Promise.all(work);
     return out.sort((x, y) => x.i - y.i);
@@ -403,25 +403,18 @@ export class PostgresTableStore implements ObjectStoreAdapter {
     return out;
   }
 
-  /** one statement: a range scan per (range, fingerprint) pair, on the covering index when the column is stored */
+  /** one statement: one range scan per probe, on the covering index when the column is stored */
   async metaByFingerprint(probes: FingerprintProbe[]): Promise<ObjectMeta[]> {
     const c = this.c;
-    const ranges: KeyRange[] = [];
-    const values: string[] = [];
-    for (const { range, fingerprints } of probes) {
-      for (const fp of fingerprints) {
-        ranges.push(range);
-        values.push(fp);
-      }
-    }
-    if (!ranges.length) return [];
+    const asked = probes.filter((p) => p.fingerprints.length);
+    if (!asked.length) return [];
     const groups = await this.perRange<MetaRow>(
-      ranges,
-      // OFFSET 0 keeps the planner from flattening the probes into a hash join over the whole table: each probe
-      // stays an index range scan
-      (where, fp) =>
-        `SELECT ${this.metaColumns()} FROM ${this.t} WHERE (${c.objectId}, ${c.version}) IN (SELECT ${c.objectId}, ${c.version} FROM ${this.t} WHERE ${where} AND ${this.fpSql} = ${fp} OFFSET 0)`,
-      values,
+      asked.map((p) => p.range),
+      // the keys from the covering index (an index-only scan of the range), then the rows by key; OFFSET 0 keeps
+      // the planner from flattening the probes into one hash join over the whole table
+      (where, fps) =>
+        `SELECT ${this.metaColumns()} FROM ${this.t} WHERE (${c.objectId}, ${c.version}) IN (SELECT ${c.objectId}, ${c.version} FROM ${this.t} WHERE ${where} AND ${this.fpSql} = ANY(string_to_array(${fps}, ',')::bigint[]) OFFSET 0)`,
+      asked.map((p) => p.fingerprints.join(',')),
     );
     return groups.flatMap(({ rows }) => rows.map(toMeta));
   }

@@ -187,36 +187,44 @@ export class SqliteKeyspace {
   }
 
   /**
-   * One indexed read per fingerprint: the key is found on the (key, fingerprint) index (just read by
-   * fingerprintLists, so in cache) and the row by its key; a fingerprint not stored (cleared by a foreign
-   * writer) is looked for again computing the range's cleared ones.
+   * One indexed read per range: the keys of the range whose stored fingerprint is asked for are found on the
+   * (key, fingerprint) index (just read by fingerprintLists, so in cache), the rows by their keys. Fingerprints
+   * not found stored (cleared by a foreign writer) are looked for again among the range's cleared ones, computed.
    */
   metaByFingerprint(probes: FingerprintProbe[]): ObjectMeta[] {
     const c = this.c;
     const out: ObjectMeta[] = [];
     for (const { range, fingerprints } of probes) {
-      for (const fp of fingerprints) {
-        const value = BigInt(fp);
-        const params: unknown[] = [];
-        let rows: ObjectMeta[] = [];
-        if (c.fingerprint) {
-          const stored = c.fingerprint;
-          const stmt = this.ranged(
-            'meta-by-fp',
-            range,
-            params,
-            (where) => `SELECT ${this.metaColumns} FROM ${c.table} WHERE (${c.objectId}, ${c.version}) IN (SELECT ${c.objectId}, ${c.version} FROM ${c.table} WHERE ${where} AND ${stored} = ?)`,
-          );
-          rows = stmt.all(...params, value) as ObjectMeta[];
-          params.length = 0;
-        }
-        if (!rows.length) {
-          const cleared = c.fingerprint ? `${c.fingerprint} IS NULL AND ` : '';
-          const stmt = this.ranged('meta-by-computed-fp', range, params, (where) => `SELECT ${this.metaColumns} FROM ${c.table} WHERE ${where} AND ${cleared}${this.computedFingerprintSql} = ?`);
-          rows = stmt.all(...params, value) as ObjectMeta[];
-        }
-        for (const m of rows) out.push(m);
+      if (!fingerprints.length) continue;
+      // one fingerprint (sparse drift) binds as an integer, several as a JSON array
+      const one = fingerprints.length === 1;
+      const asked = one ? BigInt(fingerprints[0]!) : `[${fingerprints.join(',')}]`;
+      const among = one ? '= ?' : 'IN (SELECT value FROM json_each(?))';
+      const params: unknown[] = [];
+      let rows: ObjectMeta[] = [];
+      if (c.fingerprint) {
+        const stored = c.fingerprint;
+        const stmt = this.ranged(
+          one ? 'meta-by-fp' : 'meta-by-fps',
+          range,
+          params,
+          (where) => `SELECT ${this.metaColumns} FROM ${c.table} WHERE (${c.objectId}, ${c.version}) IN (SELECT ${c.objectId}, ${c.version} FROM ${c.table} WHERE ${where} AND ${stored} ${among})`,
+        );
+        rows = stmt.all(...params, asked) as ObjectMeta[];
+        params.length = 0;
       }
+      // fewer rows than fingerprints: some are not stored (only cleared ones can match here, no row twice)
+      if (rows.length < fingerprints.length) {
+        const cleared = c.fingerprint ? `${c.fingerprint} IS NULL AND ` : '';
+        const stmt = this.ranged(
+          one ? 'meta-by-computed-fp' : 'meta-by-computed-fps',
+          range,
+          params,
+          (where) => `SELECT ${this.metaColumns} FROM ${c.table} WHERE ${where} AND ${cleared}${this.computedFingerprintSql} ${among}`,
+        );
+        for (const m of stmt.all(...params, asked) as ObjectMeta[]) rows.push(m);
+      }
+      for (const m of rows) out.push(m);
     }
     return out;
   }
