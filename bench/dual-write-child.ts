@@ -128,7 +128,7 @@ async function main(): Promise<void> {
     const started = performance.now();
     const deadline = started + job.budgetMs;
     const overBudget = () => performance.now() > deadline;
-    let stats: DiffStats = { rowsA: 0, rowsB: 0, scannedA: 0, scannedB: 0, summaries: 0, mode: job.variant === 'diff' ? 'bisect' : 'merge' };
+    let stats: DiffStats = { rowsA: 0, rowsB: 0, scannedA: 0, scannedB: 0, listedA: 0, listedB: 0, listBytesA: 0, listBytesB: 0, summaries: 0, mode: job.variant === 'diff' ? 'bisect' : 'merge' };
     let entries = 0;
     let finished = true;
     const phases: Record<string, number> = {};
@@ -161,7 +161,7 @@ async function main(): Promise<void> {
         phases.export = t1 - t0;
         phases.sort = t2 - t1;
         phases.mergeClassify = t3 - t2;
-        stats = { rowsA: ra.length, rowsB: rb.length, scannedA: ra.length, scannedB: rb.length, summaries: 0, mode: 'merge' };
+        stats = { rowsA: ra.length, rowsB: rb.length, scannedA: ra.length, scannedB: rb.length, listedA: 0, listedB: 0, listBytesA: 0, listBytesB: 0, summaries: 0, mode: 'merge' };
         sample();
       } else {
         const options: DiffOptions = {

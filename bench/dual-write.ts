@@ -1151,7 +1151,11 @@ interface ReportInput {
 const progress = (r: CaseResult) => (r.result.finished ? 1 : (r.result.stats.rowsA + r.result.stats.rowsB) / (r.rowsA + r.rowsB));
 const projectedMs = (r: CaseResult) => r.result.ms / Math.max(1e-9, progress(r));
 const rowsPerSecond = (r: CaseResult) => (r.result.stats.rowsA + r.result.stats.rowsB) / 2 / (r.result.ms / 1000);
-const estBytes = (s: DiffStats) => (s.scannedA + s.scannedB) * META_ROW_BYTES + s.summaries * SUMMARY_BYTES;
+/** bytes out of side a and side b: fingerprint lists as received, metadata rows estimated, half the summaries each */
+const estBytes = (s: DiffStats): [number, number] => [
+  s.listBytesA + (s.scannedA - s.listedA) * META_ROW_BYTES + (s.summaries / 2) * SUMMARY_BYTES,
+  s.listBytesB + (s.scannedB - s.listedB) * META_ROW_BYTES + (s.summaries / 2) * SUMMARY_BYTES,
+];
 
 function report(input: ReportInput): string {
   const { results, seeds, repairs, profiles } = input;
@@ -1177,7 +1181,7 @@ function report(input: ReportInput): string {
     `| Runs | the default detection runs ${DW_DIFF_RUNS} times per case (\`DW_BENCH_DIFF_RUNS\`), each in a fresh child process (cold: new connections, statements prepared again); the run with the median time is reported, every run is checked for correctness; the merge and the naive baseline run once (seconds each) |`,
     `| Budget | the default detection of a case is stopped after ${DW_DETECT_BUDGET_MS / 1000} s (\`DW_BENCH_DETECT_BUDGET_S\`) and reported as partial: rows compared so far, and correctness up to the last key reached |`,
     `| Rows/s | effective: rows compared per side ((rowsA + rowsB) / 2 of \`DiffStats\`: rows proven equal by a segment sum or compared row by row) / detection time |`,
-    `| Bytes moved | \`DiffStats\`: rows streamed out of each side (scannedA/B: fingerprints in lists and metadata rows of unmatched ones in bisect, metadata rows in merge) and segment summaries; estimate = streamed rows × ${META_ROW_BYTES} B (a metadata row: id, sha256 hex, 4 numbers; a fingerprint in a list is ~20 B, so this overestimates bisect) + summaries × ${SUMMARY_BYTES} B |`,
+    `| Bytes moved | \`DiffStats\`, per side: the fingerprint lists' bytes as received (listBytesA/B, bisect) + the other rows streamed (metadata rows: scannedA/B − listedA/B) × ${META_ROW_BYTES} B (estimate: id, sha256 hex, 4 numbers) + that side's segment summaries × ${SUMMARY_BYTES} B |`,
     `| Peak RSS | of the detecting child process: \`process.memoryUsage.rss()\` sampled every ${DW_SAMPLE_MS} ms during detection (the event loop is blocked during each synchronous SQLite call, so samples can be late) and, as a check, the kernel's high-water mark (VmHWM, reset through /proc/self/clear_refs after the baseline). Baseline = RSS after opening both stores. Postgres' own memory is not included |`,
     `| Correctness | the detected (objectId, version, class) set against the injected set, exactly; a duplicate counts as a false positive |`,
     `| Seeding | not measured; ${seeds.map((s) => `${pct(s.level)}: ${fmtMs(s.seedMs)} + VACUUM ANALYZE ${fmtMs(s.vacuumMs)}${s.blobsMs !== undefined ? ` + ${fmtInt(s.blobs ?? 0)} blobs ${fmtMs(s.blobsMs)}` : ''}`).join('; ')} (${[...new Set(seeds.map((s) => s.stores))].join(' / ')} stores per level). The object store's index rows are inserted directly: \`ObjectStore.put\` writes and fsyncs one blob per object (~600 objects/s here, ~30 min per million) and detection reads only the index. For the repaired level, the blobs of the objects the repair reads are written (plain files at their content address) |`,
@@ -1188,7 +1192,7 @@ function report(input: ReportInput): string {
   lines.push(
     '### Detection',
     '',
-    '| pair | drift | variant | time | rows/s | rows compared A / B | streamed A / B | summaries | est. bytes moved | RSS peak (Δ over baseline) | kernel peak | differences found | false pos. | false neg. |',
+    '| pair | drift | variant | time | rows/s | rows compared A / B | streamed A / B | summaries | bytes moved A / B | RSS peak (Δ over baseline) | kernel peak | differences found | false pos. | false neg. |',
     '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   );
   for (const pair of PAIRS) {
@@ -1202,7 +1206,7 @@ function report(input: ReportInput): string {
         const time = r.result.finished ? `${fmtMs(r.result.ms)}${runs}` : `**stopped at ${fmtMs(r.result.ms)}**`;
         const fn = r.result.finished ? String(c.falseNegatives) : `${c.falseNegatives} (up to ${c.checkedUpTo})`;
         lines.push(
-          `| ${pair.label} | ${pct(level)} | ${VARIANT_LABEL[variant]} | ${time} | ${fmtRate(rowsPerSecond(r))} | ${fmtInt(s.rowsA)} / ${fmtInt(s.rowsB)} | ${fmtInt(s.scannedA)} / ${fmtInt(s.scannedB)} | ${fmtInt(s.summaries)} | ${fmtBytes(estBytes(s))} | ${fmtMB(r.result.rssPeak)} (+${fmtMB(r.result.rssPeak - r.result.rssBaseline)}) | ${fmtMB(r.result.kernelPeak)} | ${fmtInt(c.detected)} of ${fmtInt(Math.round(DW_OBJECTS * level))} | ${c.falsePositives} | ${fn} |`,
+          `| ${pair.label} | ${pct(level)} | ${VARIANT_LABEL[variant]} | ${time} | ${fmtRate(rowsPerSecond(r))} | ${fmtInt(s.rowsA)} / ${fmtInt(s.rowsB)} | ${fmtInt(s.scannedA)} / ${fmtInt(s.scannedB)} | ${fmtInt(s.summaries)} | ${estBytes(s).map(fmtBytes).join(' / ')} | ${fmtMB(r.result.rssPeak)} (+${fmtMB(r.result.rssPeak - r.result.rssBaseline)}) | ${fmtMB(r.result.kernelPeak)} | ${fmtInt(c.detected)} of ${fmtInt(Math.round(DW_OBJECTS * level))} | ${c.falsePositives} | ${fn} |`,
         );
       }
     }

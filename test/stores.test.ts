@@ -903,7 +903,7 @@ describe('diffStores', () => {
       let stats: DiffStats | undefined;
       expect(await collect(diffStores(pgStore, pgStore, {}, { onProgress: (s) => (stats = { ...s }) }))).toEqual([]);
       const rows = (await scanAll(pgStore)).flat().length;
-      expect(stats).toEqual({ mode: 'bisect', summaries: 2 * Math.ceil(rows / DETECTION_DEFAULTS.segmentRows), scannedA: 0, scannedB: 0, rowsA: rows, rowsB: rows });
+      expect(stats).toEqual({ mode: 'bisect', summaries: 2 * Math.ceil(rows / DETECTION_DEFAULTS.segmentRows), scannedA: 0, scannedB: 0, listedA: 0, listedB: 0, listBytesA: 0, listBytesB: 0, rowsA: rows, rowsB: rows });
     } finally {
       await Promise.all([objectStore.close(), sqlite.close()]);
       await pool.query(`DROP TABLE IF EXISTS "${table}"`);

@@ -20,6 +20,11 @@ export interface DiffStats {
   /** rows actually streamed out of each store (what crossed the wire) */
   scannedA: number;
   scannedB: number;
+  /** of those, fingerprints received in fingerprint lists (bisect), and the lists' bytes (decimal text) */
+  listedA: number;
+  listedB: number;
+  listBytesA: number;
+  listBytesB: number;
   summaries: number;
   mode: 'bisect' | 'merge';
 }
@@ -143,7 +148,7 @@ export async function* diffStores(a: ObjectStoreAdapter, b: ObjectStoreAdapter, 
   const readRows = options.readRows ?? DETECTION_DEFAULTS.readRows;
   const listAbove = options.listAbove ?? DETECTION_DEFAULTS.listAbove;
   const canBisect = !options.mergeOnly && canSegment(a) && canSegment(b) && Boolean(a.stepKeys || b.stepKeys);
-  const stats: DiffStats = { rowsA: 0, rowsB: 0, scannedA: 0, scannedB: 0, summaries: 0, mode: canBisect ? 'bisect' : 'merge' };
+  const stats: DiffStats = { rowsA: 0, rowsB: 0, scannedA: 0, scannedB: 0, listedA: 0, listedB: 0, listBytesA: 0, listBytesB: 0, summaries: 0, mode: canBisect ? 'bisect' : 'merge' };
   const report = () => options.onProgress?.(stats);
 
   async function* merge(r: KeyRange): AsyncGenerator<DriftEntry> {
@@ -235,6 +240,10 @@ export async function* diffStores(a: ObjectStoreAdapter, b: ObjectStoreAdapter, 
         stats.rowsB += nb;
         stats.scannedA += na;
         stats.scannedB += nb;
+        stats.listedA += na;
+        stats.listedB += nb;
+        stats.listBytesA += la.length;
+        stats.listBytesB += lb.length;
         if (la === lb) continue;
         differing++;
         const [onlyA, onlyB] = unmatchedFingerprints(la, lb);
