@@ -56,6 +56,7 @@ describe('dual-write rollback against real stores', () => {
 
   it.each([
     ['bisect over many small segments and windows', { mode: 'bisect', segmentRows: 16, windowSegments: 8 }],
+    ['bisect comparing fingerprint lists after the first window (detection.listAbove: 0)', { mode: 'bisect', segmentRows: 16, windowSegments: 8, listAbove: 0 }],
     ['the streaming merge', { mode: 'merge' }],
   ])('%s finds exactly the same drift', async (_name, detection) => {
     const t = await pairTarget(h, pool, 'postgres-objectstore', { objects: 3000, drift: { missing_in_a: 2, missing_in_b: 2, content_mismatch: 3, metadata_mismatch: 1 }, newer: 'a' }, { detection });
@@ -64,7 +65,13 @@ describe('dual-write rollback against real stores', () => {
     const evidence = JSON.parse(readFileSync(result.evidence!.path, 'utf8'));
     const stats = evidence.extra.detection.stats;
     expect(stats.mode).toBe(detection.mode);
-    if (detection.mode === 'bisect') {
+    if ('listAbove' in detection) {
+      // a window after one with any differing segment lists all its segments without summing them: fewer
+      // summaries than segments, and more rows listed than the differing segments alone hold
+      expect(stats.summaries).toBeLessThan(2 * Math.ceil(2998 / 16));
+      expect(stats.listedA).toBeGreaterThan(8 * 17);
+      expect(stats.rowsA).toBe(2998);
+    } else if (detection.mode === 'bisect') {
       // 3000 rows in segments of 16: the 8 drifted keys touch at most 8 segments of ~16 rows (+ their metadata)
       expect(stats.summaries).toBeGreaterThan(2 * (3000 / 16));
       expect(stats.scannedA).toBeLessThanOrEqual(8 * 17 + 8);
