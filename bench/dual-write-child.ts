@@ -4,7 +4,7 @@
  *
  * argv[2] is a JSON DetectJob. The child opens both stores, records its baseline RSS, then runs one variant:
  * - `diff`: diffStores with its defaults (bisect: windows of 4096 segments of 48 rows, summed by both stores
- *   from their stored fingerprints; only differing segments' rows compared), as detectDrift runs it;
+ *   from their stored fingerprints; only differing segments' fingerprint lists compared), as detectDrift runs it;
  * - `merge`: diffStores with `mergeOnly` (the streaming merge);
  * - `naive`: both sides exported completely into arrays, sorted and merged in Node, then classified.
  * Every differing entry is written to `outFile` as a JSON line (as detectDrift writes its diff file), for the

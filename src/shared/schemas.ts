@@ -186,7 +186,8 @@ const dualWriteSchema = z.strictObject({
       /** share of a window's segments that differ above which the next windows compare fingerprint lists without checksums */
       listAbove: z.number().min(0).max(1).default(DETECTION_DEFAULTS.listAbove),
     })
-    .default({ mode: 'bisect', pageSize: DETECTION_DEFAULTS.pageSize, segmentRows: DETECTION_DEFAULTS.segmentRows, windowSegments: DETECTION_DEFAULTS.windowSegments, listAbove: DETECTION_DEFAULTS.listAbove }),
+    // absent: every field's own default
+    .prefault({}),
   /** pause after each batch to limit the load on production stores */
   batchPause: durationSchema.default('0s').transform(String),
   /** repairs larger than this run as child workflows over contiguous parts of the plan (any worker takes them) */

@@ -264,8 +264,8 @@ export async function* diffStores(a: ObjectStoreAdapter, b: ObjectStoreAdapter, 
     return differing;
   }
 
-  /** consecutive ranges in groups of at most `readRows` rows (by `rows(i)`), adjacent ones merged when `merge` */
-  function groupRanges(ranges: KeyRange[], rows: (i: number) => number, merge: boolean): KeyRange[][] {
+  /** consecutive ranges in groups of at most `readRows` rows (by `rows(i)`), adjacent ones joined when `joinAdjacent` */
+  function groupRanges(ranges: KeyRange[], rows: (i: number) => number, joinAdjacent: boolean): KeyRange[][] {
     const groups: KeyRange[][] = [];
     let group: KeyRange[] = [];
     let n = 0;
@@ -276,7 +276,7 @@ export async function* diffStores(a: ObjectStoreAdapter, b: ObjectStoreAdapter, 
         n = 0;
       }
       const last = group[group.length - 1];
-      if (merge && last && last.to === seg.from) last.to = seg.to;
+      if (joinAdjacent && last && last.to === seg.from) last.to = seg.to;
       else group.push({ ...seg });
       n += rows(i);
     }

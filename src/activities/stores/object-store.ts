@@ -78,7 +78,6 @@ export class ObjectStore extends SqliteKeyspaceReads implements ObjectStoreAdapt
     return result;
   }
 
-
   /** The objects that exist, in the order asked; throws when a blob is missing or does not match its digest. */
   async get(keys: ObjectKey[]): Promise<StoredObject[]> {
     const out: StoredObject[] = [];

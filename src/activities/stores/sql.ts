@@ -70,16 +70,23 @@ export function keyCondition(idCol: string, versionCol: string, bounds: { from?:
   return parts.length ? parts.join(' AND ') : 'TRUE';
 }
 
+/** Appends a range's bounds to `params` in the order rangeClause() numbers their placeholders. */
+export function rangeParams(range: KeyRange, params: unknown[], options: Pick<KeyConditionOptions, 'idBounds'> = {}): void {
+  for (const key of [range.from, range.to]) {
+    if (!key) continue;
+    params.push(key.objectId, key.version);
+    if (options.idBounds) params.push(key.objectId);
+  }
+}
+
 /** keyCondition() over a KeyRange whose keys become parameters; `param(i)` renders the placeholder of params[i - 1]. */
 export function rangeClause(range: KeyRange, idCol: string, versionCol: string, params: unknown[], param: (i: number) => string, options: KeyConditionOptions = {}): string {
+  let i = params.length;
+  rangeParams(range, params, options);
   const bound = (key: ObjectKey | undefined): KeyBoundSql | undefined => {
     if (!key) return undefined;
-    params.push(key.objectId, key.version);
-    const sql: KeyBoundSql = { id: param(params.length - 1), version: param(params.length) };
-    if (options.idBounds) {
-      params.push(key.objectId);
-      sql.idOnly = param(params.length);
-    }
+    const sql: KeyBoundSql = { id: param(++i), version: param(++i) };
+    if (options.idBounds) sql.idOnly = param(++i);
     return sql;
   };
   const from = bound(range.from);

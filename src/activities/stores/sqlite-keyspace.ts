@@ -1,7 +1,7 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type Database from 'better-sqlite3';
 import { rowFingerprint } from './fingerprint.js';
-import { keysetPages, rangeClause } from './sql.js';
+import { keysetPages, rangeClause, rangeParams } from './sql.js';
 import type { FingerprintList, FingerprintProbe, KeyRange, ObjectKey, ObjectMeta, SegmentSummary } from './types.js';
 
 /** Quoted column names of a SQLite table holding object metadata. */
@@ -107,14 +107,10 @@ export class SqliteKeyspace {
     const key = `${name}/${range.from ? (afterFrom ? '>' : '[') : '('}${range.to ? ')' : '-'}`;
     let stmt = this.statements.get(key);
     if (!stmt) {
-      const before = params.length;
-      stmt = this.db.prepare(build(this.where(range, params, afterFrom)));
+      stmt = this.db.prepare(build(this.where(range, [], afterFrom)));
       this.statements.set(key, stmt);
-      params.length = before;
     }
-    // keyCondition's parameter order
-    if (range.from) params.push(range.from.objectId, range.from.version);
-    if (range.to) params.push(range.to.objectId, range.to.version);
+    rangeParams(range, params);
     return stmt;
   }
 
