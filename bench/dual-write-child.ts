@@ -13,7 +13,13 @@
 import { closeSync, createWriteStream, openSync, readFileSync, writeSync } from 'node:fs';
 import { once } from 'node:events';
 import pg from 'pg';
-import { classify, diffStores, type DiffOptions, type DiffStats, type DriftEntry } from '../src/activities/stores/diff.js';
+import {
+  classify,
+  diffStores,
+  type DiffOptions,
+  type DiffStats,
+  type DriftEntry,
+} from '../src/activities/stores/diff.js';
 import { compareKeys } from '../src/activities/stores/fingerprint.js';
 import { ObjectStore } from '../src/activities/stores/object-store.js';
 import { PostgresTableStore } from '../src/activities/stores/postgres-table.js';
@@ -21,7 +27,10 @@ import { SqliteTableStore } from '../src/activities/stores/sqlite-table.js';
 import type { ObjectMeta, ObjectStoreAdapter } from '../src/activities/stores/types.js';
 
 /** `fingerprint`: the stored fingerprint column (columns.fingerprint), as the bench seeds it */
-export type SideSpec = { type: 'postgres'; table: string; fingerprint?: string } | { type: 'sqlite'; path: string; table: string; fingerprint?: string } | { type: 'object-store'; root: string };
+export type SideSpec =
+  | { type: 'postgres'; table: string; fingerprint?: string }
+  | { type: 'sqlite'; path: string; table: string; fingerprint?: string }
+  | { type: 'object-store'; root: string };
 
 export interface DetectJob {
   variant: 'diff' | 'merge' | 'naive';
@@ -61,9 +70,17 @@ class BudgetExceeded extends Error {}
 function openSide(spec: SideSpec, pool: pg.Pool): ObjectStoreAdapter {
   switch (spec.type) {
     case 'postgres':
-      return new PostgresTableStore({ pool, table: spec.table, columns: spec.fingerprint ? { fingerprint: spec.fingerprint } : undefined });
+      return new PostgresTableStore({
+        pool,
+        table: spec.table,
+        columns: spec.fingerprint ? { fingerprint: spec.fingerprint } : undefined,
+      });
     case 'sqlite':
-      return new SqliteTableStore({ path: spec.path, table: spec.table, columns: spec.fingerprint ? { fingerprint: spec.fingerprint } : undefined });
+      return new SqliteTableStore({
+        path: spec.path,
+        table: spec.table,
+        columns: spec.fingerprint ? { fingerprint: spec.fingerprint } : undefined,
+      });
     case 'object-store':
       return new ObjectStore({ root: spec.root });
   }
@@ -128,7 +145,18 @@ async function main(): Promise<void> {
     const started = performance.now();
     const deadline = started + job.budgetMs;
     const overBudget = () => performance.now() > deadline;
-    let stats: DiffStats = { rowsA: 0, rowsB: 0, scannedA: 0, scannedB: 0, listedA: 0, listedB: 0, listBytesA: 0, listBytesB: 0, summaries: 0, mode: job.variant === 'diff' ? 'bisect' : 'merge' };
+    let stats: DiffStats = {
+      rowsA: 0,
+      rowsB: 0,
+      scannedA: 0,
+      scannedB: 0,
+      listedA: 0,
+      listedB: 0,
+      listBytesA: 0,
+      listBytesB: 0,
+      summaries: 0,
+      mode: job.variant === 'diff' ? 'bisect' : 'merge',
+    };
     let entries = 0;
     let finished = true;
     const phases: Record<string, number> = {};
@@ -161,7 +189,18 @@ async function main(): Promise<void> {
         phases.export = t1 - t0;
         phases.sort = t2 - t1;
         phases.mergeClassify = t3 - t2;
-        stats = { rowsA: ra.length, rowsB: rb.length, scannedA: ra.length, scannedB: rb.length, listedA: 0, listedB: 0, listBytesA: 0, listBytesB: 0, summaries: 0, mode: 'merge' };
+        stats = {
+          rowsA: ra.length,
+          rowsB: rb.length,
+          scannedA: ra.length,
+          scannedB: rb.length,
+          listedA: 0,
+          listedB: 0,
+          listBytesA: 0,
+          listBytesB: 0,
+          summaries: 0,
+          mode: 'merge',
+        };
         sample();
       } else {
         const options: DiffOptions = {
@@ -190,7 +229,19 @@ async function main(): Promise<void> {
     const ms = performance.now() - started;
     sample();
     const fingerprints = { a: a.fingerprintSource?.() ?? 'none', b: b.fingerprintSource?.() ?? 'none' };
-    const result: DetectResult = { variant: job.variant, ms, finished, entries, stats, rssBaseline, rssPeak, samples, kernelPeak: canReset ? kernelPeak() : null, phases, fingerprints };
+    const result: DetectResult = {
+      variant: job.variant,
+      ms,
+      finished,
+      entries,
+      stats,
+      rssBaseline,
+      rssPeak,
+      samples,
+      kernelPeak: canReset ? kernelPeak() : null,
+      phases,
+      fingerprints,
+    };
     process.stdout.write(`${JSON.stringify(result)}\n`);
   } finally {
     await Promise.all([a.close(), b.close()]);

@@ -16,7 +16,10 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-Runtime.install({ logger: new DefaultLogger('WARN'), telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }) } } });
+Runtime.install({
+  logger: new DefaultLogger('WARN'),
+  telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }) } },
+});
 
 runDualWriteBench().then(
   (markdown) => {

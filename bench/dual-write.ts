@@ -19,7 +19,17 @@
  */
 import { DETECTION_DEFAULTS } from '../src/shared/constants.js';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, createReadStream, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  createReadStream,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import os from 'node:os';
@@ -61,7 +71,8 @@ function intEnv(name: string, fallback: number): number {
   const raw = process.env[name];
   if (raw === undefined || raw === '') return fallback;
   const value = Number(raw);
-  if (!Number.isInteger(value) || value <= 0) throw new Error(`${name} must be a positive integer, got ${JSON.stringify(raw)}`);
+  if (!Number.isInteger(value) || value <= 0)
+    throw new Error(`${name} must be a positive integer, got ${JSON.stringify(raw)}`);
   return value;
 }
 
@@ -93,7 +104,8 @@ export const SUMMARY_BYTES = 64;
 export const DW_REPAIR_BATCH = 500;
 export const DW_REPAIR_PARALLELISM = 2;
 const REPAIR_MODE = (process.env.DW_BENCH_REPAIR ?? 'auto') as 'auto' | 'workflow' | 'activities' | 'skip';
-if (!['auto', 'workflow', 'activities', 'skip'].includes(REPAIR_MODE)) throw new Error(`DW_BENCH_REPAIR must be auto, workflow, activities or skip, got ${REPAIR_MODE}`);
+if (!['auto', 'workflow', 'activities', 'skip'].includes(REPAIR_MODE))
+  throw new Error(`DW_BENCH_REPAIR must be auto, workflow, activities or skip, got ${REPAIR_MODE}`);
 /** the real workflow runs two full default detections (detect, verify); auto mode runs it when those fit in this */
 export const DW_WORKFLOW_BUDGET_MS = 600_000;
 /** the resume measurement: the 1 % repair of a third PG ↔ object store copy, its worker SIGKILLed mid-execute */
@@ -185,10 +197,20 @@ let log: (message: string) => void = (message) => void process.stderr.write(`[be
 
 const fmtInt = (n: number): string => Math.round(n).toLocaleString('en-US');
 const fmtMs = (ms: number): string =>
-  !Number.isFinite(ms) ? 'n/a' : ms >= 10_000 ? `${(ms / 1000).toFixed(1)} s` : ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : ms >= 10 ? `${ms.toFixed(0)} ms` : `${ms.toFixed(1)} ms`;
+  !Number.isFinite(ms)
+    ? 'n/a'
+    : ms >= 10_000
+      ? `${(ms / 1000).toFixed(1)} s`
+      : ms >= 1000
+        ? `${(ms / 1000).toFixed(2)} s`
+        : ms >= 10
+          ? `${ms.toFixed(0)} ms`
+          : `${ms.toFixed(1)} ms`;
 const fmtMB = (bytes: number | null): string => (bytes === null ? 'n/a' : `${(bytes / 2 ** 20).toFixed(0)} MB`);
-const fmtRate = (perSecond: number): string => (perSecond >= 1e6 ? `${(perSecond / 1e6).toFixed(2)} M/s` : `${(perSecond / 1e3).toFixed(0)} k/s`);
-const fmtBytes = (bytes: number): string => (bytes >= 2 ** 20 ? `${(bytes / 2 ** 20).toFixed(1)} MB` : `${(bytes / 2 ** 10).toFixed(1)} kB`);
+const fmtRate = (perSecond: number): string =>
+  perSecond >= 1e6 ? `${(perSecond / 1e6).toFixed(2)} M/s` : `${(perSecond / 1e3).toFixed(0)} k/s`;
+const fmtBytes = (bytes: number): string =>
+  bytes >= 2 ** 20 ? `${(bytes / 2 ** 20).toFixed(1)} MB` : `${(bytes / 2 ** 10).toFixed(1)} kB`;
 const pct = (level: number): string => `${+(level * 100).toFixed(2)} %`;
 
 async function timed<T>(work: () => Promise<T>): Promise<{ value: T; ms: number }> {
@@ -229,7 +251,8 @@ async function objectIndexSeeder(root: string): Promise<ObjectStoreAdapter> {
      ON CONFLICT (object_id, version) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size, created_at = excluded.created_at, updated_at = excluded.updated_at, fp = excluded.fp`,
   );
   const putAll = db.transaction((objects: StoredObject[]) => {
-    for (const o of objects) insert.run(o.objectId, o.version, o.sha256, o.size, o.createdAt, o.updatedAt, rowFingerprint(o));
+    for (const o of objects)
+      insert.run(o.objectId, o.version, o.sha256, o.size, o.createdAt, o.updatedAt, rowFingerprint(o));
   });
   return {
     describe: () => `object store index ${root}`,
@@ -253,7 +276,10 @@ async function objectIndexSeeder(root: string): Promise<ObjectStoreAdapter> {
 function runChild(job: DetectJob, logFile: string): Promise<DetectResult> {
   return new Promise((resolve, reject) => {
     const err = openSync(logFile, 'a');
-    const child = spawn(process.execPath, ['--import', 'tsx', childEntry, JSON.stringify(job)], { cwd: repoRoot, stdio: ['ignore', 'pipe', err] });
+    const child = spawn(process.execPath, ['--import', 'tsx', childEntry, JSON.stringify(job)], {
+      cwd: repoRoot,
+      stdio: ['ignore', 'pipe', err],
+    });
     closeSync(err);
     children.add(child);
     let out = '';
@@ -308,7 +334,13 @@ async function checkDetected(outFile: string, injected: InjectedDrift[], finishe
   // unfinished: bisection and merge both go in key order, so every injected key up to the last one reported must be there
   const due = finished ? injected : last ? injected.filter((d) => compareKeys(d, last) <= 0) : [];
   const falseNegatives = due.filter((d) => !seen.has(`${keyString(d)} ${d.class}`)).length;
-  return { detected, falsePositives, falseNegatives, checkedUpTo: finished ? undefined : last ? keyString(last) : '(nothing reported)', byClass };
+  return {
+    detected,
+    falsePositives,
+    falseNegatives,
+    checkedUpTo: finished ? undefined : last ? keyString(last) : '(nothing reported)',
+    byClass,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -339,16 +371,23 @@ interface CostProfile {
  * of every window, one window's summaries, the fingerprint lists of spread segments, and scan pages (merge).
  * The segment boundaries are the store's own stepKeys (each store is profiled alone).
  */
-async function costProfile(name: string, store: ObjectStoreAdapter, aroundWindow?: <T>(work: () => Promise<T>) => Promise<{ value: T; note: string }>): Promise<CostProfile> {
+async function costProfile(
+  name: string,
+  store: ObjectStoreAdapter,
+  aroundWindow?: <T>(work: () => Promise<T>) => Promise<{ value: T; note: string }>,
+): Promise<CostProfile> {
   const full = await timed(() => store.summarize!({}));
   const rows = full.value.count;
-  const steps = await timed(() => store.stepKeys!({}, DIFF_DEFAULTS.segmentRows, Math.ceil(rows / DIFF_DEFAULTS.segmentRows) + 1));
+  const steps = await timed(() =>
+    store.stepKeys!({}, DIFF_DEFAULTS.segmentRows, Math.ceil(rows / DIFF_DEFAULTS.segmentRows) + 1),
+  );
   const keys = steps.value;
   const segment = (i: number): KeyRange => ({ from: i === 0 ? undefined : keys[i - 1], to: keys[i] });
   // one window of segments from the middle of the key space
   const start = Math.max(0, Math.floor(keys.length / 2) - Math.floor(DIFF_DEFAULTS.windowSegments / 2));
   const windowRanges: KeyRange[] = [];
-  for (let i = start; i < Math.min(keys.length, start + DIFF_DEFAULTS.windowSegments); i++) windowRanges.push(segment(i));
+  for (let i = start; i < Math.min(keys.length, start + DIFF_DEFAULTS.windowSegments); i++)
+    windowRanges.push(segment(i));
   const summarizeWindow = () => timed(() => store.summarizeRanges!(windowRanges));
   let planNote: string | undefined;
   let window: Awaited<ReturnType<typeof summarizeWindow>>;
@@ -392,7 +431,10 @@ function countScans(pool: pg.Pool, table: string) {
       // PG ≥ 15: make this backend's (and its finished parallel workers') counters visible now
       await pool.query('SELECT pg_stat_force_next_flush()').catch(() => undefined);
       await pool.query('SELECT 1');
-      const r = await pool.query<{ seq: string; idx: string }>('SELECT seq_scan AS seq, idx_scan AS idx FROM pg_stat_user_tables WHERE relname = $1', [table]);
+      const r = await pool.query<{ seq: string; idx: string }>(
+        'SELECT seq_scan AS seq, idx_scan AS idx FROM pg_stat_user_tables WHERE relname = $1',
+        [table],
+      );
       return { seq: Number(r.rows[0]?.seq ?? NaN), idx: Number(r.rows[0]?.idx ?? NaN) };
     };
     const before = await read();
@@ -417,11 +459,27 @@ function sqliteRangePlan(path: string, table: string, quote: boolean): string {
   const db = new Database(path);
   try {
     const q = (c: string) => (quote ? `"${c}"` : c);
-    const keyspace = new SqliteKeyspace(db, { table: q(table), objectId: q('object_id'), version: q('version'), sha256: q('sha256'), size: q('size'), createdAt: q('created_at'), updatedAt: q('updated_at'), fingerprint: q(FP_COLUMN) });
+    const keyspace = new SqliteKeyspace(db, {
+      table: q(table),
+      objectId: q('object_id'),
+      version: q('version'),
+      sha256: q('sha256'),
+      size: q('size'),
+      createdAt: q('created_at'),
+      updatedAt: q('updated_at'),
+      fingerprint: q(FP_COLUMN),
+    });
     const params: unknown[] = [];
-    const where = keyspace.where({ from: { objectId: 'obj-00500000', version: 1 }, to: { objectId: 'obj-00500064', version: 1 } }, params);
+    const where = keyspace.where(
+      { from: { objectId: 'obj-00500000', version: 1 }, to: { objectId: 'obj-00500064', version: 1 } },
+      params,
+    );
     const fp = q(FP_COLUMN);
-    const plan = db.prepare(`EXPLAIN QUERY PLAN SELECT count(*), sum(${fp} >> 32), sum((${fp} << 32) >> 32), count(${fp}) FROM ${q(table)} WHERE ${where}`).all(...params) as Array<{ detail: string }>;
+    const plan = db
+      .prepare(
+        `EXPLAIN QUERY PLAN SELECT count(*), sum(${fp} >> 32), sum((${fp} << 32) >> 32), count(${fp}) FROM ${q(table)} WHERE ${where}`,
+      )
+      .all(...params) as Array<{ detail: string }>;
     return `EXPLAIN QUERY PLAN of one segment's sums (\`WHERE ${where}\`): ${plan.map((p) => p.detail).join('; ')}`;
   } finally {
     db.close();
@@ -480,7 +538,14 @@ function writeEnvironment(ctx: RepairContext, c: CaseStores): void {
       escalation: [{ level: 1, after: '1h' }],
       targets: {
         objects: {
-          dualWrite: { a: side(c.a), b: side(c.b), workDir: c.workDir, labels: { a: 'postgres', b: c.pair.b === 'sqlite' ? 'sqlite' : 'store' }, batchSize: DW_REPAIR_BATCH, parallelism: DW_REPAIR_PARALLELISM },
+          dualWrite: {
+            a: side(c.a),
+            b: side(c.b),
+            workDir: c.workDir,
+            labels: { a: 'postgres', b: c.pair.b === 'sqlite' ? 'sqlite' : 'store' },
+            batchSize: DW_REPAIR_BATCH,
+            parallelism: DW_REPAIR_PARALLELISM,
+          },
         },
       },
     }),
@@ -560,7 +625,13 @@ function workflowPhases(result: RunbookResult) {
     .map((s) => ({
       name: s.name,
       ms: stepMs(s.name),
-      note: [s.status !== 'succeeded' ? s.status : '', s.attempts > 1 ? `${s.attempts} attempts` : '', (s.result ?? '').replaceAll('|', '/').slice(0, 160)].filter(Boolean).join('; '),
+      note: [
+        s.status !== 'succeeded' ? s.status : '',
+        s.attempts > 1 ? `${s.attempts} attempts` : '',
+        (s.result ?? '').replaceAll('|', '/').slice(0, 160),
+      ]
+        .filter(Boolean)
+        .join('; '),
     }));
   const approvalMs = Number.isFinite(stepMs('approval')) ? stepMs('approval') : 0;
   return { phases, approvalMs, stepMs };
@@ -570,7 +641,15 @@ const startRollback = (client: Client, taskQueue: string, c: CaseStores) =>
   client.workflow.start('dualWriteRollback', {
     taskQueue,
     workflowId: `dw-bench-${c.environment}-${Date.now()}`,
-    args: [{ environment: c.environment, target: 'objects', requester: 'rita', policy: 'postgres-authoritative', reason: 'benchmark' }],
+    args: [
+      {
+        environment: c.environment,
+        target: 'objects',
+        requester: 'rita',
+        policy: 'postgres-authoritative',
+        reason: 'benchmark',
+      },
+    ],
   });
 
 /** The real dualWriteRollback workflow (policy postgres-authoritative), approved as soon as it waits. */
@@ -583,7 +662,17 @@ async function repairByWorkflow(ctx: RepairContext, c: CaseStores, why: string):
   const { phases, approvalMs } = workflowPhases(result);
   const execute = result.steps.find((s) => s.name === 'execute');
   const actions = Number(/^(\d+) objects/.exec(execute?.result ?? '')?.[1] ?? NaN);
-  return { pair: c.pair, mode: 'workflow', why, ok: result.outcome === 'succeeded', error: result.error, totalMs, workMs: totalMs - approvalMs, phases, actions };
+  return {
+    pair: c.pair,
+    mode: 'workflow',
+    why,
+    ok: result.outcome === 'succeeded',
+    error: result.error,
+    totalMs,
+    workMs: totalMs - approvalMs,
+    phases,
+    actions,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -621,7 +710,10 @@ interface KillResult {
 let bundlePath: string | undefined;
 
 /** `npm run worker`'s entry (src/worker/main.ts) in a child process on its own task queue, ready to be SIGKILLed. */
-async function spawnRepairWorker(ctx: RepairContext, taskQueue: string): Promise<{ child: ChildProcess; spawnedAt: number; readyAt: number }> {
+async function spawnRepairWorker(
+  ctx: RepairContext,
+  taskQueue: string,
+): Promise<{ child: ChildProcess; spawnedAt: number; readyAt: number }> {
   if (!bundlePath) {
     bundlePath = join(ctx.root, 'workflow-bundle.js');
     writeFileSync(bundlePath, await workflowBundle());
@@ -638,7 +730,11 @@ async function spawnRepairWorker(ctx: RepairContext, taskQueue: string): Promise
     LOG_LEVEL: 'info',
   };
   const spawnedAt = Date.now();
-  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src', 'worker', 'main.ts')], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src', 'worker', 'main.ts')], {
+    cwd: repoRoot,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   children.add(child);
   child.once('exit', () => children.delete(child));
   const out = createWriteStream(logFile, { flags: 'a' });
@@ -697,7 +793,12 @@ async function differencesLeft(ctx: RepairContext, c: CaseStores): Promise<numbe
  * time); after the kill, the differences left are counted; then a new worker process is spawned and the run
  * completes on it. The retried execute attempt resumes from the last batch its heartbeats reported.
  */
-async function repairWithKill(ctx: RepairContext, c: CaseStores, reference: RepairResult | undefined, actions: number): Promise<KillResult> {
+async function repairWithKill(
+  ctx: RepairContext,
+  c: CaseStores,
+  reference: RepairResult | undefined,
+  actions: number,
+): Promise<KillResult> {
   const client = await ensureWorker(ctx);
   const taskQueue = `${ctx.taskQueue}-kill`;
   const refExecute = reference?.phases.find((p) => p.name.startsWith('execute'))?.ms;
@@ -710,7 +811,8 @@ async function repairWithKill(ctx: RepairContext, c: CaseStores, reference: Repa
   let executeStartedAt = NaN;
   for (;;) {
     const status = await handle.query(statusQuery).catch(() => undefined);
-    if (status?.approval.waiting && status.planHash) await handle.signal(approveSignal, { by: 'alice', planHash: status.planHash });
+    if (status?.approval.waiting && status.planHash)
+      await handle.signal(approveSignal, { by: 'alice', planHash: status.planHash });
     if (status?.outcome) throw new Error(`the workflow ended (${status.outcome}) before its execute step ran`);
     const { raw } = await handle.describe();
     const pending = raw.pendingActivities?.find((p) => p.activityType?.name === 'executeRepair');
@@ -731,9 +833,16 @@ async function repairWithKill(ctx: RepairContext, c: CaseStores, reference: Repa
   await sigkill(first.child);
   const details = pending?.heartbeatDetails?.payloads?.[0];
   const heartbeat = pending?.lastHeartbeatTime
-    ? { nextBatch: details ? (defaultPayloadConverter.fromPayload<{ nextBatch?: number }>(details).nextBatch ?? null) : null, agoMs: killedAt - tsMs(pending.lastHeartbeatTime) }
+    ? {
+        nextBatch: details
+          ? (defaultPayloadConverter.fromPayload<{ nextBatch?: number }>(details).nextBatch ?? null)
+          : null,
+        agoMs: killedAt - tsMs(pending.lastHeartbeatTime),
+      }
     : undefined;
-  log(`killed the repair worker ${fmtMs(killedAt - executeStartedAt)} into execute (last heartbeat: ${heartbeat ? `nextBatch ${heartbeat.nextBatch}, ${fmtMs(heartbeat.agoMs)} before` : 'none'})`);
+  log(
+    `killed the repair worker ${fmtMs(killedAt - executeStartedAt)} into execute (last heartbeat: ${heartbeat ? `nextBatch ${heartbeat.nextBatch}, ${fmtMs(heartbeat.agoMs)} before` : 'none'})`,
+  );
   // nothing runs the repair now (the new worker is not spawned yet; the activity waits for its heartbeat timeout)
   const appliedAtKill = actions - (await differencesLeft(ctx, c));
   const second = await spawnRepairWorker(ctx, taskQueue);
@@ -743,7 +852,8 @@ async function repairWithKill(ctx: RepairContext, c: CaseStores, reference: Repa
       const d = await handle.describe().catch(() => undefined);
       if (!d || d.status.name !== 'RUNNING') return;
       const p = d.raw.pendingActivities?.find((x) => x.activityType?.name === 'executeRepair');
-      if (p && (p.attempt ?? 1) >= 2 && p.lastStartedTime && tsMs(p.lastStartedTime) > killedAt) retryStartedAt = tsMs(p.lastStartedTime);
+      if (p && (p.attempt ?? 1) >= 2 && p.lastStartedTime && tsMs(p.lastStartedTime) > killedAt)
+        retryStartedAt = tsMs(p.lastStartedTime);
       await delay(50);
     }
   })();
@@ -753,17 +863,28 @@ async function repairWithKill(ctx: RepairContext, c: CaseStores, reference: Repa
     const { phases, approvalMs } = workflowPhases(result);
     const history = await handle.fetchHistory();
     const events = history.events ?? [];
-    const scheduledId = events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'executeRepair')?.eventId;
-    const executeDone = events.find((e) => e.activityTaskCompletedEventAttributes && String(e.activityTaskCompletedEventAttributes.scheduledEventId) === String(scheduledId));
+    const scheduledId = events.find(
+      (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'executeRepair',
+    )?.eventId;
+    const executeDone = events.find(
+      (e) =>
+        e.activityTaskCompletedEventAttributes &&
+        String(e.activityTaskCompletedEventAttributes.scheduledEventId) === String(scheduledId),
+    );
     const completed = events.find((e) => e.workflowExecutionCompletedEventAttributes);
-    const evidence = result.evidence ? (JSON.parse(readFileSync(result.evidence.path, 'utf8')) as { extra?: { execution?: { applied?: number; appliedNow?: number; resumedAt?: number } } }) : undefined;
+    const evidence = result.evidence
+      ? (JSON.parse(readFileSync(result.evidence.path, 'utf8')) as {
+          extra?: { execution?: { applied?: number; appliedNow?: number; resumedAt?: number } };
+        })
+      : undefined;
     const execution = evidence?.extra?.execution ?? {};
     const resumedAt = execution.resumedAt ?? 0;
     const executeStep = result.steps.find((s) => s.name === 'execute');
     return {
       ok: result.outcome === 'succeeded',
       error: result.error,
-      reference: reference && refExecute !== undefined ? { executeMs: refExecute, workMs: reference.workMs } : undefined,
+      reference:
+        reference && refExecute !== undefined ? { executeMs: refExecute, workMs: reference.workMs } : undefined,
       killAfterMs: killedAt - executeStartedAt,
       heartbeat,
       appliedAtKill,
@@ -791,13 +912,21 @@ async function repairWithKill(ctx: RepairContext, c: CaseStores, reference: Repa
  */
 async function repairByActivities(ctx: RepairContext, c: CaseStores, why: string): Promise<RepairResult> {
   const stores = new StoreFactory();
-  const acts = createDualWriteActivities({ environmentsDir: ctx.environmentsDir, stores, log: pino({ level: 'warn' }, pino.destination(2)) });
+  const acts = createDualWriteActivities({
+    environmentsDir: ctx.environmentsDir,
+    stores,
+    log: pino({ level: 'warn' }, pino.destination(2)),
+  });
   const mock = new MockActivityEnvironment();
-  const run = <A, R>(fn: (arg: A) => Promise<R>, arg: A): Promise<R> => mock.run<[A], R, (arg: A) => Promise<R>>(fn, arg);
+  const run = <A, R>(fn: (arg: A) => Promise<R>, arg: A): Promise<R> =>
+    mock.run<[A], R, (arg: A) => Promise<R>>(fn, arg);
   const pool = new pg.Pool({ connectionString: ctx.pgUrl, max: 8 });
   pool.on('error', () => {});
   const a = new PostgresTableStore({ pool, table: c.a.table, columns: { fingerprint: FP_COLUMN } });
-  const b: ObjectStoreAdapter = c.b.type === 'sqlite' ? new SqliteTableStore({ path: c.b.path, table: c.b.table, columns: { fingerprint: FP_COLUMN } }) : await ObjectStore.open((c.b as { root: string }).root);
+  const b: ObjectStoreAdapter =
+    c.b.type === 'sqlite'
+      ? new SqliteTableStore({ path: c.b.path, table: c.b.table, columns: { fingerprint: FP_COLUMN } })
+      : await ObjectStore.open((c.b as { root: string }).root);
   const phases: RepairResult['phases'] = [];
   const ref = { environment: c.environment, target: 'objects', runKey: `bench-${Date.now()}` };
   const started = performance.now();
@@ -815,22 +944,58 @@ async function repairByActivities(ctx: RepairContext, c: CaseStores, why: string
       await once(out, 'finish');
       return { path, sha256: sha256(readFileSync(path)), lines };
     });
-    phases.push({ name: 'detect (diffStores defaults → diff file)', ms: detect.ms, note: `${fmtInt(detect.value.lines)} differences` });
+    phases.push({
+      name: 'detect (diffStores defaults → diff file)',
+      ms: detect.ms,
+      note: `${fmtInt(detect.value.lines)} differences`,
+    });
     const diff: FileRef = { path: detect.value.path, sha256: detect.value.sha256 };
     const plan = await timed(() => run(acts.planRepair, { ...ref, diff, policy: 'postgres-authoritative' as const }));
-    phases.push({ name: 'decide direction (planRepair)', ms: plan.ms, note: `${fmtInt(plan.value.total)} actions, severity ${plan.value.severity}` });
+    phases.push({
+      name: 'decide direction (planRepair)',
+      ms: plan.ms,
+      note: `${fmtInt(plan.value.total)} actions, severity ${plan.value.severity}`,
+    });
     const snapshot = await timed(() => run(acts.snapshotTargets, { ...ref, plan: plan.value }));
-    phases.push({ name: 'snapshot (snapshotTargets)', ms: snapshot.ms, note: `${fmtInt(snapshot.value.entries)} objects, ${fmtBytes(snapshot.value.bytes)}` });
-    const execute = await timed(() => run(acts.executeRepair, { ...ref, plan: plan.value, batchSize: DW_REPAIR_BATCH, parallelism: DW_REPAIR_PARALLELISM }));
-    phases.push({ name: 'execute (executeRepair)', ms: execute.ms, note: `${fmtInt(execute.value.applied)} objects in ${execute.value.batches} batches of ${DW_REPAIR_BATCH}, ${DW_REPAIR_PARALLELISM} at a time` });
+    phases.push({
+      name: 'snapshot (snapshotTargets)',
+      ms: snapshot.ms,
+      note: `${fmtInt(snapshot.value.entries)} objects, ${fmtBytes(snapshot.value.bytes)}`,
+    });
+    const execute = await timed(() =>
+      run(acts.executeRepair, {
+        ...ref,
+        plan: plan.value,
+        batchSize: DW_REPAIR_BATCH,
+        parallelism: DW_REPAIR_PARALLELISM,
+      }),
+    );
+    phases.push({
+      name: 'execute (executeRepair)',
+      ms: execute.ms,
+      note: `${fmtInt(execute.value.applied)} objects in ${execute.value.batches} batches of ${DW_REPAIR_BATCH}, ${DW_REPAIR_PARALLELISM} at a time`,
+    });
     const verify = await timed(async () => {
       let n = 0;
       for await (const _e of diffStores(a, b, {}, {})) n++;
       return n;
     });
-    phases.push({ name: 'verify (full diffStores pass, defaults)', ms: verify.ms, note: `${verify.value} differences remain` });
+    phases.push({
+      name: 'verify (full diffStores pass, defaults)',
+      ms: verify.ms,
+      note: `${verify.value} differences remain`,
+    });
     const totalMs = performance.now() - started;
-    return { pair: c.pair, mode: 'activities', why, ok: verify.value === 0 && execute.value.applied === plan.value.total, totalMs, workMs: totalMs, phases, actions: execute.value.applied };
+    return {
+      pair: c.pair,
+      mode: 'activities',
+      why,
+      ok: verify.value === 0 && execute.value.applied === plan.value.total,
+      totalMs,
+      workMs: totalMs,
+      phases,
+      actions: execute.value.applied,
+    };
   } finally {
     await Promise.all([a.close(), b.close()]);
     await pool.end();
@@ -920,8 +1085,16 @@ export async function runDualWriteBench(options: DualWriteBenchOptions = {}): Pr
       mkdirSync(levelDir, { recursive: true });
       const caseOf = (pair: Pair, id: string): CaseStores => {
         const b: SideSpec =
-          pair.b === 'sqlite' ? { type: 'sqlite', path: join(levelDir, `side-b-${id}.sqlite`), table: 'objects', fingerprint: FP_COLUMN } : { type: 'object-store', root: join(levelDir, `object-store-${id}`) };
-        return { pair, a: { type: 'postgres', table: `${tablePrefix}_${tag}_${id.replaceAll('-', '_')}`, fingerprint: FP_COLUMN }, b, environment: `dwbench-${id}-${tag}`, workDir: join(levelDir, `work-${id}`) };
+          pair.b === 'sqlite'
+            ? { type: 'sqlite', path: join(levelDir, `side-b-${id}.sqlite`), table: 'objects', fingerprint: FP_COLUMN }
+            : { type: 'object-store', root: join(levelDir, `object-store-${id}`) };
+        return {
+          pair,
+          a: { type: 'postgres', table: `${tablePrefix}_${tag}_${id.replaceAll('-', '_')}`, fingerprint: FP_COLUMN },
+          b,
+          environment: `dwbench-${id}-${tag}`,
+          workDir: join(levelDir, `work-${id}`),
+        };
       };
       const cases: CaseStores[] = PAIRS.map((pair) => caseOf(pair, pair.id));
       // the resume measurement repairs a third copy of the PG ↔ object store pair (the first one is repaired uninterrupted)
@@ -929,9 +1102,13 @@ export async function runDualWriteBench(options: DualWriteBenchOptions = {}): Pr
       const allCases = killCase ? [...cases, killCase] : cases;
 
       // seed: one seedDrift pass into every case (A: Postgres tables; B: object store indexes and a SQLite table), all with stored fingerprints
-      log(`${pct(level)} drift: seeding ${fmtInt(DW_OBJECTS)} objects into ${allCases.length} pairs (${fmtInt(perClass)} per drift class)`);
+      log(
+        `${pct(level)} drift: seeding ${fmtInt(DW_OBJECTS)} objects into ${allCases.length} pairs (${fmtInt(perClass)} per drift class)`,
+      );
       // create: the table, the fingerprint column, its trigger (fills fp on every insert) and the covering index
-      const tables = allCases.map((c) => new PostgresTableStore({ pool, table: c.a.table, create: true, columns: { fingerprint: FP_COLUMN } }));
+      const tables = allCases.map(
+        (c) => new PostgresTableStore({ pool, table: c.a.table, create: true, columns: { fingerprint: FP_COLUMN } }),
+      );
       for (const t of tables) await t.init();
       const osCases = allCases.filter((c) => c.b.type === 'object-store');
       const sqCase = cases.find((c) => c.b.type === 'sqlite')!;
@@ -940,12 +1117,22 @@ export async function runDualWriteBench(options: DualWriteBenchOptions = {}): Pr
       const osCase = osCases[0]!;
       const sqlitePath = (sqCase.b as { path: string }).path;
       const indexSeeders = await Promise.all(osRoots.map((r) => objectIndexSeeder(r)));
-      const sqliteSide = new SqliteTableStore({ path: sqlitePath, table: 'objects', create: true, columns: { fingerprint: FP_COLUMN } });
+      const sqliteSide = new SqliteTableStore({
+        path: sqlitePath,
+        table: 'objects',
+        create: true,
+        columns: { fingerprint: FP_COLUMN },
+      });
       // the repair reads the object store's blobs of the objects it touches: keep B's contents aside to write them
       const keeperPath = join(levelDir, 'b-contents.sqlite');
       const keeper = repairing ? new SqliteTableStore({ path: keeperPath, table: 'objects', create: true }) : undefined;
       const seeded = await timed(() =>
-        seedDrift(tee(tables), tee([...indexSeeders, sqliteSide, ...(keeper ? [keeper] : [])]), { objects: DW_OBJECTS, drift, newer: 'a', batch: 5000 }),
+        seedDrift(tee(tables), tee([...indexSeeders, sqliteSide, ...(keeper ? [keeper] : [])]), {
+          objects: DW_OBJECTS,
+          drift,
+          newer: 'a',
+          batch: 5000,
+        }),
       );
       const injected = seeded.value;
       for (const seeder of indexSeeders) await seeder.close();
@@ -956,16 +1143,25 @@ export async function runDualWriteBench(options: DualWriteBenchOptions = {}): Pr
       // every row must carry its stored fingerprint (a NULL is computed per row at comparison time: not what is measured)
       let missingFp = 0;
       for (const c of allCases) {
-        const r = await pool.query<{ n: string }>(`SELECT count(*) AS n FROM ${pg.escapeIdentifier(c.a.table)} WHERE ${pg.escapeIdentifier(FP_COLUMN)} IS NULL`);
+        const r = await pool.query<{ n: string }>(
+          `SELECT count(*) AS n FROM ${pg.escapeIdentifier(c.a.table)} WHERE ${pg.escapeIdentifier(FP_COLUMN)} IS NULL`,
+        );
         missingFp += Number(r.rows[0]!.n);
       }
       for (const path of [...osRoots.map((r) => join(r, 'index.sqlite')), sqlitePath]) {
         const db = new Database(path, { readonly: true });
-        missingFp += (db.prepare(`SELECT count(*) AS n FROM objects WHERE ${FP_COLUMN} IS NULL`).get() as { n: number }).n;
+        missingFp += (db.prepare(`SELECT count(*) AS n FROM objects WHERE ${FP_COLUMN} IS NULL`).get() as { n: number })
+          .n;
         db.close();
       }
       if (missingFp) throw new Error(`${missingFp} seeded rows have no stored fingerprint`);
-      const seed: LevelSeed = { level, injected: injected.length, seedMs: seeded.ms, vacuumMs: vacuum.ms, stores: tables.length + indexSeeders.length + 1 };
+      const seed: LevelSeed = {
+        level,
+        injected: injected.length,
+        seedMs: seeded.ms,
+        vacuumMs: vacuum.ms,
+        stores: tables.length + indexSeeders.length + 1,
+      };
       if (keeper) {
         const wrote = await timed(async () => {
           let n = 0;
@@ -980,19 +1176,33 @@ export async function runDualWriteBench(options: DualWriteBenchOptions = {}): Pr
         rmSync(`${keeperPath}-shm`, { force: true });
       }
       seeds.push(seed);
-      log(`seeded in ${fmtMs(seeded.ms)} (+ VACUUM ANALYZE ${fmtMs(vacuum.ms)}${seed.blobsMs !== undefined ? `, ${seed.blobs} blobs ${fmtMs(seed.blobsMs)}` : ''})`);
+      log(
+        `seeded in ${fmtMs(seeded.ms)} (+ VACUUM ANALYZE ${fmtMs(vacuum.ms)}${seed.blobsMs !== undefined ? `, ${seed.blobs} blobs ${fmtMs(seed.blobsMs)}` : ''})`,
+      );
 
       if (level === DW_DRIFT_LEVELS[0]) {
         log('cost profile of each store');
         const profilePool = new pg.Pool({ connectionString: pgUrl, max: 1 });
         profilePool.on('error', () => {});
         try {
-          profiles.push(await costProfile('Postgres table', new PostgresTableStore({ pool: profilePool, table: osCase.a.table, columns: { fingerprint: FP_COLUMN } }), countScans(profilePool, osCase.a.table)));
+          profiles.push(
+            await costProfile(
+              'Postgres table',
+              new PostgresTableStore({ pool: profilePool, table: osCase.a.table, columns: { fingerprint: FP_COLUMN } }),
+              countScans(profilePool, osCase.a.table),
+            ),
+          );
           const o = new ObjectStore({ root: osRoot });
-          profiles.push({ ...(await costProfile('object store index (SQLite)', o)), planNote: sqliteRangePlan(join(osRoot, 'index.sqlite'), 'objects', false) });
+          profiles.push({
+            ...(await costProfile('object store index (SQLite)', o)),
+            planNote: sqliteRangePlan(join(osRoot, 'index.sqlite'), 'objects', false),
+          });
           await o.close();
           const s = new SqliteTableStore({ path: sqlitePath, table: 'objects', columns: { fingerprint: FP_COLUMN } });
-          profiles.push({ ...(await costProfile('SQLite table', s)), planNote: sqliteRangePlan(sqlitePath, 'objects', true) });
+          profiles.push({
+            ...(await costProfile('SQLite table', s)),
+            planNote: sqliteRangePlan(sqlitePath, 'objects', true),
+          });
           await s.close();
         } finally {
           await profilePool.end();
@@ -1028,8 +1238,21 @@ export async function runDualWriteBench(options: DualWriteBenchOptions = {}): Pr
           }
           const byTime = [...runs].sort((x, y) => x.result.ms - y.result.ms);
           const { result } = byTime[Math.floor((byTime.length - 1) / 2)]!;
-          const correctness = runs.map((r) => r.correctness).reduce((worst, c) => (c.falsePositives + c.falseNegatives > worst.falsePositives + worst.falseNegatives ? c : worst));
-          results.push({ pair: c.pair, level, rowsA: sides[i]!, rowsB, variant, result, runsMs: runs.map((r) => r.result.ms), correctness });
+          const correctness = runs
+            .map((r) => r.correctness)
+            .reduce((worst, c) =>
+              c.falsePositives + c.falseNegatives > worst.falsePositives + worst.falseNegatives ? c : worst,
+            );
+          results.push({
+            pair: c.pair,
+            level,
+            rowsA: sides[i]!,
+            rowsB,
+            variant,
+            result,
+            runsMs: runs.map((r) => r.result.ms),
+            correctness,
+          });
           const rows = (result.stats.rowsA + result.stats.rowsB) / 2;
           log(
             `${c.pair.label} ${pct(level)} ${variant}: ${fmtMs(result.ms)}${result.finished ? '' : ' (stopped: budget)'}, ${fmtRate(rows / (result.ms / 1000))}, streamed ${fmtInt(result.stats.scannedA)}/${fmtInt(result.stats.scannedB)}, ${fmtInt(result.stats.summaries)} summaries, RSS peak ${fmtMB(result.rssPeak)} (+${fmtMB(result.rssPeak - result.rssBaseline)}), FP ${correctness.falsePositives} FN ${correctness.falseNegatives}`,
@@ -1055,9 +1278,21 @@ export async function runDualWriteBench(options: DualWriteBenchOptions = {}): Pr
           try {
             const r = mode === 'workflow' ? await repairByWorkflow(ctx, c, why) : await repairByActivities(ctx, c, why);
             repairs.push(r);
-            log(`${c.pair.label}: repair ${r.ok ? 'succeeded' : 'FAILED'} in ${fmtMs(r.totalMs)} (${fmtMs(r.workMs)} without approval wait)`);
+            log(
+              `${c.pair.label}: repair ${r.ok ? 'succeeded' : 'FAILED'} in ${fmtMs(r.totalMs)} (${fmtMs(r.workMs)} without approval wait)`,
+            );
           } catch (error) {
-            repairs.push({ pair: c.pair, mode, why, ok: false, error: (error as Error).message, totalMs: NaN, workMs: NaN, phases: [], actions: 0 });
+            repairs.push({
+              pair: c.pair,
+              mode,
+              why,
+              ok: false,
+              error: (error as Error).message,
+              totalMs: NaN,
+              workMs: NaN,
+              phases: [],
+              actions: 0,
+            });
             log(`${c.pair.label}: repair failed: ${(error as Error).message}`);
           }
         }
@@ -1081,7 +1316,19 @@ export async function runDualWriteBench(options: DualWriteBenchOptions = {}): Pr
       rmSync(levelDir, { recursive: true, force: true });
     }
 
-    const markdown = report({ date, code: codeState(), pgVersion, sqliteVersion, embedded: postgres.embedded, results, seeds, repairs, profiles, kill, totalMs: Date.now() - benchStarted });
+    const markdown = report({
+      date,
+      code: codeState(),
+      pgVersion,
+      sqliteVersion,
+      embedded: postgres.embedded,
+      results,
+      seeds,
+      repairs,
+      profiles,
+      kill,
+      totalMs: Date.now() - benchStarted,
+    });
     ok = true;
     return markdown;
   } finally {
@@ -1099,7 +1346,14 @@ function codeState(): string {
     // not trimmed: a porcelain line starts with its (possibly blank) status columns
     const git = (...args: string[]) => execFileSync('git', args, { cwd: repoRoot, encoding: 'utf8', timeout: 10_000 });
     const head = git('rev-parse', '--short', 'HEAD').trim();
-    const dirty = git('status', '--porcelain', '--', 'src/activities/stores', 'src/activities/dual-write.ts', 'src/workflows/dual-write-rollback.ts')
+    const dirty = git(
+      'status',
+      '--porcelain',
+      '--',
+      'src/activities/stores',
+      'src/activities/dual-write.ts',
+      'src/workflows/dual-write-rollback.ts',
+    )
       .split('\n')
       .filter(Boolean)
       .map((line) => `\`${line.slice(3)}\``);
@@ -1148,7 +1402,8 @@ interface ReportInput {
 }
 
 /** share of the case's rows compared (1 when finished), and the time a full pass would take at the pace measured */
-const progress = (r: CaseResult) => (r.result.finished ? 1 : (r.result.stats.rowsA + r.result.stats.rowsB) / (r.rowsA + r.rowsB));
+const progress = (r: CaseResult) =>
+  r.result.finished ? 1 : (r.result.stats.rowsA + r.result.stats.rowsB) / (r.rowsA + r.rowsB);
 const projectedMs = (r: CaseResult) => r.result.ms / Math.max(1e-9, progress(r));
 const rowsPerSecond = (r: CaseResult) => (r.result.stats.rowsA + r.result.stats.rowsB) / 2 / (r.result.ms / 1000);
 /** bytes out of side a and side b: fingerprint lists as received, metadata rows estimated, half the summaries each */
@@ -1159,7 +1414,8 @@ const estBytes = (s: DiffStats): [number, number] => [
 
 function report(input: ReportInput): string {
   const { results, seeds, repairs, profiles } = input;
-  const find = (pair: Pair, level: number, variant: Variant) => results.find((r) => r.pair.id === pair.id && r.level === level && r.variant === variant);
+  const find = (pair: Pair, level: number, variant: Variant) =>
+    results.find((r) => r.pair.id === pair.id && r.level === level && r.variant === variant);
   const lines: string[] = [
     `## Dual-write detection (run of ${input.date})`,
     '',
@@ -1213,11 +1469,17 @@ function report(input: ReportInput): string {
   }
   const naive = results.filter((r) => r.variant === 'naive');
   if (naive.length) {
-    lines.push('', 'Naive baseline, where its time goes (export = both `scan()`s at once / sort / merge + classify + write):', '');
+    lines.push(
+      '',
+      'Naive baseline, where its time goes (export = both `scan()`s at once / sort / merge + classify + write):',
+      '',
+    );
     lines.push('| pair | drift | export | sort | merge + classify | total |', '|---|---:|---:|---:|---:|---:|');
     for (const r of naive) {
       const p = r.result.phases ?? {};
-      lines.push(`| ${r.pair.label} | ${pct(r.level)} | ${fmtMs(p.export ?? NaN)} | ${fmtMs(p.sort ?? NaN)} | ${fmtMs(p.mergeClassify ?? NaN)} | ${fmtMs(r.result.ms)} |`);
+      lines.push(
+        `| ${r.pair.label} | ${pct(r.level)} | ${fmtMs(p.export ?? NaN)} | ${fmtMs(p.sort ?? NaN)} | ${fmtMs(p.mergeClassify ?? NaN)} | ${fmtMs(r.result.ms)} |`,
+      );
     }
   }
 
@@ -1240,15 +1502,26 @@ function report(input: ReportInput): string {
       `- ${pair.label}, ${pct(DW_DRIFT_LEVELS[1])} at most ${TARGETS.ratio}× ${pct(DW_DRIFT_LEVELS[0])}: ${
         measured
           ? `${verdict(ratio <= TARGETS.ratio)}: ${fmtMs(mid.result.ms)} / ${fmtMs(low.result.ms)} = ${ratio.toFixed(2)}×`
-          : `**Fail (not measured)**: ${[low, mid].filter((r) => !r.result.finished).map((r) => pct(r.level)).join(' and ')} did not finish within the budget; projected from the pace measured, ~${fmtMs(projectedMs(mid))} / ~${fmtMs(projectedMs(low))} ≈ ${ratio.toFixed(2)}× (${ratio <= TARGETS.ratio ? 'within' : 'over'} ${TARGETS.ratio}×)`
+          : `**Fail (not measured)**: ${[low, mid]
+              .filter((r) => !r.result.finished)
+              .map((r) => pct(r.level))
+              .join(
+                ' and ',
+              )} did not finish within the budget; projected from the pace measured, ~${fmtMs(projectedMs(mid))} / ~${fmtMs(projectedMs(low))} ≈ ${ratio.toFixed(2)}× (${ratio <= TARGETS.ratio ? 'within' : 'over'} ${TARGETS.ratio}×)`
       }.`,
     );
   }
   const defaults = results.filter((r) => r.variant === 'diff');
   const streaming = results.filter((r) => r.variant !== 'naive');
   const peakOf = (r: CaseResult) => Math.max(r.result.rssPeak, r.result.kernelPeak ?? 0);
-  const worstDefault = defaults.reduce<CaseResult | undefined>((w, r) => (!w || peakOf(r) > peakOf(w) ? r : w), undefined);
-  const worstStreaming = streaming.reduce<CaseResult | undefined>((w, r) => (!w || peakOf(r) > peakOf(w) ? r : w), undefined);
+  const worstDefault = defaults.reduce<CaseResult | undefined>(
+    (w, r) => (!w || peakOf(r) > peakOf(w) ? r : w),
+    undefined,
+  );
+  const worstStreaming = streaming.reduce<CaseResult | undefined>(
+    (w, r) => (!w || peakOf(r) > peakOf(w) ? r : w),
+    undefined,
+  );
   const worstNaive = naive.reduce<CaseResult | undefined>((w, r) => (!w || peakOf(r) > peakOf(w) ? r : w), undefined);
   if (worstDefault && worstStreaming) {
     lines.push(
@@ -1283,17 +1556,31 @@ function report(input: ReportInput): string {
   }
 
   // repair
-  lines.push('', `### Repair of the ${pct(DW_REPAIR_LEVEL)} cases (policy postgres-authoritative: ${fmtInt(Math.round(DW_OBJECTS * DW_REPAIR_LEVEL))} actions, batches of ${DW_REPAIR_BATCH}, ${DW_REPAIR_PARALLELISM} in parallel)`, '');
+  lines.push(
+    '',
+    `### Repair of the ${pct(DW_REPAIR_LEVEL)} cases (policy postgres-authoritative: ${fmtInt(Math.round(DW_OBJECTS * DW_REPAIR_LEVEL))} actions, batches of ${DW_REPAIR_BATCH}, ${DW_REPAIR_PARALLELISM} in parallel)`,
+    '',
+  );
   if (repairs.length === 0) lines.push('Skipped (`DW_BENCH_REPAIR=skip`).');
   for (const r of repairs) {
     const how =
       r.mode === 'workflow'
         ? 'the real `dualWriteRollback` workflow on a worker in the bench process (`createWorker`), approved by signal as soon as it waited'
         : 'the repair activities themselves (`planRepair`, `snapshotTargets`, `executeRepair` of src/activities/dual-write.ts, in a `MockActivityEnvironment`, no Temporal server), with the diff file and the final full check made by `diffStores` with `mergeOnly`';
-    lines.push(`**${r.pair.label}**: ${r.ok ? 'succeeded' : `**failed**${r.error ? `: ${r.error}` : ''}`}; ${how}. Why this way: ${r.why}.`, '');
+    lines.push(
+      `**${r.pair.label}**: ${r.ok ? 'succeeded' : `**failed**${r.error ? `: ${r.error}` : ''}`}; ${how}. Why this way: ${r.why}.`,
+      '',
+    );
     if (r.phases.length) {
-      lines.push('| step | time | |', '|---|---:|---|', ...r.phases.map((p) => `| ${p.name} | ${fmtMs(p.ms)} | ${p.note ?? ''} |`));
-      lines.push(`| **total** | **${fmtMs(r.totalMs)}** | ${r.mode === 'workflow' ? `${fmtMs(r.workMs)} without the approval wait` : ''} |`, '');
+      lines.push(
+        '| step | time | |',
+        '|---|---:|---|',
+        ...r.phases.map((p) => `| ${p.name} | ${fmtMs(p.ms)} | ${p.note ?? ''} |`),
+      );
+      lines.push(
+        `| **total** | **${fmtMs(r.totalMs)}** | ${r.mode === 'workflow' ? `${fmtMs(r.workMs)} without the approval wait` : ''} |`,
+        '',
+      );
     }
   }
   lines.push(...killReport(input.kill));
@@ -1301,11 +1588,19 @@ function report(input: ReportInput): string {
 }
 
 function killReport(k: KillResult | undefined): string[] {
-  const out = ['', `### Resume cost: the ${pct(DW_REPAIR_LEVEL)} repair with its worker SIGKILLed during execute (PG ↔ object store)`, ''];
+  const out = [
+    '',
+    `### Resume cost: the ${pct(DW_REPAIR_LEVEL)} repair with its worker SIGKILLed during execute (PG ↔ object store)`,
+    '',
+  ];
   if (!k) return [...out, `Not run (${REPAIR_MODE === 'skip' ? '`DW_BENCH_REPAIR=skip`' : '`DW_BENCH_KILL=0`'}).`];
   if (k.killAfterMs === undefined) return [...out, `**Failed**: ${k.error ?? 'unknown error'}.`];
   const batches = (n: number) => (n / DW_REPAIR_BATCH).toFixed(1);
-  if (!Number.isFinite(k.retryStartedMs)) out.push(`**The kill came too late** (${fmtMs(k.killAfterMs)} into execute): no retried execute attempt was seen, so this run measured no resume; the numbers below are not a resume cost.`, '');
+  if (!Number.isFinite(k.retryStartedMs))
+    out.push(
+      `**The kill came too late** (${fmtMs(k.killAfterMs)} into execute): no retried execute attempt was seen, so this run measured no resume; the numbers below are not a resume cost.`,
+      '',
+    );
   out.push(
     `A third copy of the pair, seeded with the same drift, repaired by the real \`dualWriteRollback\` workflow on a worker child process (\`src/worker/main.ts\`, the bundle prebuilt) that is SIGKILLed ${fmtMs(k.killAfterMs)} into the execute activity (${KILL_AT_FRACTION} × the uninterrupted run's execute step); the differences left are then counted (a diffStores pass, before any new worker exists), and a new worker process is spawned. ${k.ok ? 'The run **succeeded**' : `The run **failed**${k.error ? `: ${k.error}` : ''}`}; execute took ${k.executeAttempts} attempts.`,
     '',
@@ -1341,11 +1636,15 @@ function findings(input: ReportInput): string[] {
       `- ${p.store}: the whole-table sum from stored fingerprints costs ${((p.fullSummarizeMs * 1000) / p.rows).toFixed(2)} µs/row; one window's ${fmtInt(DIFF_DEFAULTS.windowSegments)} segment sums (${fmtInt(p.windowRows)} rows) ${fmtMs(p.windowSummarizeMs)} (${((p.windowSummarizeMs * 1000) / Math.max(1, p.windowRows)).toFixed(2)} µs/row; ${windows} windows cover the table, ≈ ${fmtMs(p.windowSummarizeMs * windows)}); the fingerprint lists of ${fmtInt(PROFILE_FP_SEGMENTS)} spread segments (${fmtInt(p.fingerprintRows)} rows) ${fmtMs(p.fingerprintsMs)}; \`stepKeys\` over the whole table ${fmtMs(p.stepKeysMs)}${p.store.startsWith('Postgres') ? ' (not used: detection lets the in-process SQLite side cut the segments)' : ''}.`,
     );
     if (p.lastPageMs > 5 * p.firstPageMs && p.lastPageMs > 20) {
-      out.push(`- ${p.store}: a \`scan()\` page at 15/16 of the keys takes ${fmtMs(p.lastPageMs)}, the first ${fmtMs(p.firstPageMs)}: each keyset page walks the table from its start, so a full scan is quadratic in pages.`);
+      out.push(
+        `- ${p.store}: a \`scan()\` page at 15/16 of the keys takes ${fmtMs(p.lastPageMs)}, the first ${fmtMs(p.firstPageMs)}: each keyset page walks the table from its start, so a full scan is quadratic in pages.`,
+      );
     }
   }
   for (const pair of PAIRS) {
-    const diffs = DW_DRIFT_LEVELS.map((level) => input.results.find((r) => r.pair.id === pair.id && r.level === level && r.variant === 'diff')).filter((r): r is CaseResult => Boolean(r?.result.finished));
+    const diffs = DW_DRIFT_LEVELS.map((level) =>
+      input.results.find((r) => r.pair.id === pair.id && r.level === level && r.variant === 'diff'),
+    ).filter((r): r is CaseResult => Boolean(r?.result.finished));
     if (!diffs.length) continue;
     out.push(
       `- ${pair.label}, default detection: ${diffs
@@ -1354,7 +1653,9 @@ function findings(input: ReportInput): string[] {
           const differing = Math.min(1, DIFF_DEFAULTS.segmentRows * r.level);
           return `at ${pct(r.level)} ${fmtMs(r.result.ms)}, ${fmtInt(streamed)} rows per side streamed (fingerprints of the segments read as lists, plus the metadata of unmatched rows) (${((streamed / Math.max(1, r.rowsA)) * 100).toFixed(1)} %; with one drifted object every ${fmtInt(1 / r.level)}, ~${(differing * 100).toFixed(0)} % of the ${DIFF_DEFAULTS.segmentRows}-row segments differ)`;
         })
-        .join('; ')}. The time grows with the share of differing segments, whose fingerprints are read as lists and compared in Node (past ${DIFF_DEFAULTS.listAbove * 100} % of a window's segments differing, every segment's list is read instead of its sums).`,
+        .join(
+          '; ',
+        )}. The time grows with the share of differing segments, whose fingerprints are read as lists and compared in Node (past ${DIFF_DEFAULTS.listAbove * 100} % of a window's segments differing, every segment's list is read instead of its sums).`,
     );
   }
   return out;

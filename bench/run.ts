@@ -14,11 +14,24 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter, type Timestamp } from '@temporalio/common';
-import { DefaultLogger, NativeConnection, Runtime, Worker, bundleWorkflowCode, makeTelemetryFilterString } from '@temporalio/worker';
+import {
+  DefaultLogger,
+  NativeConnection,
+  Runtime,
+  Worker,
+  bundleWorkflowCode,
+  makeTelemetryFilterString,
+} from '@temporalio/worker';
 import { pino } from 'pino';
 import { createEngineActivities } from '../src/activities/engine.js';
 import { freePort } from '../src/dev/ports.js';
-import { DEV_SERVER_DYNAMIC_CONFIG, repoRoot, startDevServer, temporalCli, type DevServer } from '../src/dev/temporal-server.js';
+import {
+  DEV_SERVER_DYNAMIC_CONFIG,
+  repoRoot,
+  startDevServer,
+  temporalCli,
+  type DevServer,
+} from '../src/dev/temporal-server.js';
 import { ATTEMPT_MARKER } from '../src/shared/constants.js';
 import { attemptInterceptor } from '../src/worker/interceptors.js';
 import { workflowInterceptorModules } from '../src/worker/worker.js';
@@ -163,13 +176,15 @@ async function historyOf(handle: WorkflowHandle) {
   const events = history.events ?? [];
   const scheduled = new Map<string, string>();
   for (const e of events) {
-    if (e.activityTaskScheduledEventAttributes) scheduled.set(String(e.eventId), e.activityTaskScheduledEventAttributes.activityType?.name ?? '?');
+    if (e.activityTaskScheduledEventAttributes)
+      scheduled.set(String(e.eventId), e.activityTaskScheduledEventAttributes.activityType?.name ?? '?');
   }
   // task dispatch wait: each workflow/activity task's Scheduled → Started
   const at = new Map<string, number>(events.map((e) => [String(e.eventId), tsMs(e.eventTime)]));
   let dispatchMs = 0;
   for (const e of events) {
-    const scheduledId = e.workflowTaskStartedEventAttributes?.scheduledEventId ?? e.activityTaskStartedEventAttributes?.scheduledEventId;
+    const scheduledId =
+      e.workflowTaskStartedEventAttributes?.scheduledEventId ?? e.activityTaskStartedEventAttributes?.scheduledEventId;
     if (scheduledId != null) dispatchMs += tsMs(e.eventTime) - (at.get(String(scheduledId)) ?? NaN);
   }
   const started = events.find((e) => e.workflowExecutionStartedEventAttributes);
@@ -223,7 +238,12 @@ interface OverheadRun {
   dispatchPerStepMs: number;
 }
 
-async function overheadRun(client: Client, taskQueue: string, variant: OverheadRun['variant'], id: string): Promise<OverheadRun> {
+async function overheadRun(
+  client: Client,
+  taskQueue: string,
+  variant: OverheadRun['variant'],
+  id: string,
+): Promise<OverheadRun> {
   const handle = await client.workflow.start(variant === 'engine' ? 'benchEngineSteps' : 'benchDirectSteps', {
     taskQueue,
     workflowId: `bench-${variant}-${id}`,
@@ -232,12 +252,24 @@ async function overheadRun(client: Client, taskQueue: string, variant: OverheadR
   await withTimeout(`${variant} workflow`, 60_000, handle.result());
   const h = await historyOf(handle);
   const noops = h.activities.filter((a) => a.type === 'noop');
-  if (noops.length !== OVERHEAD_STEPS) throw new Error(`${variant} workflow ran ${noops.length} no-op steps, expected ${OVERHEAD_STEPS}`);
+  if (noops.length !== OVERHEAD_STEPS)
+    throw new Error(`${variant} workflow ran ${noops.length} no-op steps, expected ${OVERHEAD_STEPS}`);
   const totalMs = h.completedAt - h.startedAt;
-  return { variant, totalMs, stepsMs: noops[noops.length - 1]!.at - h.startedAt, perStepMs: totalMs / OVERHEAD_STEPS, dispatchPerStepMs: h.dispatchMs / OVERHEAD_STEPS };
+  return {
+    variant,
+    totalMs,
+    stepsMs: noops[noops.length - 1]!.at - h.startedAt,
+    perStepMs: totalMs / OVERHEAD_STEPS,
+    dispatchPerStepMs: h.dispatchMs / OVERHEAD_STEPS,
+  };
 }
 
-async function benchOverhead(address: string, bundlePath: string, evidenceDir: string, client: Client): Promise<OverheadRun[]> {
+async function benchOverhead(
+  address: string,
+  bundlePath: string,
+  evidenceDir: string,
+  client: Client,
+): Promise<OverheadRun[]> {
   const connection = await NativeConnection.connect({ address });
   connections.push(connection);
   const taskQueue = `bench-overhead-${Date.now()}`;
@@ -247,7 +279,11 @@ async function benchOverhead(address: string, bundlePath: string, evidenceDir: s
     taskQueue,
     workflowBundle: { codePath: bundlePath },
     activities: {
-      ...createEngineActivities({ environmentsDir: join(repoRoot, 'environments'), evidenceDir, log: pino({ level: 'warn' }, pino.destination(2)) }),
+      ...createEngineActivities({
+        environmentsDir: join(repoRoot, 'environments'),
+        evidenceDir,
+        log: pino({ level: 'warn' }, pino.destination(2)),
+      }),
       ...createBenchActivities(),
     },
     // the interceptors of createWorker (src/worker/worker.ts); its workflow interceptor modules are in the bundle
@@ -264,7 +300,9 @@ async function benchOverhead(address: string, bundlePath: string, evidenceDir: s
       for (const variant of order) {
         const run = await overheadRun(client, taskQueue, variant, `${taskQueue}-${i}`);
         const warmup = i < OVERHEAD_WARMUP_RUNS;
-        log(`overhead ${warmup ? 'warm-up' : `run ${i - OVERHEAD_WARMUP_RUNS + 1}`} ${variant}: ${ms(run.totalMs)} total, ${ms(run.perStepMs)} per step (${ms(run.dispatchPerStepMs)} dispatch)`);
+        log(
+          `overhead ${warmup ? 'warm-up' : `run ${i - OVERHEAD_WARMUP_RUNS + 1}`} ${variant}: ${ms(run.totalMs)} total, ${ms(run.perStepMs)} per step (${ms(run.dispatchPerStepMs)} dispatch)`,
+        );
         if (!warmup) runs.push(run);
       }
     }
@@ -288,7 +326,11 @@ interface SpawnedWorker {
 function spawnWorker(env: NodeJS.ProcessEnv, logFile: string): SpawnedWorker {
   const err = openSync(logFile, 'a');
   const spawnedAt = Date.now();
-  const child = spawn(process.execPath, ['--import', 'tsx', childEntry], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', err] });
+  const child = spawn(process.execPath, ['--import', 'tsx', childEntry], {
+    cwd: repoRoot,
+    env,
+    stdio: ['ignore', 'pipe', err],
+  });
   closeSync(err);
   children.add(child);
   child.once('exit', () => children.delete(child));
@@ -302,7 +344,9 @@ function spawnWorker(env: NodeJS.ProcessEnv, logFile: string): SpawnedWorker {
         // not ours
       }
     });
-    child.once('exit', (code, signal) => reject(new Error(`bench worker exited (${signal ?? code}) before it was ready; see ${logFile}`)));
+    child.once('exit', (code, signal) =>
+      reject(new Error(`bench worker exited (${signal ?? code}) before it was ready; see ${logFile}`)),
+    );
   });
   ready.catch(() => undefined);
   return { child, spawnedAt, ready };
@@ -343,7 +387,12 @@ async function waitForHeartbeat(handle: WorkflowHandle): Promise<{ lastHeartbeat
   }
 }
 
-async function resumeRun(run: number, client: Client, childEnv: NodeJS.ProcessEnv, logFile: string): Promise<ResumeRun> {
+async function resumeRun(
+  run: number,
+  client: Client,
+  childEnv: NodeJS.ProcessEnv,
+  logFile: string,
+): Promise<ResumeRun> {
   const taskQueue = `bench-resume-${Date.now()}-${run}`;
   const env = { ...childEnv, TEMPORAL_TASK_QUEUE: taskQueue };
   const first = spawnWorker(env, logFile);
@@ -368,10 +417,15 @@ async function resumeRun(run: number, client: Client, childEnv: NodeJS.ProcessEn
     const c = noops[1];
     if (!b?.result || !c) throw new Error('resume workflow: steps B and C did not both complete');
     // the worker's attempt interceptor wraps activity results as { [ATTEMPT_MARKER]: attempt, value }
-    const raw = defaultPayloadConverter.fromPayload<SleepResult | { [ATTEMPT_MARKER]: number; value: SleepResult }>(b.result);
+    const raw = defaultPayloadConverter.fromPayload<SleepResult | { [ATTEMPT_MARKER]: number; value: SleepResult }>(
+      b.result,
+    );
     const result = ATTEMPT_MARKER in raw ? raw.value : raw;
-    if (result.pid !== second.child.pid) throw new Error(`step B finished on pid ${result.pid}, not on the new worker (${second.child.pid})`);
-    const stickyTimeouts = h.events.filter((e) => e.workflowTaskTimedOutEventAttributes && tsMs(e.eventTime) >= killedAt).length;
+    if (result.pid !== second.child.pid)
+      throw new Error(`step B finished on pid ${result.pid}, not on the new worker (${second.child.pid})`);
+    const stickyTimeouts = h.events.filter(
+      (e) => e.workflowTaskTimedOutEventAttributes && tsMs(e.eventTime) >= killedAt,
+    ).length;
     const resumedMs = result.attemptStartedAt - second.spawnedAt;
     return {
       run,
@@ -405,10 +459,20 @@ interface Machine {
   temporal: string;
 }
 
-function report(machine: Machine, date: string, bundleMs: number, overhead: OverheadRun[], resume: ResumeRun[], warnings: string[]): string {
+function report(
+  machine: Machine,
+  date: string,
+  bundleMs: number,
+  overhead: OverheadRun[],
+  resume: ResumeRun[],
+  warnings: string[],
+): string {
   const engine = overhead.filter((r) => r.variant === 'engine');
   const direct = overhead.filter((r) => r.variant === 'direct');
-  const stat = (runs: OverheadRun[], pick: (r: OverheadRun) => number) => ({ med: median(runs.map(pick)), p95: percentile(runs.map(pick), 95) });
+  const stat = (runs: OverheadRun[], pick: (r: OverheadRun) => number) => ({
+    med: median(runs.map(pick)),
+    p95: percentile(runs.map(pick), 95),
+  });
   const e = stat(engine, (r) => r.perStepMs);
   const d = stat(direct, (r) => r.perStepMs);
   const eSteps = stat(engine, (r) => r.stepsMs / OVERHEAD_STEPS);
@@ -462,7 +526,11 @@ function report(machine: Machine, date: string, bundleMs: number, overhead: Over
     `**${overheadPass ? 'Pass' : 'Fail'}**: the engine adds ${ms(overheadMed)} per step (median; ${ms(overheadP95)} at p95) to the same activity calls made directly; target under ${STEP_TARGET_MS} ms.`,
     '',
     `- "per step" = workflow total / ${OVERHEAD_STEPS}; the engine's total includes its finish (one \`writeEvidence\` activity, the Outcome search attribute), spread over the steps. "Steps only" ends at the ${OVERHEAD_STEPS}th step's completion.`,
-    `- "task dispatch wait" = the Scheduled → Started time of every workflow and activity task, per step. The dev server's history service polls its transfer queue at most \`history.transferProcessorMaxPollRPS\` times a second (default 20), which alone made every step of a sequential workflow ~100 ms (engine and direct alike) in the first version of this bench. \`src/dev/temporal-server.ts\` (used by this bench, the tests and \`npm start\`) now starts the dev server with ${Object.entries(DEV_SERVER_DYNAMIC_CONFIG).map(([k, v]) => `\`${k}=${v}\``).join(', ')}; a production server's defaults differ and are tuned separately.`,
+    `- "task dispatch wait" = the Scheduled → Started time of every workflow and activity task, per step. The dev server's history service polls its transfer queue at most \`history.transferProcessorMaxPollRPS\` times a second (default 20), which alone made every step of a sequential workflow ~100 ms (engine and direct alike) in the first version of this bench. \`src/dev/temporal-server.ts\` (used by this bench, the tests and \`npm start\`) now starts the dev server with ${Object.entries(
+      DEV_SERVER_DYNAMIC_CONFIG,
+    )
+      .map(([k, v]) => `\`${k}=${v}\``)
+      .join(', ')}; a production server's defaults differ and are tuned separately.`,
     '',
     'Each run (per step):',
     '',
@@ -555,7 +623,11 @@ async function main(): Promise<void> {
     const bundleStarted = Date.now();
     const [port, bundle] = await Promise.all([
       freePort(),
-      bundleWorkflowCode({ workflowsPath, workflowInterceptorModules, logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } }).then((b) => ({
+      bundleWorkflowCode({
+        workflowsPath,
+        workflowInterceptorModules,
+        logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} },
+      }).then((b) => ({
         ...b,
         ms: Date.now() - bundleStarted,
       })),
@@ -582,7 +654,9 @@ async function main(): Promise<void> {
     const resume: ResumeRun[] = [];
     for (let run = 1; run <= RESUME_RUNS; run++) {
       const r = await resumeRun(run, client, childEnv, join(root, 'worker.log'));
-      log(`resume run ${run}: startup ${ms(r.startupMs, 0)}, B resumed ${ms(r.resumedMs, 0)}, B done ${ms(r.bCompletedMs, 0)}, C done ${ms(r.cCompletedMs, 0)}`);
+      log(
+        `resume run ${run}: startup ${ms(r.startupMs, 0)}, B resumed ${ms(r.resumedMs, 0)}, B done ${ms(r.bCompletedMs, 0)}, C done ${ms(r.cCompletedMs, 0)}`,
+      );
       resume.push(r);
     }
 
@@ -594,7 +668,10 @@ async function main(): Promise<void> {
     if (SKIP_DUAL_WRITE) log('3. dual-write detection: skipped (BENCH_SKIP_DUAL_WRITE=1)');
     else {
       log('3. dual-write detection (1M objects per case; about six to seven minutes)');
-      const dualWrite = await runDualWriteBench({ temporalAddress: server.address, log: (message) => log(`dual-write: ${message}`) });
+      const dualWrite = await runDualWriteBench({
+        temporalAddress: server.address,
+        log: (message) => log(`dual-write: ${message}`),
+      });
       process.stdout.write(`\n${dualWrite}\n`);
       writeDualWriteSection(benchmarksFile, dualWrite, END_MARK);
       log(`wrote the dual-write section of ${benchmarksFile}`);

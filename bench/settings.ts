@@ -19,7 +19,12 @@ export const HEARTBEAT_EVERY_MS = 500;
 export const HEARTBEAT_TIMEOUT = '2s';
 export const HEARTBEAT_TIMEOUT_MS = 2000;
 /** the retry policy of the heartbeating step: the same backoff as the project's verify steps (feature-flag-rollback.ts) */
-export const SLEEP_RETRY = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '20s', maximumAttempts: 5 } as const;
+export const SLEEP_RETRY = {
+  initialInterval: '1s',
+  backoffCoefficient: 2,
+  maximumInterval: '20s',
+  maximumAttempts: 5,
+} as const;
 export const SLEEP_RETRY_INITIAL_INTERVAL_MS = 1000;
 /** the server must have recorded a heartbeat this far into the step before the worker is killed */
 export const KILL_AFTER_PROGRESS_MS = 1000;

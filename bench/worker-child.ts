@@ -44,7 +44,11 @@ async function main(): Promise<void> {
     taskQueue: required('TEMPORAL_TASK_QUEUE'),
     workflowBundle: { codePath: required('WORKFLOW_BUNDLE_PATH') },
     activities: {
-      ...createEngineActivities({ environmentsDir: process.env.ENVIRONMENTS_DIR ?? 'environments', evidenceDir: required('EVIDENCE_DIR'), log }),
+      ...createEngineActivities({
+        environmentsDir: process.env.ENVIRONMENTS_DIR ?? 'environments',
+        evidenceDir: required('EVIDENCE_DIR'),
+        log,
+      }),
       ...createBenchActivities(),
     },
     // the interceptors of createWorker (src/worker/worker.ts); its workflow interceptor modules are in the bundle

@@ -13,7 +13,15 @@ const { sleepHeartbeating } = proxyActivities<BenchActivities>({
 });
 
 function runbook(name: string, steps: string[]): Runbook {
-  return new Runbook({ runbook: name, environment: 'bench', target: 'noop', requester: 'bench', reason: 'npm run bench', dryRun: false, steps });
+  return new Runbook({
+    runbook: name,
+    environment: 'bench',
+    target: 'noop',
+    requester: 'bench',
+    reason: 'npm run bench',
+    dryRun: false,
+    steps,
+  });
 }
 
 /** `steps` no-op activities, each one an engine step; ends like every runbook (evidence, Outcome attribute). */

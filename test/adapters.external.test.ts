@@ -40,7 +40,10 @@ function runnerWithPath(pathDirs: string[], observed: Observed[] = []): CommandR
   };
 }
 
-async function fake(name: string, responses: FakeResponse[]): Promise<{ dir: string; runner: CommandRunner; observed: Observed[] }> {
+async function fake(
+  name: string,
+  responses: FakeResponse[],
+): Promise<{ dir: string; runner: CommandRunner; observed: Observed[] }> {
   const dir = tempDir();
   await makeRecordingFake(dir, name, responses);
   const observed: Observed[] = [];
@@ -131,8 +134,16 @@ describe('KubernetesFlagStore', () => {
 
   it('writes only what differs: KEY=VALUE for values, KEY- for null, with -c for the container', async () => {
     const setEnv = [
-      'set', 'env', 'deployment/api', '-n', 'prod', '-c', 'app',
-      'DUAL_WRITE_ENABLED=false', 'NEW_FLAG=on', 'STRICT_MODE-',
+      'set',
+      'env',
+      'deployment/api',
+      '-n',
+      'prod',
+      '-c',
+      'app',
+      'DUAL_WRITE_ENABLED=false',
+      'NEW_FLAG=on',
+      'STRICT_MODE-',
     ];
     const { dir, runner } = await fake('kubectl', [
       { argv: GET_API, stdout: deployment(containers) },
@@ -328,7 +339,9 @@ describe('KubernetesService', () => {
     delete process.env[variable];
     const { dir, runner } = await fake('kubectl', []);
 
-    const error = await rejection(new KubernetesService({ ...serviceConfig, kubeconfigEnv: variable }, runner).reload());
+    const error = await rejection(
+      new KubernetesService({ ...serviceConfig, kubeconfigEnv: variable }, runner).reload(),
+    );
 
     expect(error).toMatchObject({ type: 'EnvironmentInvalid', nonRetryable: true });
     expect(readCalls(dir, 'kubectl')).toEqual([]);
@@ -432,9 +445,14 @@ describe('SystemdService', () => {
     const inactive = await fake('systemctl', [
       { argv: ['is-active', 'orders.service'], stdout: 'inactive\n', exitCode: 3 },
     ]);
-    const failed = await fake('systemctl', [{ argv: ['is-active', 'orders.service'], stdout: 'failed\n', exitCode: 3 }]);
+    const failed = await fake('systemctl', [
+      { argv: ['is-active', 'orders.service'], stdout: 'failed\n', exitCode: 3 },
+    ]);
 
-    expect(await new SystemdService(unitConfig, inactive.runner).status()).toEqual({ running: false, detail: 'inactive' });
+    expect(await new SystemdService(unitConfig, inactive.runner).status()).toEqual({
+      running: false,
+      detail: 'inactive',
+    });
     expect(await new SystemdService(unitConfig, failed.runner).status()).toEqual({ running: false, detail: 'failed' });
   });
 
@@ -442,7 +460,7 @@ describe('SystemdService', () => {
     const { runner } = await fake('systemctl', [
       {
         argv: ['is-active', 'orders.service'],
-        stderr: 'System has not been booted with systemd as init system (PID 1). Can\'t operate.\n',
+        stderr: "System has not been booted with systemd as init system (PID 1). Can't operate.\n",
         exitCode: 1,
       },
     ]);
@@ -543,7 +561,9 @@ describe('makeRecordingFake', () => {
     const { dir, runner } = await fake('tool', [{ argv: ['a'], stdout: 'ok' }]);
 
     await expect(runner('tool', ['a'])).resolves.toEqual({ stdout: 'ok', stderr: '' });
-    await expect(runner('tool', ['a', 'b'])).rejects.toThrow('command failed (tool a b): exit 97: unexpected argv: ["a","b"]');
+    await expect(runner('tool', ['a', 'b'])).rejects.toThrow(
+      'command failed (tool a b): exit 97: unexpected argv: ["a","b"]',
+    );
     expect(readCalls(dir, 'tool')).toEqual([['a'], ['a', 'b']]);
   });
 });

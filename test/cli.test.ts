@@ -21,16 +21,79 @@ async function workflowsOnQueue(): Promise<number> {
 describe('runbook CLI', () => {
   it('rejects bad input with a clear message and a non-zero exit, starting nothing', async () => {
     const t = await h.demoTarget();
-    writeFileSync(join(h.environmentsDir, 'broken.yaml'), 'targets:\n  web:\n    flags: { store: { type: env-file } }\n');
+    writeFileSync(
+      join(h.environmentsDir, 'broken.yaml'),
+      'targets:\n  web:\n    flags: { store: { type: env-file } }\n',
+    );
     const cases: Array<[string[], RegExp]> = [
-      [['start', 'no-such-runbook', '--env', t.envName], /unknown runbook "no-such-runbook" \(known: feature-flag-rollback, dual-write-rollback\)/],
-      [['start', 'feature-flag-rollback', '--env', t.envName, '--target', 'web', '--input', '{"mode": '], /--input: malformed JSON/],
-      [['start', 'feature-flag-rollback', '--env', t.envName, '--target', 'web', '--input', '{"mode":"nuke"}'], /invalid input: mode:/],
-      [['start', 'feature-flag-rollback', '--env', t.envName, '--input', '{"mode":"disable-dual-write"}'], /invalid input: target:/],
-      [['start', 'feature-flag-rollback', '--env', 'nowhere', '--target', 'web', '--input', '{"mode":"disable-dual-write"}'], /unknown environment "nowhere": .*nowhere\.yaml does not exist/],
-      [['start', 'feature-flag-rollback', '--env', 'broken', '--target', 'web', '--input', '{"mode":"disable-dual-write"}'], /invalid environment: .*broken\.yaml: targets\.web\.flags\.store\.path: .*/],
-      [['start', 'feature-flag-rollback', '--env', t.envName, '--target', 'web', '--input', '@/nonexistent/input.json'], /--input: cannot read \/nonexistent\/input\.json/],
-      [['start', 'feature-flag-rollback', '--env', 'Bad;Name', '--target', 'web', '--input', '{"mode":"disable-dual-write"}'], /invalid input: environment: must be lowercase/],
+      [
+        ['start', 'no-such-runbook', '--env', t.envName],
+        /unknown runbook "no-such-runbook" \(known: feature-flag-rollback, dual-write-rollback\)/,
+      ],
+      [
+        ['start', 'feature-flag-rollback', '--env', t.envName, '--target', 'web', '--input', '{"mode": '],
+        /--input: malformed JSON/,
+      ],
+      [
+        ['start', 'feature-flag-rollback', '--env', t.envName, '--target', 'web', '--input', '{"mode":"nuke"}'],
+        /invalid input: mode:/,
+      ],
+      [
+        ['start', 'feature-flag-rollback', '--env', t.envName, '--input', '{"mode":"disable-dual-write"}'],
+        /invalid input: target:/,
+      ],
+      [
+        [
+          'start',
+          'feature-flag-rollback',
+          '--env',
+          'nowhere',
+          '--target',
+          'web',
+          '--input',
+          '{"mode":"disable-dual-write"}',
+        ],
+        /unknown environment "nowhere": .*nowhere\.yaml does not exist/,
+      ],
+      [
+        [
+          'start',
+          'feature-flag-rollback',
+          '--env',
+          'broken',
+          '--target',
+          'web',
+          '--input',
+          '{"mode":"disable-dual-write"}',
+        ],
+        /invalid environment: .*broken\.yaml: targets\.web\.flags\.store\.path: .*/,
+      ],
+      [
+        [
+          'start',
+          'feature-flag-rollback',
+          '--env',
+          t.envName,
+          '--target',
+          'web',
+          '--input',
+          '@/nonexistent/input.json',
+        ],
+        /--input: cannot read \/nonexistent\/input\.json/,
+      ],
+      [
+        [
+          'start',
+          'feature-flag-rollback',
+          '--env',
+          'Bad;Name',
+          '--target',
+          'web',
+          '--input',
+          '{"mode":"disable-dual-write"}',
+        ],
+        /invalid input: environment: must be lowercase/,
+      ],
     ];
     for (const [args, message] of cases) {
       const r = await runbook(args, h.env());
@@ -42,7 +105,20 @@ describe('runbook CLI', () => {
 
   it('start → busy refusal → status → ignored and accepted approvals → watch → evidence → verify-evidence', async () => {
     const t = await h.demoTarget({ quietWindow: '1s' });
-    const start = ['start', 'feature-flag-rollback', '--env', t.envName, '--target', 'web', '--input', '{"mode":"disable-dual-write"}', '--requester', 'rita', '--reason', 'latency'];
+    const start = [
+      'start',
+      'feature-flag-rollback',
+      '--env',
+      t.envName,
+      '--target',
+      'web',
+      '--input',
+      '{"mode":"disable-dual-write"}',
+      '--requester',
+      'rita',
+      '--reason',
+      'latency',
+    ];
     const started = await runbook(start, h.env());
     expect(started.code, started.stderr).toBe(0);
     const id = `feature-flag-rollback--${t.envName}--web`;
@@ -81,7 +157,8 @@ describe('runbook CLI', () => {
     const out = join(mkdtempSync(join(tmpdir(), 'evidence-')), 'bundle');
     const exported = await runbook(['evidence', id, '--out', out], h.env());
     expect(exported.code, exported.stderr).toBe(0);
-    for (const f of ['history.json', 'evidence.json', 'report.md', 'SHA256SUMS']) expect(existsSync(join(out, f))).toBe(true);
+    for (const f of ['history.json', 'evidence.json', 'report.md', 'SHA256SUMS'])
+      expect(existsSync(join(out, f))).toBe(true);
     const report = readFileSync(join(out, 'report.md'), 'utf8');
     expect(report).toContain('# feature-flag-rollback: SUCCEEDED');
     expect(report).toMatch(/approve by \*\*alice\*\*: accepted — lgtm/);
@@ -122,7 +199,22 @@ describe('runbook CLI', () => {
   it('start --dry-run --wait prints the plan outcome and exits 0 without changing anything', async () => {
     const t = await h.demoTarget();
     const r = await runbook(
-      ['start', 'feature-flag-rollback', '--env', t.envName, '--target', 'web', '--input', '{"mode":"block-legacy-writes"}', '--requester', 'rita', '--dry-run', '--wait', '--id', `dry-${t.envName}`],
+      [
+        'start',
+        'feature-flag-rollback',
+        '--env',
+        t.envName,
+        '--target',
+        'web',
+        '--input',
+        '{"mode":"block-legacy-writes"}',
+        '--requester',
+        'rita',
+        '--dry-run',
+        '--wait',
+        '--id',
+        `dry-${t.envName}`,
+      ],
       h.env(),
     );
     expect(r.code, r.stderr).toBe(EXIT_CODES.dry_run);
@@ -135,7 +227,18 @@ describe('runbook CLI', () => {
   it('reject and abort through the CLI end with their own exit codes', async () => {
     const t = await h.demoTarget({ quietWindow: '60s' });
     const id = `feature-flag-rollback--${t.envName}--web`;
-    const start = ['start', 'feature-flag-rollback', '--env', t.envName, '--target', 'web', '--input', '{"mode":"disable-strict-mode"}', '--requester', 'rita'];
+    const start = [
+      'start',
+      'feature-flag-rollback',
+      '--env',
+      t.envName,
+      '--target',
+      'web',
+      '--input',
+      '{"mode":"disable-strict-mode"}',
+      '--requester',
+      'rita',
+    ];
     expect((await runbook(start, h.env())).code).toBe(0);
     await h.waitForApproval(h.client.workflow.getHandle(id));
     const rejected = await runbook(['reject', id, '--by', 'bob', '--comment', 'no'], h.env());
@@ -159,22 +262,70 @@ describe('the same runbook through the temporal CLI', () => {
   it('workflow start | query | signal | show, then cancel restores the flags', async () => {
     const t = await h.demoTarget({ quietWindow: '60s' });
     const id = `tctl-${t.envName}`;
-    const input = JSON.stringify({ environment: t.envName, target: 'web', mode: 'disable-dual-write', requester: 'rita', reason: 'via temporal CLI' });
+    const input = JSON.stringify({
+      environment: t.envName,
+      target: 'web',
+      mode: 'disable-dual-write',
+      requester: 'rita',
+      reason: 'via temporal CLI',
+    });
     // started without search attributes, as from the Web UI: the workflow sets them itself
-    const started = await temporal(['workflow', 'start', '--type', 'featureFlagRollback', '--task-queue', h.taskQueue, '--workflow-id', id, '--input', input], h.address);
+    const started = await temporal(
+      [
+        'workflow',
+        'start',
+        '--type',
+        'featureFlagRollback',
+        '--task-queue',
+        h.taskQueue,
+        '--workflow-id',
+        id,
+        '--input',
+        input,
+      ],
+      h.address,
+    );
     expect(started.code, started.stderr).toBe(0);
     await h.waitForApproval(h.client.workflow.getHandle(id));
     const attributes = (await h.client.workflow.getHandle(id).describe()).searchAttributes;
-    expect(attributes).toMatchObject({ RunbookName: ['feature-flag-rollback'], Environment: [t.envName], Target: ['web'] });
-    const busy = await runbook(['start', 'feature-flag-rollback', '--env', t.envName, '--target', 'web', '--input', '{"mode":"disable-dual-write"}'], h.env());
+    expect(attributes).toMatchObject({
+      RunbookName: ['feature-flag-rollback'],
+      Environment: [t.envName],
+      Target: ['web'],
+    });
+    const busy = await runbook(
+      [
+        'start',
+        'feature-flag-rollback',
+        '--env',
+        t.envName,
+        '--target',
+        'web',
+        '--input',
+        '{"mode":"disable-dual-write"}',
+      ],
+      h.env(),
+    );
     expect(busy.code).toBe(1);
     expect(busy.stderr).toContain(`workflow "${id}" is already running feature-flag-rollback on it`);
-    const queried = await temporal(['workflow', 'query', '--workflow-id', id, '--name', 'status', '--output', 'json'], h.address);
+    const queried = await temporal(
+      ['workflow', 'query', '--workflow-id', id, '--name', 'status', '--output', 'json'],
+      h.address,
+    );
     expect(queried.code, queried.stderr).toBe(0);
     const status = JSON.parse(queried.stdout).queryResult[0] as RunbookStatus;
     expect(status.approval.waiting).toBe(true);
     const signalled = await temporal(
-      ['workflow', 'signal', '--workflow-id', id, '--name', 'approve', '--input', JSON.stringify({ by: 'alice', planHash: status.planHash!.slice(0, 16) })],
+      [
+        'workflow',
+        'signal',
+        '--workflow-id',
+        id,
+        '--name',
+        'approve',
+        '--input',
+        JSON.stringify({ by: 'alice', planHash: status.planHash!.slice(0, 16) }),
+      ],
       h.address,
     );
     expect(signalled.code, signalled.stderr).toBe(0);
@@ -185,7 +336,7 @@ describe('the same runbook through the temporal CLI', () => {
     expect(cancelled.code, cancelled.stderr).toBe(0);
     const watched = await runbook(['watch', id], h.env());
     expect(watched.code).toBe(EXIT_CODES.cancelled);
-    const final = await h.client.workflow.getHandle(id).query('status') as RunbookStatus;
+    const final = (await h.client.workflow.getHandle(id).query('status')) as RunbookStatus;
     expect(final.outcome).toBe('cancelled');
     expect(final.compensations.map((c) => [c.step, c.status])).toEqual([['set flags', 'succeeded']]);
     expect(readFileSync(t.envFile, 'utf8')).toBe(t.initialFlags);

@@ -39,9 +39,17 @@ const serviceSchema = z.looseObject({
     .union([z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()])), z.array(z.string())])
     .optional(),
   ports: z
-    .array(z.union([z.string(), z.number(), z.looseObject({ target: z.number(), published: z.union([z.string(), z.number()]).optional() })]))
+    .array(
+      z.union([
+        z.string(),
+        z.number(),
+        z.looseObject({ target: z.number(), published: z.union([z.string(), z.number()]).optional() }),
+      ]),
+    )
     .optional(),
-  volumes: z.array(z.union([z.string(), z.looseObject({ source: z.string().optional(), target: z.string() })])).optional(),
+  volumes: z
+    .array(z.union([z.string(), z.looseObject({ source: z.string().optional(), target: z.string() })]))
+    .optional(),
   depends_on: z
     .union([z.array(z.string()), z.record(z.string(), z.looseObject({ condition: z.string().optional() }))])
     .optional(),
@@ -81,7 +89,9 @@ function portsOf(service: Service): { published: number | undefined; target: num
       return { published: port.published === undefined ? undefined : Number(port.published), target: port.target };
     }
     // [ip:][published:]target[/protocol]
-    const parts = String(port).replace(/\/(tcp|udp)$/, '').split(':');
+    const parts = String(port)
+      .replace(/\/(tcp|udp)$/, '')
+      .split(':');
     const target = Number(parts.at(-1));
     const published = parts.length > 1 ? Number(parts.at(-2)) : undefined;
     return { published, target };
@@ -112,7 +122,10 @@ function hostPort(address: string): { host: string; port: number } {
 /** The one service whose image starts with the given repository. */
 function serviceByImage(repository: string): [string, Service] {
   const found = Object.entries(services).filter(([, s]) => s.image?.split(':')[0] === repository);
-  expect(found.map(([name]) => name), `exactly one service runs ${repository}`).toHaveLength(1);
+  expect(
+    found.map(([name]) => name),
+    `exactly one service runs ${repository}`,
+  ).toHaveLength(1);
   return found[0] as [string, Service];
 }
 
@@ -262,7 +275,9 @@ describe('docker-compose.yml', () => {
     expect(temporalEnv.POSTGRES_USER).toBe(postgresEnv.POSTGRES_USER);
     expect(temporalEnv.POSTGRES_PWD).toBe(postgresEnv.POSTGRES_PASSWORD);
     // the password comes from the shell or .env, with a default only for local use
-    const raw = parse(read('docker-compose.yml')) as { services: Record<string, { environment: Record<string, string> }> };
+    const raw = parse(read('docker-compose.yml')) as {
+      services: Record<string, { environment: Record<string, string> }>;
+    };
     expect(raw.services[temporalName]?.environment.POSTGRES_PWD).toMatch(/^\$\{POSTGRES_PASSWORD(:-[^}]*)?\}$/);
     expect(dependsOn(temporal)[postgresName ?? '']).toBe('service_healthy');
   });
@@ -302,7 +317,10 @@ describe('Dockerfile', () => {
       expect(mounts.find((m) => m.target === target)?.source, `${name} ${target}`).toBe(source);
     }
     const copied = of('COPY').map((i) => i.args.split(/\s+/).filter((a) => !a.startsWith('--')));
-    expect(copied).toContainEqual(['environments', `./${posix.relative(workdir, inContainer(dockerEnv.ENVIRONMENTS_DIR ?? ''))}`]);
+    expect(copied).toContainEqual([
+      'environments',
+      `./${posix.relative(workdir, inContainer(dockerEnv.ENVIRONMENTS_DIR ?? ''))}`,
+    ]);
   });
 
   it('runs the worker entry point as the unprivileged node user, with a metrics healthcheck', () => {
@@ -312,7 +330,10 @@ describe('Dockerfile', () => {
     expect(healthcheck).toContain('fetch(');
     expect(healthcheck).toContain('METRICS_PORT');
     for (const copied of ['package.json', 'package-lock.json', 'tsconfig.json', 'src', 'environments']) {
-      expect(of('COPY').some((i) => i.args.split(/\s+/).includes(copied)), copied).toBe(true);
+      expect(
+        of('COPY').some((i) => i.args.split(/\s+/).includes(copied)),
+        copied,
+      ).toBe(true);
     }
     expect(existsSync(`${root}/package-lock.json`)).toBe(true);
   });

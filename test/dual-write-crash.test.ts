@@ -30,7 +30,13 @@ type Execution = { applied: number; appliedNow: number; batches: number; resumed
 
 describe('dual-write repair survives crashes', () => {
   it('worker SIGKILLed during execute: the retry resumes after the last heartbeated batch and completes', async () => {
-    const t = await pairTarget(h, pool, 'postgres-objectstore', { objects: 400, drift: { content_mismatch: 60, missing_in_b: 20 }, newer: 'a' }, { batchSize: 2, parallelism: 1, batchPause: '100ms' });
+    const t = await pairTarget(
+      h,
+      pool,
+      'postgres-objectstore',
+      { objects: 400, drift: { content_mismatch: 60, missing_in_b: 20 }, newer: 'a' },
+      { batchSize: 2, parallelism: 1, batchPause: '100ms' },
+    );
     const a = await allMeta(t.a);
     const first = await startChildWorker(h, children);
     const handle = await startDualWrite(h, t);
@@ -44,7 +50,9 @@ describe('dual-write repair survives crashes', () => {
     expect(result.outcome).toBe('succeeded');
     // detection raised the inconsistency gauge; the verification pass brought the same series back to 0
     const metrics = await (await fetch(`http://127.0.0.1:${second.metricsPort}/metrics`)).text();
-    expect(metrics).toMatch(new RegExp(`dual_write_inconsistency_detected\\{[^}]*environment="${t.envName}"[^}]*\\} 0\\n`));
+    expect(metrics).toMatch(
+      new RegExp(`dual_write_inconsistency_detected\\{[^}]*environment="${t.envName}"[^}]*\\} 0\\n`),
+    );
     expect(metrics).not.toMatch(/dual_write_inconsistency_detected\{[^}]*activityType/);
     const evidence = JSON.parse((await import('node:fs')).readFileSync(result.evidence!.path, 'utf8'));
     const execution = evidence.extra.execution as Execution;
@@ -64,17 +72,36 @@ describe('dual-write repair survives crashes', () => {
       h,
       pool,
       'postgres-objectstore',
-      { objects: 10_000, drift: { content_mismatch: 300, missing_in_b: 200, missing_in_a: 100 }, newer: 'a', batch: 5000 },
-      { batchSize: 20, parallelism: 1, batchPause: '20ms', partitionObjects: 100, partitionWindow: 2, chunkObjects: 40 },
+      {
+        objects: 10_000,
+        drift: { content_mismatch: 300, missing_in_b: 200, missing_in_a: 100 },
+        newer: 'a',
+        batch: 5000,
+      },
+      {
+        batchSize: 20,
+        parallelism: 1,
+        batchPause: '20ms',
+        partitionObjects: 100,
+        partitionWindow: 2,
+        chunkObjects: 40,
+      },
     );
-    const workers = [await startChildWorker(h, children, 0, { MAX_CONCURRENT_ACTIVITIES: '1' }), await startChildWorker(h, children, 0, { MAX_CONCURRENT_ACTIVITIES: '1' })];
+    const workers = [
+      await startChildWorker(h, children, 0, { MAX_CONCURRENT_ACTIVITIES: '1' }),
+      await startChildWorker(h, children, 0, { MAX_CONCURRENT_ACTIVITIES: '1' }),
+    ];
     const handle = await startDualWrite(h, t, { maxPartitionHistory: 12 });
     await approveWhenReady(h, handle);
     const result = (await handle.result()) as RunbookResult;
     expect(result.outcome).toBe('succeeded');
     expect(await differences(t)).toBe(0);
     const evidence = JSON.parse((await import('node:fs')).readFileSync(result.evidence!.path, 'utf8'));
-    const execution = evidence.extra.execution as { applied: number; partitions: number; results: Array<{ applied: number; generations: number }> };
+    const execution = evidence.extra.execution as {
+      applied: number;
+      partitions: number;
+      results: Array<{ applied: number; generations: number }>;
+    };
     expect(execution.partitions).toBe(6);
     expect(execution.applied).toBe(600);
     expect(execution.results.map((r) => r.applied)).toEqual([100, 100, 100, 100, 100, 100]);
@@ -83,9 +110,16 @@ describe('dual-write repair survives crashes', () => {
     const identities = new Set<string>();
     for (let i = 0; i < 6; i++) {
       const history = await h.client.workflow.getHandle(`${handle.workflowId}--partition-${i}`).fetchHistory();
-      for (const e of history.events ?? []) if (e.activityTaskStartedEventAttributes?.identity) identities.add(e.activityTaskStartedEventAttributes.identity);
+      for (const e of history.events ?? [])
+        if (e.activityTaskStartedEventAttributes?.identity)
+          identities.add(e.activityTaskStartedEventAttributes.identity);
     }
-    expect([...identities].sort()).toEqual(workers.map((w) => `${w.child.pid}@`).map((p) => [...identities].find((i) => i.startsWith(p))).sort());
+    expect([...identities].sort()).toEqual(
+      workers
+        .map((w) => `${w.child.pid}@`)
+        .map((p) => [...identities].find((i) => i.startsWith(p)))
+        .sort(),
+    );
     expect(identities.size).toBe(2);
     const parent = await handle.fetchHistory();
     expect(parent.events!.length).toBeLessThan(200);
@@ -99,7 +133,15 @@ describe('dual-write repair survives crashes', () => {
     const own = new pg.Pool({ connectionString: server.url });
     own.on('error', () => {});
     try {
-      const t = await pairTarget(h, own, 'postgres-objectstore', { objects: 200, drift: { content_mismatch: 40, missing_in_a: 10 }, newer: 'b' }, { batchSize: 2, parallelism: 1, batchPause: '100ms' }, {}, 'RESTART_PG_URL');
+      const t = await pairTarget(
+        h,
+        own,
+        'postgres-objectstore',
+        { objects: 200, drift: { content_mismatch: 40, missing_in_a: 10 }, newer: 'b' },
+        { batchSize: 2, parallelism: 1, batchPause: '100ms' },
+        {},
+        'RESTART_PG_URL',
+      );
       await startChildWorker(h, children, 0, { RESTART_PG_URL: server.url });
       const handle = await startDualWrite(h, t, { policy: 'store-authoritative' });
       await approveWhenReady(h, handle);

@@ -36,7 +36,10 @@ describe('dual-write rollback against real stores', () => {
       expect(result.outcome).toBe('succeeded');
       const evidence = JSON.parse(readFileSync(result.evidence!.path, 'utf8'));
       expect(evidence.extra.detection.counts).toEqual(ALL_CLASSES);
-      const detected = readFileSync(evidence.extra.detection.path, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+      const detected = readFileSync(evidence.extra.detection.path, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
       expect(detected.map((e: { objectId: string; class: string }) => `${e.objectId}:${e.class}`).sort()).toEqual(
         t.injected.map((e) => `${e.objectId}:${e.class}`).sort(),
       );
@@ -50,16 +53,30 @@ describe('dual-write rollback against real stores', () => {
       const verification = JSON.parse(readFileSync(evidence.extra.artifacts.verification.path, 'utf8'));
       expect(verification.remaining_differences).toBe(0);
       expect(verification.repaired_objects_verified).toBe(14);
-      if (pair === 'postgres-objectstore') await saveHistory(h.client, handle.workflowId, 'postgres-authoritative', 'dual-write-rollback');
+      if (pair === 'postgres-objectstore')
+        await saveHistory(h.client, handle.workflowId, 'postgres-authoritative', 'dual-write-rollback');
     },
   );
 
   it.each([
     ['bisect over many small segments and windows', { mode: 'bisect', segmentRows: 16, windowSegments: 8 }],
-    ['bisect comparing fingerprint lists after the first window (detection.listAbove: 0)', { mode: 'bisect', segmentRows: 16, windowSegments: 8, listAbove: 0 }],
+    [
+      'bisect comparing fingerprint lists after the first window (detection.listAbove: 0)',
+      { mode: 'bisect', segmentRows: 16, windowSegments: 8, listAbove: 0 },
+    ],
     ['the streaming merge', { mode: 'merge' }],
   ])('%s finds exactly the same drift', async (_name, detection) => {
-    const t = await pairTarget(h, pool, 'postgres-objectstore', { objects: 3000, drift: { missing_in_a: 2, missing_in_b: 2, content_mismatch: 3, metadata_mismatch: 1 }, newer: 'a' }, { detection });
+    const t = await pairTarget(
+      h,
+      pool,
+      'postgres-objectstore',
+      {
+        objects: 3000,
+        drift: { missing_in_a: 2, missing_in_b: 2, content_mismatch: 3, metadata_mismatch: 1 },
+        newer: 'a',
+      },
+      { detection },
+    );
     const handle = await startDualWrite(h, t, { dryRun: true });
     const result = (await handle.result()) as RunbookResult;
     const evidence = JSON.parse(readFileSync(result.evidence!.path, 'utf8'));
@@ -80,8 +97,13 @@ describe('dual-write rollback against real stores', () => {
       expect(stats.summaries).toBe(0);
       expect(stats.scannedA).toBe(2998);
     }
-    const detected = readFileSync(evidence.extra.detection.path, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-    expect(detected.map((e: { objectId: string; class: string }) => `${e.objectId}:${e.class}`).sort()).toEqual(t.injected.map((e) => `${e.objectId}:${e.class}`).sort());
+    const detected = readFileSync(evidence.extra.detection.path, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(detected.map((e: { objectId: string; class: string }) => `${e.objectId}:${e.class}`).sort()).toEqual(
+      t.injected.map((e) => `${e.objectId}:${e.class}`).sort(),
+    );
   });
 
   it('store-authoritative repairs side a from b and leaves b untouched', async () => {
@@ -95,7 +117,13 @@ describe('dual-write rollback against real stores', () => {
   });
 
   it('newest-wins decides per object by updated time; ties go to the configured side', async () => {
-    const t = await pairTarget(h, pool, 'sqlite-objectstore', { objects: 100, drift: { content_mismatch: 4 }, newer: 'b' }, { tieBreaker: 'b' });
+    const t = await pairTarget(
+      h,
+      pool,
+      'sqlite-objectstore',
+      { objects: 100, drift: { content_mismatch: 4 }, newer: 'b' },
+      { tieBreaker: 'b' },
+    );
     // one more object where only createdAt differs: a tie on updatedAt
     const [tie] = await t.a.get([{ objectId: 'obj-00000001', version: 1 }]);
     await t.b.put([{ ...tie!, createdAt: tie!.createdAt + 5 }]);
@@ -115,7 +143,14 @@ describe('dual-write rollback against real stores', () => {
     const web = await h.demoTarget();
     const webEnv = readFileSync(join(h.environmentsDir, `${web.envName}.yaml`), 'utf8');
     const webTarget = (await import('yaml')).parse(webEnv).targets.web;
-    const t = await pairTarget(h, pool, 'sqlite-objectstore', { objects: 50, drift: { metadata_mismatch: 2 }, newer: 'b' }, { haltTarget: 'web' }, { web: webTarget });
+    const t = await pairTarget(
+      h,
+      pool,
+      'sqlite-objectstore',
+      { objects: 50, drift: { metadata_mismatch: 2 }, newer: 'b' },
+      { haltTarget: 'web' },
+      { web: webTarget },
+    );
     const handle = await startDualWrite(h, t);
     const waiting = await h.waitForApproval(handle);
     expect(waiting.plan!.summary).toContain('severity critical');
@@ -130,7 +165,13 @@ describe('dual-write rollback against real stores', () => {
   });
 
   it('abort during execute restores the target side byte-identical from the snapshot', async () => {
-    const t = await pairTarget(h, pool, 'postgres-objectstore', { objects: 300, drift: { content_mismatch: 40, missing_in_a: 10, missing_in_b: 10 }, newer: 'a' }, { batchSize: 5, parallelism: 1, batchPause: '150ms' });
+    const t = await pairTarget(
+      h,
+      pool,
+      'postgres-objectstore',
+      { objects: 300, drift: { content_mismatch: 40, missing_in_a: 10, missing_in_b: 10 }, newer: 'a' },
+      { batchSize: 5, parallelism: 1, batchPause: '150ms' },
+    );
     const before = await allMeta(t.b);
     const contentBefore = await t.b.get(before);
     const handle = await startDualWrite(h, t);
@@ -143,13 +184,21 @@ describe('dual-write rollback against real stores', () => {
     expect(result.compensations.map((c) => [c.step, c.status])).toEqual([['snapshot', 'succeeded']]);
     expect(await allMeta(t.b)).toEqual(before);
     const contentAfter = await t.b.get(before);
-    expect(contentAfter.map((o) => o.content.toString('base64'))).toEqual(contentBefore.map((o) => o.content.toString('base64')));
+    expect(contentAfter.map((o) => o.content.toString('base64'))).toEqual(
+      contentBefore.map((o) => o.content.toString('base64')),
+    );
     expect(await differences(t)).toBe(60);
     await saveHistory(h.client, handle.workflowId, 'abort-during-execute', 'dual-write-rollback');
   });
 
   it('differences left after the repair fail verification, and the undo restores what the run changed', async () => {
-    const t = await pairTarget(h, pool, 'sqlite-objectstore', { objects: 100, drift: { content_mismatch: 10 }, newer: 'a' }, { batchSize: 1, parallelism: 1, batchPause: '100ms' });
+    const t = await pairTarget(
+      h,
+      pool,
+      'sqlite-objectstore',
+      { objects: 100, drift: { content_mismatch: 10 }, newer: 'a' },
+      { batchSize: 1, parallelism: 1, batchPause: '100ms' },
+    );
     const before = await allMeta(t.b);
     const handle = await startDualWrite(h, t);
     await approveWhenReady(h, handle);
@@ -157,7 +206,17 @@ describe('dual-write rollback against real stores', () => {
     // a writer outside the runbook adds an object to one side only while the repair runs
     const content = Buffer.from('late write');
     const { createHash } = await import('node:crypto');
-    await t.b.put([{ objectId: 'zzz-late', version: 1, content, size: content.length, sha256: createHash('sha256').update(content).digest('hex'), createdAt: 1, updatedAt: 1 }]);
+    await t.b.put([
+      {
+        objectId: 'zzz-late',
+        version: 1,
+        content,
+        size: content.length,
+        sha256: createHash('sha256').update(content).digest('hex'),
+        createdAt: 1,
+        updatedAt: 1,
+      },
+    ]);
     const failed = await handle.result().catch((e: unknown) => e);
     const cause = (failed as WorkflowFailedError).cause as ApplicationFailure;
     expect(cause.type).toBe('RunbookFailed');
@@ -209,7 +268,11 @@ describe('dual-write rollback against real stores', () => {
 describe('stored fingerprints on existing tables', () => {
   it('a configured fingerprint that is not installed fails the run at once, naming the fix; `runbook dual-write prepare` installs it', async () => {
     // a pair whose tables exist without the fingerprint machinery (as someone's production tables would)
-    const t = await pairTarget(h, pool, 'postgres-sqlite', { objects: 300, drift: { content_mismatch: 2, missing_in_a: 1 }, newer: 'a' });
+    const t = await pairTarget(h, pool, 'postgres-sqlite', {
+      objects: 300,
+      drift: { content_mismatch: 2, missing_in_a: 1 },
+      newer: 'a',
+    });
     const env = join(h.environmentsDir, `${t.envName}.yaml`);
     const config = readFileSync(env, 'utf8');
     const pgTable = /table: (dw_\S+_0)/.exec(config)![1]!;
@@ -223,12 +286,16 @@ describe('stored fingerprints on existing tables', () => {
     const failed = await first.result().catch((e: unknown) => e);
     const result = ((failed as WorkflowFailedError).cause as ApplicationFailure).details![0] as RunbookResult;
     expect(result.outcome).toBe('failed');
-    expect(result.steps[0]!.error).toMatch(/fingerprint column "row_fp" does not exist; install it with `npx runbook dual-write prepare/);
+    expect(result.steps[0]!.error).toMatch(
+      /fingerprint column "row_fp" does not exist; install it with `npx runbook dual-write prepare/,
+    );
     expect(result.steps[0]!.attempts).toBe(1);
 
     const prepared = await runbook(['dual-write', 'prepare', '--env', t.envName, '--target', 'objects'], h.env());
     expect(prepared.code, prepared.stderr).toBe(0);
-    expect(prepared.stdout).toContain(`a (postgres): postgres table ${pgTable}: fingerprint column row_fp, its trigger and index installed`);
+    expect(prepared.stdout).toContain(
+      `a (postgres): postgres table ${pgTable}: fingerprint column row_fp, its trigger and index installed`,
+    );
     expect(prepared.stdout).toContain('b (store): sqlite');
     // idempotent
     expect((await runbook(['dual-write', 'prepare', '--env', t.envName, '--target', 'objects'], h.env())).code).toBe(0);
@@ -237,7 +304,12 @@ describe('stored fingerprints on existing tables', () => {
     const ok = (await second.result()) as RunbookResult;
     expect(ok.outcome).toBe('dry_run');
     const evidence = JSON.parse(readFileSync(ok.evidence!.path, 'utf8'));
-    expect(evidence.extra.detection.counts).toEqual({ missing_in_a: 1, missing_in_b: 0, content_mismatch: 2, metadata_mismatch: 0 });
+    expect(evidence.extra.detection.counts).toEqual({
+      missing_in_a: 1,
+      missing_in_b: 0,
+      content_mismatch: 2,
+      metadata_mismatch: 0,
+    });
     expect(evidence.extra.detection.stats.mode).toBe('bisect');
 
     const missing = await runbook(['dual-write', 'prepare', '--env', t.envName, '--target', 'nope'], h.env());

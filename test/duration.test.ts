@@ -27,9 +27,12 @@ describe('parseDuration', () => {
     expect(parseDuration(2.5)).toBe(2.5);
   });
 
-  it.each(['5 minutes', '-1s', '', '   ', '1h 30m', '5M', '1e3', 'ms', 's30', '1.s', '.5s', '5m30', '1w', 'NaN', '-5'])('rejects %j', (text) => {
-    expect(() => parseDuration(text)).toThrow(`invalid duration "${text}" (use e.g. 30s, 5m, 1h30m)`);
-  });
+  it.each(['5 minutes', '-1s', '', '   ', '1h 30m', '5M', '1e3', 'ms', 's30', '1.s', '.5s', '5m30', '1w', 'NaN', '-5'])(
+    'rejects %j',
+    (text) => {
+      expect(() => parseDuration(text)).toThrow(`invalid duration "${text}" (use e.g. 30s, 5m, 1h30m)`);
+    },
+  );
 
   it.each([-1, Number.NaN, Number.POSITIVE_INFINITY])('rejects the number %d', (n) => {
     expect(() => parseDuration(n)).toThrow(`invalid duration ${n}`);
@@ -58,6 +61,7 @@ describe('formatDuration', () => {
   });
 
   it('round-trips whole seconds through parseDuration', () => {
-    for (const ms of [1000, 59_000, 61_000, 3_599_000, 3_600_000, 7_384_000]) expect(parseDuration(formatDuration(ms))).toBe(ms);
+    for (const ms of [1000, 59_000, 61_000, 3_599_000, 3_600_000, 7_384_000])
+      expect(parseDuration(formatDuration(ms))).toBe(ms);
   });
 });

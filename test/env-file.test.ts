@@ -1,4 +1,13 @@
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -31,11 +40,17 @@ describe('parseEnvFile', () => {
   });
 
   it('accepts the export prefix and spaces around "="', () => {
-    expect(asObject('export A=1\n  export   B = two\nexportC=3\nexport=4\n')).toEqual({ A: '1', B: 'two', exportC: '3', export: '4' });
+    expect(asObject('export A=1\n  export   B = two\nexportC=3\nexport=4\n')).toEqual({
+      A: '1',
+      B: 'two',
+      exportC: '3',
+      export: '4',
+    });
   });
 
   it('unquotes double- and single-quoted values', () => {
-    const text = 'A="hello world"\nB=\'single # not a comment\'\nC="with \\"escaped\\" quotes, \\\\ and \\$HOME"\nD=\'no $escapes\\n\'\n';
+    const text =
+      'A="hello world"\nB=\'single # not a comment\'\nC="with \\"escaped\\" quotes, \\\\ and \\$HOME"\nD=\'no $escapes\\n\'\n';
     expect(asObject(text)).toEqual({
       A: 'hello world',
       B: 'single # not a comment',
@@ -45,7 +60,8 @@ describe('parseEnvFile', () => {
   });
 
   it('strips inline comments only when preceded by whitespace', () => {
-    const text = 'A=on # turned on by ops\nB=a#b\nC="x y" # quoted then comment\nD= # only a comment\nE=\nF=trailing   \n';
+    const text =
+      'A=on # turned on by ops\nB=a#b\nC="x y" # quoted then comment\nD= # only a comment\nE=\nF=trailing   \n';
     expect(asObject(text)).toEqual({ A: 'on', B: 'a#b', C: 'x y', D: '', E: '', F: 'trailing' });
   });
 
@@ -139,7 +155,9 @@ describe('editEnvFile', () => {
   });
 
   it('keeps CRLF on edited lines, including empty values', () => {
-    expect(editEnvFile('A=1\r\nB=\r\nC="x" # c\r\n', { A: '2', B: 'set', C: 'y' })).toBe('A=2\r\nB=set\r\nC="y" # c\r\n');
+    expect(editEnvFile('A=1\r\nB=\r\nC="x" # c\r\n', { A: '2', B: 'set', C: 'y' })).toBe(
+      'A=2\r\nB=set\r\nC="y" # c\r\n',
+    );
   });
 
   it('removes a key given null, every copy of it, and ignores null for a missing key', () => {

@@ -66,7 +66,13 @@ describe('loadEnvironment', () => {
         store: { type: 'env-file', path: 'flags/web.env' },
         names: { dualWriteEnabled: 'DUAL_WRITE', strictMode: 'STRICT_MODE', legacyWriteBlocked: 'LEGACY_BLOCKED' },
       },
-      service: { type: 'process', command: ['node', 'service.mjs'], pidFile: '../run/web.pid', reload: 'sighup', stopTimeout: '10s' },
+      service: {
+        type: 'process',
+        command: ['node', 'service.mjs'],
+        pidFile: '../run/web.pid',
+        reload: 'sighup',
+        stopTimeout: '10s',
+      },
       health: {
         http: { url: 'http://127.0.0.1:8080/health', expectStatus: 200, timeout: '5s', within: '30s' },
         logPattern: 'dual_write_scheduled',
@@ -89,7 +95,12 @@ describe('loadEnvironment', () => {
     ].join('\n');
     const env = await loadEnvironment(envDir({ 'prod.yaml': text }), 'prod');
     expect(env.config.name).toBe('prod');
-    expect(env.config.approval).toEqual({ approvers: ['alice', 'bob'], quorum: 2, allowSelfApproval: false, timeout: '1h' });
+    expect(env.config.approval).toEqual({
+      approvers: ['alice', 'bob'],
+      quorum: 2,
+      allowSelfApproval: false,
+      timeout: '1h',
+    });
     expect(env.config.escalation).toEqual([
       { level: 1, after: '0', channels: [] },
       { level: 2, after: '15m', channels: ['pager'], contact: 'lead' },
@@ -115,34 +126,62 @@ describe('loadEnvironment', () => {
   });
 
   it('names the file and the field path of a missing field', async () => {
-    const dir = envDir({ 'staging.yaml': minimal(targetYaml('web', { service: ['type: process', 'command: [node]'] })) });
+    const dir = envDir({
+      'staging.yaml': minimal(targetYaml('web', { service: ['type: process', 'command: [node]'] })),
+    });
     const err = await loadError(dir, 'staging');
     expect(err.name).toBe('EnvironmentInvalid');
-    expect(err.message).toBe(`${join(dir, 'staging.yaml')}: targets.web.service.pidFile: Invalid input: expected string, received undefined`);
+    expect(err.message).toBe(
+      `${join(dir, 'staging.yaml')}: targets.web.service.pidFile: Invalid input: expected string, received undefined`,
+    );
   });
 
-  it.each(['Web-App', 'web;rm -rf /', 'web_app', '-web'])('rejects the kubernetes deployment name %j', async (deployment) => {
-    const service = ['type: kubernetes', `deployment: ${JSON.stringify(deployment)}`, 'namespace: prod'];
-    const dir = envDir({ 'k8s.yaml': minimal(targetYaml('api', { service })) });
-    const err = await loadError(dir, 'k8s');
-    expect(err.message).toBe(`${join(dir, 'k8s.yaml')}: targets.api.service.deployment: must be a Kubernetes resource name (RFC 1123)`);
-  });
+  it.each(['Web-App', 'web;rm -rf /', 'web_app', '-web'])(
+    'rejects the kubernetes deployment name %j',
+    async (deployment) => {
+      const service = ['type: kubernetes', `deployment: ${JSON.stringify(deployment)}`, 'namespace: prod'];
+      const dir = envDir({ 'k8s.yaml': minimal(targetYaml('api', { service })) });
+      const err = await loadError(dir, 'k8s');
+      expect(err.message).toBe(
+        `${join(dir, 'k8s.yaml')}: targets.api.service.deployment: must be a Kubernetes resource name (RFC 1123)`,
+      );
+    },
+  );
 
   it('accepts a valid kubernetes service and fills its rollout timeout', async () => {
     const service = ['type: kubernetes', 'deployment: web-v2.api', 'namespace: prod'];
     const env = await loadEnvironment(envDir({ 'k8s.yaml': minimal(targetYaml('api', { service })) }), 'k8s');
-    expect(env.config.targets.api!.service).toEqual({ type: 'kubernetes', deployment: 'web-v2.api', namespace: 'prod', rolloutTimeout: '5m' });
+    expect(env.config.targets.api!.service).toEqual({
+      type: 'kubernetes',
+      deployment: 'web-v2.api',
+      namespace: 'prod',
+      rolloutTimeout: '5m',
+    });
   });
 
-  it.each(['STRICT-MODE', '1STRICT', 'STRICT MODE', '$(id)'])('rejects the environment variable name %j', async (bad) => {
-    const names = ['dualWriteEnabled: DUAL_WRITE', `strictMode: ${JSON.stringify(bad)}`, 'legacyWriteBlocked: LEGACY_BLOCKED'];
-    const dir = envDir({ 'staging.yaml': minimal(targetYaml('web', { names })) });
-    const err = await loadError(dir, 'staging');
-    expect(err.message).toBe(`${join(dir, 'staging.yaml')}: targets.web.flags.names.strictMode: must be an environment variable name`);
-  });
+  it.each(['STRICT-MODE', '1STRICT', 'STRICT MODE', '$(id)'])(
+    'rejects the environment variable name %j',
+    async (bad) => {
+      const names = [
+        'dualWriteEnabled: DUAL_WRITE',
+        `strictMode: ${JSON.stringify(bad)}`,
+        'legacyWriteBlocked: LEGACY_BLOCKED',
+      ];
+      const dir = envDir({ 'staging.yaml': minimal(targetYaml('web', { names })) });
+      const err = await loadError(dir, 'staging');
+      expect(err.message).toBe(
+        `${join(dir, 'staging.yaml')}: targets.web.flags.names.strictMode: must be an environment variable name`,
+      );
+    },
+  );
 
   it('rejects a bad webhook urlEnv and a bad duration, listing both problems', async () => {
-    const text = ['notifications:', '  hook: { type: webhook, urlEnv: "bad-name" }', 'approval: { timeout: soon }', minimal()].join('\n');
+    const text = [
+      'notifications:',
+      '  hook: { type: webhook, urlEnv: "bad-name" }',
+      'approval: { timeout: soon }',
+      minimal(),
+    ].join('\n');
     const dir = envDir({ 'staging.yaml': text });
     const err = await loadError(dir, 'staging');
     expect(err.message).toContain(`${join(dir, 'staging.yaml')}: `);
@@ -159,7 +198,9 @@ describe('loadEnvironment', () => {
 
   it('rejects a file without targets and a bad target key, saying why', async () => {
     const dir = envDir({ 'none.yaml': 'targets: {}\n', 'caps.yaml': minimal(targetYaml('Web')) });
-    expect((await loadError(dir, 'none')).message).toBe(`${join(dir, 'none.yaml')}: targets: must define at least one target`);
+    expect((await loadError(dir, 'none')).message).toBe(
+      `${join(dir, 'none.yaml')}: targets: must define at least one target`,
+    );
     expect((await loadError(dir, 'caps')).message).toBe(
       `${join(dir, 'caps.yaml')}: targets.Web: Invalid key in record: must be lowercase letters, digits, ".", "_" or "-" (1-64 chars)`,
     );
@@ -167,7 +208,9 @@ describe('loadEnvironment', () => {
 
   it('rejects an empty file', async () => {
     const dir = envDir({ 'empty.yaml': '' });
-    expect((await loadError(dir, 'empty')).message).toBe(`${join(dir, 'empty.yaml')}: (input): Invalid input: expected object, received null`);
+    expect((await loadError(dir, 'empty')).message).toBe(
+      `${join(dir, 'empty.yaml')}: (input): Invalid input: expected object, received null`,
+    );
   });
 
   it('names the missing file of an unknown environment', async () => {
@@ -222,7 +265,9 @@ describe('loadTarget', () => {
 
 describe('withEnvironmentErrors', () => {
   it('turns an EnvironmentError into a non-retryable EnvironmentInvalid failure', async () => {
-    const err = await withEnvironmentErrors(() => Promise.reject(new EnvironmentError('bad file'))).catch((e: unknown) => e);
+    const err = await withEnvironmentErrors(() => Promise.reject(new EnvironmentError('bad file'))).catch(
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(ApplicationFailure);
     expect((err as ApplicationFailure).type).toBe('EnvironmentInvalid');
     expect((err as ApplicationFailure).nonRetryable).toBe(true);
@@ -277,19 +322,27 @@ describe('featureFlagRollbackInputSchema', () => {
   });
 
   it('rejects a missing or blank requester', () => {
-    expect(problems({ ...valid, requester: undefined })).toBe('requester: Invalid input: expected string, received undefined');
+    expect(problems({ ...valid, requester: undefined })).toBe(
+      'requester: Invalid input: expected string, received undefined',
+    );
     expect(problems({ ...valid, requester: '   ' })).toBe('requester: must not be empty');
   });
 
   it('rejects bad durations, also nested ones', () => {
-    expect(problems({ ...valid, quietWindow: '5 minutes' })).toBe('quietWindow: must be a duration such as 30s, 5m or 1h');
+    expect(problems({ ...valid, quietWindow: '5 minutes' })).toBe(
+      'quietWindow: must be a duration such as 30s, 5m or 1h',
+    );
     expect(problems({ ...valid, quietWindow: -1 })).toBe('quietWindow: must be a duration such as 30s, 5m or 1h');
-    expect(problems({ ...valid, approval: { timeout: '1 hour' } })).toBe('approval.timeout: must be a duration such as 30s, 5m or 1h');
+    expect(problems({ ...valid, approval: { timeout: '1 hour' } })).toBe(
+      'approval.timeout: must be a duration such as 30s, 5m or 1h',
+    );
   });
 
   it('rejects unknown fields, at the top level and nested', () => {
     expect(problems({ ...valid, force: true })).toBe('(input): Unrecognized key: "force"');
-    expect(problems({ ...valid, approval: { quorum: 1, approvers: ['bob'] } })).toBe('approval: Unrecognized key: "approvers"');
+    expect(problems({ ...valid, approval: { quorum: 1, approvers: ['bob'] } })).toBe(
+      'approval: Unrecognized key: "approvers"',
+    );
   });
 
   it('rejects names that could escape into paths or commands', () => {
@@ -300,6 +353,10 @@ describe('featureFlagRollbackInputSchema', () => {
   });
 
   it('reports every problem, joined with "; "', () => {
-    expect(problems({ mode: 'x' }).split('; ').map((p) => p.split(':')[0])).toEqual(['environment', 'target', 'requester', 'mode']);
+    expect(
+      problems({ mode: 'x' })
+        .split('; ')
+        .map((p) => p.split(':')[0]),
+    ).toEqual(['environment', 'target', 'requester', 'mode']);
   });
 });

@@ -2,7 +2,14 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildEvidence, EVIDENCE_FORMAT, evidencePath } from '../src/activities/engine.js';
-import { buildChain, canonicalJson, chainGenesis, sha256, verifyChain, type ChainLink } from '../src/activities/evidence-format.js';
+import {
+  buildChain,
+  canonicalJson,
+  chainGenesis,
+  sha256,
+  verifyChain,
+  type ChainLink,
+} from '../src/activities/evidence-format.js';
 import type { RunbookStatus } from '../src/shared/types.js';
 
 const hex = (s: string) => createHash('sha256').update(s).digest('hex');
@@ -96,13 +103,17 @@ describe('buildChain / verifyChain', () => {
     expect(problems[0]).toBe('chain[1] (approval): hash mismatch, the record was changed');
     // the next link no longer follows, and the recomputed head differs
     expect(problems).toContain('chain[2] (step): prevHash does not match the previous link');
-    expect(problems[problems.length - 1]).toMatch(/^chain head [0-9a-f]{16}… does not match the recomputed [0-9a-f]{16}…$/);
+    expect(problems[problems.length - 1]).toMatch(
+      /^chain head [0-9a-f]{16}… does not match the recomputed [0-9a-f]{16}…$/,
+    );
   });
 
   it('detects a changed kind', () => {
     const chain = build();
     chain[0] = { ...chain[0]!, kind: 'compensation' };
-    expect(verifyChain(genesis, chain, head(build()))[0]).toBe('chain[0] (compensation): hash mismatch, the record was changed');
+    expect(verifyChain(genesis, chain, head(build()))[0]).toBe(
+      'chain[0] (compensation): hash mismatch, the record was changed',
+    );
   });
 
   it('detects two reordered links', () => {
@@ -140,7 +151,9 @@ describe('buildChain / verifyChain', () => {
       `chain head ${wrong.slice(0, 16)}… does not match the recomputed ${head(chain).slice(0, 16)}…`,
     ]);
     const otherGenesis = chainGenesis('feature-flag-rollback-demo-web-1', 'run-other');
-    expect(verifyChain(otherGenesis, chain, head(chain))[0]).toBe('chain[0] (step): prevHash does not match the previous link');
+    expect(verifyChain(otherGenesis, chain, head(chain))[0]).toBe(
+      'chain[0] (step): prevHash does not match the previous link',
+    );
   });
 
   it('detects a forged link whose hash was recomputed but whose successors were not', () => {
@@ -159,7 +172,12 @@ describe('buildChain / verifyChain', () => {
     ]);
 
     function verifyHead(links: ChainLink[]): string {
-      return head(buildChain(genesis, links.map(({ kind, record: r }) => ({ kind, record: r }))));
+      return head(
+        buildChain(
+          genesis,
+          links.map(({ kind, record: r }) => ({ kind, record: r })),
+        ),
+      );
     }
   });
 });
@@ -179,8 +197,23 @@ function finishedRun(): RunbookStatus {
     endedAt: '2025-03-04T10:07:30.000Z',
     phase: 'finalize',
     steps: [
-      { name: 'read-flags', status: 'succeeded', destructive: false, startedAt: '2025-03-04T10:00:01.000Z', endedAt: '2025-03-04T10:00:02.000Z', attempts: 1, result: 'DUAL_WRITE=true' },
-      { name: 'write-flags', status: 'succeeded', destructive: true, startedAt: '2025-03-04T10:05:00.000Z', endedAt: '2025-03-04T10:05:01.000Z', attempts: 2 },
+      {
+        name: 'read-flags',
+        status: 'succeeded',
+        destructive: false,
+        startedAt: '2025-03-04T10:00:01.000Z',
+        endedAt: '2025-03-04T10:00:02.000Z',
+        attempts: 1,
+        result: 'DUAL_WRITE=true',
+      },
+      {
+        name: 'write-flags',
+        status: 'succeeded',
+        destructive: true,
+        startedAt: '2025-03-04T10:05:00.000Z',
+        endedAt: '2025-03-04T10:05:01.000Z',
+        attempts: 2,
+      },
     ],
     plan: { summary: 'disable dual write on demo/web', changes: [{ item: 'DUAL_WRITE', from: 'true', to: 'false' }] },
     planHash: 'a'.repeat(64),
@@ -189,15 +222,50 @@ function finishedRun(): RunbookStatus {
       waiting: false,
       approvedBy: ['bob'],
       records: [
-        { kind: 'approve', by: 'alice', planHash: 'a'.repeat(64), at: '2025-03-04T10:01:00.000Z', accepted: false, ignoredBecause: 'self-approval' },
-        { kind: 'approve', by: 'bob', comment: 'go', planHash: 'a'.repeat(64), at: '2025-03-04T10:04:00.000Z', accepted: true },
+        {
+          kind: 'approve',
+          by: 'alice',
+          planHash: 'a'.repeat(64),
+          at: '2025-03-04T10:01:00.000Z',
+          accepted: false,
+          ignoredBecause: 'self-approval',
+        },
+        {
+          kind: 'approve',
+          by: 'bob',
+          comment: 'go',
+          planHash: 'a'.repeat(64),
+          at: '2025-03-04T10:04:00.000Z',
+          accepted: true,
+        },
       ],
     },
-    escalation: { level: 1, history: [{ level: 1, at: '2025-03-04T10:00:03.000Z', reason: 'approval waiting', contact: 'on-call engineer', delivered: true }] },
+    escalation: {
+      level: 1,
+      history: [
+        {
+          level: 1,
+          at: '2025-03-04T10:00:03.000Z',
+          reason: 'approval waiting',
+          contact: 'on-call engineer',
+          delivered: true,
+        },
+      ],
+    },
     compensations: [],
     phases: [
-      { phase: 'prepare', startedAt: '2025-03-04T10:00:00.000Z', endedAt: '2025-03-04T10:00:03.000Z', durationMs: 3000 },
-      { phase: 'approval', startedAt: '2025-03-04T10:00:03.000Z', endedAt: '2025-03-04T10:04:00.000Z', durationMs: 237000 },
+      {
+        phase: 'prepare',
+        startedAt: '2025-03-04T10:00:00.000Z',
+        endedAt: '2025-03-04T10:00:03.000Z',
+        durationMs: 3000,
+      },
+      {
+        phase: 'approval',
+        startedAt: '2025-03-04T10:00:03.000Z',
+        endedAt: '2025-03-04T10:04:00.000Z',
+        durationMs: 237000,
+      },
     ],
     outcome: 'succeeded',
   };
@@ -210,7 +278,12 @@ describe('buildEvidence', () => {
     expect(doc.format).toBe(EVIDENCE_FORMAT);
     expect(doc.chain.map((l) => l.kind)).toEqual(['step', 'step', 'approval', 'approval', 'escalation', 'outcome']);
     expect(doc.chain[0]!.record).toEqual(status.steps[0]);
-    expect(doc.chain[5]!.record).toEqual({ outcome: 'succeeded', planHash: 'a'.repeat(64), error: null, endedAt: '2025-03-04T10:07:30.000Z' });
+    expect(doc.chain[5]!.record).toEqual({
+      outcome: 'succeeded',
+      planHash: 'a'.repeat(64),
+      error: null,
+      endedAt: '2025-03-04T10:07:30.000Z',
+    });
     expect(doc.chainHead).toBe(doc.chain[5]!.hash);
     expect(verifyChain(chainGenesis(status.workflowId, status.runId), doc.chain, doc.chainHead)).toEqual([]);
   });
@@ -266,7 +339,13 @@ describe('buildEvidence', () => {
   });
 
   it('records a dry run without plan hash or error as nulls in the outcome link', () => {
-    const status: RunbookStatus = { ...finishedRun(), steps: [], planHash: undefined, outcome: 'dry_run', dryRun: true };
+    const status: RunbookStatus = {
+      ...finishedRun(),
+      steps: [],
+      planHash: undefined,
+      outcome: 'dry_run',
+      dryRun: true,
+    };
     status.approval = { waiting: false, approvedBy: [], records: [] };
     status.escalation = { level: 0, history: [] };
     const doc = buildEvidence({ status });
@@ -287,6 +366,8 @@ describe('evidencePath', () => {
     expect(evidencePath('evidence', status.runbook, status.startedAt, status.workflowId)).toBe(
       join('evidence', 'feature-flag-rollback', '20250304', 'feature-flag-rollback_demo_web_20250304-100000.json'),
     );
-    expect(evidencePath('e', 'r', '2025-01-02T00:00:00Z', '../../etc/passwd')).toBe(join('e', 'r', '20250102', '.._.._etc_passwd.json'));
+    expect(evidencePath('e', 'r', '2025-01-02T00:00:00Z', '../../etc/passwd')).toBe(
+      join('e', 'r', '20250102', '.._.._etc_passwd.json'),
+    );
   });
 });

@@ -29,7 +29,8 @@ async function failureOf(handle: WorkflowHandle): Promise<{ type?: string; resul
   );
   expect(err).toBeInstanceOf(WorkflowFailedError);
   const cause = (err as WorkflowFailedError).cause;
-  if (cause instanceof ApplicationFailure) return { type: cause.type ?? undefined, result: cause.details?.[0] as RunbookResult, cause };
+  if (cause instanceof ApplicationFailure)
+    return { type: cause.type ?? undefined, result: cause.details?.[0] as RunbookResult, cause };
   return { cause };
 }
 
@@ -76,7 +77,9 @@ describe('feature-flag rollback against a real dev server and a real demo servic
     // in Postgres: the 3 writes before the rollback went to both backends, the 3 after only to legacy
     const db = new pg.Client({ connectionString: h.databaseUrl });
     await db.connect();
-    const rows = await db.query(`SELECT backend, count(*)::int AS n, max(write_id) AS last FROM ${t.table} GROUP BY backend ORDER BY backend`);
+    const rows = await db.query(
+      `SELECT backend, count(*)::int AS n, max(write_id) AS last FROM ${t.table} GROUP BY backend ORDER BY backend`,
+    );
     await db.end();
     expect(rows.rows).toEqual([
       { backend: 'legacy', n: 6, last: 6 },
@@ -103,7 +106,12 @@ describe('feature-flag rollback against a real dev server and a real demo servic
     expect(result.outcome).toBe('rejected');
     expect(result.steps.find((s) => s.name === 'approval')!.error).toBe('rejected by bob: not during the sale');
     expect(result.steps.filter((s) => s.status === 'skipped').map((s) => s.name)).toEqual([
-      'set flags', 'reload service', 'verify flags live', 'verify health', 'verify no dual writes', 'notify',
+      'set flags',
+      'reload service',
+      'verify flags live',
+      'verify health',
+      'verify no dual writes',
+      'notify',
     ]);
     expect(readFileSync(t.envFile, 'utf8')).toBe(t.initialFlags);
     expect((await t.stats()).reloads).toBe(0);
@@ -235,7 +243,10 @@ describe('feature-flag rollback against a real dev server and a real demo servic
       const t = await h.demoTarget({
         quietWindow: '2s',
         notifications: { console: { type: 'log' }, slack: { type: 'webhook', urlEnv: 'TEST_WEBHOOK_URL' } },
-        escalation: [{ level: 1, after: '0s', contact: 'on-call' }, { level: 2, after: '1h', contact: 'lead' }],
+        escalation: [
+          { level: 1, after: '0s', contact: 'on-call' },
+          { level: 2, after: '1h', contact: 'lead' },
+        ],
       });
       const handle = await h.startRun({ environment: t.envName });
       await approve(handle);
@@ -252,7 +263,9 @@ describe('feature-flag rollback against a real dev server and a real demo servic
         [1, 'approval pending', true],
         [1, 'step "verify no dual writes" running past 3000ms', true],
       ]);
-      expect(result.steps.find((s) => s.name === 'verify no dual writes')!.result).toMatch(/^quiet for \d+s \([1-9]\d* lines before\)$/);
+      expect(result.steps.find((s) => s.name === 'verify no dual writes')!.result).toMatch(
+        /^quiet for \d+s \([1-9]\d* lines before\)$/,
+      );
       expect(received).toHaveLength(3);
       expect(received[0]!.text).toMatch(/^\*\[L1\] feature-flag-rollback on .*: approval pending\*/);
       expect(received[1]!.text).toContain('running past 3000ms');
@@ -302,7 +315,13 @@ describe('feature-flag rollback against a real dev server and a real demo servic
     const t = await h.demoTarget();
     const handle = await h.startRun({ environment: t.envName });
     const status = await h.waitForApproval(handle);
-    expect(status).toMatchObject({ runbook: 'feature-flag-rollback', environment: t.envName, target: 'web', currentStep: 'approval', phase: 'approval' });
+    expect(status).toMatchObject({
+      runbook: 'feature-flag-rollback',
+      environment: t.envName,
+      target: 'web',
+      currentStep: 'approval',
+      phase: 'approval',
+    });
     await handle.cancel();
     const err = await handle.result().catch((e: unknown) => e);
     expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);

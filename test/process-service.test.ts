@@ -18,11 +18,20 @@ async function demo(reload: 'sighup' | 'restart') {
   const envFile = join(dir, 'web.env');
   writeFileSync(envFile, INITIAL_FLAGS);
   const port = await freePort();
-  const service = new ProcessService({ pidFile: join(dir, 'web.pid'), command: demoCommand(envFile, port), logFile: join(dir, 'web.log'), reload, stopTimeoutMs: 3000 });
+  const service = new ProcessService({
+    pidFile: join(dir, 'web.pid'),
+    command: demoCommand(envFile, port),
+    logFile: join(dir, 'web.log'),
+    reload,
+    stopTimeoutMs: 3000,
+  });
   services.push(service);
   const stats = async () => {
     for (let i = 0; i < 100; i++) {
-      const r = await fetch(`http://127.0.0.1:${port}/stats`).then((x) => x.json() as Promise<{ pid: number; reloads: number }>, () => undefined);
+      const r = await fetch(`http://127.0.0.1:${port}/stats`).then(
+        (x) => x.json() as Promise<{ pid: number; reloads: number }>,
+        () => undefined,
+      );
       if (r) return r;
       await new Promise((res) => setTimeout(res, 100));
     }

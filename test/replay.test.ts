@@ -14,23 +14,29 @@ const files = (readdirSync(HISTORIES_DIR, { recursive: true }) as string[]).filt
 
 describe('replay of stored histories', () => {
   it('has histories for every path worth protecting', () => {
-    expect(files).toEqual(expect.arrayContaining([
-      'feature-flag-rollback.approve-path.json',
-      'feature-flag-rollback.reject-path.json',
-      'feature-flag-rollback.abort-after-change.json',
-      'feature-flag-rollback.approval-timeout.json',
-      'feature-flag-rollback.cancel-from-temporal-cli.json',
-      'feature-flag-rollback.worker-killed-during-step.json',
-      'dual-write-rollback.postgres-authoritative.json',
-      'dual-write-rollback.abort-during-execute.json',
-      'dual-write-rollback.worker-killed-during-execute.json',
-    ]));
+    expect(files).toEqual(
+      expect.arrayContaining([
+        'feature-flag-rollback.approve-path.json',
+        'feature-flag-rollback.reject-path.json',
+        'feature-flag-rollback.abort-after-change.json',
+        'feature-flag-rollback.approval-timeout.json',
+        'feature-flag-rollback.cancel-from-temporal-cli.json',
+        'feature-flag-rollback.worker-killed-during-step.json',
+        'dual-write-rollback.postgres-authoritative.json',
+        'dual-write-rollback.abort-during-execute.json',
+        'dual-write-rollback.worker-killed-during-execute.json',
+      ]),
+    );
   });
 
   it.each(files)('%s replays deterministically', async (file) => {
     const history = historyFromJSON(JSON.parse(readFileSync(join(HISTORIES_DIR, file), 'utf8')));
     await expect(
-      Worker.runReplayHistory({ workflowBundle: { codePath: inject('workflowBundlePath') }, replayName: file }, history, file),
+      Worker.runReplayHistory(
+        { workflowBundle: { codePath: inject('workflowBundlePath') }, replayName: file },
+        history,
+        file,
+      ),
     ).resolves.toBeUndefined();
   });
 });

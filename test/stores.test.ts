@@ -6,13 +6,27 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
-import { compareIds, compareKeys, inRange, rowFingerprint, sha256Hex, summarizeRows } from '../src/activities/stores/fingerprint.js';
+import {
+  compareIds,
+  compareKeys,
+  inRange,
+  rowFingerprint,
+  sha256Hex,
+  summarizeRows,
+} from '../src/activities/stores/fingerprint.js';
 import { diffStores, type DiffStats, type DriftEntry, unmatchedFingerprints } from '../src/activities/stores/diff.js';
 import { StoreFactory } from '../src/activities/stores/index.js';
 import { ObjectStore } from '../src/activities/stores/object-store.js';
 import { isConnectionError, PostgresTableStore } from '../src/activities/stores/postgres-table.js';
 import { SqliteTableStore } from '../src/activities/stores/sqlite-table.js';
-import { StoreConfigError, type KeyRange, type ObjectKey, type ObjectMeta, type ObjectStoreAdapter, type StoredObject } from '../src/activities/stores/types.js';
+import {
+  StoreConfigError,
+  type KeyRange,
+  type ObjectKey,
+  type ObjectMeta,
+  type ObjectStoreAdapter,
+  type StoredObject,
+} from '../src/activities/stores/types.js';
 import { ensurePostgres } from '../src/dev/postgres.js';
 import { freePort } from '../src/dev/ports.js';
 import { objectStoreConfigSchema } from '../src/shared/schemas.js';
@@ -62,15 +76,25 @@ const subjects: Subject[] = [
       db.prepare('UPDATE objects SET size = ? WHERE object_id = ? AND version = ?').run(size, k.objectId, k.version);
       db.close();
     },
-    withNames: ({ table, column }) => new SqliteTableStore({ path: join(tempDir(), 'x.sqlite'), table: table ?? 'objects', columns: column ? { size: column } : {} }),
+    withNames: ({ table, column }) =>
+      new SqliteTableStore({
+        path: join(tempDir(), 'x.sqlite'),
+        table: table ?? 'objects',
+        columns: column ? { size: column } : {},
+      }),
   },
   {
     name: 'postgres-table',
     open: () => PostgresTableStore.open({ pool, table: pgTable, create: true }),
     tamperSize: async (k, size) => {
-      await pool.query(`UPDATE "${pgTable}" SET size = $1 WHERE object_id = $2 AND version = $3`, [size, k.objectId, k.version]);
+      await pool.query(`UPDATE "${pgTable}" SET size = $1 WHERE object_id = $2 AND version = $3`, [
+        size,
+        k.objectId,
+        k.version,
+      ]);
     },
-    withNames: ({ table, column }) => new PostgresTableStore({ pool, table: table ?? 'objects', columns: column ? { updatedAt: column } : {} }),
+    withNames: ({ table, column }) =>
+      new PostgresTableStore({ pool, table: table ?? 'objects', columns: column ? { updatedAt: column } : {} }),
   },
   {
     // someone else's table: other column names, no digest column, and a linguistic collation on the id column
@@ -83,16 +107,31 @@ const subjects: Subject[] = [
         `CREATE TABLE "${pgTableNoSha}" (id varchar(200) ${collate} NOT NULL, ver bigint NOT NULL, body bytea NOT NULL, bytes integer NOT NULL, made timestamptz NOT NULL, changed timestamptz NOT NULL, PRIMARY KEY (id, ver))`,
       );
       await pool.query(`INSERT INTO "${pgTableNoSha}" VALUES ('pre-existing', 1, 'x', 1, now(), now())`);
-      const columns = { objectId: 'id', version: 'ver', content: 'body', size: 'bytes', sha256: null, createdAt: 'made', updatedAt: 'changed', fingerprint: 'row_fp' };
+      const columns = {
+        objectId: 'id',
+        version: 'ver',
+        content: 'body',
+        size: 'bytes',
+        sha256: null,
+        createdAt: 'made',
+        updatedAt: 'changed',
+        fingerprint: 'row_fp',
+      };
       // an existing table gets its fingerprint column, trigger and index from installFingerprint() (`runbook dual-write prepare`)
-      await expect(PostgresTableStore.open({ pool, table: pgTableNoSha, columns })).rejects.toThrow(/fingerprint column "row_fp" does not exist; install it with `npx runbook dual-write prepare/);
+      await expect(PostgresTableStore.open({ pool, table: pgTableNoSha, columns })).rejects.toThrow(
+        /fingerprint column "row_fp" does not exist; install it with `npx runbook dual-write prepare/,
+      );
       await new PostgresTableStore({ pool, table: pgTableNoSha, columns }).installFingerprint();
       const { rows } = await pool.query(`SELECT count(*)::int AS n FROM "${pgTableNoSha}" WHERE row_fp IS NULL`);
       expect(rows[0].n).toBe(0);
       return PostgresTableStore.open({ pool, table: pgTableNoSha, columns });
     },
     tamperSize: async (k, size) => {
-      await pool.query(`UPDATE "${pgTableNoSha}" SET bytes = $1 WHERE id = $2 AND ver = $3`, [size, k.objectId, k.version]);
+      await pool.query(`UPDATE "${pgTableNoSha}" SET bytes = $1 WHERE id = $2 AND ver = $3`, [
+        size,
+        k.objectId,
+        k.version,
+      ]);
     },
   },
   {
@@ -100,19 +139,29 @@ const subjects: Subject[] = [
     open: () => PostgresTableStore.open({ pool, table: pgTableFp, create: true, columns: { fingerprint: 'fp' } }),
     // behind the adapter's back: the trigger keeps the fingerprint right
     tamperSize: async (k, size) => {
-      await pool.query(`UPDATE "${pgTableFp}" SET size = $1 WHERE object_id = $2 AND version = $3`, [size, k.objectId, k.version]);
+      await pool.query(`UPDATE "${pgTableFp}" SET size = $1 WHERE object_id = $2 AND version = $3`, [
+        size,
+        k.objectId,
+        k.version,
+      ]);
     },
   },
   {
     name: 'postgres-table (content by reference)',
-    open: () => PostgresTableStore.open({ pool, table: pgTableRef, create: true, contentReference: { root: referenceRoot } }),
+    open: () =>
+      PostgresTableStore.open({ pool, table: pgTableRef, create: true, contentReference: { root: referenceRoot } }),
     tamperSize: async (k, size) => {
-      await pool.query(`UPDATE "${pgTableRef}" SET size = $1 WHERE object_id = $2 AND version = $3`, [size, k.objectId, k.version]);
+      await pool.query(`UPDATE "${pgTableRef}" SET size = $1 WHERE object_id = $2 AND version = $3`, [
+        size,
+        k.objectId,
+        k.version,
+      ]);
     },
   },
   {
     name: 'sqlite-table (stored fingerprints)',
-    open: async () => new SqliteTableStore({ path: sqliteFpPath, table: 'objects', create: true, columns: { fingerprint: 'fp' } }),
+    open: async () =>
+      new SqliteTableStore({ path: sqliteFpPath, table: 'objects', create: true, columns: { fingerprint: 'fp' } }),
     // behind the adapter's back: the trigger clears the stored fingerprint, which is then computed
     tamperSize: async (k, size) => {
       const db = new Database(sqliteFpPath);
@@ -159,7 +208,13 @@ afterAll(async () => {
 
 const T0 = 1_700_000_000_000;
 
-function object(objectId: string, version: number, content = `content of ${objectId}@${version}`, createdAt = T0 + version * 1001, updatedAt = createdAt + 999): StoredObject {
+function object(
+  objectId: string,
+  version: number,
+  content = `content of ${objectId}@${version}`,
+  createdAt = T0 + version * 1001,
+  updatedAt = createdAt + 999,
+): StoredObject {
   const bytes = Buffer.from(content);
   return { objectId, version, content: bytes, size: bytes.length, sha256: sha256Hex(bytes), createdAt, updatedAt };
 }
@@ -172,7 +227,8 @@ const TRICKY_ORDER = ['A', 'B', 'a', 'a b', 'a-1', 'a/b', 'a_1', 'e', 'f', 'zero
 function trickyObjects(): StoredObject[] {
   const out: StoredObject[] = [];
   TRICKY_IDS.forEach((id, i) => {
-    for (const v of [10, 1, 2]) out.push(object(id, v, `${id}#${v}`, T0 + i * 7919 + v, T0 + i * 7919 + v * 1000 + 999));
+    for (const v of [10, 1, 2])
+      out.push(object(id, v, `${id}#${v}`, T0 + i * 7919 + v, T0 + i * 7919 + v * 1000 + 999));
   });
   // empty content, epoch 0
   out.push(object('zero', 1, '', 0, 1));
@@ -184,7 +240,15 @@ function manyObjects(n: number): StoredObject[] {
   const out: StoredObject[] = [];
   for (let i = 0; i < n; i++) {
     const id = `obj-${String((i * 7) % n).padStart(4, '0')}`;
-    out.push(object(id, (i % 3) + 1, 'x'.repeat(i % 17) + i, T0 + i * 12_345 + (i % 1000), T0 + i * 12_345 + 86_400_000 + (i % 997)));
+    out.push(
+      object(
+        id,
+        (i % 3) + 1,
+        'x'.repeat(i % 17) + i,
+        T0 + i * 12_345 + (i % 1000),
+        T0 + i * 12_345 + 86_400_000 + (i % 997),
+      ),
+    );
   }
   return out;
 }
@@ -231,9 +295,18 @@ for (const subject of subjects) {
 
     it('round-trips objects through put and get (bytes, metadata, order asked, missing keys left out)', async () => {
       const binary = Buffer.from([0, 1, 2, 255, 254, 0x5c, 0x78, 0x22, 0x7b, 0x2c, 0x7d]);
-      const objects = [object('r/1', 1), object('r/2', 3, ''), { ...object('r/3', 1), content: binary, size: binary.length, sha256: sha256Hex(binary) }];
+      const objects = [
+        object('r/1', 1),
+        object('r/2', 3, ''),
+        { ...object('r/3', 1), content: binary, size: binary.length, sha256: sha256Hex(binary) },
+      ];
       await s.put(objects);
-      const got = await s.get([keyOf(objects[2]!), { objectId: 'nope', version: 1 }, keyOf(objects[0]!), keyOf(objects[1]!)]);
+      const got = await s.get([
+        keyOf(objects[2]!),
+        { objectId: 'nope', version: 1 },
+        keyOf(objects[0]!),
+        keyOf(objects[1]!),
+      ]);
       expect(got.map(keyOf)).toEqual([objects[2], objects[0], objects[1]].map((o) => keyOf(o!)));
       for (const [i, o] of [objects[2]!, objects[0]!, objects[1]!].entries()) {
         expect(Buffer.isBuffer(got[i]!.content)).toBe(true);
@@ -273,7 +346,9 @@ for (const subject of subjects) {
       const badSha = { ...object('bad-sha', 1), sha256: sha256Hex(Buffer.from('something else')) };
       const badSize = { ...object('bad-size', 1), size: 3 };
       expect((await rejection(s.put([good, badSha]))).message).toMatch(/bad-sha@1: content sha256 .* does not match/);
-      expect((await rejection(s.put([good, badSize]))).message).toMatch(/bad-size@1: content is \d+ bytes, metadata says 3/);
+      expect((await rejection(s.put([good, badSize]))).message).toMatch(
+        /bad-size@1: content is \d+ bytes, metadata says 3/,
+      );
       expect((await scanAll(s)).flat()).toEqual([]);
       expect(await s.get([keyOf(good), keyOf(badSha), keyOf(badSize)])).toEqual([]);
     });
@@ -282,7 +357,9 @@ for (const subject of subjects) {
       const objects = trickyObjects();
       await s.put([...objects].reverse());
       const rows = (await scanAll(s, {}, 4)).flat();
-      const expected = TRICKY_ORDER.flatMap((id) => (id === 'zero' ? [1] : [1, 2, 10]).map((version) => ({ objectId: id, version })));
+      const expected = TRICKY_ORDER.flatMap((id) =>
+        (id === 'zero' ? [1] : [1, 2, 10]).map((version) => ({ objectId: id, version })),
+      );
       expect(rows.map(keyOf)).toEqual(expected);
       expect(rows.map(keyOf)).toEqual(sorted(objects).map(keyOf));
       expect(rows).toEqual(sorted(objects).map(metaOf));
@@ -316,7 +393,12 @@ for (const subject of subjects) {
       expect(await s.summarize!({})).toEqual({ count: 0, h1: '0', h2: '0' });
       const objects = [...trickyObjects(), ...manyObjects(40)];
       await s.put(objects);
-      for (const range of [{}, { from: { objectId: 'a', version: 2 }, to: { objectId: 'obj-0020', version: 1 } }, { to: { objectId: 'a', version: 1 } }, { from: { objectId: 'é', version: 2 } }]) {
+      for (const range of [
+        {},
+        { from: { objectId: 'a', version: 2 }, to: { objectId: 'obj-0020', version: 1 } },
+        { to: { objectId: 'a', version: 1 } },
+        { from: { objectId: 'é', version: 2 } },
+      ]) {
         const scanned = (await scanAll(s, range, 5)).flat();
         expect(await s.summarize!(range)).toEqual(summarizeRows(scanned));
         expect(await s.summarize!(range)).toEqual(summarizeRows(objects.filter((o) => inRange(o, range)).map(metaOf)));
@@ -329,8 +411,20 @@ for (const subject of subjects) {
       const base = await s.summarize!({});
       const target = objects.find((o) => o.objectId === 'é' && o.version === 2)!;
       const variants: [string, StoredObject][] = [
-        ['sha256 (same size, other bytes)', object(target.objectId, target.version, target.content.toString().replace('#', '!'), target.createdAt, target.updatedAt)],
-        ['size and sha256', object(target.objectId, target.version, `${target.content.toString()}+`, target.createdAt, target.updatedAt)],
+        [
+          'sha256 (same size, other bytes)',
+          object(
+            target.objectId,
+            target.version,
+            target.content.toString().replace('#', '!'),
+            target.createdAt,
+            target.updatedAt,
+          ),
+        ],
+        [
+          'size and sha256',
+          object(target.objectId, target.version, `${target.content.toString()}+`, target.createdAt, target.updatedAt),
+        ],
         ['createdAt', { ...target, createdAt: target.createdAt + 1 }],
         ['updatedAt', { ...target, updatedAt: target.updatedAt - 1 }],
       ];
@@ -358,13 +452,19 @@ for (const subject of subjects) {
       const objects = [...trickyObjects(), ...manyObjects(90)];
       await s.put(objects);
       const all = sorted(objects).map(keyOf);
-      const ranges: KeyRange[] = [{}, { from: { objectId: 'a', version: 2 }, to: { objectId: 'obj-0050', version: 1 } }, { from: { objectId: 'obj-0010', version: 1 } }];
+      const ranges: KeyRange[] = [
+        {},
+        { from: { objectId: 'a', version: 2 }, to: { objectId: 'obj-0050', version: 1 } },
+        { from: { objectId: 'obj-0010', version: 1 } },
+      ];
       for (const range of ranges) {
         const inside = all.filter((k) => inRange(k, range));
         for (const step of [1, 2, 3, 7, 64, inside.length]) {
           for (const max of [1, 5, 1000]) {
             const expected = inside.filter((_, i) => i > 0 && i % step === 0).slice(0, max);
-            expect(await s.stepKeys!(range, step, max), `step ${step} max ${max} ${JSON.stringify(range)}`).toEqual(expected);
+            expect(await s.stepKeys!(range, step, max), `step ${step} max ${max} ${JSON.stringify(range)}`).toEqual(
+              expected,
+            );
           }
         }
       }
@@ -375,14 +475,30 @@ for (const subject of subjects) {
       await s.put(objects);
       const all = sorted(objects).map(metaOf);
       const cuts = [all[5]!, all[6]!, all[30]!, { objectId: 'obj-0030', version: 2 }, all[all.length - 3]!].map(keyOf);
-      const ranges: KeyRange[] = [{ to: cuts[0] }, ...cuts.slice(0, -1).map((c, i) => ({ from: c, to: cuts[i + 1] })), { from: cuts[cuts.length - 1] }];
+      const ranges: KeyRange[] = [
+        { to: cuts[0] },
+        ...cuts.slice(0, -1).map((c, i) => ({ from: c, to: cuts[i + 1] })),
+        { from: cuts[cuts.length - 1] },
+      ];
       const summaries = await s.summarizeRanges!(ranges);
       expect(summaries).toHaveLength(ranges.length);
-      for (const [i, r] of ranges.entries()) expect(summaries[i], JSON.stringify(r)).toEqual(summarizeRows(all.filter((m) => inRange(m, r))));
+      for (const [i, r] of ranges.entries())
+        expect(summaries[i], JSON.stringify(r)).toEqual(summarizeRows(all.filter((m) => inRange(m, r))));
       expect(summaries.reduce((n, x) => n + x.count, 0)).toBe(all.length);
       // two separate ranges, an empty one between them
-      const picked = [ranges[1]!, { from: { objectId: 'zz-none', version: 1 }, to: { objectId: 'zz-none', version: 2 } }, ranges[4]!];
-      expect(await s.fingerprintLists!(picked)).toEqual(picked.map((r) => all.filter((m) => inRange(m, r)).map((m) => String(rowFingerprint(m))).join(',')));
+      const picked = [
+        ranges[1]!,
+        { from: { objectId: 'zz-none', version: 1 }, to: { objectId: 'zz-none', version: 2 } },
+        ranges[4]!,
+      ];
+      expect(await s.fingerprintLists!(picked)).toEqual(
+        picked.map((r) =>
+          all
+            .filter((m) => inRange(m, r))
+            .map((m) => String(rowFingerprint(m)))
+            .join(','),
+        ),
+      );
       expect((await s.fingerprintLists!(picked))[1]).toBe('');
       expect(await s.fingerprintLists!([])).toEqual([]);
       expect(await s.summarizeRanges!([])).toEqual([]);
@@ -456,7 +572,8 @@ describe('all adapters agree', () => {
     for (const range of ranges) {
       const expected = summarizeRows((await scanAll(store('sqlite-table'), range, 50)).flat());
       expect(expected.count).toBeGreaterThan(0);
-      for (const [name, s] of stores) expect(await s.summarize!(range), `${name} ${JSON.stringify(range)}`).toEqual(expected);
+      for (const [name, s] of stores)
+        expect(await s.summarize!(range), `${name} ${JSON.stringify(range)}`).toEqual(expected);
     }
   });
 
@@ -465,7 +582,10 @@ describe('all adapters agree', () => {
     const reference = await store('sqlite-table').stepKeys!(range, 16, 100);
     expect(reference.length).toBeGreaterThan(3);
     for (const [name, s] of stores) expect(await s.stepKeys!(range, 16, 100), name).toEqual(reference);
-    const ranges = [{ from: range.from, to: reference[0] }, ...reference.map((k, i) => ({ from: k, to: reference[i + 1] }))];
+    const ranges = [
+      { from: range.from, to: reference[0] },
+      ...reference.map((k, i) => ({ from: k, to: reference[i + 1] })),
+    ];
     const sums = await store('sqlite-table').summarizeRanges!(ranges);
     for (const [name, s] of stores) expect(await s.summarizeRanges!(ranges), name).toEqual(sums);
     // the same fingerprint lists, byte for byte: equal segments compare as equal strings
@@ -480,7 +600,10 @@ describe('all adapters agree', () => {
     for (const [name, s] of stores) {
       const got = await s.get(keys);
       expect(got.map(metaOf), name).toEqual(reference.map(metaOf));
-      expect(got.every((o, i) => o.content.equals(reference[i]!.content)), name).toBe(true);
+      expect(
+        got.every((o, i) => o.content.equals(reference[i]!.content)),
+        name,
+      ).toBe(true);
     }
   });
 });
@@ -496,7 +619,10 @@ describe('object-store blobs', () => {
     return () => s.close();
   });
 
-  const blobFiles = (): string[] => readdirSync(join(root, 'blobs'), { recursive: true, withFileTypes: true }).filter((d) => d.isFile()).map((d) => d.name);
+  const blobFiles = (): string[] =>
+    readdirSync(join(root, 'blobs'), { recursive: true, withFileTypes: true })
+      .filter((d) => d.isFile())
+      .map((d) => d.name);
 
   it('lays blobs out by digest and leaves no temporary files', async () => {
     const o = object('one', 1);
@@ -569,8 +695,16 @@ describe('postgres-table content by reference', () => {
   });
 
   const blobPath = (sha: string): string => join(root, sha.slice(0, 2), sha);
-  const blobFiles = (): string[] => readdirSync(root, { recursive: true, withFileTypes: true }).filter((d) => d.isFile()).map((d) => d.name);
-  const setReference = (k: ObjectKey, ref: string) => pool.query(`UPDATE "${table}" SET content = $1 WHERE object_id = $2 AND version = $3`, [ref, k.objectId, k.version]);
+  const blobFiles = (): string[] =>
+    readdirSync(root, { recursive: true, withFileTypes: true })
+      .filter((d) => d.isFile())
+      .map((d) => d.name);
+  const setReference = (k: ObjectKey, ref: string) =>
+    pool.query(`UPDATE "${table}" SET content = $1 WHERE object_id = $2 AND version = $3`, [
+      ref,
+      k.objectId,
+      k.version,
+    ]);
 
   it('keeps content as a text reference <sha[0:2]>/<sha> to a blob under root, and leaves no temporary files', async () => {
     const o = object('one', 1);
@@ -636,13 +770,25 @@ describe('postgres-table content by reference', () => {
     const outside = join(root, '..', 'outside');
     writeFileSync(outside, o.content);
     const hex = o.sha256;
-    for (const ref of ['../outside', outside, `${hex.slice(0, 2)}/../../outside`, `${hex.slice(0, 2)}/${hex}/..`, `zz/${hex}`, `${hex.slice(0, 2)}/${hex.toUpperCase()}`, hex]) {
+    for (const ref of [
+      '../outside',
+      outside,
+      `${hex.slice(0, 2)}/../../outside`,
+      `${hex.slice(0, 2)}/${hex}/..`,
+      `zz/${hex}`,
+      `${hex.slice(0, 2)}/${hex.toUpperCase()}`,
+      hex,
+    ]) {
       await setReference(o, ref);
-      await expect(s.get([keyOf(o)]), ref).rejects.toThrow(`victim@1: content reference ${JSON.stringify(ref)} is not a blob path <sha[0:2]>/<sha>`);
+      await expect(s.get([keyOf(o)]), ref).rejects.toThrow(
+        `victim@1: content reference ${JSON.stringify(ref)} is not a blob path <sha[0:2]>/<sha>`,
+      );
     }
     // well formed, but another object's blob
     await setReference(o, `${elsewhere.sha256.slice(0, 2)}/${elsewhere.sha256}`);
-    await expect(s.get([keyOf(o)])).rejects.toThrow(`victim@1: content reference ${elsewhere.sha256.slice(0, 2)}/${elsewhere.sha256} is not the blob of its sha256 ${o.sha256}`);
+    await expect(s.get([keyOf(o)])).rejects.toThrow(
+      `victim@1: content reference ${elsewhere.sha256.slice(0, 2)}/${elsewhere.sha256} is not the blob of its sha256 ${o.sha256}`,
+    );
     await setReference(o, '../outside');
     await s.delete([keyOf(o)]);
     expect(existsSync(outside)).toBe(true);
@@ -652,14 +798,27 @@ describe('postgres-table content by reference', () => {
   it('refuses configurations it cannot work with', async () => {
     const config = { pool, table, contentReference: { root } };
     expect(() => new PostgresTableStore({ ...config, columns: { sha256: null } })).toThrow(StoreConfigError);
-    expect(() => new PostgresTableStore({ ...config, columns: { sha256: null } })).toThrow(/contentReference needs a sha256 column/);
-    const parsed = objectStoreConfigSchema.safeParse({ type: 'postgres', table, columns: { sha256: null }, contentReference: { root: 'blobs' } });
-    expect(parsed.error?.issues.map((i) => [i.path.join('.'), i.message])).toEqual([['contentReference', expect.stringMatching(/needs a sha256 column/)]]);
+    expect(() => new PostgresTableStore({ ...config, columns: { sha256: null } })).toThrow(
+      /contentReference needs a sha256 column/,
+    );
+    const parsed = objectStoreConfigSchema.safeParse({
+      type: 'postgres',
+      table,
+      columns: { sha256: null },
+      contentReference: { root: 'blobs' },
+    });
+    expect(parsed.error?.issues.map((i) => [i.path.join('.'), i.message])).toEqual([
+      ['contentReference', expect.stringMatching(/needs a sha256 column/)],
+    ]);
     // a root that does not exist is a wrong path, not an empty store (only `create` makes one)
     const missing = join(root, 'no-such-dir');
-    await expect(PostgresTableStore.open({ ...config, contentReference: { root: missing } })).rejects.toThrow(`contentReference.root ${missing} is not an existing directory`);
+    await expect(PostgresTableStore.open({ ...config, contentReference: { root: missing } })).rejects.toThrow(
+      `contentReference.root ${missing} is not an existing directory`,
+    );
     // a table holding content as bytea
-    await expect(PostgresTableStore.open({ pool, table: pgTable, contentReference: { root } })).rejects.toThrow(/contentReference needs a text content column, "content" is bytea/);
+    await expect(PostgresTableStore.open({ pool, table: pgTable, contentReference: { root } })).rejects.toThrow(
+      /contentReference needs a text content column, "content" is bytea/,
+    );
   });
 
   it('StoreFactory resolves contentReference.root against the environment file and refuses a bad combination as EnvironmentInvalid', async () => {
@@ -668,7 +827,12 @@ describe('postgres-table content by reference', () => {
     process.env.STORES_TEST_DATABASE_URL = inject('databaseUrl');
     const factory = new StoreFactory();
     try {
-      const config = objectStoreConfigSchema.parse({ type: 'postgres', urlEnv: 'STORES_TEST_DATABASE_URL', table, contentReference: { root: 'blobs' } });
+      const config = objectStoreConfigSchema.parse({
+        type: 'postgres',
+        urlEnv: 'STORES_TEST_DATABASE_URL',
+        table,
+        contentReference: { root: 'blobs' },
+      });
       const opened = await factory.open(config, (p) => join(base, p));
       const o = object('via-factory', 1);
       await opened.put([o]);
@@ -687,8 +851,14 @@ describe('postgres-table content by reference', () => {
 
 describe('postgres-table connections', () => {
   it('tells connection failures (retried) from statement errors (not retried)', () => {
-    expect(isConnectionError(Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' }))).toBe(true);
-    expect(isConnectionError(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }))).toBe(true);
+    expect(
+      isConnectionError(
+        Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' }),
+      ),
+    ).toBe(true);
+    expect(
+      isConnectionError(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' })),
+    ).toBe(true);
     expect(isConnectionError(new Error('Connection terminated unexpectedly'))).toBe(true);
     expect(isConnectionError(Object.assign(new Error('relation "x" does not exist'), { code: '42P01' }))).toBe(false);
     expect(isConnectionError(Object.assign(new Error('duplicate key'), { code: '23505' }))).toBe(false);
@@ -702,7 +872,10 @@ describe('postgres-table connections', () => {
     const admin = new pg.Client({ connectionString: inject('databaseUrl') });
     await admin.connect();
     try {
-      const { rows } = await admin.query<{ ok: boolean }>('SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = $1', [poolName]);
+      const { rows } = await admin.query<{ ok: boolean }>(
+        'SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = $1',
+        [poolName],
+      );
       expect(rows.length).toBeGreaterThan(0);
       expect(rows.every((r) => r.ok)).toBe(true);
     } finally {
@@ -718,7 +891,12 @@ describe('postgres-table connections', () => {
     let server = await ensurePostgres({ dataDir, port, database: 'restart_test', forceEmbedded: true });
     const restartPool = new pg.Pool({ connectionString: server.url, max: 2 });
     try {
-      const s = await PostgresTableStore.open({ pool: restartPool, table: 'objects', create: true, name: 'restart test' });
+      const s = await PostgresTableStore.open({
+        pool: restartPool,
+        table: 'objects',
+        create: true,
+        name: 'restart test',
+      });
       expect(s.describe()).toBe('postgres table restart test');
       await s.put([object('before', 1)]);
       expect(await s.summarize({})).toEqual(summarizeRows([metaOf(object('before', 1))]));
@@ -737,15 +915,23 @@ describe('postgres-table connections', () => {
 describe('stored fingerprints', () => {
   it('compareIds orders strings bytewise as UTF-8, like Buffer.compare', () => {
     const ids = [...TRICKY_IDS, 'zero', '\uffff', '\ue000', '\ud7ff', '𐀀', 'a😀', 'a\uffff', '', 'aa', 'a'];
-    for (const x of ids) for (const y of ids) expect(Math.sign(compareIds(x, y)), `${x} ${y}`).toBe(Math.sign(Buffer.compare(Buffer.from(x), Buffer.from(y))));
+    for (const x of ids)
+      for (const y of ids)
+        expect(Math.sign(compareIds(x, y)), `${x} ${y}`).toBe(
+          Math.sign(Buffer.compare(Buffer.from(x), Buffer.from(y))),
+        );
   });
 
   it('a SQLite table whose fingerprint trigger is missing is refused, naming the fix', () => {
     const path = join(tempDir(), 'no-trigger.sqlite');
     const db = new Database(path);
-    db.exec('CREATE TABLE objects (object_id TEXT NOT NULL, version INTEGER NOT NULL, content BLOB NOT NULL, size INTEGER NOT NULL, sha256 TEXT NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, fp INTEGER, PRIMARY KEY (object_id, version))');
+    db.exec(
+      'CREATE TABLE objects (object_id TEXT NOT NULL, version INTEGER NOT NULL, content BLOB NOT NULL, size INTEGER NOT NULL, sha256 TEXT NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, fp INTEGER, PRIMARY KEY (object_id, version))',
+    );
     db.close();
-    expect(() => new SqliteTableStore({ path, table: 'objects', columns: { fingerprint: 'fp' } })).toThrow(/trigger objects_dr_fingerprint is missing; install it with `npx runbook dual-write prepare/);
+    expect(() => new SqliteTableStore({ path, table: 'objects', columns: { fingerprint: 'fp' } })).toThrow(
+      /trigger objects_dr_fingerprint is missing; install it with `npx runbook dual-write prepare/,
+    );
   });
 
   it('SQLite: other writers leave a NULL or cleared fingerprint, which is computed; put() writes it', async () => {
@@ -755,10 +941,14 @@ describe('stored fingerprints', () => {
       const o = object('mine', 1);
       await s.put([o]);
       const db = new Database(path);
-      const fpOf = (id: string) => (db.prepare('SELECT fp FROM objects WHERE object_id = ?').safeIntegers(true).get(id) as { fp: bigint | null }).fp;
+      const fpOf = (id: string) =>
+        (db.prepare('SELECT fp FROM objects WHERE object_id = ?').safeIntegers(true).get(id) as { fp: bigint | null })
+          .fp;
       expect(fpOf('mine')).toBe(rowFingerprint(o));
       const theirs = object('theirs', 1);
-      db.prepare('INSERT INTO objects (object_id, version, content, size, sha256, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)').run(theirs.objectId, 1, theirs.content, theirs.size, theirs.sha256, theirs.createdAt, theirs.updatedAt);
+      db.prepare(
+        'INSERT INTO objects (object_id, version, content, size, sha256, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      ).run(theirs.objectId, 1, theirs.content, theirs.size, theirs.sha256, theirs.createdAt, theirs.updatedAt);
       db.prepare('UPDATE objects SET updated_at = updated_at + 1 WHERE object_id = ?').run('mine');
       expect(fpOf('theirs')).toBeNull();
       expect(fpOf('mine')).toBeNull();
@@ -772,8 +962,12 @@ describe('stored fingerprints', () => {
       expect(await s.summarize({})).toEqual(summarizeRows(rows));
       // cleared fingerprints are computed in lists and found by metaByFingerprint
       expect(await s.fingerprintLists([{}])).toEqual([rows.map((m) => String(rowFingerprint(m))).join(',')]);
-      expect(await s.metaByFingerprint(rows.map((m) => ({ range: {}, fingerprints: [String(rowFingerprint(m))] })))).toEqual(rows);
-      expect(sorted(await s.metaByFingerprint([{ range: {}, fingerprints: rows.map((m) => String(rowFingerprint(m))) }]))).toEqual(rows);
+      expect(
+        await s.metaByFingerprint(rows.map((m) => ({ range: {}, fingerprints: [String(rowFingerprint(m))] }))),
+      ).toEqual(rows);
+      expect(
+        sorted(await s.metaByFingerprint([{ range: {}, fingerprints: rows.map((m) => String(rowFingerprint(m))) }])),
+      ).toEqual(rows);
     } finally {
       await s.close();
     }
@@ -811,7 +1005,9 @@ describe('stored fingerprints', () => {
       const { rows } = await pool.query(`SELECT fp::text AS fp FROM "${table}"`);
       expect(BigInt(rows[0].fp)).toBe(rowFingerprint(meta!));
       await pool.query(`ALTER TABLE "${table}" DISABLE TRIGGER "${table}_dr_fp"`);
-      await expect(PostgresTableStore.open({ pool, table, columns: { fingerprint: 'fp' } })).rejects.toThrow(`trigger "${table}_dr_fp" is missing or disabled`);
+      await expect(PostgresTableStore.open({ pool, table, columns: { fingerprint: 'fp' } })).rejects.toThrow(
+        `trigger "${table}_dr_fp" is missing or disabled`,
+      );
     } finally {
       await pool.query(`DROP TABLE IF EXISTS "${table}"`);
     }
@@ -854,7 +1050,7 @@ describe('diffStores', () => {
     check(['11', '1'], ['1', '11']);
     // random lists: a common base with rows dropped, added and changed on either side
     let seed = 42;
-    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     const fp = () => String(Math.floor((random() - 0.5) * 2 ** 40)).slice(0, 1 + Math.floor(random() * 12));
     for (let n = 0; n < 500; n++) {
       const base = Array.from({ length: Math.floor(random() * 60) }, fp);
@@ -883,27 +1079,65 @@ describe('diffStores', () => {
       await objectStore.put([{ ...at(120), updatedAt: at(120).updatedAt + 1 }, object('only-in-object-store', 1)]);
       await sqlite.put([{ ...at(121), createdAt: 0 }, object(at(7).objectId, at(7).version, 'changed in sqlite')]);
       await sqlite.delete([keyOf(at(150))]);
-      const pairs: Array<[ObjectStoreAdapter, ObjectStoreAdapter]> = [[pgStore, objectStore], [objectStore, pgStore], [pgStore, sqlite], [sqlite, objectStore]];
+      const pairs: Array<[ObjectStoreAdapter, ObjectStoreAdapter]> = [
+        [pgStore, objectStore],
+        [objectStore, pgStore],
+        [pgStore, sqlite],
+        [sqlite, objectStore],
+      ];
       for (const [x, y] of pairs) {
         const merged = await collect(diffStores(x, y, {}, { mergeOnly: true, pageSize: 7 }));
-        expect(new Set(merged.map((e) => e.class))).toEqual(new Set(['missing_in_a', 'missing_in_b', 'content_mismatch', 'metadata_mismatch']));
+        expect(new Set(merged.map((e) => e.class))).toEqual(
+          new Set(['missing_in_a', 'missing_in_b', 'content_mismatch', 'metadata_mismatch']),
+        );
         expect(merged.map(keyOf)).toEqual(sorted(merged.map(keyOf)));
-        for (const [segmentRows, windowSegments] of [[1, 1], [3, 2], [16, 4], [64, 4096], [10_000, 1]] as const) {
+        for (const [segmentRows, windowSegments] of [
+          [1, 1],
+          [3, 2],
+          [16, 4],
+          [64, 4096],
+          [10_000, 1],
+        ] as const) {
           const label = `${x.describe()} vs ${y.describe()}, segments of ${segmentRows}, ${windowSegments} per window`;
-          expect(await collect(diffStores(x, y, {}, { segmentRows, windowSegments, pageSize: 2 })), label).toEqual(merged);
-          expect(await collect(diffStores(x, y, {}, { segmentRows, windowSegments, readRows: 1 })), `${label}, one segment per read`).toEqual(merged);
+          expect(await collect(diffStores(x, y, {}, { segmentRows, windowSegments, pageSize: 2 })), label).toEqual(
+            merged,
+          );
+          expect(
+            await collect(diffStores(x, y, {}, { segmentRows, windowSegments, readRows: 1 })),
+            `${label}, one segment per read`,
+          ).toEqual(merged);
           // every window after the first compares lists only / never does
-          expect(await collect(diffStores(x, y, {}, { segmentRows, windowSegments, listAbove: 0, pageSize: 3 })), `${label}, lists`).toEqual(merged);
-          expect(await collect(diffStores(x, y, {}, { segmentRows, windowSegments, listAbove: 1 })), `${label}, checksums`).toEqual(merged);
+          expect(
+            await collect(diffStores(x, y, {}, { segmentRows, windowSegments, listAbove: 0, pageSize: 3 })),
+            `${label}, lists`,
+          ).toEqual(merged);
+          expect(
+            await collect(diffStores(x, y, {}, { segmentRows, windowSegments, listAbove: 1 })),
+            `${label}, checksums`,
+          ).toEqual(merged);
           const range = { from: keyOf(at(40)), to: keyOf(at(160)) };
-          expect(await collect(diffStores(x, y, range, { segmentRows, windowSegments })), `${label} in a range`).toEqual(merged.filter((e) => inRange(e, range)));
+          expect(
+            await collect(diffStores(x, y, range, { segmentRows, windowSegments })),
+            `${label} in a range`,
+          ).toEqual(merged.filter((e) => inRange(e, range)));
         }
       }
       // equal sides: segment summaries only, no row streamed
       let stats: DiffStats | undefined;
       expect(await collect(diffStores(pgStore, pgStore, {}, { onProgress: (s) => (stats = { ...s }) }))).toEqual([]);
       const rows = (await scanAll(pgStore)).flat().length;
-      expect(stats).toEqual({ mode: 'bisect', summaries: 2 * Math.ceil(rows / DETECTION_DEFAULTS.segmentRows), scannedA: 0, scannedB: 0, listedA: 0, listedB: 0, listBytesA: 0, listBytesB: 0, rowsA: rows, rowsB: rows });
+      expect(stats).toEqual({
+        mode: 'bisect',
+        summaries: 2 * Math.ceil(rows / DETECTION_DEFAULTS.segmentRows),
+        scannedA: 0,
+        scannedB: 0,
+        listedA: 0,
+        listedB: 0,
+        listBytesA: 0,
+        listBytesB: 0,
+        rowsA: rows,
+        rowsB: rows,
+      });
     } finally {
       await Promise.all([objectStore.close(), sqlite.close()]);
       await pool.query(`DROP TABLE IF EXISTS "${table}"`);

@@ -39,12 +39,18 @@ describe('worker crash (SIGKILL) and resume', () => {
     const stats = await t.stats();
     expect(stats.reloads).toBe(1);
     expect(stats.flagChanges).toBe(1);
-    expect(readFileSync(t.envFile, 'utf8')).toBe(t.initialFlags.replace('TEAM_VNEXT_DUAL_WRITE_ENABLED=true', 'TEAM_VNEXT_DUAL_WRITE_ENABLED=false'));
+    expect(readFileSync(t.envFile, 'utf8')).toBe(
+      t.initialFlags.replace('TEAM_VNEXT_DUAL_WRITE_ENABLED=true', 'TEAM_VNEXT_DUAL_WRITE_ENABLED=false'),
+    );
     const history = await handle.fetchHistory();
-    const scheduled = history.events!.filter((e) => e.activityTaskScheduledEventAttributes).map((e) => e.activityTaskScheduledEventAttributes!.activityType!.name);
+    const scheduled = history
+      .events!.filter((e) => e.activityTaskScheduledEventAttributes)
+      .map((e) => e.activityTaskScheduledEventAttributes!.activityType!.name);
     expect(scheduled.filter((n) => n === 'writeFlags')).toHaveLength(1);
     expect(scheduled.filter((n) => n === 'reloadService')).toHaveLength(1);
-    const quiet = history.events!.find((e) => e.activityTaskStartedEventAttributes && e.activityTaskStartedEventAttributes.attempt! > 1);
+    const quiet = history.events!.find(
+      (e) => e.activityTaskStartedEventAttributes && e.activityTaskStartedEventAttributes.attempt! > 1,
+    );
     expect(quiet, 'the interrupted activity was retried on the new worker').toBeDefined();
 
     // the new worker's Prometheus endpoint has SDK metrics and the runbook metrics from the workflow

@@ -96,7 +96,10 @@ async function* pagesOf<T>(path: string, size: number): AsyncGenerator<T[]> {
 }
 
 /** Writes JSON lines to `path` atomically (temp + rename) and returns its digest. */
-async function writeJsonLines(path: string, rows: AsyncIterable<unknown> | Iterable<unknown>): Promise<FileRef & { lines: number }> {
+async function writeJsonLines(
+  path: string,
+  rows: AsyncIterable<unknown> | Iterable<unknown>,
+): Promise<FileRef & { lines: number }> {
   await mkdir(dirname(path), { recursive: true });
   const tmp = `${path}.${process.pid}.tmp`;
   const out = createWriteStream(tmp);
@@ -113,7 +116,11 @@ async function writeJsonLines(path: string, rows: AsyncIterable<unknown> | Itera
 
 async function checkFile(ref: FileRef): Promise<void> {
   const actual = await sha256File(ref.path).catch(() => 'missing');
-  if (actual !== ref.sha256) throw ApplicationFailure.nonRetryable(`${ref.path}: sha256 ${actual} does not match ${ref.sha256} recorded in the workflow`, 'EvidenceMismatch');
+  if (actual !== ref.sha256)
+    throw ApplicationFailure.nonRetryable(
+      `${ref.path}: sha256 ${actual} does not match ${ref.sha256} recorded in the workflow`,
+      'EvidenceMismatch',
+    );
 }
 
 /** The decision for one differing object under a policy (see README: direction policies). */
@@ -136,7 +143,8 @@ export function decide(entry: DriftEntry, policy: DualWriteRollbackParams['polic
     from: winner,
     to: loser,
     sha256: source?.sha256,
-    olderOverwrite: Boolean(source && overwritten && overwritten.updatedAt > source.updatedAt) || Boolean(!source && overwritten),
+    olderOverwrite:
+      Boolean(source && overwritten && overwritten.updatedAt > source.updatedAt) || Boolean(!source && overwritten),
   };
 }
 
@@ -150,10 +158,17 @@ export const createDualWriteActivities = (deps: DualWriteDeps) => {
     a: await deps.stores.open(dw.a, t.resolvePath),
     b: await deps.stores.open(dw.b, t.resolvePath),
   });
-  const runDir = (t: LoadedTarget, dw: DualWriteConfig, runKey: string) => join(t.resolvePath(dw.workDir), runKey.replace(/[^A-Za-z0-9._-]/g, '_'));
+  const runDir = (t: LoadedTarget, dw: DualWriteConfig, runKey: string) =>
+    join(t.resolvePath(dw.workDir), runKey.replace(/[^A-Za-z0-9._-]/g, '_'));
   const closeAll = (s: Record<Side, ObjectStoreAdapter>) => Promise.all([s.a.close(), s.b.close()]);
   // the runtime's meter, not the activity's: one series per target whether detection or verification set it
-  const gauge = () => Runtime.instance().metricMeter.createGauge('dual_write_inconsistency_detected', 'int', 'objects', 'Objects that differ between the two sides of a dual-write pair');
+  const gauge = () =>
+    Runtime.instance().metricMeter.createGauge(
+      'dual_write_inconsistency_detected',
+      'int',
+      'objects',
+      'Objects that differ between the two sides of a dual-write pair',
+    );
 
   /** Streams the diff of the two sides (or of the keys in `onlyKeys`) into a JSON-lines file. */
   async function detect(ref: DualWriteRef & { phase: string }): Promise<DriftReport> {
@@ -165,7 +180,19 @@ export const createDualWriteActivities = (deps: DualWriteDeps) => {
     const ctx = Context.current();
     try {
       const entries = (async function* () {
-        for await (const entry of diffStores(stores.a, stores.b, {}, { mergeOnly: dw.detection.mode === 'merge', pageSize: dw.detection.pageSize, segmentRows: dw.detection.segmentRows, windowSegments: dw.detection.windowSegments, listAbove: dw.detection.listAbove, onProgress: (s) => ((stats = s), ctx.heartbeat({ rowsA: s.rowsA, rowsB: s.rowsB })) })) {
+        for await (const entry of diffStores(
+          stores.a,
+          stores.b,
+          {},
+          {
+            mergeOnly: dw.detection.mode === 'merge',
+            pageSize: dw.detection.pageSize,
+            segmentRows: dw.detection.segmentRows,
+            windowSegments: dw.detection.windowSegments,
+            listAbove: dw.detection.listAbove,
+            onProgress: (s) => ((stats = s), ctx.heartbeat({ rowsA: s.rowsA, rowsB: s.rowsB })),
+          },
+        )) {
           counts[entry.class]++;
           yield entry;
         }
@@ -173,7 +200,10 @@ export const createDualWriteActivities = (deps: DualWriteDeps) => {
       const file = await writeJsonLines(join(runDir(t, dw, ref.runKey), `${ref.phase}-diff.jsonl`), entries);
       const total = file.lines;
       gauge().set(total, { environment: ref.environment, target: ref.target });
-      deps.log.info({ target: `${ref.environment}/${ref.target}`, phase: ref.phase, total, counts }, 'dual-write drift detected');
+      deps.log.info(
+        { target: `${ref.environment}/${ref.target}`, phase: ref.phase, total, counts },
+        'dual-write drift detected',
+      );
       return { path: file.path, sha256: file.sha256, counts, total, stats: stats!, durationMs: Date.now() - started };
     } finally {
       await closeAll(stores);
@@ -212,12 +242,29 @@ export const createDualWriteActivities = (deps: DualWriteDeps) => {
     async isolateDrift(ref: DualWriteRef & { diff: FileRef }): Promise<FileRef & { sample: string[] }> {
       await checkFile(ref.diff);
       const { t, dw } = await target(ref);
-      const side = (m?: ObjectMeta) => (m ? { sha256: m.sha256, size: m.size, createdAt: new Date(m.createdAt).toISOString(), updatedAt: new Date(m.updatedAt).toISOString() } : null);
+      const side = (m?: ObjectMeta) =>
+        m
+          ? {
+              sha256: m.sha256,
+              size: m.size,
+              createdAt: new Date(m.createdAt).toISOString(),
+              updatedAt: new Date(m.updatedAt).toISOString(),
+            }
+          : null;
       const sample: string[] = [];
       const rows = (async function* () {
         for await (const e of readJsonLines<DriftEntry>(ref.diff.path)) {
-          if (sample.length < 10) sample.push(`${keyString(e)} ${e.class}: ${dw.labels.a} ${e.a ? `${e.a.sha256.slice(0, 12)} ${e.a.size}B` : 'missing'} | ${dw.labels.b} ${e.b ? `${e.b.sha256.slice(0, 12)} ${e.b.size}B` : 'missing'}`);
-          yield { objectId: e.objectId, version: e.version, class: e.class, [dw.labels.a]: side(e.a), [dw.labels.b]: side(e.b) };
+          if (sample.length < 10)
+            sample.push(
+              `${keyString(e)} ${e.class}: ${dw.labels.a} ${e.a ? `${e.a.sha256.slice(0, 12)} ${e.a.size}B` : 'missing'} | ${dw.labels.b} ${e.b ? `${e.b.sha256.slice(0, 12)} ${e.b.size}B` : 'missing'}`,
+            );
+          yield {
+            objectId: e.objectId,
+            version: e.version,
+            class: e.class,
+            [dw.labels.a]: side(e.a),
+            [dw.labels.b]: side(e.b),
+          };
         }
       })();
       const file = await writeJsonLines(join(runDir(t, dw, ref.runKey), 'isolation-report.jsonl'), rows);
@@ -225,7 +272,9 @@ export const createDualWriteActivities = (deps: DualWriteDeps) => {
     },
 
     /** Applies the direction policy to every differing object: the repair plan file and its summary. */
-    async planRepair(ref: DualWriteRef & { diff: FileRef; policy: DualWriteRollbackParams['policy'] }): Promise<RepairPlan> {
+    async planRepair(
+      ref: DualWriteRef & { diff: FileRef; policy: DualWriteRollbackParams['policy'] },
+    ): Promise<RepairPlan> {
       await checkFile(ref.diff);
       const { t, dw } = await target(ref);
       const byClassAndAction: Record<string, number> = {};
@@ -246,7 +295,8 @@ export const createDualWriteActivities = (deps: DualWriteDeps) => {
         }
       })();
       const file = await writeJsonLines(join(runDir(t, dw, ref.runKey), 'repair-plan.jsonl'), rows);
-      const critical = file.lines >= dw.severity.criticalCount || (dw.severity.criticalOnOlderOverwrite && olderOverwrites > 0);
+      const critical =
+        file.lines >= dw.severity.criticalCount || (dw.severity.criticalOnOlderOverwrite && olderOverwrites > 0);
       return {
         path: file.path,
         sha256: file.sha256,
@@ -305,7 +355,12 @@ export const createDualWriteActivities = (deps: DualWriteDeps) => {
      * retry after a worker crash resumes after the last finished batch.
      */
     async executeRepair(
-      ref: DualWriteRef & { plan: FileRef; batchSize: number; parallelism: number; /** plan lines [from, to), default all */ lines?: { from: number; to: number } },
+      ref: DualWriteRef & {
+        plan: FileRef;
+        batchSize: number;
+        parallelism: number;
+        /** plan lines [from, to), default all */ lines?: { from: number; to: number };
+      },
     ): Promise<{
       batches: number;
       /** objects of the range applied, by this attempt or (batches before resumedAt) an earlier one */
@@ -338,7 +393,10 @@ export const createDualWriteActivities = (deps: DualWriteDeps) => {
             for (const c of copies) {
               const o = byKey.get(keyString(c));
               if (!o || o.sha256 !== c.sha256 || sha256Hex(o.content) !== c.sha256) {
-                throw ApplicationFailure.nonRetryable(`${keyString(c)} changed on ${dw.labels[from]} since the plan was approved (expected sha256 ${c.sha256?.slice(0, 12)})`, 'PlanStale');
+                throw ApplicationFailure.nonRetryable(
+                  `${keyString(c)} changed on ${dw.labels[from]} since the plan was approved (expected sha256 ${c.sha256?.slice(0, 12)})`,
+                  'PlanStale',
+                );
               }
             }
             await stores[to].put(objects);
@@ -378,7 +436,10 @@ export const createDualWriteActivities = (deps: DualWriteDeps) => {
         }
         if (batch.length) await submit();
         await Promise.all(inflight);
-        deps.log.info({ target: `${ref.environment}/${ref.target}`, applied, appliedNow, batches: batchIndex, resumedAt }, 'repair applied');
+        deps.log.info(
+          { target: `${ref.environment}/${ref.target}`, applied, appliedNow, batches: batchIndex, resumedAt },
+          'repair applied',
+        );
         return { batches: batchIndex, applied, appliedNow, resumedAt };
       } finally {
         await closeAll(stores);
@@ -407,7 +468,10 @@ export const createDualWriteActivities = (deps: DualWriteDeps) => {
         for await (const e of readJsonLines<Entry>(ref.snapshot.path)) {
           const [now] = await stores[e.side].get([e]);
           const same = e.existed ? now && sameMeta(now, e.meta!) && sha256Hex(now.content) === e.meta!.sha256 : !now;
-          if (!same) throw new Error(`${keyString(e)} on ${dw.labels[e.side]} is not byte-identical to its pre-run snapshot after restore`);
+          if (!same)
+            throw new Error(
+              `${keyString(e)} on ${dw.labels[e.side]} is not byte-identical to its pre-run snapshot after restore`,
+            );
           verified++;
         }
         return { restored, verified };
@@ -440,7 +504,11 @@ export const createDualWriteActivities = (deps: DualWriteDeps) => {
       } finally {
         await closeAll(stores);
       }
-      if (wrong.length) throw ApplicationFailure.nonRetryable(`repaired objects still differ: ${wrong.join(', ')}`, 'VerificationFailed');
+      if (wrong.length)
+        throw ApplicationFailure.nonRetryable(
+          `repaired objects still differ: ${wrong.join(', ')}`,
+          'VerificationFailed',
+        );
       const full = await detect({ ...ref, phase: 'verify' });
       if (full.total > 0) {
         throw ApplicationFailure.create({
@@ -454,7 +522,9 @@ export const createDualWriteActivities = (deps: DualWriteDeps) => {
     },
 
     /** The seed's artifacts: dual_write_rollback_YYYYMMDD.json and dual_write_verification_YYYYMMDD.json. */
-    async writeDualWriteArtifacts(ref: DualWriteRef & { day: string; rollback: Record<string, unknown>; verification: Record<string, unknown> }): Promise<{ rollback: FileRef; verification: FileRef }> {
+    async writeDualWriteArtifacts(
+      ref: DualWriteRef & { day: string; rollback: Record<string, unknown>; verification: Record<string, unknown> },
+    ): Promise<{ rollback: FileRef; verification: FileRef }> {
       const { t, dw } = await target(ref);
       const dir = join(runDir(t, dw, ref.runKey), 'assurance');
       await mkdir(dir, { recursive: true });
@@ -464,8 +534,10 @@ export const createDualWriteActivities = (deps: DualWriteDeps) => {
         await writeFile(path, text);
         return { path, sha256: sha256(text) };
       };
-      return { rollback: await write('dual_write_rollback', ref.rollback), verification: await write('dual_write_verification', ref.verification) };
+      return {
+        rollback: await write('dual_write_rollback', ref.rollback),
+        verification: await write('dual_write_verification', ref.verification),
+      };
     },
   };
 };
-

@@ -28,7 +28,12 @@ export function buildEvidence({ status, extra }: EvidenceInput) {
     ...status.compensations.map((record) => ({ kind: 'compensation' as const, record })),
     {
       kind: 'outcome' as const,
-      record: { outcome: status.outcome, planHash: status.planHash ?? null, error: status.error ?? null, endedAt: status.endedAt },
+      record: {
+        outcome: status.outcome,
+        planHash: status.planHash ?? null,
+        error: status.error ?? null,
+        endedAt: status.endedAt,
+      },
     },
   ];
   const chain = buildChain(chainGenesis(status.workflowId, status.runId), entries);
@@ -70,7 +75,12 @@ export const createEngineActivities = (deps: EngineDeps) => ({
   },
 
   /** Sends to the named channels of the environment (all when none named); any failed delivery throws. */
-  async notify(input: { environment: string; subject: string; text: string; channels: string[] }): Promise<{ delivered: string[] }> {
+  async notify(input: {
+    environment: string;
+    subject: string;
+    text: string;
+    channels: string[];
+  }): Promise<{ delivered: string[] }> {
     const env = await withEnvironmentErrors(() => loadEnvironment(deps.environmentsDir, input.environment));
     const names = input.channels.length ? input.channels : Object.keys(env.config.notifications);
     const delivered: string[] = [];
@@ -81,7 +91,10 @@ export const createEngineActivities = (deps: EngineDeps) => ({
         deps.log.info({ channel: name, subject: input.subject }, input.text);
       } else {
         const url = process.env[channel.urlEnv];
-        if (!url) throw new Error(`notification channel ${name}: the worker's environment variable ${channel.urlEnv} is not set`);
+        if (!url)
+          throw new Error(
+            `notification channel ${name}: the worker's environment variable ${channel.urlEnv} is not set`,
+          );
         const response = await fetch(url, {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
@@ -99,9 +112,13 @@ export const createEngineActivities = (deps: EngineDeps) => ({
   async writeEvidence(input: EvidenceInput): Promise<EvidenceRef> {
     const doc = buildEvidence(input);
     let path = evidencePath(deps.evidenceDir, input.status.runbook, input.status.startedAt, input.status.workflowId);
-    const existing = await readFile(path, 'utf8').then((t) => JSON.parse(t) as { runId?: string }, () => undefined);
+    const existing = await readFile(path, 'utf8').then(
+      (t) => JSON.parse(t) as { runId?: string },
+      () => undefined,
+    );
     // never overwrite another run's evidence (same workflow id, same day)
-    if (existing && existing.runId !== input.status.runId) path = path.replace(/\.json$/, `.${input.status.runId}.json`);
+    if (existing && existing.runId !== input.status.runId)
+      path = path.replace(/\.json$/, `.${input.status.runId}.json`);
     const bytes = `${JSON.stringify(doc, null, 2)}\n`;
     await mkdir(dirname(path), { recursive: true });
     const tmp = `${path}.${process.pid}.tmp`;

@@ -2,7 +2,13 @@ import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { parse as parseYaml } from 'yaml';
-import { describeZodError, environmentSchema, nameSchema, type EnvironmentFile, type TargetConfig } from '../shared/schemas.js';
+import {
+  describeZodError,
+  environmentSchema,
+  nameSchema,
+  type EnvironmentFile,
+  type TargetConfig,
+} from '../shared/schemas.js';
 
 export interface LoadedEnvironment {
   name: string;
@@ -27,13 +33,15 @@ export class EnvironmentError extends Error {
 /** Reads and validates `environments/<name>.yaml`; every problem names the file and the field. */
 export async function loadEnvironment(dir: string, name: string): Promise<LoadedEnvironment> {
   const checkedName = nameSchema.safeParse(name);
-  if (!checkedName.success) throw new EnvironmentError(`environment name "${name}": ${describeZodError(checkedName.error)}`);
+  if (!checkedName.success)
+    throw new EnvironmentError(`environment name "${name}": ${describeZodError(checkedName.error)}`);
   const file = resolve(dir, `${name}.yaml`);
   let text: string;
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new EnvironmentError(`unknown environment "${name}": ${file} does not exist`);
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new EnvironmentError(`unknown environment "${name}": ${file} does not exist`);
     throw err;
   }
   let raw: unknown;
@@ -65,7 +73,8 @@ export async function loadTarget(dir: string, environment: string, target: strin
 /** A target section a runbook needs (flags, service, health, dualWrite); missing is a configuration error. */
 export function requireSection<K extends keyof TargetConfig>(t: LoadedTarget, key: K): NonNullable<TargetConfig[K]> {
   const section = t.target[key];
-  if (section === undefined) throw new EnvironmentError(`${t.file}: targets.${t.targetName}.${String(key)}: required by this runbook`);
+  if (section === undefined)
+    throw new EnvironmentError(`${t.file}: targets.${t.targetName}.${String(key)}: required by this runbook`);
   return section as NonNullable<TargetConfig[K]>;
 }
 

@@ -52,6 +52,7 @@ export function verifyChain(genesis: string, chain: ChainLink[], head: string): 
     if (link.hash !== expected) problems.push(`chain[${i}] (${link.kind}): hash mismatch, the record was changed`);
     prev = expected;
   });
-  if (prev !== head) problems.push(`chain head ${head.slice(0, 16)}… does not match the recomputed ${prev.slice(0, 16)}…`);
+  if (prev !== head)
+    problems.push(`chain head ${head.slice(0, 16)}… does not match the recomputed ${prev.slice(0, 16)}…`);
   return problems;
 }

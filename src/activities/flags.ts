@@ -78,13 +78,17 @@ export const createFlagActivities = (deps: FlagActivityDeps) => {
     },
 
     /** Idempotent: writing values that are already set changes nothing. Returns the values it replaced. */
-    async writeFlags(ref: TargetRef & { values: FlagValues; expectCurrent?: FlagValues }): Promise<{ changed: boolean; before: FlagValues }> {
+    async writeFlags(
+      ref: TargetRef & { values: FlagValues; expectCurrent?: FlagValues },
+    ): Promise<{ changed: boolean; before: FlagValues }> {
       const t = await target(ref);
       const store = flagStoreFor(t, deps.runner);
       const before = await store.read(Object.keys(ref.values));
       if (ref.expectCurrent) {
         // the approved plan said "from X to Y": anything else means someone changed the flags since the plan
-        const stale = Object.keys(ref.values).filter((k) => before[k] !== ref.values[k] && before[k] !== ref.expectCurrent![k]);
+        const stale = Object.keys(ref.values).filter(
+          (k) => before[k] !== ref.values[k] && before[k] !== ref.expectCurrent![k],
+        );
         if (stale.length) {
           throw ApplicationFailure.nonRetryable(
             `flags changed since the plan was approved: ${stale.map((k) => `${k}=${String(before[k])} (plan: ${String(ref.expectCurrent![k])})`).join(', ')}`,
@@ -97,7 +101,9 @@ export const createFlagActivities = (deps: FlagActivityDeps) => {
       return { changed, before };
     },
 
-    async reloadService(ref: TargetRef & { action: 'reload' | 'restart' }): Promise<{ service: string; state: string }> {
+    async reloadService(
+      ref: TargetRef & { action: 'reload' | 'restart' },
+    ): Promise<{ service: string; state: string }> {
       const t = await target(ref);
       const service = serviceFor(t, deps.runner);
       if (ref.action === 'restart') await service.restart();
@@ -109,12 +115,16 @@ export const createFlagActivities = (deps: FlagActivityDeps) => {
     },
 
     /** Reads the flags back from the store and from the service's own endpoint until both show `expected`. */
-    async verifyFlagsLive(ref: TargetRef & { expected: FlagValues }): Promise<{ store: FlagValues; service?: FlagValues }> {
+    async verifyFlagsLive(
+      ref: TargetRef & { expected: FlagValues },
+    ): Promise<{ store: FlagValues; service?: FlagValues }> {
       const t = await target(ref);
       const stored = await flagStoreFor(t, deps.runner).read(Object.keys(ref.expected));
       const wrongInStore = Object.entries(ref.expected).filter(([k, v]) => stored[k] !== v);
       if (wrongInStore.length) {
-        throw verificationFailed(`flag store still has ${wrongInStore.map(([k]) => `${k}=${String(stored[k])}`).join(', ')}`);
+        throw verificationFailed(
+          `flag store still has ${wrongInStore.map(([k]) => `${k}=${String(stored[k])}`).join(', ')}`,
+        );
       }
       const url = health(t).flagsUrl;
       if (!url) return { store: stored };
@@ -126,7 +136,12 @@ export const createFlagActivities = (deps: FlagActivityDeps) => {
         try {
           const response = await fetch(url, { signal: AbortSignal.timeout(parseDuration(health(t).http.timeout)) });
           const body = (await response.json()) as Record<string, unknown>;
-          live = Object.fromEntries(Object.keys(ref.expected).map((k) => [k, body[k] === undefined || body[k] === null ? null : String(body[k])]));
+          live = Object.fromEntries(
+            Object.keys(ref.expected).map((k) => [
+              k,
+              body[k] === undefined || body[k] === null ? null : String(body[k]),
+            ]),
+          );
           const wrong = Object.entries(ref.expected).filter(([k, v]) => live[k] !== v);
           if (response.ok && wrong.length === 0) return { store: stored, service: live };
           problem = `service reports ${wrong.map(([k]) => `${k}=${String(live[k])}`).join(', ')} (HTTP ${response.status})`;
@@ -149,7 +164,8 @@ export const createFlagActivities = (deps: FlagActivityDeps) => {
         try {
           const response = await fetch(url, { signal: AbortSignal.timeout(parseDuration(timeout)) });
           const body = await response.text();
-          if (response.status === expectStatus && (!expectBody || body.includes(expectBody))) return { status: response.status, url };
+          if (response.status === expectStatus && (!expectBody || body.includes(expectBody)))
+            return { status: response.status, url };
           problem = `HTTP ${response.status}${expectBody && !body.includes(expectBody) ? `, body lacks ${JSON.stringify(expectBody)}` : ''}`;
         } catch (err) {
           problem = (err as Error).message;
@@ -166,13 +182,22 @@ export const createFlagActivities = (deps: FlagActivityDeps) => {
     async waitForLogQuiet(ref: TargetRef & { window: string }): Promise<{ quietForMs: number; linesSeen: number }> {
       const t = await target(ref);
       const source = logSourceFor(t, deps.runner);
-      if (!source) throw ApplicationFailure.nonRetryable(`${t.file}: targets.${ref.target}.health.logs: not configured`, 'EnvironmentInvalid');
+      if (!source)
+        throw ApplicationFailure.nonRetryable(
+          `${t.file}: targets.${ref.target}.health.logs: not configured`,
+          'EnvironmentInvalid',
+        );
       const pattern = new RegExp(health(t).logPattern);
       const windowMs = parseDuration(ref.window);
       const ctx = Context.current();
       type Progress = { cursor: string; quietSince: number; startedAt: number; linesSeen: number };
       const resumed = ctx.info.heartbeatDetails as Progress | undefined;
-      const progress: Progress = resumed ?? { cursor: await source.cursor(), quietSince: Date.now(), startedAt: Date.now(), linesSeen: 0 };
+      const progress: Progress = resumed ?? {
+        cursor: await source.cursor(),
+        quietSince: Date.now(),
+        startedAt: Date.now(),
+        linesSeen: 0,
+      };
       const giveUpAt = progress.startedAt + QUIET_GIVE_UP_WINDOWS * windowMs;
       for (;;) {
         ctx.heartbeat(progress);
@@ -182,7 +207,9 @@ export const createFlagActivities = (deps: FlagActivityDeps) => {
           progress.cursor = await source.cursor();
           progress.quietSince = Date.now();
           if (Date.now() >= giveUpAt) {
-            throw verificationFailed(`${source.describe()} still shows "${health(t).logPattern}" lines after ${QUIET_GIVE_UP_WINDOWS}×${ref.window}: ${matches.sample.join(' | ')}`);
+            throw verificationFailed(
+              `${source.describe()} still shows "${health(t).logPattern}" lines after ${QUIET_GIVE_UP_WINDOWS}×${ref.window}: ${matches.sample.join(' | ')}`,
+            );
           }
         } else if (Date.now() - progress.quietSince >= windowMs) {
           return { quietForMs: Date.now() - progress.quietSince, linesSeen: progress.linesSeen };

@@ -4,7 +4,11 @@ import { loadConfig } from '../worker/config.js';
 import { EXIT_CODES, type Outcome } from '../shared/constants.js';
 import type { RunbookResult } from '../shared/types.js';
 
-export async function connect(): Promise<{ client: Client; config: ReturnType<typeof loadConfig>; close: () => Promise<void> }> {
+export async function connect(): Promise<{
+  client: Client;
+  config: ReturnType<typeof loadConfig>;
+  close: () => Promise<void>;
+}> {
   const config = loadConfig();
   const connection = await Connection.connect({ address: config.address, connectTimeout: 5000 });
   return { client: new Client({ connection, namespace: config.namespace }), config, close: () => connection.close() };
@@ -29,7 +33,8 @@ export async function finished(handle: WorkflowHandle): Promise<Finished> {
       return { outcome: result.outcome, result, message: cause.message };
     }
     if (cause instanceof CancelledFailure) return { outcome: 'cancelled', message: 'the workflow was cancelled' };
-    if (cause instanceof TerminatedFailure) return { outcome: 'failed', message: 'the workflow was terminated: no compensation ran' };
+    if (cause instanceof TerminatedFailure)
+      return { outcome: 'failed', message: 'the workflow was terminated: no compensation ran' };
     return { outcome: 'failed', message: cause?.message ?? err.message };
   }
 }

@@ -22,7 +22,9 @@ export async function exportEvidence(client: Client, id: string, dir: string): P
   if (result?.evidence) {
     evidenceBytes = await readFile(result.evidence.path, 'utf8').catch(() => '');
     if (!evidenceBytes || sha256(evidenceBytes) !== result.evidence.sha256) {
-      throw new Error(`evidence file ${result.evidence.path} is missing here or does not match the digest in the workflow result`);
+      throw new Error(
+        `evidence file ${result.evidence.path} is missing here or does not match the digest in the workflow result`,
+      );
     }
   } else {
     // cancelled runs end without a result: rebuild the evidence document from the final status
@@ -36,7 +38,9 @@ export async function exportEvidence(client: Client, id: string, dir: string): P
     [FILES.report]: renderReport(JSON.parse(evidenceBytes) as EvidenceDocument),
   };
   for (const [name, text] of Object.entries(files)) await writeFile(join(dir, name), text);
-  const manifest = Object.entries(files).map(([name, text]) => `${sha256(text)}  ${name}`).join('\n');
+  const manifest = Object.entries(files)
+    .map(([name, text]) => `${sha256(text)}  ${name}`)
+    .join('\n');
   await writeFile(join(dir, FILES.manifest), `${manifest}\n`);
   return dir;
 }
@@ -62,19 +66,31 @@ export function renderReport(e: EvidenceDocument): string {
     '',
     '| step | status | started | ended | attempts | result |',
     '|---|---|---|---|---|---|',
-    ...e.steps.map((s) => `| ${s.name} | ${s.status} | ${s.startedAt ?? ''} | ${s.endedAt ?? ''} | ${s.attempts} | ${(s.error ?? s.result ?? '').replaceAll('|', '\\|')} |`),
+    ...e.steps.map(
+      (s) =>
+        `| ${s.name} | ${s.status} | ${s.startedAt ?? ''} | ${s.endedAt ?? ''} | ${s.attempts} | ${(s.error ?? s.result ?? '').replaceAll('|', '\\|')} |`,
+    ),
     '',
     '## Approvals',
     '',
-    ...(e.approvals.length ? e.approvals.map((a) => `- ${a.at} ${a.kind} by **${a.by}**: ${a.accepted ? 'accepted' : `ignored (${a.ignoredBecause})`}${a.comment ? ` — ${a.comment}` : ''}`) : ['(none)']),
+    ...(e.approvals.length
+      ? e.approvals.map(
+          (a) =>
+            `- ${a.at} ${a.kind} by **${a.by}**: ${a.accepted ? 'accepted' : `ignored (${a.ignoredBecause})`}${a.comment ? ` — ${a.comment}` : ''}`,
+        )
+      : ['(none)']),
     '',
     '## Escalations',
     '',
-    ...(e.escalations.length ? e.escalations.map((x) => `- L${x.level} at ${x.at}: ${x.reason}${x.contact ? ` → ${x.contact}` : ''}`) : ['(none)']),
+    ...(e.escalations.length
+      ? e.escalations.map((x) => `- L${x.level} at ${x.at}: ${x.reason}${x.contact ? ` → ${x.contact}` : ''}`)
+      : ['(none)']),
     '',
     '## Compensations',
     '',
-    ...(e.compensations.length ? e.compensations.map((c) => `- undo **${c.step}**: ${c.status}${c.error ? ` — ${c.error}` : ''}`) : ['(none)']),
+    ...(e.compensations.length
+      ? e.compensations.map((c) => `- undo **${c.step}**: ${c.status}${c.error ? ` — ${c.error}` : ''}`)
+      : ['(none)']),
     '',
     '## Phase durations',
     '',
@@ -101,21 +117,26 @@ export async function verifyEvidenceDir(dir: string): Promise<string[]> {
     if (!bytes) problems.push(`${m[2]}: missing`);
     else if (sha256(bytes) !== m[1]) problems.push(`${m[2]}: sha256 differs from the manifest`);
   }
-  for (const name of [FILES.history, FILES.evidence, FILES.report]) if (!listed.has(name)) problems.push(`${name}: not in the manifest`);
+  for (const name of [FILES.history, FILES.evidence, FILES.report])
+    if (!listed.has(name)) problems.push(`${name}: not in the manifest`);
   let evidence: EvidenceDocument;
   try {
     evidence = JSON.parse(await readFile(join(dir, FILES.evidence), 'utf8')) as EvidenceDocument;
   } catch (err) {
     return [...problems, `${FILES.evidence}: unreadable: ${(err as Error).message}`];
   }
-  problems.push(...verifyChain(chainGenesis(evidence.workflowId, evidence.runId), evidence.chain ?? [], evidence.chainHead));
+  problems.push(
+    ...verifyChain(chainGenesis(evidence.workflowId, evidence.runId), evidence.chain ?? [], evidence.chainHead),
+  );
   const records = evidence.chain?.filter((l) => l.kind === 'step').map((l) => l.record);
-  if (JSON.stringify(records) !== JSON.stringify(evidence.steps)) problems.push(`${FILES.evidence}: steps differ from the chained step records`);
+  if (JSON.stringify(records) !== JSON.stringify(evidence.steps))
+    problems.push(`${FILES.evidence}: steps differ from the chained step records`);
   const head = await chainHeadFromHistory(join(dir, FILES.history)).catch((err: Error) => {
     problems.push(`${FILES.history}: ${err.message}`);
     return undefined;
   });
-  if (head !== undefined && head !== null && head !== evidence.chainHead) problems.push(`chain head in ${FILES.evidence} differs from the workflow result in the history`);
+  if (head !== undefined && head !== null && head !== evidence.chainHead)
+    problems.push(`chain head in ${FILES.evidence} differs from the workflow result in the history`);
   return problems;
 }
 

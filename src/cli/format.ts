@@ -33,16 +33,24 @@ export function formatStatus(s: RunbookStatus): string {
       `approvals ${s.approval.approvedBy.length}/${policy.quorum}${s.approval.waiting ? ' (waiting)' : ''}; approvers: ${policy.approvers.join(', ') || 'anyone'}; timeout ${policy.timeout}`,
     );
     for (const r of s.approval.records) {
-      lines.push(`  ${r.at} ${r.kind} by ${r.by}: ${r.accepted ? 'accepted' : `ignored (${r.ignoredBecause})`}${r.comment ? ` — ${r.comment}` : ''}`);
+      lines.push(
+        `  ${r.at} ${r.kind} by ${r.by}: ${r.accepted ? 'accepted' : `ignored (${r.ignoredBecause})`}${r.comment ? ` — ${r.comment}` : ''}`,
+      );
     }
   }
   if (s.escalation.history.length) {
     lines.push('', `escalation level ${s.escalation.level}`);
-    for (const e of s.escalation.history) lines.push(`  L${e.level} ${e.at} ${e.reason}${e.contact ? ` → ${e.contact}` : ''}${e.delivered ? '' : ` (not delivered${e.error ? `: ${e.error}` : ''})`}`);
+    for (const e of s.escalation.history)
+      lines.push(
+        `  L${e.level} ${e.at} ${e.reason}${e.contact ? ` → ${e.contact}` : ''}${e.delivered ? '' : ` (not delivered${e.error ? `: ${e.error}` : ''})`}`,
+      );
   }
   if (s.compensations.length) {
     lines.push('', 'compensations:');
-    for (const c of s.compensations) lines.push(`  ${c.status === 'succeeded' ? '↺' : '✘'} undo ${c.step}: ${c.status}${c.error ? ` — ${c.error}` : ''}`);
+    for (const c of s.compensations)
+      lines.push(
+        `  ${c.status === 'succeeded' ? '↺' : '✘'} undo ${c.step}: ${c.status}${c.error ? ` — ${c.error}` : ''}`,
+      );
   }
   if (s.abort) lines.push('', `abort requested by ${s.abort.by} at ${s.abort.at}: ${s.abort.reason}`);
   if (s.error) lines.push('', `error: ${s.error}`);

@@ -61,7 +61,11 @@ async function queryStatus(client: Client, id: string): Promise<RunbookStatus> {
 
 async function parseInput(text: string | undefined): Promise<Record<string, unknown>> {
   if (!text) return {};
-  const raw = text.startsWith('@') ? await readFile(text.slice(1), 'utf8').catch(() => { throw new CliError(`--input: cannot read ${text.slice(1)}`); }) : text;
+  const raw = text.startsWith('@')
+    ? await readFile(text.slice(1), 'utf8').catch(() => {
+        throw new CliError(`--input: cannot read ${text.slice(1)}`);
+      })
+    : text;
   let value: unknown;
   try {
     value = JSON.parse(raw);
@@ -82,7 +86,8 @@ export function buildProgram(): Command {
     .command('list')
     .description('list the runbooks this CLI can start')
     .action(() => {
-      for (const [name, def] of Object.entries(RUNBOOKS)) console.log(`${name.padEnd(26)} ${def.workflowType.padEnd(22)} ${def.description}`);
+      for (const [name, def] of Object.entries(RUNBOOKS))
+        console.log(`${name.padEnd(26)} ${def.workflowType.padEnd(22)} ${def.description}`);
     });
 
   program
@@ -96,60 +101,82 @@ export function buildProgram(): Command {
     .option('--dry-run', 'read-only: produce the plan and evidence, change nothing')
     .option('--id <id>', 'workflow id (default: <runbook>--<env>--<target>)')
     .option('--wait', 'watch until it ends; exit code follows the outcome')
-    .action(async (name: string, opts: { env: string; target?: string; input?: string; requester?: string; reason?: string; dryRun?: boolean; id?: string; wait?: boolean }) => {
-      const def = RUNBOOKS[name];
-      if (!def) throw new CliError(`unknown runbook "${name}" (known: ${Object.keys(RUNBOOKS).join(', ')})`);
-      const raw = await parseInput(opts.input);
-      const input = {
-        ...raw,
-        environment: opts.env,
-        ...(opts.target ? { target: opts.target } : {}),
-        ...(opts.requester || !raw.requester ? { requester: opts.requester ?? process.env.USER ?? userInfo().username } : {}),
-        ...(opts.reason ? { reason: opts.reason } : {}),
-        ...(opts.dryRun ? { dryRun: true } : {}),
-      };
-      const parsed = def.schema.safeParse(input);
-      if (!parsed.success) throw new CliError(`invalid input: ${describeZodError(parsed.error)}`);
-      const { environment, target } = parsed.data;
-      try {
-        await loadTarget(loadConfig().environmentsDir, environment, target);
-      } catch (err) {
-        if (err instanceof EnvironmentError) throw new CliError(`invalid environment: ${err.message}`);
-        throw err;
-      }
-      const workflowId = opts.id ?? defaultWorkflowId(name, environment, target);
-      await withClient(async (client) => {
-        const busy = client.workflow.list({
-          query: `RunbookName = '${name}' AND Environment = '${environment}' AND Target = '${target}' AND ExecutionStatus = 'Running'`,
-        });
-        for await (const running of busy) {
-          throw new CliError(`target ${environment}/${target} is busy: workflow "${running.workflowId}" is already running ${name} on it`, 1);
-        }
-        let handle;
+    .action(
+      async (
+        name: string,
+        opts: {
+          env: string;
+          target?: string;
+          input?: string;
+          requester?: string;
+          reason?: string;
+          dryRun?: boolean;
+          id?: string;
+          wait?: boolean;
+        },
+      ) => {
+        const def = RUNBOOKS[name];
+        if (!def) throw new CliError(`unknown runbook "${name}" (known: ${Object.keys(RUNBOOKS).join(', ')})`);
+        const raw = await parseInput(opts.input);
+        const input = {
+          ...raw,
+          environment: opts.env,
+          ...(opts.target ? { target: opts.target } : {}),
+          ...(opts.requester || !raw.requester
+            ? { requester: opts.requester ?? process.env.USER ?? userInfo().username }
+            : {}),
+          ...(opts.reason ? { reason: opts.reason } : {}),
+          ...(opts.dryRun ? { dryRun: true } : {}),
+        };
+        const parsed = def.schema.safeParse(input);
+        if (!parsed.success) throw new CliError(`invalid input: ${describeZodError(parsed.error)}`);
+        const { environment, target } = parsed.data;
         try {
-          handle = await client.workflow.start(def.workflowType, {
-            taskQueue: loadConfig().taskQueue,
-            workflowId,
-            args: [input],
-            workflowIdConflictPolicy: 'FAIL',
-            typedSearchAttributes: [
-              { key: keys.RunbookName, value: name },
-              { key: keys.Environment, value: environment },
-              { key: keys.Target, value: target },
-            ],
-          });
+          await loadTarget(loadConfig().environmentsDir, environment, target);
         } catch (err) {
-          if (err instanceof WorkflowExecutionAlreadyStartedError) {
-            throw new CliError(`target ${environment}/${target} is busy: workflow "${workflowId}" is already running`, 1);
-          }
+          if (err instanceof EnvironmentError) throw new CliError(`invalid environment: ${err.message}`);
           throw err;
         }
-        console.log(`started ${name} on ${environment}/${target}`);
-        console.log(`workflow id: ${handle.workflowId}`);
-        console.log(`run id:      ${handle.firstExecutionRunId}`);
-        if (opts.wait) process.exitCode = await watchRun(client, handle.workflowId);
-      });
-    });
+        const workflowId = opts.id ?? defaultWorkflowId(name, environment, target);
+        await withClient(async (client) => {
+          const busy = client.workflow.list({
+            query: `RunbookName = '${name}' AND Environment = '${environment}' AND Target = '${target}' AND ExecutionStatus = 'Running'`,
+          });
+          for await (const running of busy) {
+            throw new CliError(
+              `target ${environment}/${target} is busy: workflow "${running.workflowId}" is already running ${name} on it`,
+              1,
+            );
+          }
+          let handle;
+          try {
+            handle = await client.workflow.start(def.workflowType, {
+              taskQueue: loadConfig().taskQueue,
+              workflowId,
+              args: [input],
+              workflowIdConflictPolicy: 'FAIL',
+              typedSearchAttributes: [
+                { key: keys.RunbookName, value: name },
+                { key: keys.Environment, value: environment },
+                { key: keys.Target, value: target },
+              ],
+            });
+          } catch (err) {
+            if (err instanceof WorkflowExecutionAlreadyStartedError) {
+              throw new CliError(
+                `target ${environment}/${target} is busy: workflow "${workflowId}" is already running`,
+                1,
+              );
+            }
+            throw err;
+          }
+          console.log(`started ${name} on ${environment}/${target}`);
+          console.log(`workflow id: ${handle.workflowId}`);
+          console.log(`run id:      ${handle.firstExecutionRunId}`);
+          if (opts.wait) process.exitCode = await watchRun(client, handle.workflowId);
+        });
+      },
+    );
 
   program
     .command('status <id>')
@@ -165,7 +192,11 @@ export function buildProgram(): Command {
   program
     .command('watch <id>')
     .description('follow a run live; exits with the outcome')
-    .action(async (id: string) => withClient(async (client) => { process.exitCode = await watchRun(client, id); }));
+    .action(async (id: string) =>
+      withClient(async (client) => {
+        process.exitCode = await watchRun(client, id);
+      }),
+    );
 
   program
     .command('approve <id>')
@@ -177,7 +208,8 @@ export function buildProgram(): Command {
       withClient(async (client) => {
         const status = await queryStatus(client, id);
         const planHash = opts.plan ?? status.planHash;
-        if (!planHash) throw new CliError(`${id} has no plan yet (phase ${status.phase}); try again when it waits for approval`, 1);
+        if (!planHash)
+          throw new CliError(`${id} has no plan yet (phase ${status.phase}); try again when it waits for approval`, 1);
         await client.workflow.getHandle(id).signal(approveSignal, { by: opts.by, comment: opts.comment, planHash });
         await report(client, id, 'approve', opts.by, status.approval.records.length);
       }),
@@ -191,7 +223,9 @@ export function buildProgram(): Command {
     .action(async (id: string, opts: { by: string; comment?: string }) =>
       withClient(async (client) => {
         const status = await queryStatus(client, id);
-        await client.workflow.getHandle(id).signal(rejectSignal, { by: opts.by, comment: opts.comment, planHash: status.planHash });
+        await client.workflow
+          .getHandle(id)
+          .signal(rejectSignal, { by: opts.by, comment: opts.comment, planHash: status.planHash });
         await report(client, id, 'reject', opts.by, status.approval.records.length);
       }),
     );
@@ -213,12 +247,16 @@ export function buildProgram(): Command {
     .command('dual-write')
     .description('dual-write pairs')
     .command('prepare')
-    .description('install stored row fingerprints (column, trigger, index) on the sides of a dual-write target that configure columns.fingerprint')
+    .description(
+      'install stored row fingerprints (column, trigger, index) on the sides of a dual-write target that configure columns.fingerprint',
+    )
     .requiredOption('--env <name>', 'environment (environments/<name>.yaml)')
     .requiredOption('--target <name>', 'dual-write target in the environment')
     .action(async (opts: { env: string; target: string }) => {
       const lines = await prepareDualWrite(opts.env, opts.target).catch((err: Error) => {
-        throw err instanceof CliError ? err : new CliError(`dual-write prepare ${opts.env}/${opts.target}: ${err.message}`, 1);
+        throw err instanceof CliError
+          ? err
+          : new CliError(`dual-write prepare ${opts.env}/${opts.target}: ${err.message}`, 1);
       });
       for (const line of lines) console.log(line);
     });
@@ -262,7 +300,8 @@ async function prepareDualWrite(environment: string, target: string): Promise<st
     throw err;
   }
   const dw = t.target.dualWrite;
-  if (!dw) throw new CliError(`invalid environment: ${t.file}: targets.${target}.dualWrite: required by dual-write prepare`);
+  if (!dw)
+    throw new CliError(`invalid environment: ${t.file}: targets.${target}.dualWrite: required by dual-write prepare`);
   const factory = new StoreFactory();
   const lines: string[] = [];
   try {
@@ -276,7 +315,9 @@ async function prepareDualWrite(environment: string, target: string): Promise<st
         continue;
       }
       if (!config.columns?.fingerprint) {
-        lines.push(`${label}: no columns.fingerprint configured: fingerprints are computed per row at every comparison (add one and run this again)`);
+        lines.push(
+          `${label}: no columns.fingerprint configured: fingerprints are computed per row at every comparison (add one and run this again)`,
+        );
         continue;
       }
       // a table that is not prepared yet cannot be opened for comparison; installing is what fixes that
@@ -286,7 +327,9 @@ async function prepareDualWrite(environment: string, target: string): Promise<st
       } finally {
         await store.close();
       }
-      lines.push(`${label}: ${store.describe()}: fingerprint column ${config.columns.fingerprint}, its trigger and index installed`);
+      lines.push(
+        `${label}: ${store.describe()}: fingerprint column ${config.columns.fingerprint}, its trigger and index installed`,
+      );
     }
   } finally {
     await factory.close();
@@ -295,13 +338,21 @@ async function prepareDualWrite(environment: string, target: string): Promise<st
 }
 
 /** After a signal: show whether the workflow accepted or ignored it (and why). */
-async function report(client: Client, id: string, kind: 'approve' | 'reject', by: string, before: number): Promise<void> {
+async function report(
+  client: Client,
+  id: string,
+  kind: 'approve' | 'reject',
+  by: string,
+  before: number,
+): Promise<void> {
   for (let i = 0; i < 20; i++) {
     const status = await client.workflow.getHandle(id).query(statusQuery);
     const mine = status.approval.records.slice(before).find((r) => r.kind === kind && r.by === by);
     if (mine) {
       if (!mine.accepted) throw new CliError(`${kind} by ${by} was ignored: ${mine.ignoredBecause}`, 1);
-      console.log(`${kind} by ${by} accepted (${status.approval.approvedBy.length}/${status.approval.policy?.quorum ?? '?'} approvals)`);
+      console.log(
+        `${kind} by ${by} accepted (${status.approval.approvedBy.length}/${status.approval.policy?.quorum ?? '?'} approvals)`,
+      );
       return;
     }
     await new Promise((r) => setTimeout(r, 250));

@@ -10,15 +10,22 @@ const DONE = new Set(['succeeded', 'failed', 'skipped', 'compensated']);
 export async function watchRun(client: Client, id: string): Promise<number> {
   const handle = client.workflow.getHandle(id);
   const tty = Boolean(process.stdout.isTTY);
-  const bar = tty ? new SingleBar({ format: '{bar} {value}/{total} steps | {step}', hideCursor: true }, Presets.shades_classic) : undefined;
+  const bar = tty
+    ? new SingleBar({ format: '{bar} {value}/{total} steps | {step}', hideCursor: true }, Presets.shades_classic)
+    : undefined;
   const seen = new Map<string, string>();
   let started = false;
   const end = finished(handle);
   let closed = false;
-  void end.then(() => (closed = true), () => (closed = true));
+  void end.then(
+    () => (closed = true),
+    () => (closed = true),
+  );
   const render = (status: RunbookStatus): void => {
     const done = status.steps.filter((s) => DONE.has(s.status)).length;
-    const label = status.approval.waiting ? `waiting for approval (${status.approval.approvedBy.length}/${status.approval.policy?.quorum})` : status.currentStep ?? status.phase;
+    const label = status.approval.waiting
+      ? `waiting for approval (${status.approval.approvedBy.length}/${status.approval.policy?.quorum})`
+      : (status.currentStep ?? status.phase);
     if (bar) {
       if (!started) bar.start(status.steps.length, done, { step: label });
       bar.setTotal(status.steps.length);
@@ -26,7 +33,9 @@ export async function watchRun(client: Client, id: string): Promise<number> {
     } else {
       for (const step of status.steps) {
         if (seen.get(step.name) !== step.status && step.status !== 'pending') {
-          console.log(`${new Date().toISOString()} ${step.name}: ${step.status}${step.result ? ` (${step.result})` : ''}${step.error ? ` — ${step.error}` : ''}`);
+          console.log(
+            `${new Date().toISOString()} ${step.name}: ${step.status}${step.result ? ` (${step.result})` : ''}${step.error ? ` — ${step.error}` : ''}`,
+          );
         }
         seen.set(step.name, step.status);
       }

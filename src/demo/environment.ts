@@ -35,7 +35,16 @@ export function resetDemoFlags(dataDir: string): DemoTargetFiles {
 
 /** The demo service's command line; its writes go to `table` in the database named by DEMO_DATABASE_URL. */
 export function demoCommand(envFile: string, port: number, table = 'demo_writes'): string[] {
-  return [process.execPath, join(repoRoot, 'src/demo/service.mjs'), '--env-file', envFile, '--port', String(port), '--table', table];
+  return [
+    process.execPath,
+    join(repoRoot, 'src/demo/service.mjs'),
+    '--env-file',
+    envFile,
+    '--port',
+    String(port),
+    '--table',
+    table,
+  ];
 }
 
 export interface DemoEnvironmentOptions {

@@ -24,16 +24,30 @@ export const objectId = (i: number): string => `obj-${String(i).padStart(8, '0')
 
 function makeObject(i: number, base: number, variant = ''): StoredObject {
   const content = Buffer.from(`object ${i}${variant} `.repeat(1 + (i % 7)));
-  return { objectId: objectId(i), version: 1 + (i % 3 === 0 ? 1 : 0), content, size: content.length, sha256: sha256Hex(content), createdAt: base + i, updatedAt: base + i * 2 };
+  return {
+    objectId: objectId(i),
+    version: 1 + (i % 3 === 0 ? 1 : 0),
+    content,
+    size: content.length,
+    sha256: sha256Hex(content),
+    createdAt: base + i,
+    updatedAt: base + i * 2,
+  };
 }
 
 /**
  * Fills two stores with the same objects plus known drift, so detection can be checked for false positives and
  * negatives. Deterministic for the same spec.
  */
-export async function seedDrift(a: ObjectStoreAdapter, b: ObjectStoreAdapter, spec: DriftSpec): Promise<InjectedDrift[]> {
+export async function seedDrift(
+  a: ObjectStoreAdapter,
+  b: ObjectStoreAdapter,
+  spec: DriftSpec,
+): Promise<InjectedDrift[]> {
   const base = spec.baseTime ?? Date.UTC(2026, 0, 1);
-  const classes = Object.entries(spec.drift).flatMap(([cls, n]) => Array.from({ length: n ?? 0 }, () => cls as DriftClass));
+  const classes = Object.entries(spec.drift).flatMap(([cls, n]) =>
+    Array.from({ length: n ?? 0 }, () => cls as DriftClass),
+  );
   const stride = Math.max(1, Math.floor(spec.objects / Math.max(1, classes.length)));
   const driftAt = new Map<number, DriftClass>();
   classes.forEach((cls, k) => driftAt.set((k * stride + Math.floor(stride / 2)) % spec.objects, cls));
@@ -81,7 +95,11 @@ export async function seedDemoPair(databaseUrl: string, objectStoreRoot: string)
     const a = new PostgresTableStore({ pool, table: 'demo_objects', create: true, columns: { fingerprint: 'row_fp' } });
     await a.init();
     const b = await ObjectStore.open(objectStoreRoot);
-    const injected = await seedDrift(a, b, { objects: 2000, drift: { missing_in_a: 3, missing_in_b: 5, content_mismatch: 8, metadata_mismatch: 4 }, newer: 'a' });
+    const injected = await seedDrift(a, b, {
+      objects: 2000,
+      drift: { missing_in_a: 3, missing_in_b: 5, content_mismatch: 8, metadata_mismatch: 4 },
+      newer: 'a',
+    });
     await b.close();
     return injected;
   } finally {

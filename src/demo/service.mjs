@@ -49,10 +49,11 @@ if (databaseUrl) {
 /** legacy unless legacy writes are blocked; vnext while dual-write is on (or when vnext is the only writer) */
 async function record(id, backends) {
   if (!db || backends.length === 0) return;
-  await db.query(
-    `INSERT INTO ${args.table} (write_id, backend, pid) SELECT $1, unnest($2::text[]), $3`,
-    [id, backends, process.pid],
-  );
+  await db.query(`INSERT INTO ${args.table} (write_id, backend, pid) SELECT $1, unnest($2::text[]), $3`, [
+    id,
+    backends,
+    process.pid,
+  ]);
 }
 
 const log = (msg) => process.stdout.write(`${new Date().toISOString()} pid=${process.pid} ${msg}\n`);
@@ -96,10 +97,13 @@ const server = createServer((req, res) => {
   json(404, { error: 'not found' });
 });
 
-server.listen(Number(args.port), '127.0.0.1', () => log(`demo service listening on 127.0.0.1:${args.port} flags=${JSON.stringify(flags)}`));
-const stop = () => server.close(async () => {
-  await db?.end();
-  process.exit(0);
-});
+server.listen(Number(args.port), '127.0.0.1', () =>
+  log(`demo service listening on 127.0.0.1:${args.port} flags=${JSON.stringify(flags)}`),
+);
+const stop = () =>
+  server.close(async () => {
+    await db?.end();
+    process.exit(0);
+  });
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);

@@ -58,7 +58,12 @@ async function main(): Promise<void> {
   let server: DevServer | undefined;
   if (!address) {
     say('starting the Temporal dev server (history in .data/temporal.db, Web UI on http://localhost:8233) ...');
-    server = await startDevServer({ port: 7233, uiPort: 8233, dbFile: join(dataDir, 'temporal.db'), logFile: join(dataDir, 'temporal.log') });
+    server = await startDevServer({
+      port: 7233,
+      uiPort: 8233,
+      dbFile: join(dataDir, 'temporal.db'),
+      logFile: join(dataDir, 'temporal.log'),
+    });
     cleanups.push(() => server!.stop());
     address = server.address;
   }
@@ -66,7 +71,10 @@ async function main(): Promise<void> {
   const evidenceDir = join(repoRoot, 'evidence');
 
   resetDemoFlags(demoDir);
-  const postgres = await ensurePostgres({ dataDir: join(dataDir, 'postgres'), port: Number(process.env.DEMO_POSTGRES_PORT ?? 5433) });
+  const postgres = await ensurePostgres({
+    dataDir: join(dataDir, 'postgres'),
+    port: Number(process.env.DEMO_POSTGRES_PORT ?? 5433),
+  });
   cleanups.push(() => postgres.stop());
   // the demo service records every write (legacy / vnext rows) in this database; the URL never enters history
   process.env.DEMO_DATABASE_URL = postgres.url;
@@ -80,11 +88,21 @@ async function main(): Promise<void> {
   await waitForHttp('http://127.0.0.1:8787/health');
   const traffic = startTraffic('http://127.0.0.1:8787', 5);
   cleanups.push(() => traffic.stop());
-  say('demo service up on http://127.0.0.1:8787 (flags in .data/demo/web.env, writes in table demo_writes), sending 5 writes/s');
+  say(
+    'demo service up on http://127.0.0.1:8787 (flags in .data/demo/web.env, writes in table demo_writes), sending 5 writes/s',
+  );
 
   const nativeConnection = await NativeConnection.connect({ address });
   const stores = new StoreFactory();
-  const worker = await createWorker({ connection: nativeConnection, namespace: 'default', taskQueue: DEFAULT_TASK_QUEUE, environmentsDir, evidenceDir, log, stores });
+  const worker = await createWorker({
+    connection: nativeConnection,
+    namespace: 'default',
+    taskQueue: DEFAULT_TASK_QUEUE,
+    environmentsDir,
+    evidenceDir,
+    log,
+    stores,
+  });
   const running = worker.run();
   cleanups.push(async () => {
     // on SIGINT/SIGTERM the SDK's runtime has already begun shutting the worker down
@@ -144,12 +162,18 @@ async function main(): Promise<void> {
   say('approve it with our CLI:');
   say(`  npx runbook approve ${workflowId} --by alice`);
   say('or with the temporal CLI:');
-  say(`  .tools/bin/temporal workflow signal --workflow-id ${workflowId} --name approve --input '{"by":"alice","planHash":"${hash.slice(0, 16)}"}'`);
+  say(
+    `  .tools/bin/temporal workflow signal --workflow-id ${workflowId} --name approve --input '{"by":"alice","planHash":"${hash.slice(0, 16)}"}'`,
+  );
   say(`watch it:  npx runbook watch ${workflowId}      status: npx runbook status ${workflowId}`);
   say('');
   if (autoApprove) {
     say('--yes: approving as demo-approver');
-    await handle.signal(approveSignal, { by: 'demo-approver', planHash: hash, comment: 'auto-approved by npm start --yes' });
+    await handle.signal(approveSignal, {
+      by: 'demo-approver',
+      planHash: hash,
+      comment: 'auto-approved by npm start --yes',
+    });
   } else {
     say('waiting for approval ... (Ctrl-C stops everything this command started)');
   }
@@ -162,7 +186,10 @@ async function main(): Promise<void> {
 
 async function waitForHttp(url: string): Promise<void> {
   for (let i = 0; i < 100; i++) {
-    const ok = await fetch(url).then((r) => r.ok, () => false);
+    const ok = await fetch(url).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ok) return;
     await new Promise((r) => setTimeout(r, 100));
   }

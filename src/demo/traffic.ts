@@ -6,11 +6,16 @@ export interface Traffic {
 export function startTraffic(url: string, perSecond = 5, maxWrites = 100_000): Traffic {
   let sent = 0;
   let inflight: Promise<unknown> = Promise.resolve();
-  const timer = setInterval(() => {
-    if (sent >= maxWrites) return;
-    sent += 1;
-    inflight = fetch(`${url}/write`, { method: 'POST' }).then((r) => r.arrayBuffer()).catch(() => undefined);
-  }, Math.max(1, Math.round(1000 / perSecond)));
+  const timer = setInterval(
+    () => {
+      if (sent >= maxWrites) return;
+      sent += 1;
+      inflight = fetch(`${url}/write`, { method: 'POST' })
+        .then((r) => r.arrayBuffer())
+        .catch(() => undefined);
+    },
+    Math.max(1, Math.round(1000 / perSecond)),
+  );
   return {
     async stop() {
       clearInterval(timer);

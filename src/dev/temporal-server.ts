@@ -44,7 +44,8 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   for (const name of SEARCH_ATTRIBUTES) args.push('--search-attribute', `${name}=Keyword`);
   // the dev server polls its transfer queue at most 20×/s by default, adding up to ~50 ms to every task
   // handoff; a runbook is a sequence of small tasks, so let it poll faster (see BENCHMARKS.md)
-  for (const [key, value] of Object.entries(DEV_SERVER_DYNAMIC_CONFIG)) args.push('--dynamic-config-value', `${key}=${value}`);
+  for (const [key, value] of Object.entries(DEV_SERVER_DYNAMIC_CONFIG))
+    args.push('--dynamic-config-value', `${key}=${value}`);
   const out = openSync(options.logFile, 'a');
   const child = spawn(temporalCli, args, { stdio: ['ignore', out, out] });
   const address = `127.0.0.1:${options.port}`;
@@ -59,7 +60,8 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   };
   const deadline = Date.now() + 60_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`temporal dev server exited with ${child.exitCode}; see ${options.logFile}`);
+    if (child.exitCode !== null)
+      throw new Error(`temporal dev server exited with ${child.exitCode}; see ${options.logFile}`);
     try {
       const connection = await Connection.connect({ address, connectTimeout: 1000 });
       await connection.workflowService.getSystemInfo({});
@@ -68,7 +70,9 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     } catch (err) {
       if (Date.now() > deadline) {
         await stop();
-        throw new Error(`temporal dev server did not answer on ${address}: ${(err as Error).message}; see ${options.logFile}`);
+        throw new Error(
+          `temporal dev server did not answer on ${address}: ${(err as Error).message}; see ${options.logFile}`,
+        );
       }
       await delay(250);
     }

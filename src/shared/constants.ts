@@ -60,4 +60,10 @@ export const ATTEMPT_MARKER = '__durableRunbooksAttempt';
  * mostly say "read it", so the next windows read every segment's fingerprint list instead. `readRows` bounds the
  * rows of fingerprint lists held per side and read.
  */
-export const DETECTION_DEFAULTS = { pageSize: 5000, segmentRows: 48, windowSegments: 4096, listAbove: 0.25, readRows: 65_536 } as const;
+export const DETECTION_DEFAULTS = {
+  pageSize: 5000,
+  segmentRows: 48,
+  windowSegments: 4096,
+  listAbove: 0.25,
+  readRows: 65_536,
+} as const;

@@ -9,7 +9,8 @@ export function parseDuration(value: string | number): number {
   }
   const text = value.trim();
   if (/^\d+$/.test(text)) return Number(text);
-  if (!/^(\d+(?:\.\d+)?(ms|s|m|h|d))+$/.test(text)) throw new Error(`invalid duration "${value}" (use e.g. 30s, 5m, 1h30m)`);
+  if (!/^(\d+(?:\.\d+)?(ms|s|m|h|d))+$/.test(text))
+    throw new Error(`invalid duration "${value}" (use e.g. 30s, 5m, 1h30m)`);
   let total = 0;
   for (const match of text.matchAll(PART)) total += Number(match[1]) * UNIT_MS[match[2]!]!;
   return total;

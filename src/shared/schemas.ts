@@ -112,7 +112,12 @@ export const flagNamesSchema = z.strictObject({
   legacyWriteBlocked: envVarNameSchema,
 });
 
-const sqlIdentifier = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$/, 'must be an SQL identifier (letters, digits, _; optionally schema.table)');
+const sqlIdentifier = z
+  .string()
+  .regex(
+    /^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$/,
+    'must be an SQL identifier (letters, digits, _; optionally schema.table)',
+  );
 const columnsSchema = z
   .strictObject({
     objectId: sqlIdentifier,
@@ -143,7 +148,12 @@ export const objectStoreConfigSchema = z.discriminatedUnion('type', [
       path: ['contentReference'],
       message: 'needs a sha256 column: columns.sha256 cannot be null (the digest cannot be computed from a reference)',
     }),
-  z.strictObject({ type: z.literal('sqlite'), path: z.string().min(1), table: sqlIdentifier, columns: columnsSchema.optional() }),
+  z.strictObject({
+    type: z.literal('sqlite'),
+    path: z.string().min(1),
+    table: sqlIdentifier,
+    columns: columnsSchema.optional(),
+  }),
   z.strictObject({ type: z.literal('object-store'), root: z.string().min(1) }),
 ]);
 export type ObjectStoreConfig = z.infer<typeof objectStoreConfigSchema>;
@@ -152,7 +162,9 @@ const dualWriteSchema = z.strictObject({
   /** the two stores; "a" is the primary (PostgreSQL in the seed), "b" the secondary (the object store) */
   a: objectStoreConfigSchema,
   b: objectStoreConfigSchema,
-  labels: z.strictObject({ a: z.string().default('postgres'), b: z.string().default('store') }).default({ a: 'postgres', b: 'store' }),
+  labels: z
+    .strictObject({ a: z.string().default('postgres'), b: z.string().default('store') })
+    .default({ a: 'postgres', b: 'store' }),
   /** who wins a newest-wins tie */
   tieBreaker: z.enum(['a', 'b']).default('a'),
   /** diff files, reports and snapshots go here */
@@ -203,21 +215,23 @@ const targetSchema = z.strictObject({
   flags: z.strictObject({ store: flagStoreSchema, names: flagNamesSchema }).optional(),
   service: serviceSchema.optional(),
   dualWrite: dualWriteSchema.optional(),
-  health: z.strictObject({
-    http: z.strictObject({
-      url: z.url(),
-      expectStatus: z.number().int().default(200),
-      expectBody: z.string().optional(),
-      timeout: durationSchema.default('5s').transform(String),
-      /** how long to keep polling for a healthy answer after a reload/restart */
-      within: durationSchema.default('30s').transform(String),
-    }),
-    /** the service's own view of its flags: a JSON object of flag name to value */
-    flagsUrl: z.url().optional(),
-    logs: logSourceSchema.optional(),
-    logPattern: z.string().default('dual_write_scheduled'),
-    quietWindow: durationSchema.default('30s').transform(String),
-  }).optional(),
+  health: z
+    .strictObject({
+      http: z.strictObject({
+        url: z.url(),
+        expectStatus: z.number().int().default(200),
+        expectBody: z.string().optional(),
+        timeout: durationSchema.default('5s').transform(String),
+        /** how long to keep polling for a healthy answer after a reload/restart */
+        within: durationSchema.default('30s').transform(String),
+      }),
+      /** the service's own view of its flags: a JSON object of flag name to value */
+      flagsUrl: z.url().optional(),
+      logs: logSourceSchema.optional(),
+      logPattern: z.string().default('dual_write_scheduled'),
+      quietWindow: durationSchema.default('30s').transform(String),
+    })
+    .optional(),
 });
 
 export const environmentSchema = z.strictObject({
@@ -226,7 +240,9 @@ export const environmentSchema = z.strictObject({
   approval: approvalPolicySchema.default({ approvers: [], quorum: 1, allowSelfApproval: false, timeout: '1h' }),
   escalation: z.array(escalationLevelSchema).min(1).default(DEFAULT_ESCALATION),
   notifications: z.record(nameSchema, notificationChannelSchema).default({ console: { type: 'log' } }),
-  targets: z.record(nameSchema, targetSchema).refine((t) => Object.keys(t).length > 0, 'must define at least one target'),
+  targets: z
+    .record(nameSchema, targetSchema)
+    .refine((t) => Object.keys(t).length > 0, 'must define at least one target'),
 });
 export type EnvironmentFile = z.infer<typeof environmentSchema>;
 export type TargetConfig = EnvironmentFile['targets'][string];
@@ -250,7 +266,10 @@ const baseInput = {
   dryRun: z.boolean().default(false),
   /** tighten the environment's approval policy for this run (never loosen it) */
   approval: z
-    .strictObject({ quorum: z.number().int().min(1).max(10).optional(), timeout: durationSchema.transform(String).optional() })
+    .strictObject({
+      quorum: z.number().int().min(1).max(10).optional(),
+      timeout: durationSchema.transform(String).optional(),
+    })
     .optional(),
 };
 

@@ -1,6 +1,11 @@
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import { DEFAULT_METRICS_PORT, DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE, DEFAULT_TEMPORAL_ADDRESS } from '../shared/constants.js';
+import {
+  DEFAULT_METRICS_PORT,
+  DEFAULT_NAMESPACE,
+  DEFAULT_TASK_QUEUE,
+  DEFAULT_TEMPORAL_ADDRESS,
+} from '../shared/constants.js';
 import { describeZodError } from '../shared/schemas.js';
 
 /** The worker's (and the CLI's) configuration, from its environment variables. */

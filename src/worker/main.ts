@@ -20,7 +20,13 @@ async function main(): Promise<void> {
   // WORKFLOW_BUNDLE_PATH: a prebuilt bundle (tests); otherwise the workflows are bundled at start
   const bundlePath = process.env.WORKFLOW_BUNDLE_PATH;
   const stores = new StoreFactory();
-  const worker = await createWorker({ connection, ...config, log, stores, workflowBundle: bundlePath ? { codePath: bundlePath } : undefined });
+  const worker = await createWorker({
+    connection,
+    ...config,
+    log,
+    stores,
+    workflowBundle: bundlePath ? { codePath: bundlePath } : undefined,
+  });
   let stopping = false;
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.on(signal, () => {
@@ -31,7 +37,12 @@ async function main(): Promise<void> {
     });
   }
   log.info(
-    { address: config.address, namespace: config.namespace, taskQueue: config.taskQueue, metrics: `http://localhost:${config.metricsPort}/metrics` },
+    {
+      address: config.address,
+      namespace: config.namespace,
+      taskQueue: config.taskQueue,
+      metrics: `http://localhost:${config.metricsPort}/metrics`,
+    },
     'worker ready',
   );
   try {

@@ -7,7 +7,9 @@ import type { CommandRunner } from '../activities/adapters/types.js';
 import type { StoreFactory } from '../activities/stores/index.js';
 
 export const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
-export const workflowInterceptorModules = [fileURLToPath(new URL('../workflows/engine/interceptors.ts', import.meta.url))];
+export const workflowInterceptorModules = [
+  fileURLToPath(new URL('../workflows/engine/interceptors.ts', import.meta.url)),
+];
 
 export interface WorkerOptions {
   connection: NativeConnection;
@@ -26,7 +28,11 @@ export interface WorkerOptions {
 
 /** Bundles the workflow code once (webpack), for workers that start many times. */
 export async function bundleWorkflows(): Promise<string> {
-  const { code } = await bundleWorkflowCode({ workflowsPath, workflowInterceptorModules, logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } });
+  const { code } = await bundleWorkflowCode({
+    workflowsPath,
+    workflowInterceptorModules,
+    logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} },
+  });
   return code;
 }
 
@@ -39,7 +45,10 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
     taskQueue: options.taskQueue,
     // a prebuilt bundle already contains the workflow interceptors (bundleWorkflows)
     ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath }),
-    interceptors: { activity: [attemptInterceptor], ...(options.workflowBundle ? {} : { workflowModules: workflowInterceptorModules }) },
+    interceptors: {
+      activity: [attemptInterceptor],
+      ...(options.workflowBundle ? {} : { workflowModules: workflowInterceptorModules }),
+    },
     activities: createActivities({
       environmentsDir: options.environmentsDir,
       evidenceDir: options.evidenceDir,
@@ -52,6 +61,8 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
     shutdownGraceTime: '10s',
     // heartbeats carry resume cursors: send them at least every 2 s so a retry redoes little work
     maxHeartbeatThrottleInterval: '2s',
-    ...(options.maxConcurrentActivities ? { maxConcurrentActivityTaskExecutions: options.maxConcurrentActivities } : {}),
+    ...(options.maxConcurrentActivities
+      ? { maxConcurrentActivityTaskExecutions: options.maxConcurrentActivities }
+      : {}),
   });
 }

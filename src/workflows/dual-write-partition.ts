@@ -7,7 +7,13 @@ type DualWriteActivities = ReturnType<typeof createDualWriteActivities>;
 const { executeRepair } = proxyActivities<DualWriteActivities>({
   startToCloseTimeout: '4 hours',
   heartbeatTimeout: '10s',
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 10, nonRetryableErrorTypes: [...NON_RETRYABLE_ERROR_TYPES, 'PlanStale'] },
+  retry: {
+    initialInterval: '1s',
+    backoffCoefficient: 2,
+    maximumInterval: '30s',
+    maximumAttempts: 10,
+    nonRetryableErrorTypes: [...NON_RETRYABLE_ERROR_TYPES, 'PlanStale'],
+  },
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
 });
 
@@ -45,10 +51,21 @@ export async function dualWriteRepairPartition(input: RepairPartitionInput): Pro
   while (cursor < input.to) {
     const info = workflowInfo();
     if (info.continueAsNewSuggested || info.historyLength >= (input.maxHistoryEvents ?? 10_000)) {
-      return continueAsNew<typeof dualWriteRepairPartition>({ ...input, from: cursor, applied, generations: generations + 1 });
+      return continueAsNew<typeof dualWriteRepairPartition>({
+        ...input,
+        from: cursor,
+        applied,
+        generations: generations + 1,
+      });
     }
     const end = Math.min(input.to, cursor + input.chunkObjects);
-    const r = await executeRepair({ ...input.ref, plan: input.plan, batchSize: input.batchSize, parallelism: input.parallelism, lines: { from: cursor, to: end } });
+    const r = await executeRepair({
+      ...input.ref,
+      plan: input.plan,
+      batchSize: input.batchSize,
+      parallelism: input.parallelism,
+      lines: { from: cursor, to: end },
+    });
     applied += r.applied;
     cursor = end;
   }

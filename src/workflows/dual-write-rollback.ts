@@ -1,4 +1,10 @@
-import { ActivityCancellationType, ApplicationFailure, executeChild, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import {
+  ActivityCancellationType,
+  ApplicationFailure,
+  executeChild,
+  proxyActivities,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { createDualWriteActivities, DriftReport, RepairPlan } from '../activities/dual-write.js';
 import type { createFlagActivities } from '../activities/flags.js';
 import { ErrorType, NON_RETRYABLE_ERROR_TYPES } from '../shared/constants.js';
@@ -10,15 +16,35 @@ import { dualWriteRepairPartition, type RepairPartitionResult } from './dual-wri
 type DualWriteActivities = ReturnType<typeof createDualWriteActivities>;
 type FlagActivities = ReturnType<typeof createFlagActivities>;
 
-const retry = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', nonRetryableErrorTypes: [...NON_RETRYABLE_ERROR_TYPES, 'PlanStale', 'VerificationFailed', 'EvidenceMismatch'] };
+const retry = {
+  initialInterval: '1s',
+  backoffCoefficient: 2,
+  maximumInterval: '30s',
+  nonRetryableErrorTypes: [...NON_RETRYABLE_ERROR_TYPES, 'PlanStale', 'VerificationFailed', 'EvidenceMismatch'],
+};
 const cancellationType = ActivityCancellationType.WAIT_CANCELLATION_COMPLETED;
-const quick = proxyActivities<DualWriteActivities & FlagActivities>({ startToCloseTimeout: '2 minutes', retry: { ...retry, maximumAttempts: 5 }, cancellationType });
+const quick = proxyActivities<DualWriteActivities & FlagActivities>({
+  startToCloseTimeout: '2 minutes',
+  retry: { ...retry, maximumAttempts: 5 },
+  cancellationType,
+});
 /** long passes over both stores: they heartbeat, so a dead worker is noticed within the heartbeat timeout */
-const long = proxyActivities<DualWriteActivities>({ startToCloseTimeout: '4 hours', heartbeatTimeout: '10s', retry: { ...retry, maximumAttempts: 10 }, cancellationType });
+const long = proxyActivities<DualWriteActivities>({
+  startToCloseTimeout: '4 hours',
+  heartbeatTimeout: '10s',
+  retry: { ...retry, maximumAttempts: 10 },
+  cancellationType,
+});
 const undo = proxyActivities<DualWriteActivities & FlagActivities>({
   startToCloseTimeout: '4 hours',
   heartbeatTimeout: '60s',
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES },
+  retry: {
+    initialInterval: '1s',
+    backoffCoefficient: 2,
+    maximumInterval: '30s',
+    maximumAttempts: 5,
+    nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES,
+  },
 });
 
 export const DUAL_WRITE_STEPS = [
@@ -40,10 +66,18 @@ export const DUAL_WRITE_STEPS = [
 async function repairInPartitions(
   ref: { environment: string; target: string; runKey: string },
   plan: RepairPlan,
-  o: { partitionObjects: number; partitionWindow: number; chunkObjects: number; batchSize: number; parallelism: number; maxHistoryEvents?: number },
+  o: {
+    partitionObjects: number;
+    partitionWindow: number;
+    chunkObjects: number;
+    batchSize: number;
+    parallelism: number;
+    maxHistoryEvents?: number;
+  },
 ): Promise<{ applied: number; partitions: number; results: RepairPartitionResult[] }> {
   const ranges: Array<[number, number]> = [];
-  for (let from = 0; from < plan.total; from += o.partitionObjects) ranges.push([from, Math.min(plan.total, from + o.partitionObjects)]);
+  for (let from = 0; from < plan.total; from += o.partitionObjects)
+    ranges.push([from, Math.min(plan.total, from + o.partitionObjects)]);
   const results: RepairPartitionResult[] = new Array(ranges.length);
   let next = 0;
   const { workflowId } = workflowInfo();
@@ -53,7 +87,18 @@ async function repairInPartitions(
       const [from, to] = ranges[i]!;
       results[i] = await executeChild(dualWriteRepairPartition, {
         workflowId: `${workflowId}--partition-${i}`,
-        args: [{ ref, plan: { path: plan.path, sha256: plan.sha256 }, from, to, chunkObjects: o.chunkObjects, batchSize: o.batchSize, parallelism: o.parallelism, maxHistoryEvents: o.maxHistoryEvents }],
+        args: [
+          {
+            ref,
+            plan: { path: plan.path, sha256: plan.sha256 },
+            from,
+            to,
+            chunkObjects: o.chunkObjects,
+            batchSize: o.batchSize,
+            parallelism: o.parallelism,
+            maxHistoryEvents: o.maxHistoryEvents,
+          },
+        ],
       });
     }
   };
@@ -61,7 +106,11 @@ async function repairInPartitions(
   return { applied: results.reduce((n, r) => n + r.applied, 0), partitions: ranges.length, results };
 }
 
-const counts = (r: DriftReport) => Object.entries(r.counts).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ') || 'none';
+const counts = (r: DriftReport) =>
+  Object.entries(r.counts)
+    .filter(([, n]) => n > 0)
+    .map(([k, n]) => `${k} ${n}`)
+    .join(', ') || 'none';
 
 /**
  * Dual-write rollback (seed: dual-write-rollback-postgres-storage-engine.md): detect drift between two stores,
@@ -70,25 +119,44 @@ const counts = (r: DriftReport) => Object.entries(r.counts).filter(([, n]) => n 
  */
 export async function dualWriteRollback(rawInput: DualWriteRollbackInput): Promise<RunbookResult> {
   const parsed = dualWriteRollbackInputSchema.safeParse(rawInput);
-  if (!parsed.success) throw ApplicationFailure.nonRetryable(`invalid input: ${describeZodError(parsed.error)}`, ErrorType.InvalidInput);
+  if (!parsed.success)
+    throw ApplicationFailure.nonRetryable(`invalid input: ${describeZodError(parsed.error)}`, ErrorType.InvalidInput);
   const input = parsed.data;
   const info = workflowInfo();
   const ref = { environment: input.environment, target: input.target, runKey: `${info.workflowId}-${info.runId}` };
-  const rb = new Runbook({ runbook: 'dual-write-rollback', environment: input.environment, target: input.target, requester: input.requester, reason: input.reason, dryRun: input.dryRun, steps: DUAL_WRITE_STEPS });
+  const rb = new Runbook({
+    runbook: 'dual-write-rollback',
+    environment: input.environment,
+    target: input.target,
+    requester: input.requester,
+    reason: input.reason,
+    dryRun: input.dryRun,
+    steps: DUAL_WRITE_STEPS,
+  });
   const extra: Record<string, unknown> = { policy: input.policy };
 
   return rb.run(
     async () => {
-      const dw = await rb.step('load environment', () => quick.describeDualWrite(ref), { summarize: (d) => `${d.labels.a}: ${d.a}; ${d.labels.b}: ${d.b}` });
+      const dw = await rb.step('load environment', () => quick.describeDualWrite(ref), {
+        summarize: (d) => `${d.labels.a}: ${d.a}; ${d.labels.b}: ${d.b}`,
+      });
       const diff = await rb.step('detect', () => long.detectDrift(ref), {
-        summarize: (r) => `${r.total} differ (${counts(r)}); compared ${r.stats.rowsA}/${r.stats.rowsB} rows by ${r.stats.mode}, streamed ${r.stats.scannedA}/${r.stats.scannedB}`,
+        summarize: (r) =>
+          `${r.total} differ (${counts(r)}); compared ${r.stats.rowsA}/${r.stats.rowsB} rows by ${r.stats.mode}, streamed ${r.stats.scannedA}/${r.stats.scannedB}`,
       });
       extra.detection = diff;
-      const isolation = await rb.step('isolate', () => long.isolateDrift({ ...ref, diff }), { summarize: (r) => `report ${r.path}` });
-      extra.isolation = isolation;
-      const plan: RepairPlan = await rb.step('decide direction', () => long.planRepair({ ...ref, diff, policy: input.policy }), {
-        summarize: (p) => `${p.total} actions (${p.toA} → ${dw.labels.a}, ${p.toB} → ${dw.labels.b}); severity ${p.severity}`,
+      const isolation = await rb.step('isolate', () => long.isolateDrift({ ...ref, diff }), {
+        summarize: (r) => `report ${r.path}`,
       });
+      extra.isolation = isolation;
+      const plan: RepairPlan = await rb.step(
+        'decide direction',
+        () => long.planRepair({ ...ref, diff, policy: input.policy }),
+        {
+          summarize: (p) =>
+            `${p.total} actions (${p.toA} → ${dw.labels.a}, ${p.toB} → ${dw.labels.b}); severity ${p.severity}`,
+        },
+      );
       extra.plan = plan;
 
       if (plan.severity === 'critical' && dw.haltTarget) {
@@ -112,19 +180,37 @@ export async function dualWriteRollback(rawInput: DualWriteRollbackInput): Promi
           },
         );
       } else {
-        rb.skip('halt dual writes', plan.severity === 'critical' ? 'critical, but no haltTarget is configured' : `severity ${plan.severity}`);
+        rb.skip(
+          'halt dual writes',
+          plan.severity === 'critical' ? 'critical, but no haltTarget is configured' : `severity ${plan.severity}`,
+        );
       }
 
       const gatePlan: Plan = {
         summary: `${diff.total} objects differ between ${dw.labels.a} and ${dw.labels.b} (${counts(diff)}); policy ${input.policy}: ${plan.toA} writes to ${dw.labels.a}, ${plan.toB} writes to ${dw.labels.b}; severity ${plan.severity}${plan.olderOverwrites ? `, ${plan.olderOverwrites} newer copies would be overwritten by older ones` : ''}`,
-        changes: Object.entries(plan.byClassAndAction).map(([item, n]) => ({ item, from: `${n} differing`, to: 'repaired' })),
-        details: { diff: { path: diff.path, sha256: diff.sha256, counts: diff.counts }, plan: { path: plan.path, sha256: plan.sha256 }, isolation: { path: isolation.path, sha256: isolation.sha256, sample: isolation.sample }, sample: plan.sample, severity: plan.severity },
+        changes: Object.entries(plan.byClassAndAction).map(([item, n]) => ({
+          item,
+          from: `${n} differing`,
+          to: 'repaired',
+        })),
+        details: {
+          diff: { path: diff.path, sha256: diff.sha256, counts: diff.counts },
+          plan: { path: plan.path, sha256: plan.sha256 },
+          isolation: { path: isolation.path, sha256: isolation.sha256, sample: isolation.sample },
+          sample: plan.sample,
+          severity: plan.severity,
+        },
       };
       if (plan.total === 0) {
         rb.state.plan = gatePlan;
-        for (const s of ['seal plan', 'approval', 'snapshot', 'execute', 'verify']) rb.skip(s, 'no drift: nothing to repair');
+        for (const s of ['seal plan', 'approval', 'snapshot', 'execute', 'verify'])
+          rb.skip(s, 'no drift: nothing to repair');
       } else {
-        const policy: ApprovalPolicy = { ...dw.approval, quorum: Math.max(dw.approval.quorum, input.approval?.quorum ?? 0), timeout: input.approval?.timeout ?? dw.approval.timeout };
+        const policy: ApprovalPolicy = {
+          ...dw.approval,
+          quorum: Math.max(dw.approval.quorum, input.approval?.quorum ?? 0),
+          timeout: input.approval?.timeout ?? dw.approval.timeout,
+        };
         await rb.approval(gatePlan, policy, dw.escalation);
         const snapshot = await rb.step('snapshot', () => long.snapshotTargets({ ...ref, plan }), {
           summarize: (s) => `${s.entries} objects (${s.bytes} bytes) in ${s.path}`,
@@ -134,16 +220,33 @@ export async function dualWriteRollback(rawInput: DualWriteRollbackInput): Promi
         const batchSize = input.batchSize ?? dw.batchSize;
         const parallelism = input.parallelism ?? dw.parallelism;
         if (plan.total > dw.partitionObjects) {
-          extra.execution = await rb.step('execute', () => repairInPartitions(ref, plan, { ...dw, batchSize, parallelism, maxHistoryEvents: input.maxPartitionHistory }), {
-            summarize: (e) => `${e.applied} objects in ${e.partitions} partitions (child workflows, ${dw.partitionWindow} at a time)`,
-          });
+          extra.execution = await rb.step(
+            'execute',
+            () =>
+              repairInPartitions(ref, plan, {
+                ...dw,
+                batchSize,
+                parallelism,
+                maxHistoryEvents: input.maxPartitionHistory,
+              }),
+            {
+              summarize: (e) =>
+                `${e.applied} objects in ${e.partitions} partitions (child workflows, ${dw.partitionWindow} at a time)`,
+            },
+          );
         } else {
-          extra.execution = await rb.step('execute', () => long.executeRepair({ ...ref, plan, batchSize, parallelism }), {
-            summarize: (e) => `${e.applied} objects in ${e.batches} batches of ${batchSize}${e.resumedAt ? `, resumed at batch ${e.resumedAt}` : ''}`,
-          });
+          extra.execution = await rb.step(
+            'execute',
+            () => long.executeRepair({ ...ref, plan, batchSize, parallelism }),
+            {
+              summarize: (e) =>
+                `${e.applied} objects in ${e.batches} batches of ${batchSize}${e.resumedAt ? `, resumed at batch ${e.resumedAt}` : ''}`,
+            },
+          );
         }
         extra.verification = await rb.step('verify', () => long.verifyRepair({ ...ref, plan }), {
-          summarize: (v) => `${v.repairedChecked} repaired objects equal; full pass ${v.full.stats.rowsA}/${v.full.stats.rowsB} rows, 0 differences`,
+          summarize: (v) =>
+            `${v.repairedChecked} repaired objects equal; full pass ${v.full.stats.rowsA}/${v.full.stats.rowsB} rows, 0 differences`,
         });
       }
       const day = new Date().toISOString().slice(0, 10).replaceAll('-', '');
@@ -180,7 +283,8 @@ export async function dualWriteRollback(rawInput: DualWriteRollbackInput): Promi
               operation: 'Verification',
               timestamp: new Date().toISOString(),
               workflowId: info.workflowId,
-              repaired_objects_verified: (extra.verification as { repairedChecked?: number } | undefined)?.repairedChecked ?? 0,
+              repaired_objects_verified:
+                (extra.verification as { repairedChecked?: number } | undefined)?.repairedChecked ?? 0,
               full_pass: (extra.verification as { full?: DriftReport } | undefined)?.full ?? diff,
               post_rollback_consistency: 'VERIFIED',
               remaining_differences: 0,
@@ -188,9 +292,17 @@ export async function dualWriteRollback(rawInput: DualWriteRollbackInput): Promi
           }),
         { summarize: (a) => `${a.rollback.path}; ${a.verification.path}` },
       );
-      await rb.step('notify', () => rb.notify(`Dual-write rollback on ${input.environment}/${input.target}: ${diff.total} objects repaired`, gatePlan.summary), {
-        summarize: (sent) => (sent ? 'sent' : 'delivery failed (see worker log)'),
-      });
+      await rb.step(
+        'notify',
+        () =>
+          rb.notify(
+            `Dual-write rollback on ${input.environment}/${input.target}: ${diff.total} objects repaired`,
+            gatePlan.summary,
+          ),
+        {
+          summarize: (sent) => (sent ? 'sent' : 'delivery failed (see worker log)'),
+        },
+      );
     },
     () => extra,
   );

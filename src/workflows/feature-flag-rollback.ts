@@ -15,10 +15,19 @@ import { Runbook } from './engine/runbook.js';
 
 type FlagActivities = ReturnType<typeof createFlagActivities>;
 
-const retry = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '20s', nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES };
+const retry = {
+  initialInterval: '1s',
+  backoffCoefficient: 2,
+  maximumInterval: '20s',
+  nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES,
+};
 const cancellationType = ActivityCancellationType.WAIT_CANCELLATION_COMPLETED;
 
-const acts = proxyActivities<FlagActivities>({ startToCloseTimeout: '2 minutes', retry: { ...retry, maximumAttempts: 5 }, cancellationType });
+const acts = proxyActivities<FlagActivities>({
+  startToCloseTimeout: '2 minutes',
+  retry: { ...retry, maximumAttempts: 5 },
+  cancellationType,
+});
 const verify = proxyActivities<FlagActivities>({
   startToCloseTimeout: '5 minutes',
   heartbeatTimeout: '10s',
@@ -28,7 +37,13 @@ const verify = proxyActivities<FlagActivities>({
 /** Undos get their own, more patient policy; what still fails is reported as compensation_failed. */
 const undo = proxyActivities<FlagActivities>({
   startToCloseTimeout: '2 minutes',
-  retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '5s', maximumAttempts: 4, nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES },
+  retry: {
+    initialInterval: '500ms',
+    backoffCoefficient: 2,
+    maximumInterval: '5s',
+    maximumAttempts: 4,
+    nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES,
+  },
 });
 
 /** Scenarios 1, 2 and 5 of the seed: which flags change to what. */
@@ -57,10 +72,18 @@ export const FEATURE_FLAG_STEPS = [
  */
 export async function featureFlagRollback(rawInput: FeatureFlagRollbackInput): Promise<RunbookResult> {
   const parsed = featureFlagRollbackInputSchema.safeParse(rawInput);
-  if (!parsed.success) throw ApplicationFailure.nonRetryable(`invalid input: ${describeZodError(parsed.error)}`, ErrorType.InvalidInput);
+  if (!parsed.success)
+    throw ApplicationFailure.nonRetryable(`invalid input: ${describeZodError(parsed.error)}`, ErrorType.InvalidInput);
   const input = parsed.data;
   const ref = { environment: input.environment, target: input.target };
-  const rb = new Runbook({ runbook: 'feature-flag-rollback', ...ref, requester: input.requester, reason: input.reason, dryRun: input.dryRun, steps: FEATURE_FLAG_STEPS });
+  const rb = new Runbook({
+    runbook: 'feature-flag-rollback',
+    ...ref,
+    requester: input.requester,
+    reason: input.reason,
+    dryRun: input.dryRun,
+    steps: FEATURE_FLAG_STEPS,
+  });
   let notification: string | undefined;
 
   return rb.run(
@@ -73,14 +96,28 @@ export async function featureFlagRollback(rawInput: FeatureFlagRollbackInput): P
         Object.entries(MODE_CHANGES[input.mode]).map(([key, value]) => [target.flagNames[key as FlagKey], value]),
       );
       const before = await rb.step('read current flags', () => acts.readFlags({ ...ref, names }), {
-        summarize: (v) => Object.entries(v).map(([k, x]) => `${k}=${x ?? '(unset)'}`).join(' '),
+        summarize: (v) =>
+          Object.entries(v)
+            .map(([k, x]) => `${k}=${x ?? '(unset)'}`)
+            .join(' '),
       });
       const previous = Object.fromEntries(Object.keys(desired).map((name) => [name, before[name] ?? null]));
       const quietWindow = input.quietWindow ?? target.quietWindow;
       const plan: Plan = {
-        summary: `${input.mode}: ${Object.entries(desired).map(([k, v]) => `${k} ${previous[k] ?? '(unset)'} → ${v}`).join(', ')} on ${input.environment}/${input.target}; ${target.serviceType} reload; verify ${quietWindow} without "${target.logPattern}"`,
+        summary: `${input.mode}: ${Object.entries(desired)
+          .map(([k, v]) => `${k} ${previous[k] ?? '(unset)'} → ${v}`)
+          .join(
+            ', ',
+          )} on ${input.environment}/${input.target}; ${target.serviceType} reload; verify ${quietWindow} without "${target.logPattern}"`,
         changes: Object.entries(desired).map(([item, to]) => ({ item, from: previous[item] ?? null, to })),
-        details: { mode: input.mode, flagStore: target.flagStore, service: target.service, quietWindow, reason: input.reason, current: before },
+        details: {
+          mode: input.mode,
+          flagStore: target.flagStore,
+          service: target.service,
+          quietWindow,
+          reason: input.reason,
+          current: before,
+        },
       };
       const policy: ApprovalPolicy = {
         ...target.approval,
@@ -117,24 +154,28 @@ export async function featureFlagRollback(rawInput: FeatureFlagRollbackInput): P
       } else {
         rb.skip('verify no dual writes', 'no log source configured for this target');
       }
-      await rb.step('notify', async () => {
-        const after = await acts.readFlags({ ...ref, names });
-        notification = rollbackNotification({
-        date: new Date().toISOString(),
-        environment: input.environment,
-        target: input.target,
-        mode: input.mode,
-        reason: input.reason,
-        flags: names.map((name) => ({ name, value: after[name] ?? null })),
-        requester: input.requester,
-        approvedBy: rb.state.approval.approvedBy,
-        incidentTicket: input.incidentTicket,
-          workflowId: rb.state.workflowId,
-        });
-        return rb.notify(`Dual-write rollback on ${input.environment}/${input.target}`, notification);
-      }, {
-        summarize: (sent) => (sent ? 'sent' : 'delivery failed (see worker log)'),
-      });
+      await rb.step(
+        'notify',
+        async () => {
+          const after = await acts.readFlags({ ...ref, names });
+          notification = rollbackNotification({
+            date: new Date().toISOString(),
+            environment: input.environment,
+            target: input.target,
+            mode: input.mode,
+            reason: input.reason,
+            flags: names.map((name) => ({ name, value: after[name] ?? null })),
+            requester: input.requester,
+            approvedBy: rb.state.approval.approvedBy,
+            incidentTicket: input.incidentTicket,
+            workflowId: rb.state.workflowId,
+          });
+          return rb.notify(`Dual-write rollback on ${input.environment}/${input.target}`, notification);
+        },
+        {
+          summarize: (sent) => (sent ? 'sent' : 'delivery failed (see worker log)'),
+        },
+      );
     },
     () => ({ mode: input.mode, notification }),
   );

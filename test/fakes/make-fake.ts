@@ -53,4 +53,3 @@ export function readCalls(dir: string, name: string): string[][] {
     .filter((line) => line !== '')
     .map((line) => JSON.parse(line) as string[]);
 }
-

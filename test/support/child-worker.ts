@@ -3,7 +3,12 @@ import { freePort } from '../../src/dev/ports.js';
 import type { Harness } from './harness.js';
 
 /** `npm run worker`'s entry (src/worker/main.ts) in a child process, ready to be SIGKILLed. */
-export async function startChildWorker(h: Harness, children: ChildProcess[], metricsPort = 0, extraEnv: Record<string, string> = {}): Promise<{ child: ChildProcess; metricsPort: number }> {
+export async function startChildWorker(
+  h: Harness,
+  children: ChildProcess[],
+  metricsPort = 0,
+  extraEnv: Record<string, string> = {},
+): Promise<{ child: ChildProcess; metricsPort: number }> {
   const port = metricsPort || (await freePort());
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/worker/main.ts'], {
     env: h.env({ METRICS_PORT: String(port), LOG_LEVEL: 'info', ...extraEnv }),

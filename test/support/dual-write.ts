@@ -24,7 +24,15 @@ export interface PairTarget {
 }
 
 /** An environment with target "objects": two real stores seeded with known drift. */
-export async function pairTarget(h: Harness, pool: pg.Pool, pair: Pair, spec: DriftSpec, dualWrite: Record<string, unknown> = {}, extraTargets: Record<string, unknown> = {}, urlEnv = 'DEMO_DATABASE_URL'): Promise<PairTarget> {
+export async function pairTarget(
+  h: Harness,
+  pool: pg.Pool,
+  pair: Pair,
+  spec: DriftSpec,
+  dualWrite: Record<string, unknown> = {},
+  extraTargets: Record<string, unknown> = {},
+  urlEnv = 'DEMO_DATABASE_URL',
+): Promise<PairTarget> {
   const envName = `dw${n++}`;
   const dir = join(h.root, 'dw', envName);
   mkdirSync(dir, { recursive: true });
@@ -61,7 +69,9 @@ export async function pairTarget(h: Harness, pool: pg.Pool, pair: Pair, spec: Dr
       approval: { approvers: ['alice', 'bob'], quorum: 1, timeout: '1h' },
       escalation: [{ level: 1, after: '0s' }],
       targets: {
-        objects: { dualWrite: { a: configs[0], b: configs[1], workDir: join(dir, 'work'), batchSize: 7, ...dualWrite } },
+        objects: {
+          dualWrite: { a: configs[0], b: configs[1], workDir: join(dir, 'work'), batchSize: 7, ...dualWrite },
+        },
         ...extraTargets,
       },
     }),
@@ -81,11 +91,24 @@ export async function differences(t: PairTarget): Promise<number> {
   return count;
 }
 
-export function startDualWrite(h: Harness, t: PairTarget, input: Partial<DualWriteRollbackInput> = {}): Promise<WorkflowHandle> {
+export function startDualWrite(
+  h: Harness,
+  t: PairTarget,
+  input: Partial<DualWriteRollbackInput> = {},
+): Promise<WorkflowHandle> {
   return h.client.workflow.start('dualWriteRollback', {
     taskQueue: h.taskQueue,
     workflowId: `dwr-${t.envName}-${n++}`,
-    args: [{ environment: t.envName, target: 'objects', requester: 'rita', policy: 'postgres-authoritative', reason: 'drift alert', ...input }],
+    args: [
+      {
+        environment: t.envName,
+        target: 'objects',
+        requester: 'rita',
+        policy: 'postgres-authoritative',
+        reason: 'drift alert',
+        ...input,
+      },
+    ],
   });
 }
 
@@ -93,4 +116,3 @@ export async function approveWhenReady(h: Harness, handle: WorkflowHandle): Prom
   const s = await h.waitForApproval(handle);
   await handle.signal(approveSignal, { by: 'alice', planHash: s.planHash! });
 }
-

@@ -98,18 +98,33 @@ export class Harness {
   }
 
   /** Writes an environment with a running demo service of its own. */
-  async demoTarget(options: Partial<Omit<DemoEnvironmentOptions, 'environmentsDir' | 'dataDir' | 'port'>> = {}): Promise<DemoTarget> {
+  async demoTarget(
+    options: Partial<Omit<DemoEnvironmentOptions, 'environmentsDir' | 'dataDir' | 'port'>> = {},
+  ): Promise<DemoTarget> {
     const port = await freePort();
     const envName = options.name ?? `env${counter++}`;
     // unique per run, so a long-lived DATABASE_URL server never mixes runs
     const table = `writes_${process.pid}_${Date.now() % 1_000_000}_${envName}`;
-    const files = writeDemoEnvironment({ environmentsDir: this.environmentsDir, dataDir: join(this.root, 'data', envName), port, name: envName, table, ...options });
+    const files = writeDemoEnvironment({
+      environmentsDir: this.environmentsDir,
+      dataDir: join(this.root, 'data', envName),
+      port,
+      name: envName,
+      table,
+      ...options,
+    });
     // the service exactly as the worker sees it in the environment file
     const service = serviceFor(await loadTarget(this.environmentsDir, envName, 'web'));
     await service.start();
     const base = `http://127.0.0.1:${port}`;
     for (let i = 0; ; i++) {
-      if (await fetch(`${base}/health`).then((r) => r.ok, () => false)) break;
+      if (
+        await fetch(`${base}/health`).then(
+          (r) => r.ok,
+          () => false,
+        )
+      )
+        break;
       if (i > 100) throw new Error('demo service did not start');
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -130,7 +145,10 @@ export class Harness {
     return target;
   }
 
-  async startRun(input: Partial<FeatureFlagRollbackInput> & { environment: string }, workflowId?: string): Promise<WorkflowHandle> {
+  async startRun(
+    input: Partial<FeatureFlagRollbackInput> & { environment: string },
+    workflowId?: string,
+  ): Promise<WorkflowHandle> {
     return this.client.workflow.start('featureFlagRollback', {
       taskQueue: this.taskQueue,
       workflowId: workflowId ?? `ffr-${this.taskQueue}-${counter++}`,
@@ -144,7 +162,11 @@ export class Harness {
   }
 
   /** Polls the status query until `predicate` holds. */
-  async waitFor(handle: WorkflowHandle, predicate: (s: RunbookStatus) => boolean, timeoutMs = 60_000): Promise<RunbookStatus> {
+  async waitFor(
+    handle: WorkflowHandle,
+    predicate: (s: RunbookStatus) => boolean,
+    timeoutMs = 60_000,
+  ): Promise<RunbookStatus> {
     const deadline = Date.now() + timeoutMs;
     let last: RunbookStatus | undefined;
     for (;;) {
@@ -154,7 +176,8 @@ export class Harness {
       } catch {
         // not yet queryable (no worker, or first task not processed)
       }
-      if (Date.now() > deadline) throw new Error(`condition not reached; last status: ${JSON.stringify(last, null, 1)?.slice(0, 3000)}`);
+      if (Date.now() > deadline)
+        throw new Error(`condition not reached; last status: ${JSON.stringify(last, null, 1)?.slice(0, 3000)}`);
       await new Promise((r) => setTimeout(r, 200));
     }
   }

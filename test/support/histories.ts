@@ -9,7 +9,12 @@ export const HISTORIES_DIR = join(process.cwd(), 'test', 'histories');
  * With UPDATE_HISTORIES=1, stores the run's history under test/histories/ for the replay test, so a
  * non-deterministic change to a runbook fails CI. Without it, nothing is written.
  */
-export async function saveHistory(client: Client, workflowId: string, name: string, runbook = 'feature-flag-rollback'): Promise<void> {
+export async function saveHistory(
+  client: Client,
+  workflowId: string,
+  name: string,
+  runbook = 'feature-flag-rollback',
+): Promise<void> {
   if (process.env.UPDATE_HISTORIES !== '1') return;
   const history = await client.workflow.getHandle(workflowId).fetchHistory();
   mkdirSync(HISTORIES_DIR, { recursive: true });

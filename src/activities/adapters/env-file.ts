@@ -54,7 +54,8 @@ export function parseEnvFile(text: string): Map<string, string> {
   const values = new Map<string, string>();
   for (const raw of text.split('\n')) {
     const line = parseLine(raw.replace(/\r$/, ''));
-    if (line.key !== undefined) values.set(line.key, line.quote === '"' ? line.value!.replace(/\\(["\\$])/g, '$1') : line.value!);
+    if (line.key !== undefined)
+      values.set(line.key, line.quote === '"' ? line.value!.replace(/\\(["\\$])/g, '$1') : line.value!);
   }
   return values;
 }

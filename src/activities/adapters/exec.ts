@@ -24,14 +24,22 @@ export const runCommand: CommandRunner = (file, args, options = {}) =>
     execFile(
       file,
       args,
-      { env: options.env ?? process.env, timeout: options.timeoutMs ?? 120_000, maxBuffer: MAX_OUTPUT, encoding: 'utf8' },
+      {
+        env: options.env ?? process.env,
+        timeout: options.timeoutMs ?? 120_000,
+        maxBuffer: MAX_OUTPUT,
+        encoding: 'utf8',
+      },
       (error, stdout, stderr) => {
         if (!error) return resolve({ stdout, stderr });
         const code = (error as NodeJS.ErrnoException).code;
         const printable = [file, ...args].join(' ');
         if (code === 'ENOENT') {
           return reject(
-            ApplicationFailure.nonRetryable(`executable "${file}" not found on PATH (running: ${printable})`, 'CommandRefused'),
+            ApplicationFailure.nonRetryable(
+              `executable "${file}" not found on PATH (running: ${printable})`,
+              'CommandRefused',
+            ),
           );
         }
         const detail = (stderr || stdout || error.message).trim().split('\n').slice(-5).join('\n');

@@ -25,7 +25,10 @@ export class FileLogSource implements LogSource {
       const length = s.size - offset;
       const buffer = Buffer.alloc(length);
       await handle.read(buffer, 0, length, offset);
-      const lines = buffer.toString('utf8').split('\n').filter((l) => pattern.test(l));
+      const lines = buffer
+        .toString('utf8')
+        .split('\n')
+        .filter((l) => pattern.test(l));
       return { count: lines.length, sample: lines.slice(0, 5) };
     } finally {
       await handle.close();

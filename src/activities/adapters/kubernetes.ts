@@ -3,7 +3,15 @@ import { ErrorType } from '../../shared/constants.js';
 import { parseDuration } from '../../shared/duration.js';
 import type { FlagStoreConfig, LogSourceConfig, ServiceConfig } from '../../shared/schemas.js';
 import { kubeEnv, runCommand } from './exec.js';
-import type { CommandRunner, FlagStore, FlagValues, LogMatches, LogSource, ServiceAdapter, ServiceState } from './types.js';
+import type {
+  CommandRunner,
+  FlagStore,
+  FlagValues,
+  LogMatches,
+  LogSource,
+  ServiceAdapter,
+  ServiceState,
+} from './types.js';
 
 export type KubernetesFlagStoreConfig = Extract<FlagStoreConfig, { type: 'kubernetes' }>;
 export type KubernetesServiceConfig = Extract<ServiceConfig, { type: 'kubernetes' }>;
@@ -94,7 +102,16 @@ export class KubernetesFlagStore implements FlagStore {
     if (assignments.length === 0 && removals.length === 0) return { changed: false };
     await this.runner(
       KUBECTL,
-      ['set', 'env', deploymentRef(this.config.deployment), '-n', this.config.namespace, ...this.containerArgs(), ...assignments, ...removals],
+      [
+        'set',
+        'env',
+        deploymentRef(this.config.deployment),
+        '-n',
+        this.config.namespace,
+        ...this.containerArgs(),
+        ...assignments,
+        ...removals,
+      ],
       { env: kubeEnv(this.config.kubeconfigEnv) },
     );
     return { changed: true };
@@ -117,9 +134,7 @@ export class KubernetesFlagStore implements FlagStore {
     );
     const deployment = parseDeployment(stdout, this.describe());
     const containers = deployment.spec?.template?.spec?.containers ?? [];
-    const container = this.config.container
-      ? containers.find((c) => c.name === this.config.container)
-      : containers[0];
+    const container = this.config.container ? containers.find((c) => c.name === this.config.container) : containers[0];
     if (!container) {
       const wanted = this.config.container ? `container "${this.config.container}"` : 'any container';
       throw ApplicationFailure.nonRetryable(
@@ -158,7 +173,10 @@ export class KubernetesService implements ServiceAdapter {
     this.rolloutTimeoutMs = parseDuration(config.rolloutTimeout);
     this.replicas = options.replicas ?? 1;
     if (!Number.isInteger(this.replicas) || this.replicas < 1) {
-      throw ApplicationFailure.nonRetryable(`replicas must be a positive integer, got ${this.replicas}`, ErrorType.EnvironmentInvalid);
+      throw ApplicationFailure.nonRetryable(
+        `replicas must be a positive integer, got ${this.replicas}`,
+        ErrorType.EnvironmentInvalid,
+      );
     }
   }
 
@@ -177,7 +195,10 @@ export class KubernetesService implements ServiceAdapter {
   async restart(): Promise<void> {
     await this.kubectl(['rollout', 'restart', this.ref(), '-n', this.config.namespace]);
     const seconds = Math.max(1, Math.ceil(this.rolloutTimeoutMs / 1000));
-    await this.kubectl(['rollout', 'status', this.ref(), '-n', this.config.namespace, `--timeout=${seconds}s`], seconds * 1000 + ROLLOUT_GRACE_MS);
+    await this.kubectl(
+      ['rollout', 'status', this.ref(), '-n', this.config.namespace, `--timeout=${seconds}s`],
+      seconds * 1000 + ROLLOUT_GRACE_MS,
+    );
   }
 
   async status(): Promise<ServiceState> {

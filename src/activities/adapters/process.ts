@@ -53,7 +53,12 @@ export class ProcessService implements ServiceAdapter {
       stdio = ['ignore', log.fd, log.fd];
     }
     try {
-      const child = spawn(file, args, { cwd: this.config.cwd, env: this.config.env ?? process.env, detached: true, stdio });
+      const child = spawn(file, args, {
+        cwd: this.config.cwd,
+        env: this.config.env ?? process.env,
+        detached: true,
+        stdio,
+      });
       const pid = await new Promise<number>((resolve, reject) => {
         child.once('error', reject);
         child.once('spawn', () => resolve(child.pid!));

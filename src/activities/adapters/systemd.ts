@@ -17,7 +17,10 @@ export class SystemdService implements ServiceAdapter {
     private readonly runner: CommandRunner = runCommand,
   ) {
     if (config.unit.startsWith('-')) {
-      throw ApplicationFailure.nonRetryable(`systemd unit "${config.unit}" must not start with "-"`, ErrorType.EnvironmentInvalid);
+      throw ApplicationFailure.nonRetryable(
+        `systemd unit "${config.unit}" must not start with "-"`,
+        ErrorType.EnvironmentInvalid,
+      );
     }
   }
 

@@ -75,7 +75,8 @@ export class BlobDir {
         await file.close();
       }
       const written = await readFile(temp);
-      if (written.length !== content.length || sha256Hex(written) !== sha256) throw new Error(`blob ${sha256}: the written file does not match its digest`);
+      if (written.length !== content.length || sha256Hex(written) !== sha256)
+        throw new Error(`blob ${sha256}: the written file does not match its digest`);
       await rename(temp, path);
     } catch (error) {
       await unlink(temp).catch(() => {});
@@ -88,7 +89,10 @@ export class BlobDir {
    * Unlinks the blobs of these digests that `referenced` (the owner's index, asked once) no longer names. The
    * owner must keep writers of the same blobs out meanwhile, or a blob could go just as a new row names it.
    */
-  async collect(shas: Iterable<string>, referenced: (shas: string[]) => Set<string> | Promise<Set<string>>): Promise<void> {
+  async collect(
+    shas: Iterable<string>,
+    referenced: (shas: string[]) => Set<string> | Promise<Set<string>>,
+  ): Promise<void> {
     const candidates = [...new Set(shas)];
     if (candidates.length === 0) return;
     const keep = await referenced(candidates);

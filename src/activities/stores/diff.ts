@@ -1,6 +1,14 @@
 import { DETECTION_DEFAULTS } from '../../shared/constants.js';
 import { compareKeys, sameMeta, sameSummary } from './fingerprint.js';
-import type { FingerprintList, FingerprintProbe, KeyRange, ObjectKey, ObjectMeta, ObjectStoreAdapter, SegmentSummary } from './types.js';
+import type {
+  FingerprintList,
+  FingerprintProbe,
+  KeyRange,
+  ObjectKey,
+  ObjectMeta,
+  ObjectStoreAdapter,
+  SegmentSummary,
+} from './types.js';
 
 export const DRIFT_CLASSES = ['missing_in_a', 'missing_in_b', 'content_mismatch', 'metadata_mismatch'] as const;
 export type DriftClass = (typeof DRIFT_CLASSES)[number];
@@ -62,7 +70,12 @@ class RowCursor {
   private i = 0;
   private done = false;
   private readonly pages: AsyncIterator<ObjectMeta[]>;
-  constructor(store: ObjectStoreAdapter, range: KeyRange, pageSize: number, private readonly count: (n: number) => void) {
+  constructor(
+    store: ObjectStoreAdapter,
+    range: KeyRange,
+    pageSize: number,
+    private readonly count: (n: number) => void,
+  ) {
     this.pages = store.scan(range, pageSize)[Symbol.asyncIterator]();
   }
   async peek(): Promise<ObjectMeta | undefined> {
@@ -82,7 +95,8 @@ class RowCursor {
   }
 }
 
-const canSegment = (s: ObjectStoreAdapter): boolean => Boolean(s.summarizeRanges && s.fingerprintLists && s.metaByFingerprint);
+const canSegment = (s: ObjectStoreAdapter): boolean =>
+  Boolean(s.summarizeRanges && s.fingerprintLists && s.metaByFingerprint);
 
 /** number of fingerprints in a FingerprintList */
 function listLength(list: FingerprintList): number {
@@ -141,14 +155,30 @@ const keyId = (k: ObjectKey) => `${k.version}\u0000${k.objectId}`;
  *
  * Otherwise both sides are streamed in key order and merged (`merge`).
  */
-export async function* diffStores(a: ObjectStoreAdapter, b: ObjectStoreAdapter, range: KeyRange, options: DiffOptions = {}): AsyncGenerator<DriftEntry> {
+export async function* diffStores(
+  a: ObjectStoreAdapter,
+  b: ObjectStoreAdapter,
+  range: KeyRange,
+  options: DiffOptions = {},
+): AsyncGenerator<DriftEntry> {
   const pageSize = options.pageSize ?? DETECTION_DEFAULTS.pageSize;
   const segmentRows = options.segmentRows ?? DETECTION_DEFAULTS.segmentRows;
   const windowSegments = options.windowSegments ?? DETECTION_DEFAULTS.windowSegments;
   const readRows = options.readRows ?? DETECTION_DEFAULTS.readRows;
   const listAbove = options.listAbove ?? DETECTION_DEFAULTS.listAbove;
   const canBisect = !options.mergeOnly && canSegment(a) && canSegment(b) && Boolean(a.stepKeys || b.stepKeys);
-  const stats: DiffStats = { rowsA: 0, rowsB: 0, scannedA: 0, scannedB: 0, listedA: 0, listedB: 0, listBytesA: 0, listBytesB: 0, summaries: 0, mode: canBisect ? 'bisect' : 'merge' };
+  const stats: DiffStats = {
+    rowsA: 0,
+    rowsB: 0,
+    scannedA: 0,
+    scannedB: 0,
+    listedA: 0,
+    listedB: 0,
+    listBytesA: 0,
+    listBytesB: 0,
+    summaries: 0,
+    mode: canBisect ? 'bisect' : 'merge',
+  };
   const report = () => options.onProgress?.(stats);
 
   async function* merge(r: KeyRange): AsyncGenerator<DriftEntry> {
@@ -176,7 +206,10 @@ export async function* diffStores(a: ObjectStoreAdapter, b: ObjectStoreAdapter, 
    * one side only is looked up by key on the other (its row may have changed since the lists were read).
    */
   async function classifyUnmatched(pa: FingerprintProbe[], pb: FingerprintProbe[]): Promise<DriftEntry[]> {
-    const [ma, mb] = await Promise.all([pa.length ? a.metaByFingerprint!(pa) : [], pb.length ? b.metaByFingerprint!(pb) : []]);
+    const [ma, mb] = await Promise.all([
+      pa.length ? a.metaByFingerprint!(pa) : [],
+      pb.length ? b.metaByFingerprint!(pb) : [],
+    ]);
     const xa = new Map(ma.map((m) => [keyId(m), m]));
     const xb = new Map(mb.map((m) => [keyId(m), m]));
     const [la, lb] = [mb.filter((m) => !xa.has(keyId(m))), ma.filter((m) => !xb.has(keyId(m)))];
@@ -299,7 +332,11 @@ export async function* diffStores(a: ObjectStoreAdapter, b: ObjectStoreAdapter, 
     const cutter = cutters.find((s) => s.inProcess) ?? cutters[0]!;
 
     /** the segments of the window starting at `from` and, unless it compares lists only, both sides' summaries */
-    const prepare = async (from: ObjectKey | undefined, listsOnly: boolean, segments = windowSegments): Promise<Window> => {
+    const prepare = async (
+      from: ObjectKey | undefined,
+      listsOnly: boolean,
+      segments = windowSegments,
+    ): Promise<Window> => {
       const keys = await cutter.stepKeys!({ from, to: r.to }, segmentRows, segments);
       const last = keys.length < segments;
       const bounds: Array<ObjectKey | undefined> = [from, ...keys];

@@ -34,7 +34,8 @@ export function summarizeRows(rows: Iterable<ObjectMeta>): SegmentSummary {
   return { count, h1: h1.toString(), h2: h2.toString() };
 }
 
-export const sameSummary = (a: SegmentSummary, b: SegmentSummary): boolean => a.count === b.count && a.h1 === b.h1 && a.h2 === b.h2;
+export const sameSummary = (a: SegmentSummary, b: SegmentSummary): boolean =>
+  a.count === b.count && a.h1 === b.h1 && a.h2 === b.h2;
 
 /**
  * Bytewise UTF-8 order of two strings without encoding them: UTF-16 code units sort like code points except
@@ -66,9 +67,11 @@ export const sha256Hex = (content: Buffer): string => createHash('sha256').updat
 
 /** Refuses content that does not match its declared digest and size (never write a corrupt copy). */
 export function assertContent(o: StoredObject): void {
-  if (o.content.length !== o.size) throw new Error(`${o.objectId}@${o.version}: content is ${o.content.length} bytes, metadata says ${o.size}`);
+  if (o.content.length !== o.size)
+    throw new Error(`${o.objectId}@${o.version}: content is ${o.content.length} bytes, metadata says ${o.size}`);
   const actual = sha256Hex(o.content);
-  if (actual !== o.sha256) throw new Error(`${o.objectId}@${o.version}: content sha256 ${actual} does not match ${o.sha256}`);
+  if (actual !== o.sha256)
+    throw new Error(`${o.objectId}@${o.version}: content sha256 ${actual} does not match ${o.sha256}`);
 }
 
 export const keyString = (k: ObjectKey): string => `${k.objectId}@${k.version}`;

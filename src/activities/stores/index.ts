@@ -21,11 +21,19 @@ export class StoreFactory {
   private readonly pools = new Map<string, pg.Pool>();
 
   /** `check: false` opens a table whose fingerprint column is not installed yet (to install it) */
-  async open(config: ObjectStoreConfig, resolvePath: (p: string) => string, options: { check?: boolean } = {}): Promise<ObjectStoreAdapter> {
+  async open(
+    config: ObjectStoreConfig,
+    resolvePath: (p: string) => string,
+    options: { check?: boolean } = {},
+  ): Promise<ObjectStoreAdapter> {
     switch (config.type) {
       case 'postgres': {
         const url = process.env[config.urlEnv];
-        if (!url) throw ApplicationFailure.nonRetryable(`the worker's environment variable ${config.urlEnv} (urlEnv) is not set`, 'EnvironmentInvalid');
+        if (!url)
+          throw ApplicationFailure.nonRetryable(
+            `the worker's environment variable ${config.urlEnv} (urlEnv) is not set`,
+            'EnvironmentInvalid',
+          );
         let pool = this.pools.get(url);
         if (!pool) {
           pool = new pg.Pool({ connectionString: url, max: 8 });
@@ -46,7 +54,12 @@ export class StoreFactory {
       case 'sqlite': {
         const path = resolvePath(config.path);
         try {
-          return new SqliteTableStore({ path, table: config.table, columns: config.columns as never, check: options.check });
+          return new SqliteTableStore({
+            path,
+            table: config.table,
+            columns: config.columns as never,
+            check: options.check,
+          });
         } catch (error) {
           return configFailure(error);
         }

@@ -40,7 +40,16 @@ export class ObjectStore extends SqliteKeyspaceReads implements ObjectStoreAdapt
       `CREATE TABLE IF NOT EXISTS objects (object_id TEXT NOT NULL, version INTEGER NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, fp INTEGER, PRIMARY KEY (object_id, version)) WITHOUT ROWID;
        CREATE INDEX IF NOT EXISTS objects_sha256 ON objects (sha256);`,
     );
-    this.keys = new SqliteKeyspace(this.db, { table: 'objects', objectId: 'object_id', version: 'version', sha256: 'sha256', size: 'size', createdAt: 'created_at', updatedAt: 'updated_at', fingerprint: 'fp' });
+    this.keys = new SqliteKeyspace(this.db, {
+      table: 'objects',
+      objectId: 'object_id',
+      version: 'version',
+      sha256: 'sha256',
+      size: 'size',
+      createdAt: 'created_at',
+      updatedAt: 'updated_at',
+      fingerprint: 'fp',
+    });
     this.migrate();
     // the index is ours, but a hand edit (or an older tool) must not leave a stale fingerprint behind
     this.keys.createInvalidationTrigger('objects_fp_invalidate');
@@ -153,6 +162,9 @@ export class ObjectStore extends SqliteKeyspaceReads implements ObjectStoreAdapt
   /** Unlinks the blobs of these digests that no index row references any more. */
   private async collect(shas: Iterable<string>): Promise<void> {
     const referenced = this.db.prepare('SELECT 1 FROM objects WHERE sha256 = ? LIMIT 1').pluck();
-    await this.blobs.collect(shas, (candidates) => new Set(candidates.filter((sha) => referenced.get(sha) !== undefined)));
+    await this.blobs.collect(
+      shas,
+      (candidates) => new Set(candidates.filter((sha) => referenced.get(sha) !== undefined)),
+    );
   }
 }

@@ -3,7 +3,17 @@ import type pg from 'pg';
 import { BlobDir } from './blob-dir.js';
 import { assertContent } from './fingerprint.js';
 import { DEFAULT_COLUMNS, keyCondition, keysetPages, quoteIdentifier, rangeClause, type ColumnMap } from './sql.js';
-import { type FingerprintList, type FingerprintProbe, type KeyRange, type ObjectKey, type ObjectMeta, type ObjectStoreAdapter, type SegmentSummary, StoreConfigError, type StoredObject } from './types.js';
+import {
+  type FingerprintList,
+  type FingerprintProbe,
+  type KeyRange,
+  type ObjectKey,
+  type ObjectMeta,
+  type ObjectStoreAdapter,
+  type SegmentSummary,
+  StoreConfigError,
+  type StoredObject,
+} from './types.js';
 
 export interface PostgresTableConfig {
   /** the caller's pool; the store never holds a client between calls, so it survives a server restart */
@@ -25,7 +35,14 @@ export interface PostgresTableConfig {
   contentReference?: { root: string };
 }
 
-type MetaRow = { objectId: string; version: number | string; size: number | string; sha256: string; createdAt: number | string; updatedAt: number | string };
+type MetaRow = {
+  objectId: string;
+  version: number | string;
+  size: number | string;
+  sha256: string;
+  createdAt: number | string;
+  updatedAt: number | string;
+};
 type ContentRow = MetaRow & { content: Buffer };
 type ReferenceRow = MetaRow & { content: string };
 
@@ -51,11 +68,19 @@ export function isConnectionError(error: unknown): boolean {
   const e = error as { code?: unknown; message?: unknown } | null;
   if (!e || typeof e !== 'object') return false;
   if (typeof e.code === 'string' && (CONNECTION_CODES.has(e.code) || e.code.startsWith('08'))) return true;
-  return typeof e.message === 'string' && /connection terminated|connection error|not queryable|server closed the connection|terminating connection/i.test(e.message);
+  return (
+    typeof e.message === 'string' &&
+    /connection terminated|connection error|not queryable|server closed the connection|terminating connection/i.test(
+      e.message,
+    )
+  );
 }
 
 /** keys as the two array parameters (ids, versions) every multi-key statement unnests */
-const keyArrays = (keys: ObjectKey[]): [string[], number[]] => [keys.map((k) => k.objectId), keys.map((k) => k.version)];
+const keyArrays = (keys: ObjectKey[]): [string[], number[]] => [
+  keys.map((k) => k.objectId),
+  keys.map((k) => k.version),
+];
 
 const toMeta = (r: MetaRow): ObjectMeta => ({
   objectId: r.objectId,
@@ -101,12 +126,16 @@ export class PostgresTableStore implements ObjectStoreAdapter {
     const given = config.columns ?? {};
     this.computedSha = 'sha256' in given && given.sha256 == null;
     if (this.computedSha && config.contentReference) {
-      throw new StoreConfigError(`postgres table ${config.table}: contentReference needs a sha256 column (columns.sha256 cannot be null): the digest cannot be computed from a reference`);
+      throw new StoreConfigError(
+        `postgres table ${config.table}: contentReference needs a sha256 column (columns.sha256 cannot be null): the digest cannot be computed from a reference`,
+      );
     }
     this.blobs = config.contentReference && new BlobDir(config.contentReference.root);
     const columns = { ...DEFAULT_COLUMNS, ...given, sha256: given.sha256 ?? DEFAULT_COLUMNS.sha256 } as ColumnMap;
     this.t = quoteIdentifier(config.table, 'table name');
-    this.c = Object.fromEntries(Object.entries(columns).map(([k, v]) => [k, quoteIdentifier(v as string, `column name for ${k}`)])) as Record<keyof ColumnMap, string>;
+    this.c = Object.fromEntries(
+      Object.entries(columns).map(([k, v]) => [k, quoteIdentifier(v as string, `column name for ${k}`)]),
+    ) as Record<keyof ColumnMap, string>;
     this.idColumnName = columns.objectId;
     this.fp = columns.fingerprint ? this.c.fingerprint : undefined;
     this.sha = this.computedSha ? `encode(sha256(${this.c.content}), 'hex')` : this.c.sha256;
@@ -177,7 +206,11 @@ export class PostgresTableStore implements ObjectStoreAdapter {
   private fingerprintNames(): { trigger: string; fn: string; index: string } {
     const parts = this.config.table.split('.');
     const schema = parts.length > 1 ? `${quoteIdentifier(parts[0]!, 'schema name')}.` : '';
-    return { trigger: this.derivedName('_dr_fp'), fn: `${schema}${this.derivedName('_dr_fp_fn')}`, index: this.derivedName('_dr_fp_idx') };
+    return {
+      trigger: this.derivedName('_dr_fp'),
+      fn: `${schema}${this.derivedName('_dr_fp_fn')}`,
+      index: this.derivedName('_dr_fp_idx'),
+    };
   }
 
   fingerprintSource(): 'stored' | 'computed' {
@@ -191,7 +224,8 @@ export class PostgresTableStore implements ObjectStoreAdapter {
    * (`npx runbook dual-write prepare`) in a quiet hour, not during an incident.
    */
   async installFingerprint(): Promise<void> {
-    if (!this.fp) throw new Error(`postgres table ${this.config.table}: no fingerprint column is configured (columns.fingerprint)`);
+    if (!this.fp)
+      throw new Error(`postgres table ${this.config.table}: no fingerprint column is configured (columns.fingerprint)`);
     if (this.config.create) await this.createTable();
     await this.readCollation();
     await this.addFingerprint();
@@ -200,18 +234,27 @@ export class PostgresTableStore implements ObjectStoreAdapter {
 
   private async addFingerprint(): Promise<void> {
     const fp = this.fp;
-    if (!fp) throw new Error(`postgres table ${this.config.table}: no fingerprint column is configured (columns.fingerprint)`);
+    if (!fp)
+      throw new Error(`postgres table ${this.config.table}: no fingerprint column is configured (columns.fingerprint)`);
     const { trigger, fn, index } = this.fingerprintNames();
     await this.transaction(async (client) => {
       // two installers at once (two workers preparing the same pair) must not interleave their DDL
       await client.query(`LOCK TABLE ${this.t} IN SHARE ROW EXCLUSIVE MODE`);
       await client.query(`ALTER TABLE ${this.t} ADD COLUMN IF NOT EXISTS ${fp} bigint`);
-      await client.query(`CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $fn$ BEGIN NEW.${fp} := ${this.computedFingerprint('NEW.')}; RETURN NEW; END $fn$`);
+      await client.query(
+        `CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $fn$ BEGIN NEW.${fp} := ${this.computedFingerprint('NEW.')}; RETURN NEW; END $fn$`,
+      );
       await client.query(`DROP TRIGGER IF EXISTS ${trigger} ON ${this.t}`);
-      await client.query(`CREATE TRIGGER ${trigger} BEFORE INSERT OR UPDATE ON ${this.t} FOR EACH ROW EXECUTE FUNCTION ${fn}()`);
-      await client.query(`UPDATE ${this.t} SET ${fp} = ${this.computedFingerprint('')} WHERE ${fp} IS DISTINCT FROM ${this.computedFingerprint('')}`);
+      await client.query(
+        `CREATE TRIGGER ${trigger} BEFORE INSERT OR UPDATE ON ${this.t} FOR EACH ROW EXECUTE FUNCTION ${fn}()`,
+      );
+      await client.query(
+        `UPDATE ${this.t} SET ${fp} = ${this.computedFingerprint('')} WHERE ${fp} IS DISTINCT FROM ${this.computedFingerprint('')}`,
+      );
       await client.query(`ALTER TABLE ${this.t} ALTER COLUMN ${fp} SET NOT NULL`);
-      await client.query(`CREATE INDEX IF NOT EXISTS ${index} ON ${this.t} (${this.c.objectId}${this.collate}, ${this.c.version}) INCLUDE (${fp})`);
+      await client.query(
+        `CREATE INDEX IF NOT EXISTS ${index} ON ${this.t} (${this.c.objectId}${this.collate}, ${this.c.version}) INCLUDE (${fp})`,
+      );
     });
   }
 
@@ -225,8 +268,15 @@ export class PostgresTableStore implements ObjectStoreAdapter {
     );
     const row = rows[0]!;
     if (!row.notnull || !row.trigger) {
-      const what = row.notnull === null ? `column ${this.fp} does not exist` : !row.notnull ? `column ${this.fp} allows NULL` : `trigger ${trigger} is missing or disabled`;
-      throw new StoreConfigError(`postgres table ${this.config.table}: fingerprint ${what}; install it with \`npx runbook dual-write prepare --env <env> --target <target>\``);
+      const what =
+        row.notnull === null
+          ? `column ${this.fp} does not exist`
+          : !row.notnull
+            ? `column ${this.fp} allows NULL`
+            : `trigger ${trigger} is missing or disabled`;
+      throw new StoreConfigError(
+        `postgres table ${this.config.table}: fingerprint ${what}; install it with \`npx runbook dual-write prepare --env <env> --target <target>\``,
+      );
     }
   }
 
@@ -239,7 +289,11 @@ export class PostgresTableStore implements ObjectStoreAdapter {
       [],
     );
     // collection asks, per released blob, whether any row still references it
-    if (this.blobs) await this.query(`CREATE INDEX IF NOT EXISTS ${this.derivedName('_dr_content_idx')} ON ${this.t} (${c.content})`, []);
+    if (this.blobs)
+      await this.query(
+        `CREATE INDEX IF NOT EXISTS ${this.derivedName('_dr_content_idx')} ON ${this.t} (${c.content})`,
+        [],
+      );
   }
 
   /** The blob directory is created with the table; otherwise it must exist: a wrong path must not start an empty one. */
@@ -250,7 +304,10 @@ export class PostgresTableStore implements ObjectStoreAdapter {
       (s) => s.isDirectory(),
       () => false,
     );
-    if (!isDir) throw new StoreConfigError(`postgres table ${this.config.table}: contentReference.root ${root} is not an existing directory`);
+    if (!isDir)
+      throw new StoreConfigError(
+        `postgres table ${this.config.table}: contentReference.root ${root} is not an existing directory`,
+      );
   }
 
   /** A bytea content column holds content, not references: refuse it rather than fail on every put. */
@@ -261,7 +318,9 @@ export class PostgresTableStore implements ObjectStoreAdapter {
     );
     const type = rows[0]?.type;
     if (type !== 'text' && type !== 'character varying') {
-      throw new StoreConfigError(`postgres table ${this.config.table}: contentReference needs a text content column, ${this.c.content} is ${type ?? 'missing'}`);
+      throw new StoreConfigError(
+        `postgres table ${this.config.table}: contentReference needs a text content column, ${this.c.content} is ${type ?? 'missing'}`,
+      );
     }
   }
 
@@ -311,7 +370,11 @@ export class PostgresTableStore implements ObjectStoreAdapter {
   }
 
   private where(range: KeyRange, params: unknown[], afterFrom = false): string {
-    return rangeClause(range, this.c.objectId, this.c.version, params, param, { collate: this.collate, afterFrom, idBounds: true });
+    return rangeClause(range, this.c.objectId, this.c.version, params, param, {
+      collate: this.collate,
+      afterFrom,
+      idBounds: true,
+    });
   }
 
   private orderBy(): string {
@@ -324,7 +387,10 @@ export class PostgresTableStore implements ObjectStoreAdapter {
       const params: unknown[] = [];
       const where = this.where(r, params, after);
       params.push(pageSize);
-      const { rows } = await this.query<MetaRow>(`SELECT ${this.metaColumns()} FROM ${this.t} WHERE ${where} ${this.orderBy()} LIMIT ${param(params.length)}`, params);
+      const { rows } = await this.query<MetaRow>(
+        `SELECT ${this.metaColumns()} FROM ${this.t} WHERE ${where} ${this.orderBy()} LIMIT ${param(params.length)}`,
+        params,
+      );
       return rows.map(toMeta);
     });
   }
@@ -336,7 +402,10 @@ export class PostgresTableStore implements ObjectStoreAdapter {
   async summarize(range: KeyRange): Promise<SegmentSummary> {
     await this.init();
     const params: unknown[] = [];
-    const { rows } = await this.query<{ count: string; h1: string; h2: string }>(`SELECT ${PostgresTableStore.SUMS(this.fpSql)} FROM ${this.t} WHERE ${this.where(range, params)}`, params);
+    const { rows } = await this.query<{ count: string; h1: string; h2: string }>(
+      `SELECT ${PostgresTableStore.SUMS(this.fpSql)} FROM ${this.t} WHERE ${this.where(range, params)}`,
+      params,
+    );
     const row = rows[0]!;
     return { count: Number(row.count), h1: row.h1, h2: row.h2 };
   }
@@ -347,7 +416,11 @@ export class PostgresTableStore implements ObjectStoreAdapter {
    * ones as their own statements. With `values` (one text per range), `inner`'s second argument is the SQL for
    * the range's value. Rows come back tagged with the range's index.
    */
-  private async perRange<R extends pg.QueryResultRow>(ranges: KeyRange[], inner: (where: string, value: string) => string, values?: string[]): Promise<Array<{ i: number; rows: R[] }>> {
+  private async perRange<R extends pg.QueryResultRow>(
+    ranges: KeyRange[],
+    inner: (where: string, value: string) => string,
+    values?: string[],
+  ): Promise<Array<{ i: number; rows: R[] }>> {
     await this.init();
     const bounded: number[] = [];
     const open: number[] = [];
@@ -358,11 +431,21 @@ export class PostgresTableStore implements ObjectStoreAdapter {
       const bounds = { from: { id: 's.lo_id', version: 's.lo_v' }, to: { id: 's.hi_id', version: 's.hi_v' } };
       const where = keyCondition(this.c.objectId, this.c.version, bounds, { collate: this.collate, idBounds: true });
       const rs = bounded.map((i) => ranges[i]!);
-      const params: unknown[] = [rs.map((r) => r.from!.objectId), rs.map((r) => r.from!.version), rs.map((r) => r.to!.objectId), rs.map((r) => r.to!.version)];
+      const params: unknown[] = [
+        rs.map((r) => r.from!.objectId),
+        rs.map((r) => r.from!.version),
+        rs.map((r) => r.to!.objectId),
+        rs.map((r) => r.to!.version),
+      ];
       if (values) params.push(bounded.map((i) => values[i]!));
-      const columns = values ? '$1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[]) WITH ORDINALITY AS s(lo_id, lo_v, hi_id, hi_v, x, i)' : '$1::text[], $2::bigint[], $3::text[], $4::bigint[]) WITH ORDINALITY AS s(lo_id, lo_v, hi_id, hi_v, i)';
+      const columns = values
+        ? '$1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[]) WITH ORDINALITY AS s(lo_id, lo_v, hi_id, hi_v, x, i)'
+        : '$1::text[], $2::bigint[], $3::text[], $4::bigint[]) WITH ORDINALITY AS s(lo_id, lo_v, hi_id, hi_v, i)';
       work.push(
-        this.query<R & { i: string }>(`SELECT s.i::int AS i, o.* FROM unnest(${columns} CROSS JOIN LATERAL (${inner(where, 's.x')}) AS o`, params).then(({ rows }) => {
+        this.query<R & { i: string }>(
+          `SELECT s.i::int AS i, o.* FROM unnest(${columns} CROSS JOIN LATERAL (${inner(where, 's.x')}) AS o`,
+          params,
+        ).then(({ rows }) => {
           const groups = new Map<number, R[]>();
           for (const row of rows) {
             const i = bounded[Number(row.i) - 1]!;
@@ -378,14 +461,21 @@ export class PostgresTableStore implements ObjectStoreAdapter {
       const params: unknown[] = [];
       const where = this.where(ranges[i]!, params);
       if (values) params.push(values[i]);
-      work.push(this.query<R>(inner(where, `${param(params.length)}::text`), params).then(({ rows }) => void out.push({ i, rows })));
+      work.push(
+        this.query<R>(inner(where, `${param(params.length)}::text`), params).then(
+          ({ rows }) => void out.push({ i, rows }),
+        ),
+      );
     }
     await Promise.all(work);
     return out.sort((x, y) => x.i - y.i);
   }
 
   async summarizeRanges(ranges: KeyRange[]): Promise<SegmentSummary[]> {
-    const groups = await this.perRange<{ count: string; h1: string; h2: string }>(ranges, (where) => `SELECT ${PostgresTableStore.SUMS(this.fpSql)} FROM ${this.t} WHERE ${where}`);
+    const groups = await this.perRange<{ count: string; h1: string; h2: string }>(
+      ranges,
+      (where) => `SELECT ${PostgresTableStore.SUMS(this.fpSql)} FROM ${this.t} WHERE ${where}`,
+    );
     const out: SegmentSummary[] = ranges.map(() => ({ count: 0, h1: '0', h2: '0' }));
     for (const { i, rows } of groups) out[i] = { count: Number(rows[0]!.count), h1: rows[0]!.h1, h2: rows[0]!.h2 };
     return out;
@@ -396,7 +486,8 @@ export class PostgresTableStore implements ObjectStoreAdapter {
     const groups = await this.perRange<{ list: string | null }>(
       ranges,
       // the subquery's order (the index's) is the aggregate's: no sort per range
-      (where) => `SELECT string_agg(fp::text, ',') AS list FROM (SELECT ${this.fpSql} AS fp FROM ${this.t} WHERE ${where} ${this.orderBy()}) AS ordered`,
+      (where) =>
+        `SELECT string_agg(fp::text, ',') AS list FROM (SELECT ${this.fpSql} AS fp FROM ${this.t} WHERE ${where} ${this.orderBy()}) AS ordered`,
     );
     const out: FingerprintList[] = ranges.map(() => '');
     for (const { i, rows } of groups) out[i] = rows[0]?.list ?? '';
@@ -479,8 +570,10 @@ export class PostgresTableStore implements ObjectStoreAdapter {
     const meta = toMeta(row);
     const what = `${meta.objectId}@${meta.version}`;
     const sha = BlobDir.digestOf(row.content);
-    if (sha === undefined) throw new Error(`${what}: content reference ${JSON.stringify(row.content)} is not a blob path <sha[0:2]>/<sha>`);
-    if (sha !== meta.sha256) throw new Error(`${what}: content reference ${row.content} is not the blob of its sha256 ${meta.sha256}`);
+    if (sha === undefined)
+      throw new Error(`${what}: content reference ${JSON.stringify(row.content)} is not a blob path <sha[0:2]>/<sha>`);
+    if (sha !== meta.sha256)
+      throw new Error(`${what}: content reference ${row.content} is not the blob of its sha256 ${meta.sha256}`);
     return { ...meta, content: await this.blobs!.read(sha, meta.size, what) };
   }
 
@@ -590,9 +683,10 @@ export class PostgresTableStore implements ObjectStoreAdapter {
     await this.transaction(async (client) => {
       await this.lockBlobs(client, 'exclusive');
       await this.blobs!.collect(shas, async (candidates) => {
-        const { rows } = await client.query<{ ref: string }>(`SELECT DISTINCT ${c.content} AS ref FROM ${this.t} WHERE ${c.content} = ANY($1::text[])`, [
-          candidates.map((sha) => BlobDir.reference(sha)),
-        ]);
+        const { rows } = await client.query<{ ref: string }>(
+          `SELECT DISTINCT ${c.content} AS ref FROM ${this.t} WHERE ${c.content} = ANY($1::text[])`,
+          [candidates.map((sha) => BlobDir.reference(sha))],
+        );
         return new Set(rows.map((r) => BlobDir.digestOf(r.ref)!));
       });
     });

@@ -31,7 +31,8 @@ const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 /** Validates and double-quotes an SQL identifier (schema-qualified names as "schema"."table"). */
 export function quoteIdentifier(name: string, what = 'identifier'): string {
   const parts = name.split('.');
-  if (parts.length > 2 || parts.some((p) => !IDENTIFIER.test(p))) throw new Error(`invalid ${what} "${name}": use letters, digits and _ (optionally schema.table)`);
+  if (parts.length > 2 || parts.some((p) => !IDENTIFIER.test(p)))
+    throw new Error(`invalid ${what} "${name}": use letters, digits and _ (optionally schema.table)`);
   return parts.map((p) => `"${p}"`).join('.');
 }
 
@@ -56,11 +57,18 @@ export interface KeyConditionOptions {
 }
 
 /** Condition over the (objectId, version) row value: from `from` (inclusive) to `to` (exclusive); TRUE when unbounded. */
-export function keyCondition(idCol: string, versionCol: string, bounds: { from?: KeyBoundSql; to?: KeyBoundSql }, options: KeyConditionOptions = {}): string {
+export function keyCondition(
+  idCol: string,
+  versionCol: string,
+  bounds: { from?: KeyBoundSql; to?: KeyBoundSql },
+  options: KeyConditionOptions = {},
+): string {
   const k = options.collate ?? '';
   const parts: string[] = [];
   if (bounds.from) {
-    parts.push(`(${idCol}${k}, ${versionCol}) ${options.afterFrom ? '>' : '>='} (${bounds.from.id}${k}, ${bounds.from.version})`);
+    parts.push(
+      `(${idCol}${k}, ${versionCol}) ${options.afterFrom ? '>' : '>='} (${bounds.from.id}${k}, ${bounds.from.version})`,
+    );
     if (options.idBounds) parts.push(`${idCol}${k} >= ${bounds.from.idOnly ?? bounds.from.id}${k}`);
   }
   if (bounds.to) {
@@ -71,7 +79,11 @@ export function keyCondition(idCol: string, versionCol: string, bounds: { from?:
 }
 
 /** Appends a range's bounds to `params` in the order rangeClause() numbers their placeholders. */
-export function rangeParams(range: KeyRange, params: unknown[], options: Pick<KeyConditionOptions, 'idBounds'> = {}): void {
+export function rangeParams(
+  range: KeyRange,
+  params: unknown[],
+  options: Pick<KeyConditionOptions, 'idBounds'> = {},
+): void {
   for (const key of [range.from, range.to]) {
     if (!key) continue;
     params.push(key.objectId, key.version);
@@ -80,7 +92,14 @@ export function rangeParams(range: KeyRange, params: unknown[], options: Pick<Ke
 }
 
 /** keyCondition() over a KeyRange whose keys become parameters; `param(i)` renders the placeholder of params[i - 1]. */
-export function rangeClause(range: KeyRange, idCol: string, versionCol: string, params: unknown[], param: (i: number) => string, options: KeyConditionOptions = {}): string {
+export function rangeClause(
+  range: KeyRange,
+  idCol: string,
+  versionCol: string,
+  params: unknown[],
+  param: (i: number) => string,
+  options: KeyConditionOptions = {},
+): string {
   let i = params.length;
   rangeParams(range, params, options);
   const bound = (key: ObjectKey | undefined): KeyBoundSql | undefined => {

@@ -44,9 +44,25 @@ export class SqliteKeyspace {
   ) {
     this.metaColumns = `${c.objectId} AS objectId, ${c.version} AS version, ${c.size} AS size, ${c.sha256} AS sha256, ${c.createdAt} AS createdAt, ${c.updatedAt} AS updatedAt`;
     this.computedFingerprintSql = `${FP_FUNCTION}(${[c.objectId, c.version, c.sha256, c.size, c.createdAt, c.updatedAt].join(', ')})`;
-    this.fingerprintSql = c.fingerprint ? `coalesce(${c.fingerprint}, ${this.computedFingerprintSql})` : this.computedFingerprintSql;
-    db.function(FP_FUNCTION, { deterministic: true }, ((id: string, version: number, sha: string, size: number, created: number, updated: number) =>
-      rowFingerprint({ objectId: id, version: Number(version), sha256: sha, size: Number(size), createdAt: Number(created), updatedAt: Number(updated) })) as never);
+    this.fingerprintSql = c.fingerprint
+      ? `coalesce(${c.fingerprint}, ${this.computedFingerprintSql})`
+      : this.computedFingerprintSql;
+    db.function(FP_FUNCTION, { deterministic: true }, ((
+      id: string,
+      version: number,
+      sha: string,
+      size: number,
+      created: number,
+      updated: number,
+    ) =>
+      rowFingerprint({
+        objectId: id,
+        version: Number(version),
+        sha256: sha,
+        size: Number(size),
+        createdAt: Number(created),
+        updatedAt: Number(updated),
+      })) as never);
   }
 
   /** (key, fingerprint) index: segment sums and key steps read it instead of the wide rows */
@@ -65,7 +81,9 @@ export class SqliteKeyspace {
     const c = this.c;
     const fp = c.fingerprint;
     if (!fp) throw new Error(`${c.table}: no fingerprint column`);
-    const changed = [c.objectId, c.version, c.sha256, c.size, c.createdAt, c.updatedAt].map((col) => `NEW.${col} IS NOT OLD.${col}`).join(' OR ');
+    const changed = [c.objectId, c.version, c.sha256, c.size, c.createdAt, c.updatedAt]
+      .map((col) => `NEW.${col} IS NOT OLD.${col}`)
+      .join(' OR ');
     this.db.exec(
       `CREATE TRIGGER IF NOT EXISTS ${name} AFTER UPDATE ON ${c.table} FOR EACH ROW WHEN NEW.${fp} IS OLD.${fp} AND NEW.${fp} IS NOT NULL AND (${changed})
        BEGIN UPDATE ${c.table} SET ${fp} = NULL WHERE ${c.objectId} = NEW.${c.objectId} AND ${c.version} = NEW.${c.version}; END`,
@@ -103,7 +121,13 @@ export class SqliteKeyspace {
    * bounds it has): segment comparison runs thousands of them, and building their SQL text each time costs more
    * than running them.
    */
-  private ranged(name: string, range: KeyRange, params: unknown[], build: (where: string) => string, afterFrom = false): Database.Statement {
+  private ranged(
+    name: string,
+    range: KeyRange,
+    params: unknown[],
+    build: (where: string) => string,
+    afterFrom = false,
+  ): Database.Statement {
     const key = `${name}/${range.from ? (afterFrom ? '>' : '[') : '('}${range.to ? ')' : '-'}`;
     let stmt = this.statements.get(key);
     if (!stmt) {
@@ -117,14 +141,24 @@ export class SqliteKeyspace {
   scan(range: KeyRange, pageSize: number): AsyncGenerator<ObjectMeta[]> {
     return keysetPages(range, pageSize, (r, after) => {
       const params: unknown[] = [];
-      const stmt = this.ranged('scan', r, params, (where) => `SELECT ${this.metaColumns} FROM ${this.c.table} WHERE ${where} ${this.orderBy} LIMIT ?`, after);
+      const stmt = this.ranged(
+        'scan',
+        r,
+        params,
+        (where) => `SELECT ${this.metaColumns} FROM ${this.c.table} WHERE ${where} ${this.orderBy} LIMIT ?`,
+        after,
+      );
       return stmt.all(...params, pageSize) as ObjectMeta[];
     });
   }
 
   getMeta(keys: ObjectKey[]): ObjectMeta[] {
-    const stmt = this.statement(`SELECT ${this.metaColumns} FROM ${this.c.table} WHERE ${this.c.objectId} = ? AND ${this.c.version} = ?`);
-    return keys.map((k) => stmt.get(k.objectId, k.version) as ObjectMeta | undefined).filter((m): m is ObjectMeta => Boolean(m));
+    const stmt = this.statement(
+      `SELECT ${this.metaColumns} FROM ${this.c.table} WHERE ${this.c.objectId} = ? AND ${this.c.version} = ?`,
+    );
+    return keys
+      .map((k) => stmt.get(k.objectId, k.version) as ObjectMeta | undefined)
+      .filter((m): m is ObjectMeta => Boolean(m));
   }
 
   /**
@@ -133,19 +167,30 @@ export class SqliteKeyspace {
    * (NULL) fingerprints is summed again computing them from the rows.
    */
   summarize(range: KeyRange): SegmentSummary {
-    const sums = (fp: string) => `count(*) AS count, coalesce(sum(${fp} >> 32), 0) AS h1, coalesce(sum((${fp} << 32) >> 32), 0) AS h2`;
+    const sums = (fp: string) =>
+      `count(*) AS count, coalesce(sum(${fp} >> 32), 0) AS h1, coalesce(sum((${fp} << 32) >> 32), 0) AS h2`;
     type Sums = { count: bigint; stored: bigint; h1: bigint; h2: bigint };
     const params: unknown[] = [];
     let row: Sums | undefined;
     if (this.c.fingerprint) {
       const fp = this.c.fingerprint;
-      row = this.ranged('sum-stored', range, params, (where) => `SELECT ${sums(fp)}, count(${fp}) AS stored FROM ${this.c.table} WHERE ${where}`)
+      row = this.ranged(
+        'sum-stored',
+        range,
+        params,
+        (where) => `SELECT ${sums(fp)}, count(${fp}) AS stored FROM ${this.c.table} WHERE ${where}`,
+      )
         .safeIntegers(true)
         .get(...params) as Sums;
       if (row.stored !== row.count) row = undefined;
       params.length = 0;
     }
-    row ??= this.ranged('sum', range, params, (where) => `SELECT ${sums(this.fingerprintSql)} FROM ${this.c.table} WHERE ${where}`)
+    row ??= this.ranged(
+      'sum',
+      range,
+      params,
+      (where) => `SELECT ${sums(this.fingerprintSql)} FROM ${this.c.table} WHERE ${where}`,
+    )
       .safeIntegers(true)
       .get(...params) as Sums;
     return { count: Number(row.count), h1: row.h1.toString(), h2: row.h2.toString() };
@@ -173,7 +218,9 @@ export class SqliteKeyspace {
     type List = { count: number; stored: number; list: string };
     return ranges.map((range) => {
       const params: unknown[] = [];
-      let row = this.ranged('list-stored', range, params, (where) => list(c.fingerprint ?? this.computedFingerprintSql, where)).get(...params) as List;
+      let row = this.ranged('list-stored', range, params, (where) =>
+        list(c.fingerprint ?? this.computedFingerprintSql, where),
+      ).get(...params) as List;
       if (row.stored !== row.count) {
         params.length = 0;
         row = this.ranged('list', range, params, (where) => list(this.fingerprintSql, where)).get(...params) as List;
@@ -204,7 +251,8 @@ export class SqliteKeyspace {
           one ? 'meta-by-fp' : 'meta-by-fps',
           range,
           params,
-          (where) => `SELECT ${this.metaColumns} FROM ${c.table} WHERE (${c.objectId}, ${c.version}) IN (SELECT ${c.objectId}, ${c.version} FROM ${c.table} WHERE ${where} AND ${stored} ${among})`,
+          (where) =>
+            `SELECT ${this.metaColumns} FROM ${c.table} WHERE (${c.objectId}, ${c.version}) IN (SELECT ${c.objectId}, ${c.version} FROM ${c.table} WHERE ${where} AND ${stored} ${among})`,
         );
         rows = stmt.all(...params, asked) as ObjectMeta[];
         params.length = 0;
@@ -216,7 +264,8 @@ export class SqliteKeyspace {
           one ? 'meta-by-computed-fp' : 'meta-by-computed-fps',
           range,
           params,
-          (where) => `SELECT ${this.metaColumns} FROM ${c.table} WHERE ${where} AND ${cleared}${this.computedFingerprintSql} ${among}`,
+          (where) =>
+            `SELECT ${this.metaColumns} FROM ${c.table} WHERE ${where} AND ${cleared}${this.computedFingerprintSql} ${among}`,
         );
         for (const m of stmt.all(...params, asked) as ObjectMeta[]) rows.push(m);
       }
@@ -233,11 +282,15 @@ export class SqliteKeyspace {
     let after = false;
     while (keys.length < max) {
       const params: unknown[] = [];
-      const stmt = this.ranged('step', { from, to: range.to }, params, (where) => `SELECT ${this.c.objectId} AS objectId, ${this.c.version} AS version FROM ${this.c.table} WHERE ${where} ${this.orderBy} LIMIT 1 OFFSET ?`, after);
-      const k = stmt.get(
-        ...params,
-        after ? step - 1 : step,
-      ) as ObjectKey | undefined;
+      const stmt = this.ranged(
+        'step',
+        { from, to: range.to },
+        params,
+        (where) =>
+          `SELECT ${this.c.objectId} AS objectId, ${this.c.version} AS version FROM ${this.c.table} WHERE ${where} ${this.orderBy} LIMIT 1 OFFSET ?`,
+        after,
+      );
+      const k = stmt.get(...params, after ? step - 1 : step) as ObjectKey | undefined;
       if (!k) break;
       keys.push(k);
       from = k;

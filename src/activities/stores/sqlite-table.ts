@@ -14,7 +14,15 @@ export interface SqliteTableConfig {
   check?: boolean;
 }
 
-type Row = { objectId: string; version: number; size: number; sha256: string; createdAt: number; updatedAt: number; content?: Buffer };
+type Row = {
+  objectId: string;
+  version: number;
+  size: number;
+  sha256: string;
+  createdAt: number;
+  updatedAt: number;
+  content?: Buffer;
+};
 
 /**
  * Objects in one SQLite table (better-sqlite3). Fingerprints are summed inside SQLite: from the `fingerprint`
@@ -30,11 +38,15 @@ export class SqliteTableStore extends SqliteKeyspaceReads implements ObjectStore
 
   constructor(private readonly config: SqliteTableConfig) {
     super();
-    if (config.columns?.sha256 === null) throw new Error(`sqlite table ${config.table}: a sha256 column is required (columns.sha256 may not be null)`);
+    if (config.columns?.sha256 === null)
+      throw new Error(`sqlite table ${config.table}: a sha256 column is required (columns.sha256 may not be null)`);
     const columns = { ...DEFAULT_COLUMNS, ...config.columns };
     this.t = quoteIdentifier(config.table, 'table name');
     this.c = Object.fromEntries(
-      Object.entries({ ...columns, sha256: columns.sha256 ?? 'sha256' }).map(([k, v]) => [k, quoteIdentifier(v as string, `column name for ${k}`)]),
+      Object.entries({ ...columns, sha256: columns.sha256 ?? 'sha256' }).map(([k, v]) => [
+        k,
+        quoteIdentifier(v as string, `column name for ${k}`),
+      ]),
     ) as Record<keyof ColumnMap, string>;
     this.fp = columns.fingerprint ? this.c.fingerprint : undefined;
     this.db = new Database(config.path);
@@ -64,8 +76,12 @@ export class SqliteTableStore extends SqliteKeyspaceReads implements ObjectStore
    */
   installFingerprint(): void {
     const fp = this.fp;
-    if (!fp) throw new Error(`sqlite table ${this.config.table}: no fingerprint column is configured (columns.fingerprint)`);
-    const columns = this.db.prepare(`SELECT name FROM pragma_table_info(?)`).pluck().all(this.config.table.split('.').pop()) as string[];
+    if (!fp)
+      throw new Error(`sqlite table ${this.config.table}: no fingerprint column is configured (columns.fingerprint)`);
+    const columns = this.db
+      .prepare(`SELECT name FROM pragma_table_info(?)`)
+      .pluck()
+      .all(this.config.table.split('.').pop()) as string[];
     this.db.transaction(() => {
       if (!columns.includes(fp.slice(1, -1))) this.db.exec(`ALTER TABLE ${this.t} ADD COLUMN ${fp} INTEGER`);
       this.keys.createInvalidationTrigger(this.triggerName);
@@ -88,10 +104,13 @@ export class SqliteTableStore extends SqliteKeyspaceReads implements ObjectStore
     return `sqlite ${this.config.path} table ${this.config.table}`;
   }
 
-
   async get(keys: ObjectKey[]): Promise<StoredObject[]> {
-    const stmt = this.db.prepare(`SELECT ${this.keys.selectMeta}, ${this.c.content} AS content FROM ${this.t} WHERE ${this.c.objectId} = ? AND ${this.c.version} = ?`);
-    return keys.map((k) => stmt.get(k.objectId, k.version) as Row | undefined).filter((r): r is Row & { content: Buffer } => Boolean(r));
+    const stmt = this.db.prepare(
+      `SELECT ${this.keys.selectMeta}, ${this.c.content} AS content FROM ${this.t} WHERE ${this.c.objectId} = ? AND ${this.c.version} = ?`,
+    );
+    return keys
+      .map((k) => stmt.get(k.objectId, k.version) as Row | undefined)
+      .filter((r): r is Row & { content: Buffer } => Boolean(r));
   }
 
   async put(objects: StoredObject[]): Promise<void> {

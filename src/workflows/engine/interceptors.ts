@@ -1,4 +1,9 @@
-import type { ActivityInput, Next, WorkflowInterceptorsFactory, WorkflowOutboundCallsInterceptor } from '@temporalio/workflow';
+import type {
+  ActivityInput,
+  Next,
+  WorkflowInterceptorsFactory,
+  WorkflowOutboundCallsInterceptor,
+} from '@temporalio/workflow';
 import { ATTEMPT_MARKER } from '../../shared/constants.js';
 
 type AttemptSink = (activityType: string, attempt: number) => void;
@@ -19,7 +24,10 @@ function unwrap(activityType: string, result: unknown): unknown {
 }
 
 class AttemptOutbound implements WorkflowOutboundCallsInterceptor {
-  async scheduleActivity(input: ActivityInput, next: Next<WorkflowOutboundCallsInterceptor, 'scheduleActivity'>): Promise<unknown> {
+  async scheduleActivity(
+    input: ActivityInput,
+    next: Next<WorkflowOutboundCallsInterceptor, 'scheduleActivity'>,
+  ): Promise<unknown> {
     return unwrap(input.activityType, await next(input));
   }
   async scheduleLocalActivity(

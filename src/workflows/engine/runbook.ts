@@ -70,7 +70,11 @@ const stepDuration = metricMeter.createHistogram('runbook_step_duration', 'int',
 const runsStarted = metricMeter.createCounter('runbook_runs_started', 'runs', 'Runbook runs started');
 const runsFinished = metricMeter.createCounter('runbook_runs_finished', 'runs', 'Runbook runs finished, by outcome');
 // the workflow meter has no up-down counter: approvals waiting = waits_started - waits_ended
-const approvalWaitsStarted = metricMeter.createCounter('runbook_approval_waits_started', 'runs', 'Approval gates opened');
+const approvalWaitsStarted = metricMeter.createCounter(
+  'runbook_approval_waits_started',
+  'runs',
+  'Approval gates opened',
+);
 const approvalWaitsEnded = metricMeter.createCounter('runbook_approval_waits_ended', 'runs', 'Approval gates closed');
 
 const nowIso = (): string => new Date().toISOString();
@@ -116,7 +120,11 @@ export class Runbook {
     // runs started from the Web UI or `temporal workflow start` may lack these: set them so filters and the
     // CLI's busy-target check see every run
     if (patched('identity-search-attributes')) {
-      upsertSearchAttributes({ RunbookName: [options.runbook], Environment: [options.environment], Target: [options.target] });
+      upsertSearchAttributes({
+        RunbookName: [options.runbook],
+        Environment: [options.environment],
+        Target: [options.target],
+      });
     }
     setHandler(statusQuery, () => this.state);
     // a step's attempts: the highest attempt number among its activities (escalation notices excluded)
@@ -149,7 +157,10 @@ export class Runbook {
       else if (this.state.abort) outcome = 'aborted';
       else if (isCancellation(err)) outcome = 'cancelled';
       else outcome = 'failed';
-      this.state.error = outcome === 'aborted' && this.state.abort ? `aborted by ${this.state.abort.by}: ${this.state.abort.reason}` : errorMessage(err);
+      this.state.error =
+        outcome === 'aborted' && this.state.abort
+          ? `aborted by ${this.state.abort.by}: ${this.state.abort.reason}`
+          : errorMessage(err);
     }
     this.markUnfinishedSteps(outcome);
     const result = await CancellationScope.nonCancellable(async () => {
@@ -183,7 +194,11 @@ export class Runbook {
     try {
       const work = fn();
       const result = options.expectedDuration
-        ? await this.withEscalation(`step "${name}" running past ${options.expectedDuration}`, options.expectedDuration, work)
+        ? await this.withEscalation(
+            `step "${name}" running past ${options.expectedDuration}`,
+            options.expectedDuration,
+            work,
+          )
         : await work;
       record.status = 'succeeded';
       record.result = options.summarize?.(result);
@@ -198,7 +213,9 @@ export class Runbook {
       throw err;
     } finally {
       record.endedAt = nowIso();
-      stepDuration.withTags({ runbook: this.options.runbook, step: name, status: record.status }).record(Date.now() - started);
+      stepDuration
+        .withTags({ runbook: this.options.runbook, step: name, status: record.status })
+        .record(Date.now() - started);
       if (this.state.currentStep === name) this.state.currentStep = undefined;
     }
   }
@@ -237,7 +254,10 @@ export class Runbook {
       const decided = await this.withEscalation(
         'approval pending',
         '0s',
-        condition(() => this.rejected || this.state.approval.approvedBy.length >= policy.quorum, parseDuration(policy.timeout)),
+        condition(
+          () => this.rejected || this.state.approval.approvedBy.length >= policy.quorum,
+          parseDuration(policy.timeout),
+        ),
       );
       record.endedAt = nowIso();
       if (!decided) {
@@ -311,7 +331,8 @@ export class Runbook {
       accepted: false,
     };
     entry.ignoredBecause = this.whyIgnore(entry, true);
-    if (!entry.ignoredBecause && this.state.approval.approvedBy.includes(by)) entry.ignoredBecause = 'duplicate approval';
+    if (!entry.ignoredBecause && this.state.approval.approvedBy.includes(by))
+      entry.ignoredBecause = 'duplicate approval';
     if (!entry.ignoredBecause) {
       entry.accepted = true;
       this.state.approval.approvedBy.push(by);
@@ -341,14 +362,16 @@ export class Runbook {
     const policy = this.state.approval.policy;
     if (!this.gateOpen || !policy || !this.state.planHash) return 'no approval is pending';
     if (!entry.by || entry.by === '(missing)') return 'missing "by"';
-    if (policy.approvers.length > 0 && !policy.approvers.includes(entry.by)) return `${entry.by} is not an allowed approver`;
+    if (policy.approvers.length > 0 && !policy.approvers.includes(entry.by))
+      return `${entry.by} is not an allowed approver`;
     if (entry.kind === 'approve' && !policy.allowSelfApproval && entry.by === this.state.requester) {
       return 'the requester may not approve their own run';
     }
     if (needsHash) {
       if (!entry.planHash) return 'missing planHash';
       if (!HEX_PREFIX.test(entry.planHash)) return 'planHash must be at least 12 hex characters';
-      if (!this.state.planHash.startsWith(entry.planHash)) return `stale plan hash ${entry.planHash.slice(0, 12)} (current ${this.state.planHash.slice(0, 12)})`;
+      if (!this.state.planHash.startsWith(entry.planHash))
+        return `stale plan hash ${entry.planHash.slice(0, 12)} (current ${this.state.planHash.slice(0, 12)})`;
     }
     return undefined;
   }
@@ -381,11 +404,18 @@ export class Runbook {
   }
 
   private async escalate(level: EscalationLevel, reason: string): Promise<void> {
-    const entry: EscalationRecord = { level: level.level, at: nowIso(), reason, contact: level.contact, delivered: false };
+    const entry: EscalationRecord = {
+      level: level.level,
+      at: nowIso(),
+      reason,
+      contact: level.contact,
+      delivered: false,
+    };
     this.state.escalation.level = level.level;
     this.state.escalation.history.push(entry);
     const subject = `[L${level.level}] ${this.options.runbook} on ${this.options.environment}/${this.options.target}: ${reason}`;
-    const text = `${subject}\nworkflow ${this.state.workflowId}; requested by ${this.state.requester}; contact: ${level.contact ?? 'n/a'}` +
+    const text =
+      `${subject}\nworkflow ${this.state.workflowId}; requested by ${this.state.requester}; contact: ${level.contact ?? 'n/a'}` +
       (this.state.planHash ? `\nplan ${this.state.planHash.slice(0, 12)}: ${this.state.plan?.summary ?? ''}` : '');
     try {
       await engineActivities.notify({ environment: this.options.environment, subject, text, channels: level.channels });
@@ -411,7 +441,13 @@ export class Runbook {
         allUndone = false;
         const error = errorMessage(err);
         log.error('compensation failed', { step: compensation.step, error });
-        this.state.compensations.push({ step: compensation.step, status: 'failed', startedAt, endedAt: nowIso(), error });
+        this.state.compensations.push({
+          step: compensation.step,
+          status: 'failed',
+          startedAt,
+          endedAt: nowIso(),
+          error,
+        });
       }
     }
     this.state.currentStep = undefined;
