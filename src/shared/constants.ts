@@ -7,19 +7,44 @@ export const DEFAULT_METRICS_PORT = 9464;
 /** Custom search attributes (all Keyword) registered on the dev server by our scripts. */
 export const SEARCH_ATTRIBUTES = ['RunbookName', 'Environment', 'Target', 'Outcome'] as const;
 
-/** Error types that must never be retried: bad input, bad configuration, refused operations. */
+/**
+ * Every failure type the runbooks raise, matched by name in retry policies and tests. Use these, never string
+ * literals.
+ */
 export const ErrorType = {
+  /** runbook input (workflow arguments, CLI flags) is malformed or loosens the environment's policy */
   InvalidInput: 'InvalidInput',
+  /** an environment file is missing, malformed or lacks what the runbook needs */
   EnvironmentInvalid: 'EnvironmentInvalid',
+  /** an external command or name was refused before running */
   CommandRefused: 'CommandRefused',
+  /** a check after a change did not hold */
   VerificationFailed: 'VerificationFailed',
+  /** the target changed since the plan was approved */
+  PlanStale: 'PlanStale',
+  /** a work file's digest differs from the one the workflow recorded */
+  EvidenceMismatch: 'EvidenceMismatch',
+  /** a work file is not on this worker's host (retryable: another worker may have it) */
+  WorkFileMissing: 'WorkFileMissing',
+  /** a digest read from a store or file is not 64 lowercase hex characters */
+  InvalidDigest: 'InvalidDigest',
+  /** the caller is not allowed to do this (e.g. a repair partition started outside an approved run) */
+  NotAuthorized: 'NotAuthorized',
   RunbookFailed: 'RunbookFailed',
   CompensationFailed: 'CompensationFailed',
 } as const;
+export type ErrorTypeName = (typeof ErrorType)[keyof typeof ErrorType];
+
+/** Failures no retry can fix: bad input or configuration, refused operations, stale plans, tampered files. */
 export const NON_RETRYABLE_ERROR_TYPES: string[] = [
   ErrorType.InvalidInput,
   ErrorType.EnvironmentInvalid,
   ErrorType.CommandRefused,
+  ErrorType.VerificationFailed,
+  ErrorType.PlanStale,
+  ErrorType.EvidenceMismatch,
+  ErrorType.InvalidDigest,
+  ErrorType.NotAuthorized,
 ];
 
 export const OUTCOMES = [
