@@ -50,6 +50,7 @@ import { sha256 } from '../src/activities/evidence-format.js';
 import { DRIFT_CLASSES, diffStores, type DiffStats, type DriftClass } from '../src/activities/stores/diff.js';
 import { compareKeys, keyString, rowFingerprint } from '../src/activities/stores/fingerprint.js';
 import { StoreFactory } from '../src/activities/stores/index.js';
+import { generateKeyPair } from '../src/activities/keys.js';
 import { ObjectStore } from '../src/activities/stores/object-store.js';
 import { PostgresTableStore } from '../src/activities/stores/postgres-table.js';
 import { SqliteKeyspace } from '../src/activities/stores/sqlite-keyspace.js';
@@ -578,12 +579,18 @@ async function ensureWorker(ctx: RepairContext): Promise<Client> {
       evidenceDir: ctx.evidenceDir,
       log: pino({ level: 'warn' }, pino.destination(2)),
       stores,
+      client: await benchClient(ctx),
+      signingKey: generateKeyPair(),
       workflowBundle: { code: await workflowBundle() },
     });
     worker = { worker: w, running: w.run(), connection };
   }
+  return benchClient(ctx);
+}
+
+async function benchClient(ctx: RepairContext): Promise<Client> {
   if (!ctx.client) {
-    const connection = await Connection.connect({ address: ctx.temporalAddress });
+    const connection = await Connection.connect({ address: ctx.temporalAddress! });
     closers.push(() => connection.close());
     ctx.client = new Client({ connection });
   }

@@ -24,6 +24,8 @@ import {
 } from '@temporalio/worker';
 import { pino } from 'pino';
 import { createEngineActivities } from '../src/activities/engine.js';
+import { generateKeyPair } from '../src/activities/keys.js';
+import { createRunActivities } from '../src/activities/runs.js';
 import { freePort } from '../src/dev/ports.js';
 import {
   DEV_SERVER_DYNAMIC_CONFIG,
@@ -268,6 +270,7 @@ async function benchOverhead(
   address: string,
   bundlePath: string,
   evidenceDir: string,
+  environmentsDir: string,
   client: Client,
 ): Promise<OverheadRun[]> {
   const connection = await NativeConnection.connect({ address });
@@ -280,10 +283,12 @@ async function benchOverhead(
     workflowBundle: { codePath: bundlePath },
     activities: {
       ...createEngineActivities({
-        environmentsDir: join(repoRoot, 'environments'),
+        environmentsDir,
         evidenceDir,
         log: pino({ level: 'warn' }, pino.destination(2)),
+        signingKey: generateKeyPair(),
       }),
+      ...createRunActivities({ environmentsDir, client }),
       ...createBenchActivities(),
     },
     // the interceptors of createWorker (src/worker/worker.ts); its workflow interceptor modules are in the bundle
@@ -613,6 +618,10 @@ async function main(): Promise<void> {
   tempRoot = root;
   const evidenceDir = join(root, 'evidence');
   mkdirSync(evidenceDir, { recursive: true });
+  // the bench workflows run on target bench/noop: the engine takes its lock like any runbook's
+  const environmentsDir = join(root, 'environments');
+  mkdirSync(environmentsDir, { recursive: true });
+  writeFileSync(join(environmentsDir, 'bench.yaml'), 'name: bench\ntargets:\n  noop: { description: no-op steps }\n');
   let ok = false;
   try {
     Runtime.install({
@@ -641,7 +650,7 @@ async function main(): Promise<void> {
     const client = new Client({ connection });
 
     log('1. engine overhead');
-    const overhead = await benchOverhead(server.address, bundlePath, evidenceDir, client);
+    const overhead = await benchOverhead(server.address, bundlePath, evidenceDir, environmentsDir, client);
 
     log('2. resume after SIGKILL');
     const childEnv: NodeJS.ProcessEnv = {
@@ -649,7 +658,7 @@ async function main(): Promise<void> {
       TEMPORAL_ADDRESS: server.address,
       WORKFLOW_BUNDLE_PATH: bundlePath,
       EVIDENCE_DIR: evidenceDir,
-      ENVIRONMENTS_DIR: join(repoRoot, 'environments'),
+      ENVIRONMENTS_DIR: environmentsDir,
     };
     const resume: ResumeRun[] = [];
     for (let run = 1; run <= RESUME_RUNS; run++) {

@@ -7,7 +7,10 @@
 import { performance } from 'node:perf_hooks';
 import { DefaultLogger, NativeConnection, Runtime, Worker, makeTelemetryFilterString } from '@temporalio/worker';
 import { pino } from 'pino';
+import { Client, Connection } from '@temporalio/client';
 import { createEngineActivities } from '../src/activities/engine.js';
+import { generateKeyPair } from '../src/activities/keys.js';
+import { createRunActivities } from '../src/activities/runs.js';
 import { attemptInterceptor } from '../src/worker/interceptors.js';
 import { createBenchActivities } from './activities.js';
 import { SHUTDOWN_GRACE_TIME, STICKY_QUEUE_SCHEDULE_TO_START_TIMEOUT } from './settings.js';
@@ -36,6 +39,8 @@ async function main(): Promise<void> {
     telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }) } },
   });
   const connection = await NativeConnection.connect({ address: required('TEMPORAL_ADDRESS') });
+  const clientConnection = await Connection.connect({ address: required('TEMPORAL_ADDRESS') });
+  const environmentsDir = process.env.ENVIRONMENTS_DIR ?? 'environments';
   const connectedMs = performance.now();
   const log = pino({ level: 'warn' }, pino.destination(2));
   const worker = await Worker.create({
@@ -45,10 +50,12 @@ async function main(): Promise<void> {
     workflowBundle: { codePath: required('WORKFLOW_BUNDLE_PATH') },
     activities: {
       ...createEngineActivities({
-        environmentsDir: process.env.ENVIRONMENTS_DIR ?? 'environments',
+        environmentsDir,
         evidenceDir: required('EVIDENCE_DIR'),
         log,
+        signingKey: generateKeyPair(),
       }),
+      ...createRunActivities({ environmentsDir, client: new Client({ connection: clientConnection }) }),
       ...createBenchActivities(),
     },
     // the interceptors of createWorker (src/worker/worker.ts); its workflow interceptor modules are in the bundle
@@ -62,6 +69,7 @@ async function main(): Promise<void> {
   try {
     await worker.run();
   } finally {
+    await clientConnection.close();
     await connection.close();
   }
 }

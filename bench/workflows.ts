@@ -12,7 +12,7 @@ const { sleepHeartbeating } = proxyActivities<BenchActivities>({
   retry: SLEEP_RETRY,
 });
 
-function runbook(name: string, steps: string[]): Runbook {
+function runbook(name: string, steps: string[]): Runbook<string> {
   return new Runbook({
     runbook: name,
     environment: 'bench',
@@ -45,7 +45,8 @@ export async function benchResume(input: { sleepMs: number; heartbeatEveryMs: nu
   return rb.run(async () => {
     await rb.step('A', () => noop());
     await rb.step('B', () => sleepHeartbeating({ totalMs: input.sleepMs, everyMs: input.heartbeatEveryMs }), {
-      summarize: (r) => `attempt ${r.attempt} on pid ${r.pid}, resumed from ${r.resumedFromMs} ms`,
+      summarize: (r: { attempt: number; pid: number; resumedFromMs: number }) =>
+        `attempt ${r.attempt} on pid ${r.pid}, resumed from ${r.resumedFromMs} ms`,
     });
     await rb.step('C', () => noop());
   });

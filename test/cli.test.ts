@@ -126,10 +126,10 @@ describe('runbook CLI', () => {
 
     const busy = await runbook(start, h.env());
     expect(busy.code).toBe(1);
-    expect(busy.stderr).toContain(`target ${t.envName}/web is busy: workflow "${id}"`);
+    expect(busy.stderr).toContain(`target ${t.envName}/web is busy: workflow "${id}" (feature-flag-rollback) holds it`);
     const busyOtherId = await runbook([...start, '--id', 'my-own-id'], h.env());
     expect(busyOtherId.code).toBe(1);
-    expect(busyOtherId.stderr).toContain(`workflow "${id}" is already running`);
+    expect(busyOtherId.stderr).toContain(`workflow "${id}" (feature-flag-rollback) holds it`);
 
     await h.waitForApproval(h.client.workflow.getHandle(id));
     const status = await runbook(['status', id], h.env());
@@ -146,7 +146,7 @@ describe('runbook CLI', () => {
     expect(stale.stderr).toContain('stale plan hash 0123456789ab');
     const ok = await runbook(['approve', id, '--by', 'alice', '--comment', 'lgtm'], h.env());
     expect(ok.code, ok.stderr).toBe(0);
-    expect(ok.stdout).toContain('approve by alice accepted (1/1 approvals)');
+    expect(ok.stdout).toContain('approve by alice accepted, unsigned (1/1 approvals)');
 
     const watched = await runbook(['watch', id], h.env());
     expect(watched.code).toBe(0);
@@ -161,7 +161,7 @@ describe('runbook CLI', () => {
       expect(existsSync(join(out, f))).toBe(true);
     const report = readFileSync(join(out, 'report.md'), 'utf8');
     expect(report).toContain('# feature-flag-rollback: SUCCEEDED');
-    expect(report).toMatch(/approve by \*\*alice\*\*: accepted — lgtm/);
+    expect(report).toMatch(/approve by \*\*alice\*\* \[unsigned\]: accepted — lgtm/);
     expect(report).toContain('## Phase durations');
 
     // our history export is the same document `temporal workflow show --output json` prints
@@ -172,26 +172,35 @@ describe('runbook CLI', () => {
       theirs.events.map((e: { eventId: string; eventType: string }) => [String(e.eventId), e.eventType]),
     );
 
-    const verified = await runbook(['verify-evidence', out], h.env());
+    // nothing outside the bundle vouches for it yet: not verified
+    const unanchored = await runbook(['verify-evidence', out], h.env());
+    expect(unanchored.code).toBe(1);
+    expect(unanchored.stderr).toContain('MISMATCH not anchored: no trusted worker key vouches for the chain head');
+    const anchors = ['--worker-key', h.workerKey.publicKey, '--server', h.address];
+    const verified = await runbook(['verify-evidence', out, ...anchors], h.env());
     expect(verified.code, verified.stderr).toBe(0);
+    expect(verified.stdout).toContain(`anchor: chain head signed by trusted worker key ${h.workerKey.keyId}`);
+    expect(verified.stdout).toContain(`anchor: history.json is the history on ${h.address}`);
     expect(verified.stdout).toContain('evidence verified');
 
     // one changed byte anywhere is caught
     const evidencePath = join(out, 'evidence.json');
     const original = readFileSync(evidencePath, 'utf8');
     writeFileSync(evidencePath, original.replace('"approved by alice"', '"approved by alicf"'));
-    const tampered = await runbook(['verify-evidence', out], h.env());
+    const tampered = await runbook(['verify-evidence', out, ...anchors], h.env());
     expect(tampered.code).toBe(1);
     expect(tampered.stderr).toContain('MISMATCH evidence.json: sha256 differs from the manifest');
-    expect(tampered.stderr).toContain('MISMATCH evidence.json: steps differ from the chained step records');
+    expect(tampered.stderr).toContain('MISMATCH evidence.json: "steps" differs from what the chain records');
     writeFileSync(evidencePath, original.replaceAll('"approved by alice"', '"approved by alicf"'));
-    const rechained = await runbook(['verify-evidence', out], h.env());
+    const rechained = await runbook(['verify-evidence', out, ...anchors], h.env());
     expect(rechained.code).toBe(1);
-    expect(rechained.stderr).toMatch(/MISMATCH chain\[\d+\] \(step\): hash mismatch, the record was changed/);
+    expect(rechained.stderr).toMatch(
+      /MISMATCH evidence.json: chain\[\d+\] \(step\): hash mismatch, the record was changed/,
+    );
     writeFileSync(evidencePath, original);
     const reportPath = join(out, 'report.md');
     writeFileSync(reportPath, report.replace('SUCCEEDED', 'SUCCEEDEE'));
-    const tamperedReport = await runbook(['verify-evidence', out], h.env());
+    const tamperedReport = await runbook(['verify-evidence', out, ...anchors], h.env());
     expect(tamperedReport.code).toBe(1);
     expect(tamperedReport.stderr).toContain('MISMATCH report.md: sha256 differs from the manifest');
   });
@@ -307,7 +316,7 @@ describe('the same runbook through the temporal CLI', () => {
       h.env(),
     );
     expect(busy.code).toBe(1);
-    expect(busy.stderr).toContain(`workflow "${id}" is already running feature-flag-rollback on it`);
+    expect(busy.stderr).toContain(`workflow "${id}" (feature-flag-rollback) holds it`);
     const queried = await temporal(
       ['workflow', 'query', '--workflow-id', id, '--name', 'status', '--output', 'json'],
       h.address,
@@ -350,7 +359,8 @@ describe('the same runbook through the temporal CLI', () => {
     const exported = await runbook(['evidence', id, '--out', out], h.env());
     expect(exported.code, exported.stderr).toBe(0);
     expect(readFileSync(join(out, 'report.md'), 'utf8')).toContain('# feature-flag-rollback: CANCELLED');
-    expect((await runbook(['verify-evidence', out], h.env())).code).toBe(0);
+    const verifiedCancelled = await runbook(['verify-evidence', out, '--worker-key', h.workerKey.publicKey], h.env());
+    expect(verifiedCancelled.code, verifiedCancelled.stderr).toBe(0);
     await saveHistory(h.client, id, 'cancel-from-temporal-cli');
   });
 });

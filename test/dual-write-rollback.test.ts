@@ -286,10 +286,11 @@ describe('stored fingerprints on existing tables', () => {
     const failed = await first.result().catch((e: unknown) => e);
     const result = ((failed as WorkflowFailedError).cause as ApplicationFailure).details![0] as RunbookResult;
     expect(result.outcome).toBe('failed');
-    expect(result.steps[0]!.error).toMatch(
+    const load = result.steps.find((s) => s.name === 'load environment')!;
+    expect(load.error).toMatch(
       /fingerprint column "row_fp" does not exist; install it with `npx runbook dual-write prepare/,
     );
-    expect(result.steps[0]!.attempts).toBe(1);
+    expect(load.attempts).toBe(1);
 
     const prepared = await runbook(['dual-write', 'prepare', '--env', t.envName, '--target', 'objects'], h.env());
     expect(prepared.code, prepared.stderr).toBe(0);

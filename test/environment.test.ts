@@ -57,7 +57,17 @@ describe('loadEnvironment', () => {
     expect(env.name).toBe('staging');
     expect(env.file).toBe(join(dir, 'staging.yaml'));
     expect(env.config.name).toBeUndefined();
-    expect(env.config.approval).toEqual({ approvers: [], quorum: 1, allowSelfApproval: false, timeout: '1h' });
+    expect(env.config.approval).toEqual({
+      approvers: [],
+      quorum: 1,
+      allowSelfApproval: false,
+      timeout: '1h',
+      requireSignatures: false,
+      signatureTtl: '15m',
+      keys: [],
+    });
+    expect(env.config.lockWait).toBe('15m');
+    expect(env.config.evidence).toEqual({ workerKeys: [] });
     expect(env.config.escalation).toEqual(DEFAULT_ESCALATION);
     expect(env.config.escalation.map((l) => l.after)).toEqual(['0s', '30m', '1h', '2h']);
     expect(env.config.notifications).toEqual({ console: { type: 'log' } });
@@ -72,6 +82,8 @@ describe('loadEnvironment', () => {
         pidFile: '../run/web.pid',
         reload: 'sighup',
         stopTimeout: '10s',
+        passEnv: [],
+        env: {},
       },
       health: {
         http: { url: 'http://127.0.0.1:8080/health', expectStatus: 200, timeout: '5s', within: '30s' },
@@ -100,6 +112,9 @@ describe('loadEnvironment', () => {
       quorum: 2,
       allowSelfApproval: false,
       timeout: '1h',
+      requireSignatures: false,
+      signatureTtl: '15m',
+      keys: [],
     });
     expect(env.config.escalation).toEqual([
       { level: 1, after: '0', channels: [] },

@@ -1,15 +1,17 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { buildEvidence, EVIDENCE_FORMAT, evidencePath } from '../src/activities/engine.js';
 import {
-  buildChain,
-  canonicalJson,
-  chainGenesis,
-  sha256,
-  verifyChain,
-  type ChainLink,
-} from '../src/activities/evidence-format.js';
+  buildEvidence,
+  EVIDENCE_FORMAT,
+  evidencePath,
+  factsDifferingFromChain,
+  factsFromChain,
+  planHashOf,
+} from '../src/activities/evidence/document.js';
+import { buildChain, chainGenesis, verifyChain, type ChainLink } from '../src/activities/evidence/chain.js';
+import { sha256 } from '../src/activities/digest.js';
+import { canonicalJson } from '../src/shared/canonical-json.js';
 import type { RunbookStatus } from '../src/shared/types.js';
 
 const hex = (s: string) => createHash('sha256').update(s).digest('hex');
@@ -89,10 +91,11 @@ describe('buildChain / verifyChain', () => {
     expect(verifyChain(genesis, reread, head(chain))).toEqual([]);
   });
 
-  it('verifies an empty chain only against the genesis', () => {
+  it('fails an empty chain and a missing head: there is nothing to vouch for', () => {
     expect(buildChain(genesis, [])).toEqual([]);
-    expect(verifyChain(genesis, [], genesis)).toEqual([]);
-    expect(verifyChain(genesis, [], 'f'.repeat(64))).toHaveLength(1);
+    expect(verifyChain(genesis, [], genesis)).toEqual(['chain: missing or empty']);
+    expect(verifyChain(genesis, build(), undefined)).toEqual(['chainHead: missing']);
+    expect(verifyChain(genesis, build(), '')).toEqual(['chainHead: missing']);
   });
 
   it('detects a changed record', () => {
@@ -272,29 +275,48 @@ function finishedRun(): RunbookStatus {
 }
 
 describe('buildEvidence', () => {
-  it('chains steps, approvals, escalations, compensations and the outcome, in that order', () => {
+  it('chains every fact: the run, the plan, steps, approvals, escalations, compensations, locks, phases, abort, extra, outcome', () => {
     const status = finishedRun();
     const doc = buildEvidence({ status, extra: { flagsBefore: { DUAL_WRITE: 'true' } } });
     expect(doc.format).toBe(EVIDENCE_FORMAT);
-    expect(doc.chain.map((l) => l.kind)).toEqual(['step', 'step', 'approval', 'approval', 'escalation', 'outcome']);
-    expect(doc.chain[0]!.record).toEqual(status.steps[0]);
-    expect(doc.chain[5]!.record).toEqual({
+    expect(doc.chain.map((l) => l.kind)).toEqual([
+      'run',
+      'plan',
+      'step',
+      'step',
+      'approval',
+      'approval',
+      'escalation',
+      'phases',
+      'abort',
+      'extra',
+      'outcome',
+    ]);
+    expect(doc.chain[2]!.record).toEqual(status.steps[0]);
+    expect(doc.chain[1]!.record).toEqual({
+      plan: status.plan,
+      planHash: status.planHash,
+      approvalPolicy: status.approval.policy,
+    });
+    expect(doc.chain[10]!.record).toEqual({
       outcome: 'succeeded',
-      planHash: 'a'.repeat(64),
       error: null,
       endedAt: '2025-03-04T10:07:30.000Z',
+      approvalsDropped: 0,
     });
-    expect(doc.chainHead).toBe(doc.chain[5]!.hash);
+    expect(doc.chainHead).toBe(doc.chain[10]!.hash);
+    expect(doc.signature).toBeNull();
     expect(verifyChain(chainGenesis(status.workflowId, status.runId), doc.chain, doc.chainHead)).toEqual([]);
   });
 
-  it('copies the run metadata and records', () => {
+  it('states each fact twice, readable and chained, and the two agree', () => {
     const status = finishedRun();
     const doc = buildEvidence({ status, extra: { note: 'x' } });
     expect(doc).toMatchObject({
       runbook: 'feature-flag-rollback',
       workflowId: status.workflowId,
       runId: status.runId,
+      engine: 'v1',
       environment: 'demo',
       target: 'web',
       requester: 'alice',
@@ -309,10 +331,31 @@ describe('buildEvidence', () => {
       approvals: status.approval.records,
       escalations: status.escalation.history,
       compensations: [],
+      locks: [],
       phases: status.phases,
       steps: status.steps,
       extra: { note: 'x' },
+      abort: null,
     });
+    const reread = JSON.parse(JSON.stringify(doc)) as typeof doc;
+    expect(factsFromChain(reread.chain)).toEqual(JSON.parse(JSON.stringify(factsFromChain(doc.chain))));
+    expect(factsDifferingFromChain(reread as never, reread.chain)).toEqual([]);
+  });
+
+  it('names every readable fact that no longer matches the chain', () => {
+    const doc = JSON.parse(JSON.stringify(buildEvidence({ status: finishedRun(), extra: { a: 1 } })));
+    doc.approvals[1].by = 'mallory';
+    doc.outcome = 'failed';
+    doc.plan.summary = 'something else';
+    doc.extra.a = 2;
+    doc.requester = 'eve';
+    expect(factsDifferingFromChain(doc, doc.chain).sort()).toEqual([
+      'approvals',
+      'extra',
+      'outcome',
+      'plan',
+      'requester',
+    ]);
   });
 
   it('survives a JSON round trip: the written file still verifies', () => {
@@ -321,7 +364,7 @@ describe('buildEvidence', () => {
     expect(verifyChain(chainGenesis(doc.workflowId, doc.runId), doc.chain, doc.chainHead)).toEqual([]);
   });
 
-  it('changes the head when any record changes', () => {
+  it('changes the head when any fact changes', () => {
     const head = buildEvidence({ status: finishedRun() }).chainHead;
     const variants: Array<(s: RunbookStatus) => void> = [
       (s) => (s.steps[1]!.attempts = 1),
@@ -330,6 +373,10 @@ describe('buildEvidence', () => {
       (s) => s.compensations.push({ step: 'write-flags', status: 'succeeded', startedAt: 'x', endedAt: 'y' }),
       (s) => (s.outcome = 'failed'),
       (s) => (s.runId = 'another-run'),
+      (s) => (s.requester = 'eve'),
+      (s) => (s.plan!.summary = 'other'),
+      (s) => (s.phases[0]!.durationMs = 1),
+      (s) => (s.abort = { by: 'x', reason: 'y', at: 'z' }),
     ];
     for (const change of variants) {
       const status = finishedRun();
@@ -338,19 +385,11 @@ describe('buildEvidence', () => {
     }
   });
 
-  it('records a dry run without plan hash or error as nulls in the outcome link', () => {
-    const status: RunbookStatus = {
-      ...finishedRun(),
-      steps: [],
-      planHash: undefined,
-      outcome: 'dry_run',
-      dryRun: true,
-    };
-    status.approval = { waiting: false, approvedBy: [], records: [] };
-    status.escalation = { level: 0, history: [] };
-    const doc = buildEvidence({ status });
-    expect(doc.chain).toHaveLength(1);
-    expect(doc.chain[0]!.record).toEqual({ outcome: 'dry_run', planHash: null, error: null, endedAt: status.endedAt });
+  it('binds the plan hash to the run (engine v2); runs from before keep the plan-only hash', () => {
+    const plan = finishedRun().plan!;
+    expect(planHashOf('wf', 'run-1', plan)).toBe(sha256(canonicalJson({ workflowId: 'wf', runId: 'run-1', plan })));
+    expect(planHashOf('wf', 'run-1', plan)).not.toBe(planHashOf('wf', 'run-2', plan));
+    expect(planHashOf('wf', 'run-1', plan, 'v1')).toBe(sha256(canonicalJson(plan)));
   });
 });
 

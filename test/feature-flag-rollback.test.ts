@@ -55,6 +55,7 @@ describe('feature-flag rollback against a real dev server and a real demo servic
 
     expect(result.outcome).toBe('succeeded');
     expect(result.steps.map((s) => [s.name, s.status])).toEqual([
+      ['lock target', 'succeeded'],
       ['load environment', 'succeeded'],
       ['read current flags', 'succeeded'],
       ['seal plan', 'succeeded'],

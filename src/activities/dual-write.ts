@@ -7,7 +7,13 @@ import { Context } from '@temporalio/activity';
 import { Runtime } from '@temporalio/worker';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { Logger } from 'pino';
-import { loadTarget, requireSection, withEnvironmentErrors, type LoadedTarget } from './environment.js';
+import {
+  approvalPolicyOf,
+  loadTarget,
+  requireSection,
+  withEnvironmentErrors,
+  type LoadedTarget,
+} from './environment.js';
 import { sha256 } from './evidence-format.js';
 import { diffStores, emptyCounts, type DiffStats, type DriftClass, type DriftEntry } from './stores/diff.js';
 import { keyString, sameMeta, sha256Hex } from './stores/fingerprint.js';
@@ -228,7 +234,7 @@ export const createDualWriteActivities = (deps: DualWriteDeps) => {
           partitionObjects: dw.partitionObjects,
           partitionWindow: dw.partitionWindow,
           chunkObjects: dw.chunkObjects,
-          approval: t.config.approval,
+          approval: approvalPolicyOf(t),
           escalation: t.config.escalation,
         };
       } finally {

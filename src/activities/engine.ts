@@ -1,77 +1,36 @@
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
-import { loadEnvironment, withEnvironmentErrors } from './environment.js';
-import { buildChain, canonicalJson, chainGenesis, sha256 } from './evidence-format.js';
+import { canonicalJson } from '../shared/canonical-json.js';
 import { parseDuration } from '../shared/duration.js';
 import type { EvidenceInput, EvidenceRef, Plan } from '../shared/types.js';
+import { sha256 } from './digest.js';
+import { loadEnvironment, withEnvironmentErrors } from './environment.js';
+import { buildEvidence, evidencePath, evidenceSigningText, planHashOf } from './evidence/document.js';
+import { writeFileAtomically } from './files.js';
+import { signText, verifyText, type KeyPair } from './keys.js';
 
 export interface EngineDeps {
   environmentsDir: string;
   evidenceDir: string;
   log: Logger;
+  /** the worker's Ed25519 key: it signs the chain head of every evidence file it writes */
+  signingKey: KeyPair;
 }
-
-export const EVIDENCE_FORMAT = 'durable-runbooks/evidence@1';
-
-export function evidencePath(evidenceDir: string, runbook: string, startedAt: string, workflowId: string): string {
-  const day = startedAt.slice(0, 10).replaceAll('-', '');
-  return join(evidenceDir, runbook, day, `${workflowId.replace(/[^A-Za-z0-9._-]/g, '_')}.json`);
-}
-
-/** Builds the evidence document: the run's records plus a hash chain over them. */
-export function buildEvidence({ status, extra }: EvidenceInput) {
-  const entries = [
-    ...status.steps.map((record) => ({ kind: 'step' as const, record })),
-    ...status.approval.records.map((record) => ({ kind: 'approval' as const, record })),
-    ...status.escalation.history.map((record) => ({ kind: 'escalation' as const, record })),
-    ...status.compensations.map((record) => ({ kind: 'compensation' as const, record })),
-    {
-      kind: 'outcome' as const,
-      record: {
-        outcome: status.outcome,
-        planHash: status.planHash ?? null,
-        error: status.error ?? null,
-        endedAt: status.endedAt,
-      },
-    },
-  ];
-  const chain = buildChain(chainGenesis(status.workflowId, status.runId), entries);
-  const chainHead = chain[chain.length - 1]!.hash;
-  return {
-    format: EVIDENCE_FORMAT,
-    runbook: status.runbook,
-    workflowId: status.workflowId,
-    runId: status.runId,
-    environment: status.environment,
-    target: status.target,
-    requester: status.requester,
-    reason: status.reason,
-    dryRun: status.dryRun,
-    outcome: status.outcome,
-    error: status.error,
-    startedAt: status.startedAt,
-    endedAt: status.endedAt,
-    plan: status.plan,
-    planHash: status.planHash,
-    approvalPolicy: status.approval.policy,
-    approvals: status.approval.records,
-    escalations: status.escalation.history,
-    compensations: status.compensations,
-    phases: status.phases,
-    steps: status.steps,
-    abort: status.abort,
-    extra,
-    chain,
-    chainHead,
-  };
-}
-export type EvidenceDocument = ReturnType<typeof buildEvidence>;
 
 export const createEngineActivities = (deps: EngineDeps) => ({
-  /** The plan hash approvers must quote: sha256 of the canonical JSON of the plan. */
+  /** Runs started before run-bound plan hashes (engine v1) seal with this: sha256 of the plan alone. */
   async sealPlan(plan: Plan): Promise<{ planHash: string }> {
     return { planHash: sha256(canonicalJson(plan)) };
+  },
+
+  /** The plan hash approvers quote: it covers workflow id, run id and the plan (see planHashOf). */
+  async sealRunPlan(input: { workflowId: string; runId: string; plan: Plan }): Promise<{ planHash: string }> {
+    return { planHash: planHashOf(input.workflowId, input.runId, input.plan) };
+  },
+
+  /** Whether a decision's signature verifies (the result is in history, so replay never re-verifies). */
+  async verifyDecision(input: { publicKey: string; text: string; signature: string }): Promise<{ valid: boolean }> {
+    return { valid: verifyText(input.publicKey, input.text, input.signature) };
   },
 
   /** Sends to the named channels of the environment (all when none named); any failed delivery throws. */
@@ -108,22 +67,32 @@ export const createEngineActivities = (deps: EngineDeps) => ({
     return { delivered };
   },
 
-  /** Writes `<evidenceDir>/<runbook>/<YYYYMMDD>/<workflowId>.json` atomically; same input, same bytes. */
+  /**
+   * Writes `<evidenceDir>/<runbook>/<YYYYMMDD>/<workflowId>.json` (0600, atomically) with the chain head signed by
+   * this worker's key; same input, same bytes. Never overwrites another run's file (same id, same day).
+   */
   async writeEvidence(input: EvidenceInput): Promise<EvidenceRef> {
     const doc = buildEvidence(input);
-    let path = evidencePath(deps.evidenceDir, input.status.runbook, input.status.startedAt, input.status.workflowId);
+    const key = deps.signingKey;
+    doc.signature = {
+      keyId: key.keyId,
+      publicKey: key.publicKey,
+      signature: signText(key, evidenceSigningText(doc.workflowId, doc.runId, doc.chainHead)),
+    };
+    let path = evidencePath(deps.evidenceDir, doc.runbook, doc.startedAt, doc.workflowId);
     const existing = await readFile(path, 'utf8').then(
       (t) => JSON.parse(t) as { runId?: string },
       () => undefined,
     );
-    // never overwrite another run's evidence (same workflow id, same day)
-    if (existing && existing.runId !== input.status.runId)
-      path = path.replace(/\.json$/, `.${input.status.runId}.json`);
+    if (existing && existing.runId !== doc.runId) path = path.replace(/\.json$/, `.${doc.runId}.json`);
     const bytes = `${JSON.stringify(doc, null, 2)}\n`;
-    await mkdir(dirname(path), { recursive: true });
-    const tmp = `${path}.${process.pid}.tmp`;
-    await writeFile(tmp, bytes);
-    await rename(tmp, path);
-    return { path, sha256: sha256(bytes), chainHead: doc.chainHead };
+    await writeFileAtomically(path, bytes);
+    return {
+      path,
+      sha256: sha256(bytes),
+      chainHead: doc.chainHead,
+      keyId: key.keyId,
+      signature: doc.signature.signature,
+    };
   },
 });

@@ -2,6 +2,10 @@ import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { parse as parseYaml } from 'yaml';
+import { ErrorType } from '../shared/constants.js';
+import { PUBLIC_KEY_PATTERN } from '../shared/decisions.js';
+import type { ApprovalPolicy } from '../shared/types.js';
+import { keyIdOf } from './keys.js';
 import {
   describeZodError,
   environmentSchema,
@@ -26,7 +30,7 @@ export interface LoadedTarget extends LoadedEnvironment {
 export class EnvironmentError extends Error {
   constructor(message: string) {
     super(message);
-    this.name = 'EnvironmentInvalid';
+    this.name = ErrorType.EnvironmentInvalid;
   }
 }
 
@@ -56,7 +60,26 @@ export async function loadEnvironment(dir: string, name: string): Promise<Loaded
     throw new EnvironmentError(`${file}: name: "${parsed.data.name}" does not match the file name "${name}"`);
   }
   const base = dirname(file);
-  return { name, file, config: parsed.data, resolvePath: (p) => (isAbsolute(p) ? p : join(base, p)) };
+  const resolvePath = (p: string) => (isAbsolute(p) ? p : join(base, p));
+  const config = parsed.data;
+  for (const key of config.approval.keys) {
+    if (key.keyFile)
+      key.publicKey = await readKeyLine(file, `approval: ${key.name}'s keyFile`, resolvePath(key.keyFile));
+  }
+  return { name, file, config, resolvePath };
+}
+
+/** A public key line kept in a file the environment names. */
+async function readKeyLine(file: string, field: string, path: string): Promise<string> {
+  const text = await readFile(path, 'utf8').catch(() => {
+    throw new EnvironmentError(
+      `${file}: ${field}: cannot read ${path} (runbook keys init / show prints the line it holds)`,
+    );
+  });
+  const line = text.trim();
+  if (!PUBLIC_KEY_PATTERN.test(line))
+    throw new EnvironmentError(`${file}: ${field}: ${path} does not hold an "ed25519:…" line`);
+  return line;
 }
 
 export async function loadTarget(dir: string, environment: string, target: string): Promise<LoadedTarget> {
@@ -68,6 +91,15 @@ export async function loadTarget(dir: string, environment: string, target: strin
     );
   }
   return { ...env, targetName: target, target: config };
+}
+
+/** The environment's approval policy as the workflow gets it: every signer's key with its id. */
+export function approvalPolicyOf(env: LoadedEnvironment): ApprovalPolicy {
+  const { keys, ...policy } = env.config.approval;
+  return {
+    ...policy,
+    keys: keys.map((k) => ({ name: k.name, publicKey: k.publicKey!, keyId: keyIdOf(k.publicKey!) })),
+  };
 }
 
 /** A target section a runbook needs (flags, service, health, dualWrite); missing is a configuration error. */
@@ -83,7 +115,8 @@ export async function withEnvironmentErrors<T>(fn: () => Promise<T>): Promise<T>
   try {
     return await fn();
   } catch (err) {
-    if (err instanceof EnvironmentError) throw ApplicationFailure.nonRetryable(err.message, 'EnvironmentInvalid');
+    if (err instanceof EnvironmentError)
+      throw ApplicationFailure.nonRetryable(err.message, ErrorType.EnvironmentInvalid);
     throw err;
   }
 }

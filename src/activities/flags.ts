@@ -4,7 +4,14 @@ import type { Logger } from 'pino';
 import { setTimeout as delay } from 'node:timers/promises';
 import { flagStoreFor, logSourceFor, serviceFor } from './adapters/index.js';
 import type { CommandRunner, FlagValues } from './adapters/types.js';
-import { loadTarget, requireSection, withEnvironmentErrors, type LoadedTarget } from './environment.js';
+import {
+  approvalPolicyOf,
+  loadTarget,
+  requireSection,
+  withEnvironmentErrors,
+  type LoadedTarget,
+} from './environment.js';
+import { ErrorType } from '../shared/constants.js';
 import { parseDuration } from '../shared/duration.js';
 import type { ApprovalPolicy, EscalationLevel } from '../shared/types.js';
 import type { FlagKey } from '../shared/schemas.js';
@@ -39,7 +46,7 @@ export interface TargetDescription {
 /** waitForLogQuiet fails when no quiet window was seen within this many windows */
 export const QUIET_GIVE_UP_WINDOWS = 5;
 
-const verificationFailed = (message: string) => ApplicationFailure.nonRetryable(message, 'VerificationFailed');
+const verificationFailed = (message: string) => ApplicationFailure.nonRetryable(message, ErrorType.VerificationFailed);
 
 export const createFlagActivities = (deps: FlagActivityDeps) => {
   const target = (ref: TargetRef): Promise<LoadedTarget> =>
@@ -62,7 +69,7 @@ export const createFlagActivities = (deps: FlagActivityDeps) => {
         service: serviceFor(t, deps.runner).describe(),
         serviceType: t.target.service!.type,
         flagNames: t.target.flags!.names,
-        approval: t.config.approval,
+        approval: approvalPolicyOf(t),
         escalation: t.config.escalation,
         quietWindow: health(t).quietWindow,
         logs: logs?.describe(),
@@ -77,10 +84,15 @@ export const createFlagActivities = (deps: FlagActivityDeps) => {
       return flagStoreFor(t, deps.runner).read(ref.names);
     },
 
-    /** Idempotent: writing values that are already set changes nothing. Returns the values it replaced. */
+    /**
+     * Idempotent: writing values that are already set changes nothing. Returns the values it replaced.
+     * `expectCurrent`: the plan's "from" values; a flag that is neither that nor the target value means someone
+     * changed it since the plan (PlanStale, nothing written). `onlyIfCurrent` (undos): write a flag only while it
+     * still holds this value — an undo puts back what the run changed, never what someone else set meanwhile.
+     */
     async writeFlags(
-      ref: TargetRef & { values: FlagValues; expectCurrent?: FlagValues },
-    ): Promise<{ changed: boolean; before: FlagValues }> {
+      ref: TargetRef & { values: FlagValues; expectCurrent?: FlagValues; onlyIfCurrent?: FlagValues },
+    ): Promise<{ changed: boolean; before: FlagValues; skipped?: string[] }> {
       const t = await target(ref);
       const store = flagStoreFor(t, deps.runner);
       const before = await store.read(Object.keys(ref.values));
@@ -92,13 +104,25 @@ export const createFlagActivities = (deps: FlagActivityDeps) => {
         if (stale.length) {
           throw ApplicationFailure.nonRetryable(
             `flags changed since the plan was approved: ${stale.map((k) => `${k}=${String(before[k])} (plan: ${String(ref.expectCurrent![k])})`).join(', ')}`,
-            'PlanStale',
+            ErrorType.PlanStale,
           );
         }
       }
-      const { changed } = await store.write(ref.values);
-      deps.log.info({ target: `${ref.environment}/${ref.target}`, values: ref.values, changed }, 'flags written');
-      return { changed, before };
+      let values = ref.values;
+      let skipped: string[] | undefined;
+      if (ref.onlyIfCurrent) {
+        const only = ref.onlyIfCurrent;
+        skipped = Object.keys(values).filter((k) => k in only && before[k] !== only[k] && before[k] !== values[k]);
+        values = Object.fromEntries(Object.entries(values).filter(([k]) => !skipped!.includes(k)));
+        if (skipped.length)
+          deps.log.warn(
+            { target: `${ref.environment}/${ref.target}`, skipped },
+            'flags changed by someone else: left as they are',
+          );
+      }
+      const { changed } = Object.keys(values).length ? await store.write(values) : { changed: false };
+      deps.log.info({ target: `${ref.environment}/${ref.target}`, values, changed }, 'flags written');
+      return { changed, before, ...(skipped?.length ? { skipped } : {}) };
     },
 
     async reloadService(
@@ -185,7 +209,7 @@ export const createFlagActivities = (deps: FlagActivityDeps) => {
       if (!source)
         throw ApplicationFailure.nonRetryable(
           `${t.file}: targets.${ref.target}.health.logs: not configured`,
-          'EnvironmentInvalid',
+          ErrorType.EnvironmentInvalid,
         );
       const pattern = new RegExp(health(t).logPattern);
       const windowMs = parseDuration(ref.window);

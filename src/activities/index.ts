@@ -1,8 +1,11 @@
+import type { Client } from '@temporalio/client';
 import type { Logger } from 'pino';
 import type { CommandRunner } from './adapters/types.js';
 import { createEngineActivities } from './engine.js';
 import { createFlagActivities } from './flags.js';
 import { createDualWriteActivities } from './dual-write.js';
+import type { KeyPair } from './keys.js';
+import { createRunActivities } from './runs.js';
 import type { StoreFactory } from './stores/index.js';
 
 export interface ActivityDeps {
@@ -11,11 +14,16 @@ export interface ActivityDeps {
   log: Logger;
   runner?: CommandRunner;
   stores: StoreFactory;
+  /** the worker's evidence key */
+  signingKey: KeyPair;
+  /** Temporal, for target locks and run checks */
+  client: Client;
 }
 
 /** Every activity the runbooks call, built once per worker from its dependencies. */
 export const createActivities = (deps: ActivityDeps) => ({
   ...createEngineActivities(deps),
+  ...createRunActivities(deps),
   ...createFlagActivities(deps),
   ...createDualWriteActivities(deps),
 });

@@ -1,154 +1,105 @@
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Client } from '@temporalio/client';
+import { Client, Connection } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
-import { statusQuery } from '../shared/messages.js';
-import { formatDuration } from '../shared/duration.js';
-import type { RunbookResult } from '../shared/types.js';
-import { buildEvidence, type EvidenceDocument } from '../activities/engine.js';
-import { chainGenesis, sha256, verifyChain } from '../activities/evidence-format.js';
-import { finished } from './client.js';
+import { sha256 } from '../activities/digest.js';
+import { loadEnvironment } from '../activities/environment.js';
+import type { EvidenceDocument } from '../activities/evidence/document.js';
+import { evidenceRefsIn, isClosed, type HistoryJson } from '../activities/evidence/history.js';
+import { renderReport } from '../activities/evidence/report.js';
+import { BUNDLE_FILES, checkBundle, firstDifferingEvent } from '../activities/evidence/verify.js';
+import { writeFileAtomically } from '../activities/files.js';
+import { PUBLIC_KEY_PATTERN } from '../shared/decisions.js';
 
-const FILES = { history: 'history.json', evidence: 'evidence.json', report: 'report.md', manifest: 'SHA256SUMS' };
-
-/** Writes history (as `temporal workflow show --output json`), evidence, report and manifest into `dir`. */
+/**
+ * Writes history (as `temporal workflow show --output json`), the evidence file the run wrote (found through its
+ * writeEvidence result in that history, digest checked), the report rendered from it, and the manifest.
+ */
 export async function exportEvidence(client: Client, id: string, dir: string): Promise<string> {
   const handle = client.workflow.getHandle(id);
-  const description = await handle.describe();
-  if (description.status.name === 'RUNNING') throw new Error(`${id} is still running: export evidence after it ends`);
-  const history = await handle.fetchHistory();
-  const { result } = await finished(handle);
-  let evidenceBytes: string;
-  if (result?.evidence) {
-    evidenceBytes = await readFile(result.evidence.path, 'utf8').catch(() => '');
-    if (!evidenceBytes || sha256(evidenceBytes) !== result.evidence.sha256) {
-      throw new Error(
-        `evidence file ${result.evidence.path} is missing here or does not match the digest in the workflow result`,
-      );
-    }
-  } else {
-    // cancelled runs end without a result: rebuild the evidence document from the final status
-    const status = await handle.query(statusQuery);
-    evidenceBytes = `${JSON.stringify(buildEvidence({ status }), null, 2)}\n`;
+  const historyJson = `${historyToJSON(await handle.fetchHistory())}\n`;
+  const history = JSON.parse(historyJson) as HistoryJson;
+  if (!isClosed(history)) throw new Error(`${id} is still running: export evidence after it ends`);
+  const ref = evidenceRefsIn(history).at(-1);
+  if (!ref) throw new Error(`${id} wrote no evidence (a terminated run writes none)`);
+  const evidenceBytes = await readFile(ref.path, 'utf8').catch(() => '');
+  if (!evidenceBytes || sha256(evidenceBytes) !== ref.sha256) {
+    throw new Error(`evidence file ${ref.path} is missing here or does not match the digest the run recorded`);
   }
-  await mkdir(dir, { recursive: true });
   const files: Record<string, string> = {
-    [FILES.history]: `${historyToJSON(history)}\n`,
-    [FILES.evidence]: evidenceBytes,
-    [FILES.report]: renderReport(JSON.parse(evidenceBytes) as EvidenceDocument),
+    [BUNDLE_FILES.history]: historyJson,
+    [BUNDLE_FILES.evidence]: evidenceBytes,
+    [BUNDLE_FILES.report]: renderReport(JSON.parse(evidenceBytes) as EvidenceDocument),
   };
-  for (const [name, text] of Object.entries(files)) await writeFile(join(dir, name), text);
+  for (const [name, text] of Object.entries(files)) await writeFileAtomically(join(dir, name), text);
   const manifest = Object.entries(files)
     .map(([name, text]) => `${sha256(text)}  ${name}`)
     .join('\n');
-  await writeFile(join(dir, FILES.manifest), `${manifest}\n`);
+  await writeFileAtomically(join(dir, BUNDLE_FILES.manifest), `${manifest}\n`);
   return dir;
 }
 
-export function renderReport(e: EvidenceDocument): string {
-  const lines = [
-    `# ${e.runbook}: ${String(e.outcome).toUpperCase()}`,
-    '',
-    `- Workflow: \`${e.workflowId}\` (run \`${e.runId}\`)`,
-    `- Environment / target: ${e.environment} / ${e.target}`,
-    `- Requested by: ${e.requester} — ${e.reason}`,
-    `- Started: ${e.startedAt}; ended: ${e.endedAt}`,
-    `- Plan hash: \`${e.planHash ?? 'none'}\``,
-    `- Chain head: \`${e.chainHead}\``,
-    ...(e.error ? [`- Error: ${e.error}`] : []),
-    '',
-    '## Plan',
-    '',
-    e.plan ? e.plan.summary : '(no plan)',
-    ...(e.plan?.changes ?? []).map((c) => `- \`${c.item}\`: ${c.from ?? '(unset)'} → ${c.to ?? '(unset)'}`),
-    '',
-    '## Timeline',
-    '',
-    '| step | status | started | ended | attempts | result |',
-    '|---|---|---|---|---|---|',
-    ...e.steps.map(
-      (s) =>
-        `| ${s.name} | ${s.status} | ${s.startedAt ?? ''} | ${s.endedAt ?? ''} | ${s.attempts} | ${(s.error ?? s.result ?? '').replaceAll('|', '\\|')} |`,
-    ),
-    '',
-    '## Approvals',
-    '',
-    ...(e.approvals.length
-      ? e.approvals.map(
-          (a) =>
-            `- ${a.at} ${a.kind} by **${a.by}**: ${a.accepted ? 'accepted' : `ignored (${a.ignoredBecause})`}${a.comment ? ` — ${a.comment}` : ''}`,
-        )
-      : ['(none)']),
-    '',
-    '## Escalations',
-    '',
-    ...(e.escalations.length
-      ? e.escalations.map((x) => `- L${x.level} at ${x.at}: ${x.reason}${x.contact ? ` → ${x.contact}` : ''}`)
-      : ['(none)']),
-    '',
-    '## Compensations',
-    '',
-    ...(e.compensations.length
-      ? e.compensations.map((c) => `- undo **${c.step}**: ${c.status}${c.error ? ` — ${c.error}` : ''}`)
-      : ['(none)']),
-    '',
-    '## Phase durations',
-    '',
-    ...e.phases.map((p) => `- ${p.phase}: ${p.durationMs === undefined ? 'n/a' : formatDuration(p.durationMs)}`),
-    '',
-  ];
-  return lines.join('\n');
+export interface VerifyOptions {
+  /** trusted worker keys: `ed25519:…` lines or files holding one */
+  workerKeys: string[];
+  /** also compare history.json with the server's history of the run */
+  server?: { address: string; namespace: string };
+  /** where the environment files are (their evidence.workerKeys are trusted too) */
+  environmentsDir: string;
 }
 
-/** Recomputes the manifest digests, the hash chain, and checks the chain head against the history's result. */
-export async function verifyEvidenceDir(dir: string): Promise<string[]> {
-  const problems: string[] = [];
-  const manifest = await readFile(join(dir, FILES.manifest), 'utf8').catch(() => undefined);
-  if (manifest === undefined) return [`${FILES.manifest}: missing`];
-  const listed = new Set<string>();
-  for (const line of manifest.split('\n').filter(Boolean)) {
-    const m = /^([0-9a-f]{64}) {2}(.+)$/.exec(line);
-    if (!m) {
-      problems.push(`${FILES.manifest}: malformed line "${line}"`);
-      continue;
+/**
+ * Everything checkBundle() checks, plus the anchors outside the bundle: the worker signature against keys the
+ * auditor holds (given, or in the run's environment file) and, with a server, the history Temporal itself keeps.
+ * Evidence is verified only when no check fails and at least one anchor held.
+ */
+export async function verifyEvidence(
+  dir: string,
+  o: VerifyOptions,
+): Promise<{ problems: string[]; anchors: string[] }> {
+  const given = await Promise.all(o.workerKeys.map((k) => keyLine(k)));
+  const first = await checkBundle(dir, given);
+  const fromEnvironment = first.evidence ? await environmentKeys(o.environmentsDir, first.evidence.environment) : [];
+  const { problems, anchors, evidence, history } = fromEnvironment.length
+    ? await checkBundle(dir, [...given, ...fromEnvironment])
+    : first;
+  if (o.server && evidence) {
+    const connection = await Connection.connect({ address: o.server.address, connectTimeout: 5000 });
+    try {
+      const client = new Client({ connection, namespace: o.server.namespace });
+      const live = JSON.parse(
+        historyToJSON(await client.workflow.getHandle(evidence.workflowId, evidence.runId).fetchHistory()),
+      ) as HistoryJson;
+      const differs = history ? firstDifferingEvent(history, live) : 'history.json unreadable';
+      if (differs) problems.push(`history.json differs from the history on ${o.server.address} (event ${differs})`);
+      else anchors.push(`history.json is the history on ${o.server.address}`);
+    } catch (err) {
+      problems.push(`${o.server.address}: cannot fetch the run's history: ${(err as Error).message}`);
+    } finally {
+      await connection.close();
     }
-    listed.add(m[2]!);
-    const bytes = await readFile(join(dir, m[2]!)).catch(() => undefined);
-    if (!bytes) problems.push(`${m[2]}: missing`);
-    else if (sha256(bytes) !== m[1]) problems.push(`${m[2]}: sha256 differs from the manifest`);
   }
-  for (const name of [FILES.history, FILES.evidence, FILES.report])
-    if (!listed.has(name)) problems.push(`${name}: not in the manifest`);
-  let evidence: EvidenceDocument;
-  try {
-    evidence = JSON.parse(await readFile(join(dir, FILES.evidence), 'utf8')) as EvidenceDocument;
-  } catch (err) {
-    return [...problems, `${FILES.evidence}: unreadable: ${(err as Error).message}`];
+  if (anchors.length === 0) {
+    problems.push(
+      'not anchored: no trusted worker key vouches for the chain head and no server was asked ' +
+        '(give --worker-key <file|ed25519:…>, list evidence.workerKeys in the environment file, or --server <address>)',
+    );
   }
-  problems.push(
-    ...verifyChain(chainGenesis(evidence.workflowId, evidence.runId), evidence.chain ?? [], evidence.chainHead),
-  );
-  const records = evidence.chain?.filter((l) => l.kind === 'step').map((l) => l.record);
-  if (JSON.stringify(records) !== JSON.stringify(evidence.steps))
-    problems.push(`${FILES.evidence}: steps differ from the chained step records`);
-  const head = await chainHeadFromHistory(join(dir, FILES.history)).catch((err: Error) => {
-    problems.push(`${FILES.history}: ${err.message}`);
-    return undefined;
-  });
-  if (head !== undefined && head !== null && head !== evidence.chainHead)
-    problems.push(`chain head in ${FILES.evidence} differs from the workflow result in the history`);
-  return problems;
+  return { problems, anchors };
 }
 
-/** The chain head the workflow itself returned (completion result or failure details), or null for cancelled runs. */
-async function chainHeadFromHistory(path: string): Promise<string | null> {
-  const history = JSON.parse(await readFile(path, 'utf8')) as { events?: Array<Record<string, unknown>> };
-  const last = history.events?.[history.events.length - 1] as Record<string, any> | undefined;
-  if (!last) throw new Error('no events');
-  const payload =
-    last.workflowExecutionCompletedEventAttributes?.result?.payloads?.[0] ??
-    last.workflowExecutionFailedEventAttributes?.failure?.applicationFailureInfo?.details?.payloads?.[0];
-  if (!payload) return null;
-  const result = JSON.parse(Buffer.from(payload.data as string, 'base64').toString('utf8')) as RunbookResult;
-  return result.evidence?.chainHead ?? null;
+/** A key given as the line itself or as a file holding it. */
+async function keyLine(key: string, base?: string): Promise<string> {
+  if (PUBLIC_KEY_PATTERN.test(key.trim())) return key.trim();
+  const path = base && !key.startsWith('/') ? join(base, key) : key;
+  const text = await readFile(path, 'utf8').catch(() => {
+    throw new Error(`worker key ${key}: neither an "ed25519:…" line nor a readable file`);
+  });
+  return text.trim();
+}
+
+async function environmentKeys(environmentsDir: string, environment: string): Promise<string[]> {
+  const env = await loadEnvironment(environmentsDir, environment).catch(() => undefined);
+  if (!env) return [];
+  return Promise.all(env.config.evidence.workerKeys.map((k) => keyLine(env.resolvePath(k)).catch(() => k)));
 }

@@ -59,6 +59,8 @@ export interface DemoEnvironmentOptions {
   quietWindow?: string;
   /** table for the service's writes (default: writes_<name>) */
   table?: string;
+  /** more top-level sections (lockWait, evidence, …) */
+  sections?: Record<string, unknown>;
 }
 
 /** Writes an environment file like environments/demo.yaml with its own port and data directory (tests). */
@@ -69,6 +71,7 @@ export function writeDemoEnvironment(o: DemoEnvironmentOptions): DemoTargetFiles
     approval: o.approval ?? { approvers: ['alice', 'bob', 'carol'], quorum: 1, timeout: '1h' },
     escalation: o.escalation ?? [{ level: 1, after: '0s', contact: 'on-call' }],
     notifications: o.notifications ?? { console: { type: 'log' } },
+    ...o.sections,
     targets: {
       web: {
         flags: {
@@ -82,6 +85,7 @@ export function writeDemoEnvironment(o: DemoEnvironmentOptions): DemoTargetFiles
         service: {
           type: 'process',
           command: demoCommand(files.envFile, o.port, o.table ?? `writes_${o.name.replace(/[^a-z0-9]/g, '_')}`),
+          passEnv: ['DEMO_DATABASE_URL'],
           pidFile: files.pidFile,
           logFile: files.logFile,
           reload: 'sighup',

@@ -23,6 +23,8 @@ import { StoreFactory } from '../activities/stores/index.js';
 import { resetDemoFlags } from './environment.js';
 import { startTraffic } from './traffic.js';
 import { seedDemoPair } from './seed-drift.js';
+import { ensureDemoKey } from './keys.js';
+import { readOrCreatePrivateKey } from '../activities/keys.js';
 
 const { values: flags } = parseArgs({ options: { yes: { type: 'boolean', default: false } }, allowPositionals: true });
 const autoApprove = flags.yes || process.env.CI === 'true';
@@ -71,6 +73,14 @@ async function main(): Promise<void> {
   const evidenceDir = join(repoRoot, 'evidence');
 
   resetDemoFlags(demoDir);
+  resetDemoFlags(join(dataDir, 'demo-signed'));
+  // demo keys: the worker signs evidence with worker.key; alice and bob sign decisions in demo-signed
+  const keysDir = join(dataDir, 'keys');
+  const workerKey = process.env.WORKER_KEY_FILE
+    ? await readOrCreatePrivateKey(process.env.WORKER_KEY_FILE)
+    : await ensureDemoKey(keysDir, 'worker');
+  for (const person of ['alice', 'bob']) await ensureDemoKey(keysDir, person);
+  say(`demo keys in .data/keys (worker evidence key ${workerKey.keyId}; alice.key and bob.key for demo-signed)`);
   const postgres = await ensurePostgres({
     dataDir: join(dataDir, 'postgres'),
     port: Number(process.env.DEMO_POSTGRES_PORT ?? 5433),
@@ -86,12 +96,21 @@ async function main(): Promise<void> {
   await service.start();
   cleanups.push(() => service.stop());
   await waitForHttp('http://127.0.0.1:8787/health');
+  // the same service again for environments/demo-signed.yaml (signed approvals), without traffic
+  const signedService = serviceFor(await loadTarget(environmentsDir, 'demo-signed', 'web'));
+  await signedService.stop();
+  await signedService.start();
+  cleanups.push(() => signedService.stop());
+  await waitForHttp('http://127.0.0.1:8788/health');
   const traffic = startTraffic('http://127.0.0.1:8787', 5);
   cleanups.push(() => traffic.stop());
   say(
     'demo service up on http://127.0.0.1:8787 (flags in .data/demo/web.env, writes in table demo_writes), sending 5 writes/s',
   );
 
+  const connection = await Connection.connect({ address });
+  cleanups.push(() => connection.close());
+  const client = new Client({ connection });
   const nativeConnection = await NativeConnection.connect({ address });
   const stores = new StoreFactory();
   const worker = await createWorker({
@@ -102,6 +121,8 @@ async function main(): Promise<void> {
     evidenceDir,
     log,
     stores,
+    client,
+    signingKey: workerKey,
   });
   const running = worker.run();
   cleanups.push(async () => {
@@ -112,9 +133,6 @@ async function main(): Promise<void> {
     await nativeConnection.close();
   });
 
-  const connection = await Connection.connect({ address });
-  cleanups.push(() => connection.close());
-  const client = new Client({ connection });
   const workflowId = defaultWorkflowId('feature-flag-rollback', 'demo', 'web');
   try {
     const previous = client.workflow.getHandle(workflowId);
@@ -179,7 +197,12 @@ async function main(): Promise<void> {
   }
   const end = await finished(handle);
   say(`outcome: ${end.outcome.toUpperCase()}${end.message ? ` — ${end.message}` : ''}`);
-  if (end.result?.evidence) say(`evidence: ${end.result.evidence.path}`);
+  if (end.result?.evidence) {
+    say(`evidence: ${end.result.evidence.path}`);
+    say(
+      `export and verify it: npx runbook evidence ${workflowId} --out evidence-demo && npx runbook verify-evidence evidence-demo`,
+    );
+  }
   if (autoApprove) await shutdown(end.outcome === 'succeeded' ? 0 : 1);
   say('the stack stays up for the Web UI; Ctrl-C stops it');
 }

@@ -56,6 +56,7 @@ export const OUTCOMES = [
   'aborted',
   'cancelled',
   'compensation_failed',
+  'target_busy',
 ] as const;
 export type Outcome = (typeof OUTCOMES)[number];
 
@@ -69,6 +70,7 @@ export const EXIT_CODES: Record<Outcome, number> = {
   aborted: 13,
   cancelled: 14,
   compensation_failed: 15,
+  target_busy: 16,
 };
 export const EXIT_USAGE = 2;
 

@@ -8,11 +8,13 @@ export function parseDuration(value: string | number): number {
     return value;
   }
   const text = value.trim();
-  if (/^\d+$/.test(text)) return Number(text);
-  if (!/^(\d+(?:\.\d+)?(ms|s|m|h|d))+$/.test(text))
-    throw new Error(`invalid duration "${value}" (use e.g. 30s, 5m, 1h30m)`);
   let total = 0;
-  for (const match of text.matchAll(PART)) total += Number(match[1]) * UNIT_MS[match[2]!]!;
+  if (/^\d+$/.test(text)) total = Number(text);
+  else if (/^(\d+(?:\.\d+)?(ms|s|m|h|d))+$/.test(text)) {
+    for (const match of text.matchAll(PART)) total += Number(match[1]) * UNIT_MS[match[2]!]!;
+  } else throw new Error(`invalid duration "${value}" (use e.g. 30s, 5m, 1h30m)`);
+  // "9999…9d" parses to Infinity: not a duration any timer can hold
+  if (!Number.isFinite(total)) throw new Error(`invalid duration "${value}" (too large)`);
   return total;
 }
 

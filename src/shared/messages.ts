@@ -1,8 +1,34 @@
 import { defineQuery, defineSignal } from '@temporalio/workflow';
-import type { AbortSignal, ApprovalSignal, RejectSignal, RunbookStatus } from './types.js';
+import type { DecisionSignal } from './decisions.js';
+import type { LockHolder, RunbookStatus } from './types.js';
 
 /** Signal and query names are the wire API: `temporal workflow signal --name approve`. */
-export const approveSignal = defineSignal<[ApprovalSignal]>('approve');
-export const rejectSignal = defineSignal<[RejectSignal]>('reject');
-export const abortSignal = defineSignal<[AbortSignal]>('abort');
+export const approveSignal = defineSignal<[DecisionSignal]>('approve');
+export const rejectSignal = defineSignal<[DecisionSignal]>('reject');
+export const abortSignal = defineSignal<[DecisionSignal]>('abort');
 export const statusQuery = defineQuery<RunbookStatus>('status');
+
+/** A run asking for a target (sent with signal-with-start to the target's lock workflow). */
+export interface LockRequest {
+  workflowId: string;
+  runId: string;
+  runbook: string;
+  requestedAt: string;
+}
+export interface LockState {
+  lockId: string;
+  holder?: LockHolder;
+  queue: LockRequest[];
+}
+/** run → lock */
+export const lockRequestSignal = defineSignal<[LockRequest]>('lock-request');
+/** run → lock: releases the target, or withdraws a request still queued */
+export const lockReleaseSignal = defineSignal<[{ workflowId: string; runId: string }]>('lock-release');
+/** lock → run */
+export const lockGrantedSignal = defineSignal<[{ lockId: string }]>('lock-granted');
+/** lock → run: queued behind `holder` */
+export const lockQueuedSignal = defineSignal<[{ lockId: string; holder: LockHolder; position: number }]>('lock-queued');
+export const lockStatusQuery = defineQuery<LockState>('lock-status');
+
+/** The lock workflow of one target; its id is the lock. */
+export const targetLockId = (environment: string, target: string): string => `target-lock--${environment}--${target}`;

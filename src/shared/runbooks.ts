@@ -1,11 +1,21 @@
 import type { z } from 'zod';
 import { dualWriteRollbackInputSchema, featureFlagRollbackInputSchema } from './schemas.js';
 
+/** What every runbook's input has (baseInput in schemas.ts). */
+export interface RunbookInputBase {
+  environment: string;
+  target: string;
+  requester: string;
+  dryRun: boolean;
+  approval?: { quorum?: number; timeout?: string };
+  lockWait?: string;
+}
+
 export interface RunbookDefinition {
   /** the workflow type (exported function name) operators pass to `temporal workflow start --type` */
   workflowType: string;
   description: string;
-  schema: z.ZodType<{ environment: string; target: string; requester: string }>;
+  schema: z.ZodType<RunbookInputBase>;
 }
 
 /** Every runbook the CLI can start, by the name used in `runbook start <name>`. */

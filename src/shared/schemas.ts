@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
 import { DETECTION_DEFAULTS } from './constants.js';
+import { DECISION_LIMITS, PUBLIC_KEY_PATTERN } from './decisions.js';
+import { canonicalName } from './names.js';
 
 /** Names that end up in workflow ids, file paths and command arguments: no shell metacharacters, no paths. */
 export const nameSchema = z
@@ -10,25 +12,149 @@ export const k8sNameSchema = z
   .string()
   .regex(/^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/, 'must be a Kubernetes resource name (RFC 1123)');
 export const envVarNameSchema = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name');
-export const durationSchema = z.union([z.string(), z.number()]).refine(
-  (v) => {
-    try {
-      parseDuration(v);
-      return true;
-    } catch {
-      return false;
-    }
-  },
-  { message: 'must be a duration such as 30s, 5m or 1h' },
-);
-const personSchema = z.string().trim().min(1, 'must not be empty').max(200);
+/** The longest duration an environment file or an input may state (timers of a run, windows, waits). */
+export const MAX_DURATION_MS = 7 * 86_400_000;
 
-export const approvalPolicySchema = z.strictObject({
-  approvers: z.array(personSchema).default([]),
-  quorum: z.number().int().min(1).max(10).default(1),
-  allowSelfApproval: z.boolean().default(false),
-  timeout: durationSchema.default('1h').transform(String),
-});
+/** A duration such as "30s", "5m", "1h30m" or milliseconds; finite, and within [min, max] when given. */
+export function boundedDuration(bounds: { min?: string; max?: string } = {}) {
+  const min = bounds.min ? parseDuration(bounds.min) : 0;
+  const max = bounds.max ? parseDuration(bounds.max) : MAX_DURATION_MS;
+  return z.union([z.string(), z.number()]).superRefine((v, ctx) => {
+    let ms: number;
+    try {
+      ms = parseDuration(v);
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'must be a duration such as 30s, 5m or 1h' });
+      return;
+    }
+    if (ms < min) ctx.addIssue({ code: 'custom', message: `must be at least ${bounds.min}` });
+    if (ms > max) ctx.addIssue({ code: 'custom', message: `must be at most ${bounds.max ?? '7d'}` });
+  });
+}
+export const durationSchema = boundedDuration();
+
+/** A person's name as typed (requester, approver): compared in canonical form (src/shared/names.ts). */
+export const personSchema = z
+  .string()
+  .trim()
+  .min(1, 'must not be empty')
+  .max(DECISION_LIMITS.by, `must be at most ${DECISION_LIMITS.by} characters`);
+
+/** An approver (or someone who may abort): a name, or a name with the Ed25519 public key their decisions are signed with. */
+const signerSchema = z.union([
+  personSchema,
+  z.strictObject({
+    name: personSchema,
+    key: z
+      .string()
+      .regex(PUBLIC_KEY_PATTERN, 'must be "ed25519:" and a 32-byte key in base64 (runbook keys init prints it)'),
+  }),
+  /** the public key line in a file (relative to the environment file), read when the environment is loaded */
+  z.strictObject({ name: personSchema, keyFile: z.string().min(1) }),
+]);
+type Signer = z.infer<typeof signerSchema>;
+const signerName = (s: Signer): string => (typeof s === 'string' ? s : s.name);
+const signerKey = (s: Signer): string | undefined =>
+  typeof s === 'string' ? undefined : 'key' in s ? s.key : `file:${s.keyFile}`;
+
+/** Every signer's name is unique in canonical form, and a key belongs to one person. */
+function checkSigners(signers: Signer[], field: string, ctx: z.RefinementCtx): void {
+  const names = new Map<string, string>();
+  const keys = new Map<string, string>();
+  signers.forEach((s, i) => {
+    const name = canonicalName(signerName(s));
+    const same = names.get(name);
+    if (same !== undefined) {
+      ctx.addIssue({ code: 'custom', path: [field, i], message: `"${signerName(s)}" is the same person as "${same}"` });
+    }
+    names.set(name, signerName(s));
+    const key = signerKey(s);
+    if (key) {
+      const owner = keys.get(key);
+      if (owner !== undefined && canonicalName(owner) !== name) {
+        ctx.addIssue({ code: 'custom', path: [field, i, 'key'], message: `this key is already ${owner}'s` });
+      }
+      keys.set(key, signerName(s));
+    }
+  });
+}
+
+export const approvalPolicySchema = z
+  .strictObject({
+    /** who may approve (and reject); empty means anyone except (unless allowed) the requester */
+    approvers: z.array(signerSchema).default([]),
+    quorum: z.number().int().min(1).max(10).default(1),
+    allowSelfApproval: z.boolean().default(false),
+    timeout: durationSchema.default('1h').transform(String),
+    /** decisions must carry a valid signature of a key listed here; when false unsigned ones count, marked unsigned */
+    requireSignatures: z.boolean().default(false),
+    /** how long a signed decision stays valid after its issuedAt */
+    signatureTtl: boundedDuration({ min: '10s', max: '1d' }).default('15m').transform(String),
+    /** who may abort (default: the approvers and the requester) */
+    abortBy: z.array(signerSchema).optional(),
+  })
+  .superRefine((p, ctx) => {
+    checkSigners(p.approvers, 'approvers', ctx);
+    if (p.abortBy) checkSigners(p.abortBy, 'abortBy', ctx);
+    if (p.approvers.length > 0 && p.quorum > p.approvers.length) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['quorum'],
+        message: `${p.quorum} exceeds the ${p.approvers.length} approvers listed`,
+      });
+    }
+    if (p.requireSignatures) {
+      if (p.approvers.length === 0) {
+        ctx.addIssue({ code: 'custom', path: ['approvers'], message: 'requireSignatures needs approvers with keys' });
+      }
+      p.approvers.forEach((a, i) => {
+        if (typeof a === 'string') {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['approvers', i],
+            message: `${a} has no key, but requireSignatures is true`,
+          });
+        }
+      });
+    }
+    // one key per person across both lists
+    const byName = new Map<string, string>();
+    for (const s of [...p.approvers, ...(p.abortBy ?? [])]) {
+      const key = signerKey(s);
+      if (!key) continue;
+      const name = canonicalName(signerName(s));
+      const other = byName.get(name);
+      if (other && other !== key) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['abortBy'],
+          message: `${signerName(s)} is listed with two different keys`,
+        });
+      }
+      byName.set(name, key);
+    }
+  })
+  .transform((p) => {
+    /** a key given inline, or the file the loader reads it from */
+    const keys = new Map<string, { name: string; publicKey?: string; keyFile?: string }>();
+    for (const s of [...p.approvers, ...(p.abortBy ?? [])]) {
+      if (typeof s === 'string') continue;
+      keys.set(
+        canonicalName(s.name),
+        'key' in s ? { name: s.name, publicKey: s.key } : { name: s.name, keyFile: s.keyFile },
+      );
+    }
+    return {
+      approvers: p.approvers.map(signerName),
+      quorum: p.quorum,
+      allowSelfApproval: p.allowSelfApproval,
+      timeout: p.timeout,
+      requireSignatures: p.requireSignatures,
+      signatureTtl: p.signatureTtl,
+      ...(p.abortBy ? { abortBy: p.abortBy.map(signerName) } : {}),
+      keys: [...keys.values()],
+    };
+  });
 
 export const escalationLevelSchema = z.strictObject({
   level: z.number().int().min(1),
@@ -77,6 +203,12 @@ const serviceSchema = z.discriminatedUnion('type', [
     /** how `reload` is done: SIGHUP (re-read configuration) or a full restart */
     reload: z.enum(['sighup', 'restart']).default('sighup'),
     stopTimeout: durationSchema.default('10s').transform(String),
+    /**
+     * The managed process does not inherit the worker's environment (its credentials): it gets PATH, HOME, LANG,
+     * TZ and the like, the worker's variables named here, and the literal values of `env`.
+     */
+    passEnv: z.array(envVarNameSchema).default([]),
+    env: z.record(envVarNameSchema, z.string()).default({}),
   }),
   z.strictObject({
     type: z.literal('kubernetes'),
@@ -229,7 +361,7 @@ const targetSchema = z.strictObject({
       flagsUrl: z.url().optional(),
       logs: logSourceSchema.optional(),
       logPattern: z.string().default('dual_write_scheduled'),
-      quietWindow: durationSchema.default('30s').transform(String),
+      quietWindow: boundedDuration({ min: '1s' }).default('30s').transform(String),
     })
     .optional(),
 });
@@ -237,7 +369,11 @@ const targetSchema = z.strictObject({
 export const environmentSchema = z.strictObject({
   name: nameSchema.optional(),
   description: z.string().optional(),
-  approval: approvalPolicySchema.default({ approvers: [], quorum: 1, allowSelfApproval: false, timeout: '1h' }),
+  approval: approvalPolicySchema.prefault({}),
+  /** how long a run waits for another run on the same target to finish before it ends as target_busy */
+  lockWait: durationSchema.default('15m').transform(String),
+  /** trusted Ed25519 keys of the workers that sign evidence (`ed25519:…` or a file holding that line) */
+  evidence: z.strictObject({ workerKeys: z.array(z.string().min(1)).default([]) }).prefault({}),
   escalation: z.array(escalationLevelSchema).min(1).default(DEFAULT_ESCALATION),
   notifications: z.record(nameSchema, notificationChannelSchema).default({ console: { type: 'log' } }),
   targets: z
@@ -264,13 +400,15 @@ const baseInput = {
   reason: z.string().trim().min(1).max(2000).default('not given'),
   incidentTicket: z.string().max(500).optional(),
   dryRun: z.boolean().default(false),
-  /** tighten the environment's approval policy for this run (never loosen it) */
+  /** tighten the environment's approval policy for this run (never loosen it: a looser value is InvalidInput) */
   approval: z
     .strictObject({
       quorum: z.number().int().min(1).max(10).optional(),
       timeout: durationSchema.transform(String).optional(),
     })
     .optional(),
+  /** wait at most this long for another run on the target (at most the environment's lockWait) */
+  lockWait: durationSchema.transform(String).optional(),
 };
 
 export const FEATURE_FLAG_MODES = ['disable-dual-write', 'disable-strict-mode', 'block-legacy-writes'] as const;
@@ -278,7 +416,7 @@ export const featureFlagRollbackInputSchema = z.strictObject({
   ...baseInput,
   mode: z.enum(FEATURE_FLAG_MODES),
   /** how long no new `dual_write_scheduled` lines must appear; defaults to the target's quietWindow */
-  quietWindow: durationSchema.transform(String).optional(),
+  quietWindow: boundedDuration({ min: '1s' }).transform(String).optional(),
 });
 export type FeatureFlagRollbackInput = z.input<typeof featureFlagRollbackInputSchema>;
 export type FeatureFlagRollbackParams = z.output<typeof featureFlagRollbackInputSchema>;

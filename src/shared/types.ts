@@ -1,4 +1,5 @@
 import type { Outcome } from './constants.js';
+import type { Decision, DecisionSignal } from './decisions.js';
 
 export type StepStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'skipped' | 'compensated';
 export type Phase = 'prepare' | 'approval' | 'execute' | 'compensate' | 'finalize';
@@ -15,30 +16,38 @@ export interface StepRecord {
   error?: string;
 }
 
-export interface ApprovalSignal {
-  by: string;
-  comment?: string;
-  planHash: string;
-}
-export interface RejectSignal {
-  by: string;
-  comment?: string;
-  planHash?: string;
-}
-export interface AbortSignal {
-  by: string;
-  reason: string;
-}
+/** Signal payloads of approve / reject / abort (see decisions.ts for the signed form). */
+export type ApprovalSignal = DecisionSignal;
+export type RejectSignal = DecisionSignal;
+export type AbortSignal = DecisionSignal;
 
 export interface ApprovalRecord {
-  kind: 'approve' | 'reject';
+  kind: Decision;
+  /** as sent (cut to the length limit when longer) */
   by: string;
   comment?: string;
+  /** abort */
+  reason?: string;
   planHash?: string;
   at: string;
   accepted: boolean;
-  /** why an approval was ignored: unknown approver, stale plan hash, self-approval, duplicate, ... */
+  /** why a decision was ignored: unknown approver, stale plan hash, bad signature, expired, replayed, ... */
   ignoredBecause?: string;
+  /** absent in histories from before signed approvals (= unsigned) */
+  auth?: 'signed' | 'unsigned';
+  keyId?: string;
+  signature?: string;
+  issuedAt?: string;
+  nonce?: string;
+}
+
+/** A key a person signs decisions with (from the environment's approvers / abortBy). */
+export interface SignerKey {
+  name: string;
+  /** `ed25519:<base64>` */
+  publicKey: string;
+  /** first 16 hex chars of sha256 of the raw key */
+  keyId: string;
 }
 
 export interface ApprovalPolicy {
@@ -49,6 +58,12 @@ export interface ApprovalPolicy {
   allowSelfApproval: boolean;
   /** how long the gate waits before the run ends as `timed_out` */
   timeout: string;
+  /** the fields below are absent in histories from before signed approvals */
+  requireSignatures?: boolean;
+  signatureTtl?: string;
+  /** who may abort (default: approvers and the requester) */
+  abortBy?: string[];
+  keys?: SignerKey[];
 }
 
 export interface EscalationLevel {
@@ -99,6 +114,8 @@ export interface PhaseTiming {
 
 export interface RunbookStatus {
   runbook: string;
+  /** v2: signed approvals, run-bound plan hashes, target locks (absent in runs started before them) */
+  engine?: 'v1' | 'v2';
   workflowId: string;
   runId: string;
   environment: string;
@@ -118,19 +135,45 @@ export interface RunbookStatus {
     waiting: boolean;
     approvedBy: string[];
     records: ApprovalRecord[];
+    /** ignored decisions past the record limit: counted, not kept */
+    dropped?: number;
   };
+  /** the targets this run holds (or waits for): one runbook per target at a time */
+  locks?: LockRecord[];
   escalation: { level: number; history: EscalationRecord[] };
   compensations: CompensationRecord[];
   phases: PhaseTiming[];
-  abort?: AbortSignal & { at: string };
+  abort?: { by: string; reason: string; at: string; auth?: 'signed' | 'unsigned'; keyId?: string };
   outcome?: Outcome;
   error?: string;
+}
+
+export interface LockRecord {
+  environment: string;
+  target: string;
+  /** the lock workflow's id */
+  lockId: string;
+  state: 'waiting' | 'held' | 'released' | 'gave_up';
+  requestedAt: string;
+  grantedAt?: string;
+  /** while waiting: the run that holds the target */
+  holder?: LockHolder;
+}
+
+export interface LockHolder {
+  workflowId: string;
+  runId: string;
+  runbook: string;
+  since?: string;
 }
 
 export interface EvidenceRef {
   path: string;
   sha256: string;
   chainHead: string;
+  /** the worker's signature of the chain head (absent in histories from before signed evidence) */
+  keyId?: string;
+  signature?: string;
 }
 
 export interface RunbookResult extends RunbookStatus {

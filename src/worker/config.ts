@@ -7,6 +7,7 @@ import {
   DEFAULT_TEMPORAL_ADDRESS,
 } from '../shared/constants.js';
 import { describeZodError } from '../shared/schemas.js';
+import { workerKeyPath } from '../activities/keys.js';
 
 /** The worker's (and the CLI's) configuration, from its environment variables. */
 const configSchema = z.object({
@@ -18,6 +19,8 @@ const configSchema = z.object({
   EVIDENCE_DIR: z.string().default('evidence'),
   /** activities one worker runs at once (default: the SDK's); lower it to spread work over more workers */
   MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().min(1).optional(),
+  /** the worker's evidence signing key (PEM); created on first start when missing */
+  WORKER_KEY_FILE: z.string().min(1).optional(),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 });
 
@@ -30,6 +33,7 @@ export interface RuntimeConfig {
   evidenceDir: string;
   logLevel: string;
   maxConcurrentActivities?: number;
+  workerKeyFile: string;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig {
@@ -45,5 +49,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
     evidenceDir: resolve(c.EVIDENCE_DIR),
     logLevel: c.LOG_LEVEL,
     maxConcurrentActivities: c.MAX_CONCURRENT_ACTIVITIES,
+    workerKeyFile: resolve(workerKeyPath(env)),
   };
 }

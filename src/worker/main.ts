@@ -2,7 +2,9 @@ import { NativeConnection, Runtime, makeTelemetryFilterString, DefaultLogger } f
 import { pino } from 'pino';
 import { loadConfig } from './config.js';
 import { createWorker } from './worker.js';
+import { Client, Connection } from '@temporalio/client';
 import { StoreFactory } from '../activities/stores/index.js';
+import { readOrCreatePrivateKey } from '../activities/keys.js';
 
 /** `npm run worker`: one worker on TEMPORAL_TASK_QUEUE, Prometheus metrics on METRICS_PORT, graceful stop. */
 async function main(): Promise<void> {
@@ -17,6 +19,14 @@ async function main(): Promise<void> {
     },
   });
   const connection = await NativeConnection.connect({ address: config.address });
+  const clientConnection = await Connection.connect({ address: config.address });
+  const client = new Client({ connection: clientConnection, namespace: config.namespace });
+  const signingKey = await readOrCreatePrivateKey(config.workerKeyFile, (pair) =>
+    log.warn(
+      { keyFile: config.workerKeyFile, keyId: pair.keyId, publicKey: pair.publicKey },
+      "created this worker's evidence signing key: give auditors its public key (evidence.workerKeys)",
+    ),
+  );
   // WORKFLOW_BUNDLE_PATH: a prebuilt bundle (tests); otherwise the workflows are bundled at start
   const bundlePath = process.env.WORKFLOW_BUNDLE_PATH;
   const stores = new StoreFactory();
@@ -25,6 +35,8 @@ async function main(): Promise<void> {
     ...config,
     log,
     stores,
+    client,
+    signingKey,
     workflowBundle: bundlePath ? { codePath: bundlePath } : undefined,
   });
   let stopping = false;
@@ -42,6 +54,7 @@ async function main(): Promise<void> {
       namespace: config.namespace,
       taskQueue: config.taskQueue,
       metrics: `http://localhost:${config.metricsPort}/metrics`,
+      evidenceKey: signingKey.keyId,
     },
     'worker ready',
   );
@@ -49,6 +62,7 @@ async function main(): Promise<void> {
     await worker.run();
   } finally {
     await stores.close();
+    await clientConnection.close();
     await connection.close();
   }
   log.info('worker stopped');

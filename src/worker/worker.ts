@@ -1,4 +1,6 @@
 import { fileURLToPath } from 'node:url';
+import type { Client } from '@temporalio/client';
+import type { KeyPair } from '../activities/keys.js';
 import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleOption } from '@temporalio/worker';
 import { pino, type Logger } from 'pino';
 import { createActivities } from '../activities/index.js';
@@ -23,6 +25,10 @@ export interface WorkerOptions {
   runner?: CommandRunner;
   /** opens the stores of dual-write targets; the caller closes it after the worker stops */
   stores: StoreFactory;
+  /** Temporal, for the activities that talk to other runs (target locks, repair partitions) */
+  client: Client;
+  /** the worker's Ed25519 key: signs the chain head of the evidence it writes */
+  signingKey: KeyPair;
   maxConcurrentActivities?: number;
 }
 
@@ -55,6 +61,8 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
       log,
       runner: options.runner,
       stores: options.stores,
+      client: options.client,
+      signingKey: options.signingKey,
     }),
     // a crashed worker's sticky queue is abandoned quickly, so a new worker resumes its workflows fast
     stickyQueueScheduleToStartTimeout: '2s',

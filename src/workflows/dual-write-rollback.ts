@@ -1,51 +1,20 @@
-import {
-  ActivityCancellationType,
-  ApplicationFailure,
-  executeChild,
-  proxyActivities,
-  workflowInfo,
-} from '@temporalio/workflow';
-import type { createDualWriteActivities, DriftReport, RepairPlan } from '../activities/dual-write.js';
+import type { createDualWriteActivities, DriftReport, RepairPlan, SnapshotRef } from '../activities/dual-write.js';
 import type { createFlagActivities } from '../activities/flags.js';
-import { ErrorType, NON_RETRYABLE_ERROR_TYPES } from '../shared/constants.js';
-import { describeZodError, dualWriteRollbackInputSchema, type DualWriteRollbackInput } from '../shared/schemas.js';
-import type { ApprovalPolicy, Plan, RunbookResult } from '../shared/types.js';
+import { parseRunbookInput, tightenApproval, tightenLimit } from '../shared/input.js';
+import { dualWriteRollbackInputSchema, type DualWriteRollbackInput } from '../shared/schemas.js';
+import type { Plan, RunbookResult } from '../shared/types.js';
+import { runbookActivities } from './engine/activity-options.js';
 import { Runbook } from './engine/runbook.js';
-import { dualWriteRepairPartition, type RepairPartitionResult } from './dual-write-partition.js';
+import { driftCounts, repairInPartitions, seedArtifacts } from './dual-write-repair.js';
+import { restoreFlags } from './feature-flag-rollback.js';
+import { workflowInfo } from '@temporalio/workflow';
 
 type DualWriteActivities = ReturnType<typeof createDualWriteActivities>;
 type FlagActivities = ReturnType<typeof createFlagActivities>;
 
-const retry = {
-  initialInterval: '1s',
-  backoffCoefficient: 2,
-  maximumInterval: '30s',
-  nonRetryableErrorTypes: [...NON_RETRYABLE_ERROR_TYPES, 'PlanStale', 'VerificationFailed', 'EvidenceMismatch'],
-};
-const cancellationType = ActivityCancellationType.WAIT_CANCELLATION_COMPLETED;
-const quick = proxyActivities<DualWriteActivities & FlagActivities>({
-  startToCloseTimeout: '2 minutes',
-  retry: { ...retry, maximumAttempts: 5 },
-  cancellationType,
-});
-/** long passes over both stores: they heartbeat, so a dead worker is noticed within the heartbeat timeout */
-const long = proxyActivities<DualWriteActivities>({
-  startToCloseTimeout: '4 hours',
-  heartbeatTimeout: '10s',
-  retry: { ...retry, maximumAttempts: 10 },
-  cancellationType,
-});
-const undo = proxyActivities<DualWriteActivities & FlagActivities>({
-  startToCloseTimeout: '4 hours',
-  heartbeatTimeout: '60s',
-  retry: {
-    initialInterval: '1s',
-    backoffCoefficient: 2,
-    maximumInterval: '30s',
-    maximumAttempts: 5,
-    nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES,
-  },
-});
+const quick = runbookActivities<DualWriteActivities & FlagActivities>('quick');
+const long = runbookActivities<DualWriteActivities>('long');
+const undo = runbookActivities<DualWriteActivities>('longUndo');
 
 export const DUAL_WRITE_STEPS = [
   'load environment',
@@ -60,57 +29,7 @@ export const DUAL_WRITE_STEPS = [
   'verify',
   'evidence artifacts',
   'notify',
-];
-
-/** Splits the plan into contiguous line ranges and runs them as child workflows, `partitionWindow` at a time. */
-async function repairInPartitions(
-  ref: { environment: string; target: string; runKey: string },
-  plan: RepairPlan,
-  o: {
-    partitionObjects: number;
-    partitionWindow: number;
-    chunkObjects: number;
-    batchSize: number;
-    parallelism: number;
-    maxHistoryEvents?: number;
-  },
-): Promise<{ applied: number; partitions: number; results: RepairPartitionResult[] }> {
-  const ranges: Array<[number, number]> = [];
-  for (let from = 0; from < plan.total; from += o.partitionObjects)
-    ranges.push([from, Math.min(plan.total, from + o.partitionObjects)]);
-  const results: RepairPartitionResult[] = new Array(ranges.length);
-  let next = 0;
-  const { workflowId } = workflowInfo();
-  const lane = async (): Promise<void> => {
-    while (next < ranges.length) {
-      const i = next++;
-      const [from, to] = ranges[i]!;
-      results[i] = await executeChild(dualWriteRepairPartition, {
-        workflowId: `${workflowId}--partition-${i}`,
-        args: [
-          {
-            ref,
-            plan: { path: plan.path, sha256: plan.sha256 },
-            from,
-            to,
-            chunkObjects: o.chunkObjects,
-            batchSize: o.batchSize,
-            parallelism: o.parallelism,
-            maxHistoryEvents: o.maxHistoryEvents,
-          },
-        ],
-      });
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(o.partitionWindow, ranges.length) }, lane));
-  return { applied: results.reduce((n, r) => n + r.applied, 0), partitions: ranges.length, results };
-}
-
-const counts = (r: DriftReport) =>
-  Object.entries(r.counts)
-    .filter(([, n]) => n > 0)
-    .map(([k, n]) => `${k} ${n}`)
-    .join(', ') || 'none';
+] as const;
 
 /**
  * Dual-write rollback (seed: dual-write-rollback-postgres-storage-engine.md): detect drift between two stores,
@@ -118,10 +37,7 @@ const counts = (r: DriftReport) =>
  * overwritten, repair in resumable batches, verify zero differences, write the seed's evidence artifacts.
  */
 export async function dualWriteRollback(rawInput: DualWriteRollbackInput): Promise<RunbookResult> {
-  const parsed = dualWriteRollbackInputSchema.safeParse(rawInput);
-  if (!parsed.success)
-    throw ApplicationFailure.nonRetryable(`invalid input: ${describeZodError(parsed.error)}`, ErrorType.InvalidInput);
-  const input = parsed.data;
+  const input = parseRunbookInput(dualWriteRollbackInputSchema, rawInput);
   const info = workflowInfo();
   const ref = { environment: input.environment, target: input.target, runKey: `${info.workflowId}-${info.runId}` };
   const rb = new Runbook({
@@ -132,6 +48,7 @@ export async function dualWriteRollback(rawInput: DualWriteRollbackInput): Promi
     reason: input.reason,
     dryRun: input.dryRun,
     steps: DUAL_WRITE_STEPS,
+    lockWait: input.lockWait,
   });
   const extra: Record<string, unknown> = { policy: input.policy };
 
@@ -140,9 +57,12 @@ export async function dualWriteRollback(rawInput: DualWriteRollbackInput): Promi
       const dw = await rb.step('load environment', () => quick.describeDualWrite(ref), {
         summarize: (d) => `${d.labels.a}: ${d.a}; ${d.labels.b}: ${d.b}`,
       });
-      const diff = await rb.step('detect', () => long.detectDrift(ref), {
+      rb.usePolicy(tightenApproval(dw.approval, input.approval), dw.escalation);
+      const batchSize = tightenLimit('batchSize', dw.batchSize, input.batchSize);
+      const parallelism = tightenLimit('parallelism', dw.parallelism, input.parallelism);
+      const diff: DriftReport = await rb.step('detect', () => long.detectDrift(ref), {
         summarize: (r) =>
-          `${r.total} differ (${counts(r)}); compared ${r.stats.rowsA}/${r.stats.rowsB} rows by ${r.stats.mode}, streamed ${r.stats.scannedA}/${r.stats.scannedB}`,
+          `${r.total} differ (${driftCounts(r)}); compared ${r.stats.rowsA}/${r.stats.rowsB} rows by ${r.stats.mode}, streamed ${r.stats.scannedA}/${r.stats.scannedB}`,
       });
       extra.detection = diff;
       const isolation = await rb.step('isolate', () => long.isolateDrift({ ...ref, diff }), {
@@ -159,26 +79,31 @@ export async function dualWriteRollback(rawInput: DualWriteRollbackInput): Promi
       );
       extra.plan = plan;
 
-      if (plan.severity === 'critical' && dw.haltTarget) {
-        const haltRef = { environment: input.environment, target: dw.haltTarget };
-        const halt = await quick.describeTarget(haltRef);
-        const flag = halt.flagNames.dualWriteEnabled;
-        const previous = (await quick.readFlags({ ...haltRef, names: [flag] }))[flag] ?? null;
-        const action = halt.serviceType === 'process' ? 'reload' : 'restart';
+      // critical drift: stop new dual writes first (a dry run only says it would)
+      let halt = '';
+      const haltTarget = plan.severity === 'critical' ? dw.haltTarget : undefined;
+      if (haltTarget && input.dryRun && rb.isV2) {
+        halt = `; would halt dual writes on ${input.environment}/${haltTarget} first`;
+        rb.skip('halt dual writes', `dry run: would halt dual writes on ${input.environment}/${haltTarget}`);
+      } else if (haltTarget) {
+        const haltRef = { environment: input.environment, target: haltTarget };
+        let restore: (() => Promise<void>) | undefined;
         await rb.step(
           'halt dual writes',
           async () => {
+            await rb.lockAlso(haltTarget);
+            const t = await quick.describeTarget(haltRef);
+            const flag = t.flagNames.dualWriteEnabled;
+            const previous = (await quick.readFlags({ ...haltRef, names: [flag] }))[flag] ?? null;
+            const action = t.serviceType === 'process' ? 'reload' : 'restart';
+            restore = () => restoreFlags(haltRef, { [flag]: previous }, { [flag]: 'false' }, action);
             await quick.writeFlags({ ...haltRef, values: { [flag]: 'false' } });
-            return quick.reloadService({ ...haltRef, action });
+            await quick.reloadService({ ...haltRef, action });
+            return `${flag}: ${previous ?? '(unset)'} → false on ${input.environment}/${haltTarget}`;
           },
-          {
-            summarize: () => `${flag}: ${previous ?? '(unset)'} → false on ${input.environment}/${dw.haltTarget}`,
-            undo: async () => {
-              await undo.writeFlags({ ...haltRef, values: { [flag]: previous } });
-              await undo.reloadService({ ...haltRef, action });
-            },
-          },
+          { summarize: (change) => change, undoBefore: async () => restore?.() },
         );
+        halt = `; dual writes halted on ${input.environment}/${haltTarget}`;
       } else {
         rb.skip(
           'halt dual writes',
@@ -187,7 +112,7 @@ export async function dualWriteRollback(rawInput: DualWriteRollbackInput): Promi
       }
 
       const gatePlan: Plan = {
-        summary: `${diff.total} objects differ between ${dw.labels.a} and ${dw.labels.b} (${counts(diff)}); policy ${input.policy}: ${plan.toA} writes to ${dw.labels.a}, ${plan.toB} writes to ${dw.labels.b}; severity ${plan.severity}${plan.olderOverwrites ? `, ${plan.olderOverwrites} newer copies would be overwritten by older ones` : ''}`,
+        summary: `${diff.total} objects differ between ${dw.labels.a} and ${dw.labels.b} (${driftCounts(diff)}); policy ${input.policy}: ${plan.toA} writes to ${dw.labels.a}, ${plan.toB} writes to ${dw.labels.b}; severity ${plan.severity}${plan.olderOverwrites ? `, ${plan.olderOverwrites} newer copies would be overwritten by older ones` : ''}${halt}`,
         changes: Object.entries(plan.byClassAndAction).map(([item, n]) => ({
           item,
           from: `${n} differing`,
@@ -201,26 +126,24 @@ export async function dualWriteRollback(rawInput: DualWriteRollbackInput): Promi
           severity: plan.severity,
         },
       };
+      let snapshot: SnapshotRef | undefined;
+      let applied = 0;
+      let repairedChecked = 0;
+      let fullPass: DriftReport | undefined;
       if (plan.total === 0) {
         rb.state.plan = gatePlan;
-        for (const s of ['seal plan', 'approval', 'snapshot', 'execute', 'verify'])
+        for (const s of ['seal plan', 'approval', 'snapshot', 'execute', 'verify'] as const) {
           rb.skip(s, 'no drift: nothing to repair');
+        }
       } else {
-        const policy: ApprovalPolicy = {
-          ...dw.approval,
-          quorum: Math.max(dw.approval.quorum, input.approval?.quorum ?? 0),
-          timeout: input.approval?.timeout ?? dw.approval.timeout,
-        };
-        await rb.approval(gatePlan, policy, dw.escalation);
-        const snapshot = await rb.step('snapshot', () => long.snapshotTargets({ ...ref, plan }), {
+        await rb.approval(gatePlan);
+        snapshot = await rb.step('snapshot', () => long.snapshotTargets({ ...ref, plan }), {
           summarize: (s) => `${s.entries} objects (${s.bytes} bytes) in ${s.path}`,
           undo: (s) => undo.restoreSnapshot({ ...ref, snapshot: s }),
         });
         extra.snapshot = snapshot;
-        const batchSize = input.batchSize ?? dw.batchSize;
-        const parallelism = input.parallelism ?? dw.parallelism;
         if (plan.total > dw.partitionObjects) {
-          extra.execution = await rb.step(
+          const partitioned = await rb.step(
             'execute',
             () =>
               repairInPartitions(ref, plan, {
@@ -234,8 +157,10 @@ export async function dualWriteRollback(rawInput: DualWriteRollbackInput): Promi
                 `${e.applied} objects in ${e.partitions} partitions (child workflows, ${dw.partitionWindow} at a time)`,
             },
           );
+          extra.execution = partitioned;
+          applied = partitioned.applied;
         } else {
-          extra.execution = await rb.step(
+          const executed = await rb.step(
             'execute',
             () => long.executeRepair({ ...ref, plan, batchSize, parallelism }),
             {
@@ -243,53 +168,36 @@ export async function dualWriteRollback(rawInput: DualWriteRollbackInput): Promi
                 `${e.applied} objects in ${e.batches} batches of ${batchSize}${e.resumedAt ? `, resumed at batch ${e.resumedAt}` : ''}`,
             },
           );
+          extra.execution = executed;
+          applied = executed.applied;
         }
-        extra.verification = await rb.step('verify', () => long.verifyRepair({ ...ref, plan }), {
+        const verification = await rb.step('verify', () => long.verifyRepair({ ...ref, plan }), {
           summarize: (v) =>
             `${v.repairedChecked} repaired objects equal; full pass ${v.full.stats.rowsA}/${v.full.stats.rowsB} rows, 0 differences`,
         });
+        extra.verification = verification;
+        repairedChecked = verification.repairedChecked;
+        fullPass = verification.full;
       }
       const day = new Date().toISOString().slice(0, 10).replaceAll('-', '');
+      const artifacts = seedArtifacts({
+        workflowId: info.workflowId,
+        runId: info.runId,
+        environment: input.environment,
+        target: input.target,
+        policy: input.policy,
+        labels: dw.labels,
+        diff,
+        plan,
+        snapshot,
+        applied,
+        repairedChecked,
+        fullPass,
+        approvedBy: rb.state.approval.approvedBy,
+      });
       extra.artifacts = await rb.step(
         'evidence artifacts',
-        () =>
-          quick.writeDualWriteArtifacts({
-            ...ref,
-            day,
-            rollback: {
-              component: 'Dual-Write System',
-              operation: 'Rollback',
-              timestamp: new Date().toISOString(),
-              workflowId: info.workflowId,
-              runId: info.runId,
-              environment: input.environment,
-              target: input.target,
-              rollback_details: {
-                policy: input.policy,
-                direction: { [`to_${dw.labels.a}`]: plan.toA, [`to_${dw.labels.b}`]: plan.toB },
-                objects_compared: { [dw.labels.a]: diff.stats.rowsA, [dw.labels.b]: diff.stats.rowsB },
-                objects_differing: diff.total,
-                by_class: diff.counts,
-                objects_repaired: (extra.execution as { applied?: number } | undefined)?.applied ?? 0,
-                severity: plan.severity,
-                diff_file: { path: diff.path, sha256: diff.sha256 },
-                plan_file: { path: plan.path, sha256: plan.sha256 },
-                snapshot: extra.snapshot ?? null,
-                approved_by: rb.state.approval.approvedBy,
-              },
-            },
-            verification: {
-              component: 'Dual-Write System',
-              operation: 'Verification',
-              timestamp: new Date().toISOString(),
-              workflowId: info.workflowId,
-              repaired_objects_verified:
-                (extra.verification as { repairedChecked?: number } | undefined)?.repairedChecked ?? 0,
-              full_pass: (extra.verification as { full?: DriftReport } | undefined)?.full ?? diff,
-              post_rollback_consistency: 'VERIFIED',
-              remaining_differences: 0,
-            },
-          }),
+        () => quick.writeDualWriteArtifacts({ ...ref, day, ...artifacts }),
         { summarize: (a) => `${a.rollback.path}; ${a.verification.path}` },
       );
       await rb.step(
@@ -299,9 +207,7 @@ export async function dualWriteRollback(rawInput: DualWriteRollbackInput): Promi
             `Dual-write rollback on ${input.environment}/${input.target}: ${diff.total} objects repaired`,
             gatePlan.summary,
           ),
-        {
-          summarize: (sent) => (sent ? 'sent' : 'delivery failed (see worker log)'),
-        },
+        { summarize: (sent) => (sent ? 'sent' : 'delivery failed (see worker log)') },
       );
     },
     () => extra,

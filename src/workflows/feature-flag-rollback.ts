@@ -1,50 +1,24 @@
-import { ActivityCancellationType, ApplicationFailure, proxyActivities } from '@temporalio/workflow';
 import type { createFlagActivities } from '../activities/flags.js';
-import { NON_RETRYABLE_ERROR_TYPES, ErrorType } from '../shared/constants.js';
+import type { FlagValues } from '../activities/adapters/types.js';
 import { rollbackNotification } from '../shared/communication.js';
 import { parseDuration } from '../shared/duration.js';
+import { parseRunbookInput, tightenApproval } from '../shared/input.js';
 import {
-  describeZodError,
   featureFlagRollbackInputSchema,
   type FeatureFlagRollbackInput,
   type FeatureFlagRollbackParams,
   type FlagKey,
 } from '../shared/schemas.js';
-import type { ApprovalPolicy, Plan, RunbookResult } from '../shared/types.js';
+import type { Plan, RunbookResult } from '../shared/types.js';
+import { runbookActivities } from './engine/activity-options.js';
 import { Runbook } from './engine/runbook.js';
 
 type FlagActivities = ReturnType<typeof createFlagActivities>;
+type TargetRef = { environment: string; target: string };
 
-const retry = {
-  initialInterval: '1s',
-  backoffCoefficient: 2,
-  maximumInterval: '20s',
-  nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES,
-};
-const cancellationType = ActivityCancellationType.WAIT_CANCELLATION_COMPLETED;
-
-const acts = proxyActivities<FlagActivities>({
-  startToCloseTimeout: '2 minutes',
-  retry: { ...retry, maximumAttempts: 5 },
-  cancellationType,
-});
-const verify = proxyActivities<FlagActivities>({
-  startToCloseTimeout: '5 minutes',
-  heartbeatTimeout: '10s',
-  retry: { ...retry, maximumAttempts: 3 },
-  cancellationType,
-});
-/** Undos get their own, more patient policy; what still fails is reported as compensation_failed. */
-const undo = proxyActivities<FlagActivities>({
-  startToCloseTimeout: '2 minutes',
-  retry: {
-    initialInterval: '500ms',
-    backoffCoefficient: 2,
-    maximumInterval: '5s',
-    maximumAttempts: 4,
-    nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES,
-  },
-});
+const acts = runbookActivities<FlagActivities>('quick');
+const verify = runbookActivities<FlagActivities>('verify');
+const undo = runbookActivities<FlagActivities>('undo');
 
 /** Scenarios 1, 2 and 5 of the seed: which flags change to what. */
 export const MODE_CHANGES: Record<FeatureFlagRollbackParams['mode'], Partial<Record<FlagKey, string>>> = {
@@ -64,17 +38,28 @@ export const FEATURE_FLAG_STEPS = [
   'verify health',
   'verify no dual writes',
   'notify',
-];
+] as const;
+
+/**
+ * Puts flags back to `previous` where they still hold what the run set (`ours`), and reloads the service when
+ * that changed anything. Safe when nothing was written: the undo of a step that can partially apply.
+ */
+export async function restoreFlags(
+  ref: TargetRef,
+  previous: FlagValues,
+  ours: FlagValues,
+  action: 'reload' | 'restart',
+): Promise<void> {
+  const { changed } = await undo.writeFlags({ ...ref, values: previous, onlyIfCurrent: ours });
+  if (changed) await undo.reloadService({ ...ref, action });
+}
 
 /**
  * Feature-flag dual-write rollback (seed: feature-flag-dual-write-rollback.md, scenarios 1, 2, 5):
  * read flags → plan → approval → set flags (undo: restore) → reload → verify live → health → quiet logs → notify.
  */
 export async function featureFlagRollback(rawInput: FeatureFlagRollbackInput): Promise<RunbookResult> {
-  const parsed = featureFlagRollbackInputSchema.safeParse(rawInput);
-  if (!parsed.success)
-    throw ApplicationFailure.nonRetryable(`invalid input: ${describeZodError(parsed.error)}`, ErrorType.InvalidInput);
-  const input = parsed.data;
+  const input = parseRunbookInput(featureFlagRollbackInputSchema, rawInput);
   const ref = { environment: input.environment, target: input.target };
   const rb = new Runbook({
     runbook: 'feature-flag-rollback',
@@ -83,6 +68,7 @@ export async function featureFlagRollback(rawInput: FeatureFlagRollbackInput): P
     reason: input.reason,
     dryRun: input.dryRun,
     steps: FEATURE_FLAG_STEPS,
+    lockWait: input.lockWait,
   });
   let notification: string | undefined;
 
@@ -91,6 +77,7 @@ export async function featureFlagRollback(rawInput: FeatureFlagRollbackInput): P
       const target = await rb.step('load environment', () => acts.describeTarget(ref), {
         summarize: (t) => `${t.flagStore}; ${t.service}`,
       });
+      rb.usePolicy(tightenApproval(target.approval, input.approval), target.escalation);
       const names = Object.values(target.flagNames);
       const desired = Object.fromEntries(
         Object.entries(MODE_CHANGES[input.mode]).map(([key, value]) => [target.flagNames[key as FlagKey], value]),
@@ -103,13 +90,10 @@ export async function featureFlagRollback(rawInput: FeatureFlagRollbackInput): P
       });
       const previous = Object.fromEntries(Object.keys(desired).map((name) => [name, before[name] ?? null]));
       const quietWindow = input.quietWindow ?? target.quietWindow;
+      const changes = Object.entries(desired).map(([item, to]) => ({ item, from: previous[item] ?? null, to }));
       const plan: Plan = {
-        summary: `${input.mode}: ${Object.entries(desired)
-          .map(([k, v]) => `${k} ${previous[k] ?? '(unset)'} → ${v}`)
-          .join(
-            ', ',
-          )} on ${input.environment}/${input.target}; ${target.serviceType} reload; verify ${quietWindow} without "${target.logPattern}"`,
-        changes: Object.entries(desired).map(([item, to]) => ({ item, from: previous[item] ?? null, to })),
+        summary: `${input.mode}: ${changes.map((c) => `${c.item} ${c.from ?? '(unset)'} → ${c.to}`).join(', ')} on ${input.environment}/${input.target}; ${target.serviceType} reload; verify ${quietWindow} without "${target.logPattern}"`,
+        changes,
         details: {
           mode: input.mode,
           flagStore: target.flagStore,
@@ -119,20 +103,13 @@ export async function featureFlagRollback(rawInput: FeatureFlagRollbackInput): P
           current: before,
         },
       };
-      const policy: ApprovalPolicy = {
-        ...target.approval,
-        quorum: Math.max(target.approval.quorum, input.approval?.quorum ?? 0),
-        timeout: input.approval?.timeout ?? target.approval.timeout,
-      };
-      await rb.approval(plan, policy, target.escalation);
+      await rb.approval(plan);
 
       const action = target.serviceType === 'process' ? 'reload' : 'restart';
       await rb.step('set flags', () => acts.writeFlags({ ...ref, values: desired, expectCurrent: previous }), {
         summarize: (r) => (r.changed ? 'written' : 'already set'),
-        undo: async () => {
-          await undo.writeFlags({ ...ref, values: previous });
-          await undo.reloadService({ ...ref, action });
-        },
+        // registered first: a failure between writing the flags and the end of the run puts them back
+        undoBefore: () => restoreFlags(ref, previous, desired, action),
       });
       await rb.step('reload service', () => acts.reloadService({ ...ref, action }), { summarize: (r) => r.state });
       await rb.step('verify flags live', () => verify.verifyFlagsLive({ ...ref, expected: desired }), {
@@ -140,11 +117,9 @@ export async function featureFlagRollback(rawInput: FeatureFlagRollbackInput): P
       });
       await rb.step('verify health', () => verify.checkHealth(ref), { summarize: (r) => `HTTP ${r.status}` });
       if (target.logs) {
-        const waitFor = proxyActivities<FlagActivities>({
+        const waitFor = runbookActivities<FlagActivities>('verify', {
           startToCloseTimeout: parseDuration(quietWindow) * 5 + 60_000,
           heartbeatTimeout: '5s',
-          retry: { ...retry, maximumAttempts: 3 },
-          cancellationType,
         });
         await rb.step('verify no dual writes', () => waitFor.waitForLogQuiet({ ...ref, window: quietWindow }), {
           summarize: (r) => `quiet for ${Math.round(r.quietForMs / 1000)}s (${r.linesSeen} lines before)`,
@@ -172,9 +147,7 @@ export async function featureFlagRollback(rawInput: FeatureFlagRollbackInput): P
           });
           return rb.notify(`Dual-write rollback on ${input.environment}/${input.target}`, notification);
         },
-        {
-          summarize: (sent) => (sent ? 'sent' : 'delivery failed (see worker log)'),
-        },
+        { summarize: (sent) => (sent ? 'sent' : 'delivery failed (see worker log)') },
       );
     },
     () => ({ mode: input.mode, notification }),

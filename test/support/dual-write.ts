@@ -66,7 +66,7 @@ export async function pairTarget(
     join(h.environmentsDir, `${envName}.yaml`),
     stringify({
       name: envName,
-      approval: { approvers: ['alice', 'bob'], quorum: 1, timeout: '1h' },
+      approval: { approvers: ['alice', 'bob', 'carol'], quorum: 1, timeout: '1h' },
       escalation: [{ level: 1, after: '0s' }],
       targets: {
         objects: {

@@ -16,6 +16,7 @@ import { statusQuery } from '../../src/shared/messages.js';
 import type { FeatureFlagRollbackInput } from '../../src/shared/schemas.js';
 import type { RunbookStatus } from '../../src/shared/types.js';
 import { freePort } from '../../src/dev/ports.js';
+import { generateKeyPair, writePrivateKey } from '../../src/activities/keys.js';
 
 export interface DemoTarget {
   envName: string;
@@ -39,6 +40,10 @@ export class Harness {
   readonly root = mkdtempSync(join(tmpdir(), 'durable-runbooks-'));
   readonly environmentsDir = join(this.root, 'environments');
   readonly evidenceDir = join(this.root, 'evidence');
+  /** people's keys (RUNBOOK_CONFIG_DIR of CLI children) and the worker's evidence key live here */
+  readonly configDir = join(this.root, 'config');
+  readonly workerKey = generateKeyPair();
+  readonly workerKeyFile = join(this.configDir, 'worker.key');
   readonly taskQueue = `test-${process.pid}-${Date.now()}-${counter++}`;
   readonly address = inject('temporalAddress');
   readonly bundlePath = inject('workflowBundlePath');
@@ -53,6 +58,7 @@ export class Harness {
 
   async start(options: { worker?: boolean } = {}): Promise<this> {
     process.env.DEMO_DATABASE_URL = this.databaseUrl;
+    await writePrivateKey(this.workerKeyFile, this.workerKey);
     this.connection = await Connection.connect({ address: this.address });
     this.client = new Client({ connection: this.connection });
     if (options.worker !== false) await this.startWorker();
@@ -69,6 +75,8 @@ export class Harness {
       evidenceDir: this.evidenceDir,
       log: pino({ level: 'warn' }),
       stores: this.stores,
+      client: this.client,
+      signingKey: this.workerKey,
       workflowBundle: { codePath: this.bundlePath },
     });
     this.worker = { worker, running: worker.run() };
@@ -92,6 +100,8 @@ export class Harness {
       EVIDENCE_DIR: this.evidenceDir,
       WORKFLOW_BUNDLE_PATH: this.bundlePath,
       DEMO_DATABASE_URL: this.databaseUrl,
+      RUNBOOK_CONFIG_DIR: this.configDir,
+      WORKER_KEY_FILE: this.workerKeyFile,
       LOG_LEVEL: 'warn',
       ...extra,
     };

@@ -5,7 +5,7 @@ import { EnvFileFlagStore } from './env-file.js';
 import { runCommand } from './exec.js';
 import { FileLogSource } from './file-logs.js';
 import { KubernetesFlagStore, KubernetesLogSource, KubernetesService } from './kubernetes.js';
-import { ProcessService } from './process.js';
+import { ProcessService, serviceEnvironment } from './process.js';
 import { SystemdService } from './systemd.js';
 import type { CommandRunner, FlagStore, LogSource, ServiceAdapter } from './types.js';
 
@@ -31,6 +31,7 @@ export function serviceFor(t: LoadedTarget, runner: CommandRunner = runCommand):
         logFile: service.logFile ? t.resolvePath(service.logFile) : undefined,
         reload: service.reload,
         stopTimeoutMs: parseDuration(service.stopTimeout),
+        env: serviceEnvironment(service.passEnv, service.env),
       });
     case 'kubernetes':
       return new KubernetesService(service, runner);

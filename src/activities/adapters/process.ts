@@ -11,7 +11,36 @@ export interface ProcessServiceConfig {
   logFile?: string;
   reload: 'sighup' | 'restart';
   stopTimeoutMs: number;
+  /** the process's whole environment (default: the allow-listed basics only, see serviceEnvironment) */
   env?: NodeJS.ProcessEnv;
+}
+
+/** What every managed process may see of the worker's environment: nothing secret. */
+export const BASE_SERVICE_ENV = [
+  'PATH',
+  'HOME',
+  'USER',
+  'LOGNAME',
+  'SHELL',
+  'LANG',
+  'LC_ALL',
+  'LC_CTYPE',
+  'TZ',
+  'TMPDIR',
+];
+
+/**
+ * The environment a managed process starts with: the allow-listed basics, the worker's variables the target
+ * names in `passEnv`, and the literal `env` values — never the worker's own credentials wholesale.
+ */
+export function serviceEnvironment(
+  passEnv: string[],
+  values: Record<string, string>,
+  from: NodeJS.ProcessEnv = process.env,
+): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const name of [...BASE_SERVICE_ENV, ...passEnv]) if (from[name] !== undefined) env[name] = from[name];
+  return { ...env, ...values };
 }
 
 function alive(pid: number): boolean {
@@ -55,7 +84,7 @@ export class ProcessService implements ServiceAdapter {
     try {
       const child = spawn(file, args, {
         cwd: this.config.cwd,
-        env: this.config.env ?? process.env,
+        env: this.config.env ?? serviceEnvironment([], {}),
         detached: true,
         stdio,
       });

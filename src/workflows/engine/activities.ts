@@ -1,18 +1,15 @@
-import { ActivityCancellationType, proxyActivities } from '@temporalio/workflow';
+import { proxyLocalActivities } from '@temporalio/workflow';
 import type { createEngineActivities } from '../../activities/engine.js';
-import { NON_RETRYABLE_ERROR_TYPES } from '../../shared/constants.js';
+import type { createRunActivities } from '../../activities/runs.js';
+import { runbookActivities } from './activity-options.js';
 
-type EngineActivities = ReturnType<typeof createEngineActivities>;
+type EngineActivities = ReturnType<typeof createEngineActivities> & ReturnType<typeof createRunActivities>;
 
-/** Engine bookkeeping: plan hashing, notifications, evidence. Cheap and retried until they work. */
-export const engineActivities = proxyActivities<EngineActivities>({
-  startToCloseTimeout: '1 minute',
-  retry: {
-    initialInterval: '1s',
-    backoffCoefficient: 2,
-    maximumInterval: '30s',
-    maximumAttempts: 10,
-    nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES,
-  },
-  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+/** Engine bookkeeping: plan hashing, notifications, evidence, target locks. */
+export const engineActivities = runbookActivities<EngineActivities>('engine');
+
+/** Signature checks run as local activities: milliseconds, one marker in history each. */
+export const { verifyDecision } = proxyLocalActivities<EngineActivities>({
+  startToCloseTimeout: '10s',
+  retry: { maximumAttempts: 3 },
 });

@@ -1,25 +1,19 @@
 import {
   ApplicationFailure,
   CancellationScope,
-  condition,
   isCancellation,
   log,
   metricMeter,
   patched,
   setHandler,
-  sleep,
   upsertSearchAttributes,
   workflowInfo,
-  ActivityFailure,
 } from '@temporalio/workflow';
 import { ErrorType, type Outcome } from '../../shared/constants.js';
-import { parseDuration } from '../../shared/duration.js';
-import { abortSignal, approveSignal, rejectSignal, statusQuery } from '../../shared/messages.js';
+import { statusQuery } from '../../shared/messages.js';
 import type {
   ApprovalPolicy,
-  ApprovalRecord,
   EscalationLevel,
-  EscalationRecord,
   EvidenceRef,
   Phase,
   Plan,
@@ -28,42 +22,42 @@ import type {
   StepRecord,
 } from '../../shared/types.js';
 import { engineActivities } from './activities.js';
+import { ApprovalGate } from './approval-gate.js';
+import { Compensations } from './compensation.js';
+import { EscalationLadder } from './escalation.js';
 import { onActivityAttempt } from './interceptors.js';
+import { errorMessage, nowIso, RunbookStop } from './stop.js';
+import { TargetLocks } from './target-locks.js';
 
-/** Thrown inside the body to end the run early with a decided outcome (rejection, timeout, dry run). */
-class RunbookStop extends Error {
-  constructor(
-    readonly outcome: Outcome,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'RunbookStop';
-  }
-}
+/** Steps the engine runs itself; a runbook that has an approval gate lists 'seal plan' and 'approval'. */
+export const LOCK_STEP = 'lock target';
+export const GATE_STEPS = ['seal plan', 'approval'] as const;
 
-export interface RunbookOptions {
+export interface RunbookOptions<S extends string> {
   runbook: string;
   environment: string;
   target: string;
   requester: string;
   reason: string;
   dryRun: boolean;
-  /** every step the runbook may run, in order, so `status` shows what is still to come */
-  steps: string[];
+  /** every step the runbook may run, in order (`as const`): `status` shows what is still to come */
+  steps: readonly S[];
+  /** the input's lockWait (at most the environment's) */
+  lockWait?: string;
 }
 
 export interface StepOptions<T> {
-  /** registered right after the step succeeds; runs (in reverse order) when the run does not succeed */
+  /** The step's undo, registered when the step succeeds; runs (in reverse order) when the run does not succeed. */
   undo?: (result: T) => Promise<unknown>;
+  /**
+   * The undo of a step that can partially apply (write a flag, then reload): registered before the step acts,
+   * so a failure halfway is undone too. It must be safe when the step did nothing (undo only what it finds done).
+   */
+  undoBefore?: () => Promise<unknown>;
   /** a one-line result for status and evidence */
   summarize?: (result: T) => string;
   /** when set, the escalation ladder starts if the step runs longer than this */
   expectedDuration?: string;
-}
-
-interface Compensation {
-  step: string;
-  undo: () => Promise<unknown>;
 }
 
 const stepDuration = metricMeter.createHistogram('runbook_step_duration', 'int', 'ms', 'Duration of runbook steps');
@@ -77,31 +71,28 @@ const approvalWaitsStarted = metricMeter.createCounter(
 );
 const approvalWaitsEnded = metricMeter.createCounter('runbook_approval_waits_ended', 'runs', 'Approval gates closed');
 
-const nowIso = (): string => new Date().toISOString();
-const HEX_PREFIX = /^[0-9a-f]{12,64}$/;
-
-function errorMessage(err: unknown): string {
-  if (err instanceof ActivityFailure && err.cause) return errorMessage(err.cause);
-  if (err instanceof Error) return err.message;
-  return String(err);
-}
-
 /**
- * One run of a runbook: steps with status and timing, an approval gate bound to a plan hash, an escalation
- * ladder on durable timers, compensation in reverse on any unsuccessful end, and evidence.
+ * One run of a runbook: declared steps with status and timing, the target lock, an approval gate bound to a plan
+ * hash, an escalation ladder on durable timers, compensation in reverse on any unsuccessful end, and evidence.
+ * `S` is the runbook's step names: a step that is not declared does not compile.
  */
-export class Runbook {
+export class Runbook<S extends string> {
   readonly state: RunbookStatus;
-  private readonly compensations: Compensation[] = [];
+  /** runs started before engine v2 keep its rules so their histories replay (patched() is false for them) */
+  private readonly v2: boolean;
+  private readonly compensations = new Compensations();
   private readonly scope = new CancellationScope({ cancellable: true });
-  private escalationPolicy: EscalationLevel[] = [];
-  private gateOpen = false;
-  private rejected = false;
+  private readonly ladder: EscalationLadder;
+  private readonly gate: ApprovalGate;
+  private readonly locks: TargetLocks | undefined;
 
-  constructor(private readonly options: RunbookOptions) {
+  constructor(private readonly options: RunbookOptions<S>) {
     const info = workflowInfo();
+    this.v2 = patched('engine-v2');
+    const steps = this.v2 ? [LOCK_STEP, ...options.steps] : [...options.steps];
     this.state = {
       runbook: options.runbook,
+      engine: this.v2 ? 'v2' : undefined,
       workflowId: info.workflowId,
       runId: info.runId,
       environment: options.environment,
@@ -111,7 +102,7 @@ export class Runbook {
       dryRun: options.dryRun,
       startedAt: nowIso(),
       phase: 'prepare',
-      steps: options.steps.map((name) => ({ name, status: 'pending', destructive: false, attempts: 0 })),
+      steps: steps.map((name) => ({ name, status: 'pending', destructive: false, attempts: 0 })),
       approval: { waiting: false, approvedBy: [], records: [] },
       escalation: { level: 0, history: [] },
       compensations: [],
@@ -129,27 +120,33 @@ export class Runbook {
     setHandler(statusQuery, () => this.state);
     // a step's attempts: the highest attempt number among its activities (escalation notices excluded)
     onActivityAttempt((activityType, attempt) => {
-      const step = this.state.currentStep ? this.state.steps.find((s) => s.name === this.state.currentStep) : undefined;
+      const current = this.state.currentStep;
+      const step = current ? this.state.steps.find((s) => s.name === current) : undefined;
       if (step && activityType !== 'notify') step.attempts = Math.max(step.attempts, attempt);
     });
-    setHandler(approveSignal, (signal) => this.onApprove(signal));
-    setHandler(rejectSignal, (signal) => this.onReject(signal));
-    setHandler(abortSignal, ({ by, reason }) => {
-      if (this.state.abort || this.state.outcome) return;
-      this.state.abort = { by: String(by ?? 'unknown'), reason: String(reason ?? 'not given'), at: nowIso() };
-      log.warn('abort requested', { by, reason });
+    this.ladder = new EscalationLadder(this.state);
+    this.gate = new ApprovalGate(this.state, this.v2 ? 'v2' : 'v1', (abort) => {
+      this.state.abort = abort;
+      log.warn('abort requested', { by: abort.by, reason: abort.reason });
       this.scope.cancel();
     });
+    this.locks = this.v2 ? new TargetLocks(this.state) : undefined;
   }
 
-  /** Runs the body, then always compensates (when needed), writes evidence and sets the Outcome attribute. */
+  /**
+   * Runs the body (after taking the target), then always: compensates when needed, releases the target, writes
+   * evidence and sets the Outcome attribute.
+   */
   async run(body: () => Promise<void>, extra?: () => Record<string, unknown>): Promise<RunbookResult> {
     runsStarted.withTags({ runbook: this.options.runbook }).add(1);
     let outcome: Outcome = 'succeeded';
     let failure: unknown;
     try {
       if (this.state.abort) throw new RunbookStop('aborted', 'aborted before the first step');
-      await this.scope.run(body);
+      await this.scope.run(async () => {
+        await this.lockTarget();
+        await body();
+      });
       if (this.state.dryRun) outcome = 'dry_run';
     } catch (err) {
       failure = err;
@@ -157,24 +154,25 @@ export class Runbook {
       else if (this.state.abort) outcome = 'aborted';
       else if (isCancellation(err)) outcome = 'cancelled';
       else outcome = 'failed';
-      this.state.error =
-        outcome === 'aborted' && this.state.abort
-          ? `aborted by ${this.state.abort.by}: ${this.state.abort.reason}`
-          : errorMessage(err);
+      const abort = this.state.abort;
+      this.state.error = outcome === 'aborted' && abort ? `aborted by ${abort.by}: ${abort.reason}` : errorMessage(err);
     }
     this.markUnfinishedSteps(outcome);
     const result = await CancellationScope.nonCancellable(async () => {
-      if (outcome !== 'succeeded' && outcome !== 'dry_run' && this.compensations.length > 0) {
-        const allUndone = await this.compensate();
-        if (!allUndone) outcome = 'compensation_failed';
+      if (outcome !== 'succeeded' && outcome !== 'dry_run' && this.compensations.size > 0) {
+        if (!(await this.compensate())) outcome = 'compensation_failed';
       }
+      await this.locks?.releaseAll();
       return this.finish(outcome, extra?.());
     });
     if (outcome === 'cancelled') throw failure;
     if (outcome === 'failed' || outcome === 'compensation_failed') {
+      // input found invalid against the environment (a looser policy) keeps its type: nothing was changed
+      const invalidInput = failure instanceof ApplicationFailure && failure.type === ErrorType.InvalidInput;
+      const type = outcome === 'compensation_failed' ? ErrorType.CompensationFailed : ErrorType.RunbookFailed;
       throw ApplicationFailure.create({
         message: `${this.options.runbook} ${outcome}: ${result.error ?? 'see the step list'}`,
-        type: outcome === 'failed' ? ErrorType.RunbookFailed : ErrorType.CompensationFailed,
+        type: invalidInput && outcome === 'failed' ? ErrorType.InvalidInput : type,
         nonRetryable: true,
         details: [result],
       });
@@ -182,19 +180,122 @@ export class Runbook {
     return result;
   }
 
-  /** Runs one named step; a step with an undo is destructive and its undo is registered on success. */
-  async step<T>(name: string, fn: () => Promise<T>, options: StepOptions<T> = {}): Promise<T> {
+  /** Runs one declared step; a step with an undo is destructive (see StepOptions for when the undo registers). */
+  async step<T>(name: S, fn: () => Promise<T>, options: StepOptions<T> = {}): Promise<T> {
+    return this.runStep(name, fn, options);
+  }
+
+  /** Marks a declared step skipped (for example a read-back not needed in this mode). */
+  skip(name: S, why: string): void {
+    const record = this.record(name);
+    record.status = 'skipped';
+    record.result = why;
+  }
+
+  /**
+   * The policies this run follows from now on: the environment's approval policy (already tightened by the input)
+   * and escalation ladder. Decisions that arrive before the gate opens (an abort) are judged by it too.
+   */
+  usePolicy(approval: ApprovalPolicy, escalation: EscalationLevel[]): void {
+    this.gate.usePolicy(approval);
+    this.ladder.levels = escalation;
+  }
+
+  /**
+   * The approval gate: seals the plan (its hash covers workflow id, run id and plan), waits for a quorum of valid
+   * approvals, a rejection, the timeout or an abort. A dry run records the plan and ends here as `dry_run`.
+   */
+  async approval(plan: Plan): Promise<void> {
+    const { workflowId, runId } = this.state;
+    const { planHash } = await this.runStep(
+      'seal plan',
+      () => (this.v2 ? engineActivities.sealRunPlan({ workflowId, runId, plan }) : engineActivities.sealPlan(plan)),
+      { summarize: (r) => `plan ${r.planHash.slice(0, 12)}` },
+    );
+    this.state.plan = plan;
+    this.state.planHash = planHash;
+    if (this.state.dryRun) throw new RunbookStop('dry_run', 'dry run: stopped at the approval gate, nothing changed');
+    if (!this.state.approval.policy) throw new Error('approval(): call usePolicy() first (the runbook has no policy)');
+
+    this.enterPhase('approval');
+    const record = this.record('approval');
+    record.status = 'running';
+    record.startedAt = nowIso();
+    record.attempts = 1;
+    this.state.currentStep = 'approval';
+    approvalWaitsStarted.withTags({ runbook: this.options.runbook }).add(1);
+    try {
+      await this.gate.wait(this.ladder);
+      record.status = 'succeeded';
+      record.result = `approved by ${this.state.approval.approvedBy.join(', ')}`;
+    } catch (err) {
+      record.status = 'failed';
+      const timedOut = err instanceof RunbookStop && err.outcome === 'timed_out';
+      record.error = timedOut ? `no quorum within ${this.state.approval.policy.timeout}` : errorMessage(err);
+      throw err;
+    } finally {
+      record.endedAt = nowIso();
+      if (this.state.currentStep === 'approval') this.state.currentStep = undefined;
+      approvalWaitsEnded.withTags({ runbook: this.options.runbook }).add(1);
+    }
+    this.enterPhase('execute');
+  }
+
+  /** Runs started before engine v2 replay by its rules; a runbook branching on new behaviour asks this. */
+  get isV2(): boolean {
+    return this.v2;
+  }
+
+  /** Takes one more target for the rest of the run (e.g. the service whose dual writes a repair halts). */
+  async lockAlso(target: string): Promise<void> {
+    if (!this.locks || this.state.dryRun) return;
+    if (this.state.locks?.some((l) => l.target === target && l.environment === this.options.environment)) return;
+    await this.locks.acquire(this.options.environment, target, this.options.lockWait);
+  }
+
+  /** Notify through the environment's channels (never fails the run: delivery problems are logged). */
+  async notify(subject: string, text: string): Promise<boolean> {
+    try {
+      await engineActivities.notify({ environment: this.options.environment, subject, text, channels: [] });
+      return true;
+    } catch (err) {
+      log.warn('notification failed', { error: errorMessage(err) });
+      return false;
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------------------
+
+  /** The engine's first step (engine v2, not in a dry run): wait for the target, bounded by lockWait. */
+  private async lockTarget(): Promise<void> {
+    if (!this.locks) return;
+    if (this.state.dryRun) {
+      this.skip(LOCK_STEP as S, 'a dry run changes nothing and takes no lock');
+      return;
+    }
+    const { environment, target } = this.options;
+    await this.runStep(LOCK_STEP, () => this.locks!.acquire(environment, target, this.options.lockWait), {
+      summarize: () => `${environment}/${target} held`,
+    }).then(({ approval }) => {
+      // decisions before the runbook's own policy (an early abort) are judged by the environment's
+      if (!this.state.approval.policy) this.gate.usePolicy(approval);
+    });
+  }
+
+  private async runStep<T>(name: string, fn: () => Promise<T>, options: StepOptions<T> = {}): Promise<T> {
     const record = this.record(name);
     record.status = 'running';
     record.startedAt = nowIso();
     record.attempts = Math.max(record.attempts, 1);
-    record.destructive = Boolean(options.undo);
+    record.destructive = Boolean(options.undo || options.undoBefore);
     this.state.currentStep = name;
     const started = Date.now();
+    const { undo, undoBefore } = options;
+    if (undoBefore) this.compensations.register(name, undoBefore);
     try {
       const work = fn();
       const result = options.expectedDuration
-        ? await this.withEscalation(
+        ? await this.ladder.around(
             `step "${name}" running past ${options.expectedDuration}`,
             options.expectedDuration,
             work,
@@ -202,10 +303,7 @@ export class Runbook {
         : await work;
       record.status = 'succeeded';
       record.result = options.summarize?.(result);
-      if (options.undo) {
-        const undo = options.undo;
-        this.compensations.push({ step: name, undo: () => undo(result) });
-      }
+      if (undo) this.compensations.register(name, () => undo(result));
       return result;
     } catch (err) {
       record.status = 'failed';
@@ -219,85 +317,6 @@ export class Runbook {
       if (this.state.currentStep === name) this.state.currentStep = undefined;
     }
   }
-
-  /** Marks a step skipped (for example a read-back not needed in this mode). */
-  skip(name: string, why: string): void {
-    const record = this.record(name);
-    record.status = 'skipped';
-    record.result = why;
-  }
-
-  /**
-   * The approval gate: seals the plan (hash), waits for a quorum of valid approvals, a rejection, the
-   * timeout or an abort. In a dry run it records the plan and ends the run with outcome `dry_run`.
-   */
-  async approval(plan: Plan, policy: ApprovalPolicy, escalation: EscalationLevel[]): Promise<void> {
-    const { planHash } = await this.step('seal plan', () => engineActivities.sealPlan(plan), {
-      summarize: (r) => `plan ${r.planHash.slice(0, 12)}`,
-    });
-    this.state.plan = plan;
-    this.state.planHash = planHash;
-    this.state.approval.policy = policy;
-    this.escalationPolicy = escalation;
-    if (this.state.dryRun) throw new RunbookStop('dry_run', 'dry run: stopped at the approval gate, nothing changed');
-
-    this.enterPhase('approval');
-    const record = this.record('approval');
-    record.status = 'running';
-    record.startedAt = nowIso();
-    record.attempts = 1;
-    this.state.currentStep = 'approval';
-    this.state.approval.waiting = true;
-    this.gateOpen = true;
-    approvalWaitsStarted.withTags({ runbook: this.options.runbook }).add(1);
-    try {
-      const decided = await this.withEscalation(
-        'approval pending',
-        '0s',
-        condition(
-          () => this.rejected || this.state.approval.approvedBy.length >= policy.quorum,
-          parseDuration(policy.timeout),
-        ),
-      );
-      record.endedAt = nowIso();
-      if (!decided) {
-        record.status = 'failed';
-        record.error = `no quorum within ${policy.timeout}`;
-        throw new RunbookStop('timed_out', `approval timed out after ${policy.timeout}`);
-      }
-      if (this.rejected) {
-        const by = this.state.approval.records.find((r) => r.kind === 'reject' && r.accepted);
-        record.status = 'failed';
-        record.error = `rejected by ${by?.by}${by?.comment ? `: ${by.comment}` : ''}`;
-        throw new RunbookStop('rejected', record.error);
-      }
-      record.status = 'succeeded';
-      record.result = `approved by ${this.state.approval.approvedBy.join(', ')}`;
-    } finally {
-      this.gateOpen = false;
-      this.state.approval.waiting = false;
-      if (this.state.currentStep === 'approval') this.state.currentStep = undefined;
-      if (record.status === 'running') {
-        record.status = 'failed';
-        record.endedAt = nowIso();
-      }
-      approvalWaitsEnded.withTags({ runbook: this.options.runbook }).add(1);
-    }
-    this.enterPhase('execute');
-  }
-
-  /** Notify through the environment's channels (never fails the run: delivery problems are recorded). */
-  async notify(subject: string, text: string): Promise<boolean> {
-    try {
-      await engineActivities.notify({ environment: this.options.environment, subject, text, channels: [] });
-      return true;
-    } catch (err) {
-      log.warn('notification failed', { error: errorMessage(err) });
-      return false;
-    }
-  }
-
-  // ------------------------------------------------------------------------------------------------------
 
   private record(name: string): StepRecord {
     let record = this.state.steps.find((s) => s.name === name);
@@ -319,137 +338,16 @@ export class Runbook {
     this.state.phases.push({ phase, startedAt: now });
   }
 
-  private onApprove(signal: { by?: unknown; comment?: unknown; planHash?: unknown }): void {
-    const by = typeof signal?.by === 'string' ? signal.by.trim() : '';
-    const planHash = typeof signal?.planHash === 'string' ? signal.planHash.trim().toLowerCase() : '';
-    const entry: ApprovalRecord = {
-      kind: 'approve',
-      by: by || '(missing)',
-      comment: typeof signal?.comment === 'string' ? signal.comment : undefined,
-      planHash: planHash || undefined,
-      at: nowIso(),
-      accepted: false,
-    };
-    entry.ignoredBecause = this.whyIgnore(entry, true);
-    if (!entry.ignoredBecause && this.state.approval.approvedBy.includes(by))
-      entry.ignoredBecause = 'duplicate approval';
-    if (!entry.ignoredBecause) {
-      entry.accepted = true;
-      this.state.approval.approvedBy.push(by);
-    }
-    this.state.approval.records.push(entry);
-  }
-
-  private onReject(signal: { by?: unknown; comment?: unknown; planHash?: unknown }): void {
-    const by = typeof signal?.by === 'string' ? signal.by.trim() : '';
-    const entry: ApprovalRecord = {
-      kind: 'reject',
-      by: by || '(missing)',
-      comment: typeof signal?.comment === 'string' ? signal.comment : undefined,
-      planHash: typeof signal?.planHash === 'string' ? signal.planHash : undefined,
-      at: nowIso(),
-      accepted: false,
-    };
-    entry.ignoredBecause = this.whyIgnore(entry, false);
-    if (!entry.ignoredBecause) {
-      entry.accepted = true;
-      this.rejected = true;
-    }
-    this.state.approval.records.push(entry);
-  }
-
-  private whyIgnore(entry: ApprovalRecord, needsHash: boolean): string | undefined {
-    const policy = this.state.approval.policy;
-    if (!this.gateOpen || !policy || !this.state.planHash) return 'no approval is pending';
-    if (!entry.by || entry.by === '(missing)') return 'missing "by"';
-    if (policy.approvers.length > 0 && !policy.approvers.includes(entry.by))
-      return `${entry.by} is not an allowed approver`;
-    if (entry.kind === 'approve' && !policy.allowSelfApproval && entry.by === this.state.requester) {
-      return 'the requester may not approve their own run';
-    }
-    if (needsHash) {
-      if (!entry.planHash) return 'missing planHash';
-      if (!HEX_PREFIX.test(entry.planHash)) return 'planHash must be at least 12 hex characters';
-      if (!this.state.planHash.startsWith(entry.planHash))
-        return `stale plan hash ${entry.planHash.slice(0, 12)} (current ${this.state.planHash.slice(0, 12)})`;
-    }
-    return undefined;
-  }
-
-  /** Runs `work` while an escalation ladder (durable timers) notifies level by level until it settles. */
-  private async withEscalation<T>(reason: string, startAfter: string, work: Promise<T>): Promise<T> {
-    const ladder = this.escalationPolicy;
-    if (ladder.length === 0) return work;
-    const escalation = new CancellationScope({ cancellable: true });
-    const ladderDone = escalation
-      .run(async () => {
-        const offset = parseDuration(startAfter);
-        let elapsed = 0;
-        for (const level of [...ladder].sort((a, b) => a.level - b.level)) {
-          const at = offset + parseDuration(level.after);
-          if (at > elapsed) await sleep(at - elapsed);
-          elapsed = at;
-          await this.escalate(level, reason);
-        }
-      })
-      .catch((err: unknown) => {
-        if (!isCancellation(err)) log.warn('escalation ladder stopped', { error: errorMessage(err) });
-      });
-    try {
-      return await work;
-    } finally {
-      escalation.cancel();
-      await ladderDone;
-    }
-  }
-
-  private async escalate(level: EscalationLevel, reason: string): Promise<void> {
-    const entry: EscalationRecord = {
-      level: level.level,
-      at: nowIso(),
-      reason,
-      contact: level.contact,
-      delivered: false,
-    };
-    this.state.escalation.level = level.level;
-    this.state.escalation.history.push(entry);
-    const subject = `[L${level.level}] ${this.options.runbook} on ${this.options.environment}/${this.options.target}: ${reason}`;
-    const text =
-      `${subject}\nworkflow ${this.state.workflowId}; requested by ${this.state.requester}; contact: ${level.contact ?? 'n/a'}` +
-      (this.state.planHash ? `\nplan ${this.state.planHash.slice(0, 12)}: ${this.state.plan?.summary ?? ''}` : '');
-    try {
-      await engineActivities.notify({ environment: this.options.environment, subject, text, channels: level.channels });
-      entry.delivered = true;
-    } catch (err) {
-      if (isCancellation(err)) throw err;
-      entry.error = errorMessage(err);
-    }
-  }
-
   /** Runs registered undos in reverse; returns false when any undo still failed after its retries. */
   private async compensate(): Promise<boolean> {
     this.enterPhase('compensate');
-    let allUndone = true;
-    for (const compensation of [...this.compensations].reverse()) {
-      const startedAt = nowIso();
-      this.state.currentStep = `undo: ${compensation.step}`;
-      try {
-        await compensation.undo();
-        this.state.compensations.push({ step: compensation.step, status: 'succeeded', startedAt, endedAt: nowIso() });
-        this.record(compensation.step).status = 'compensated';
-      } catch (err) {
-        allUndone = false;
-        const error = errorMessage(err);
-        log.error('compensation failed', { step: compensation.step, error });
-        this.state.compensations.push({
-          step: compensation.step,
-          status: 'failed',
-          startedAt,
-          endedAt: nowIso(),
-          error,
-        });
-      }
-    }
+    const allUndone = await this.compensations.runAll({
+      onStart: (step) => (this.state.currentStep = `undo: ${step}`),
+      record: (entry) => {
+        this.state.compensations.push(entry);
+        if (entry.status === 'succeeded') this.record(entry.step).status = 'compensated';
+      },
+    });
     this.state.currentStep = undefined;
     return allUndone;
   }

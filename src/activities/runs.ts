@@ -1,0 +1,87 @@
+import { Context } from '@temporalio/activity';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { ErrorType } from '../shared/constants.js';
+import { lockRequestSignal, statusQuery, targetLockId, type LockRequest } from '../shared/messages.js';
+import type { ApprovalPolicy } from '../shared/types.js';
+import { approvalPolicyOf, loadTarget, withEnvironmentErrors } from './environment.js';
+
+export interface RunDeps {
+  environmentsDir: string;
+  /** Temporal, for what only the server knows: other runs and the lock workflows */
+  client: Client;
+}
+
+/** Activities about runs themselves: target locks (as Temporal's mutex sample does) and who may do what. */
+export const createRunActivities = (deps: RunDeps) => ({
+  /**
+   * Asks the target's lock workflow for the target (signal-with-start: it starts when no run holds the target).
+   * Returns the lock id and how long the environment lets a run wait for it. Idempotent: the lock ignores a
+   * request it already has.
+   */
+  async requestTargetLock(input: {
+    environment: string;
+    target: string;
+    request: LockRequest;
+  }): Promise<{ lockId: string; lockWait: string; approval: ApprovalPolicy }> {
+    const t = await withEnvironmentErrors(() => loadTarget(deps.environmentsDir, input.environment, input.target));
+    const lockId = targetLockId(input.environment, input.target);
+    await deps.client.workflow.signalWithStart('targetLock', {
+      workflowId: lockId,
+      taskQueue: Context.current().info.taskQueue,
+      args: [{ lockId }],
+      signal: lockRequestSignal,
+      signalArgs: [input.request],
+    });
+    return { lockId, lockWait: t.config.lockWait, approval: approvalPolicyOf(t) };
+  },
+
+  /** Whether that run is still open (a lock holder that was terminated never releases its lock). */
+  async isRunOpen(input: { workflowId: string; runId: string }): Promise<{ open: boolean }> {
+    try {
+      const d = await deps.client.workflow.getHandle(input.workflowId, input.runId).describe();
+      return { open: d.status.name === 'RUNNING' };
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return { open: false };
+      throw err;
+    }
+  },
+
+  /**
+   * A repair partition runs only as the child of an approved dual-write rollback that is executing this very plan:
+   * the parent must be a running dualWriteRollback on the same target, past its approval gate with a quorum, in its
+   * execute step, whose sealed plan names this plan file's digest.
+   */
+  async authorizeRepairPartition(input: {
+    parent?: { workflowId: string; runId: string };
+    environment: string;
+    target: string;
+    planSha256: string;
+  }): Promise<{ parent: string; approvedBy: string[] }> {
+    const refuse = (why: string) =>
+      ApplicationFailure.nonRetryable(`repair partition refused: ${why}; nothing was changed`, ErrorType.NotAuthorized);
+    if (!input.parent) throw refuse('it was not started by a dualWriteRollback run (no parent workflow)');
+    const handle = deps.client.workflow.getHandle(input.parent.workflowId, input.parent.runId);
+    const parent = await handle.describe().catch((err: unknown) => {
+      if (err instanceof WorkflowNotFoundError) throw refuse(`parent ${input.parent!.workflowId} not found`);
+      throw err;
+    });
+    if (parent.type !== 'dualWriteRollback')
+      throw refuse(`parent ${parent.workflowId} is a ${parent.type}, not a dualWriteRollback`);
+    if (parent.status.name !== 'RUNNING') throw refuse(`parent ${parent.workflowId} is ${parent.status.name}`);
+    const s = await handle.query(statusQuery);
+    const gate = s.steps.find((step) => step.name === 'approval');
+    const quorum = s.approval.policy?.quorum ?? Infinity;
+    if (gate?.status !== 'succeeded' || s.approval.approvedBy.length < quorum)
+      throw refuse('the parent run is not approved');
+    if (s.environment !== input.environment || s.target !== input.target) {
+      throw refuse(`the parent repairs ${s.environment}/${s.target}, not ${input.environment}/${input.target}`);
+    }
+    const planned = (s.plan?.details as { plan?: { sha256?: string } } | undefined)?.plan?.sha256;
+    if (planned !== input.planSha256)
+      throw refuse(`the parent's approved plan is ${planned ?? 'none'}, not ${input.planSha256}`);
+    if (s.currentStep !== 'execute')
+      throw refuse(`the parent is not executing (current step: ${s.currentStep ?? 'none'})`);
+    return { parent: `${parent.workflowId} (${parent.runId})`, approvedBy: s.approval.approvedBy };
+  },
+});

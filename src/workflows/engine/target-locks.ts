@@ -1,0 +1,72 @@
+import { condition, getExternalWorkflowHandle, setHandler } from '@temporalio/workflow';
+import { parseDuration } from '../../shared/duration.js';
+import { tightenDuration } from '../../shared/input.js';
+import { lockGrantedSignal, lockQueuedSignal, lockReleaseSignal } from '../../shared/messages.js';
+import type { ApprovalPolicy, LockRecord, RunbookStatus } from '../../shared/types.js';
+import { engineActivities } from './activities.js';
+import { nowIso, RunbookStop } from './stop.js';
+
+/**
+ * The run's side of the per-target locks (workflows/target-lock.ts): ask, wait a bounded time, hold until the
+ * run ends — whoever started the run and whichever runbook it is.
+ */
+export class TargetLocks {
+  private readonly granted = new Set<string>();
+
+  constructor(private readonly state: RunbookStatus) {
+    state.locks ??= [];
+    setHandler(lockGrantedSignal, ({ lockId }) => {
+      this.granted.add(lockId);
+    });
+    setHandler(lockQueuedSignal, ({ lockId, holder }) => {
+      const record = this.find(lockId);
+      if (record?.state === 'waiting') record.holder = holder;
+    });
+  }
+
+  /**
+   * Holds `target` when this returns; ends the run as target_busy (naming the holder) after the environment's
+   * lockWait (or the input's shorter `wait`). Returns the environment's approval policy, read with the lock.
+   */
+  async acquire(environment: string, target: string, wait?: string): Promise<{ approval: ApprovalPolicy }> {
+    const s = this.state;
+    const request = { workflowId: s.workflowId, runId: s.runId, runbook: s.runbook, requestedAt: nowIso() };
+    const { lockId, lockWait, approval } = await engineActivities.requestTargetLock({ environment, target, request });
+    const limit = tightenDuration('lockWait', lockWait, wait);
+    const record: LockRecord = { environment, target, lockId, state: 'waiting', requestedAt: request.requestedAt };
+    s.locks!.push(record);
+    const granted = await condition(() => this.granted.has(lockId), parseDuration(limit));
+    if (!granted) {
+      record.state = 'gave_up';
+      const h = record.holder;
+      const holder = h
+        ? `run ${h.workflowId} (${h.runbook}, run id ${h.runId}${h.since ? `, since ${h.since}` : ''})`
+        : 'another run';
+      throw new RunbookStop('target_busy', `${environment}/${target} is held by ${holder}; waited ${limit}`);
+    }
+    record.state = 'held';
+    record.grantedAt = nowIso();
+    delete record.holder;
+    return { approval };
+  }
+
+  /** Releases every lock held, withdraws every request still waiting (the run is ending). */
+  async releaseAll(): Promise<void> {
+    for (const record of this.state.locks ?? []) {
+      if (record.state === 'released') continue;
+      try {
+        await getExternalWorkflowHandle(record.lockId).signal(lockReleaseSignal, {
+          workflowId: this.state.workflowId,
+          runId: this.state.runId,
+        });
+      } catch {
+        // the lock workflow already ended: nothing is held
+      }
+      if (record.state === 'held') record.state = 'released';
+    }
+  }
+
+  private find(lockId: string): LockRecord | undefined {
+    return this.state.locks?.find((l) => l.lockId === lockId && l.state === 'waiting');
+  }
+}

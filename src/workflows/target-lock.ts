@@ -1,0 +1,113 @@
+import {
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  getExternalWorkflowHandle,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
+import {
+  lockGrantedSignal,
+  lockQueuedSignal,
+  lockReleaseSignal,
+  lockRequestSignal,
+  lockStatusQuery,
+  type LockRequest,
+} from '../shared/messages.js';
+import type { LockHolder } from '../shared/types.js';
+import { engineActivities } from './engine/activities.js';
+
+export interface TargetLockInput {
+  lockId: string;
+  /** carried across continue-as-new */
+  holder?: LockHolder;
+  queue?: LockRequest[];
+}
+
+/** how often a holder that went silent is checked (a terminated run never releases) */
+const HOLDER_CHECK = '1 minute';
+const MAX_HISTORY = 2000;
+
+const same = (a: { workflowId: string; runId: string } | undefined, b: { workflowId: string; runId: string }) =>
+  Boolean(a && a.workflowId === b.workflowId && a.runId === b.runId);
+const isRequest = (r: unknown): r is LockRequest => {
+  const x = r as Partial<LockRequest> | null;
+  return Boolean(x && typeof x.workflowId === 'string' && typeof x.runId === 'string' && typeof x.runbook === 'string');
+};
+
+/**
+ * One target, one runbook at a time (Temporal's mutex sample): runs ask with signal-with-start, the lock grants
+ * the target to one run, queues the others in order and tells each who holds it, and ends when nobody holds or
+ * waits. A holder that ended without releasing (terminated) is noticed and skipped.
+ */
+export async function targetLock(input: TargetLockInput): Promise<void> {
+  let holder = input.holder;
+  const queue: LockRequest[] = [...(input.queue ?? [])];
+  const toTell: LockRequest[] = [];
+  let changes = 0;
+  let regrant = false;
+
+  setHandler(lockRequestSignal, (request) => {
+    if (!isRequest(request)) return;
+    changes++;
+    if (same(holder, request)) regrant = true;
+    else if (!queue.some((q) => same(q, request))) {
+      queue.push(request);
+      if (holder) toTell.push(request);
+    }
+  });
+  setHandler(lockReleaseSignal, (release) => {
+    if (!release || typeof release.workflowId !== 'string') return;
+    changes++;
+    if (same(holder, release)) holder = undefined;
+    else {
+      const i = queue.findIndex((q) => same(q, release));
+      if (i >= 0) queue.splice(i, 1);
+    }
+  });
+  setHandler(lockStatusQuery, () => ({ lockId: input.lockId, holder, queue }));
+
+  const grant = async (to: { workflowId: string; runId: string }): Promise<boolean> => {
+    try {
+      await getExternalWorkflowHandle(to.workflowId, to.runId).signal(lockGrantedSignal, { lockId: input.lockId });
+      return true;
+    } catch {
+      return false; // the run is gone (ended while it waited): the next one gets the target
+    }
+  };
+
+  for (;;) {
+    while (!holder && queue.length > 0) {
+      const next = queue.shift()!;
+      if (await grant(next)) holder = { ...next, since: new Date().toISOString() };
+    }
+    if (regrant && holder) {
+      regrant = false;
+      await grant(holder);
+    }
+    for (const waiting of toTell.splice(0)) {
+      const position = queue.findIndex((q) => same(q, waiting)) + 1;
+      if (holder && position > 0) {
+        await getExternalWorkflowHandle(waiting.workflowId, waiting.runId)
+          .signal(lockQueuedSignal, { lockId: input.lockId, holder, position })
+          .catch(() => undefined);
+      }
+    }
+    if (!holder && queue.length === 0) {
+      await condition(allHandlersFinished);
+      if (!holder && queue.length === 0) return;
+      continue;
+    }
+    const seen = changes;
+    const changed = await condition(() => changes !== seen || toTell.length > 0, HOLDER_CHECK);
+    if (!changed && holder) {
+      const { open } = await engineActivities.isRunOpen({ workflowId: holder.workflowId, runId: holder.runId });
+      if (!open) holder = undefined;
+    }
+    const info = workflowInfo();
+    if (info.continueAsNewSuggested || info.historyLength > MAX_HISTORY) {
+      await condition(allHandlersFinished);
+      return continueAsNew<typeof targetLock>({ lockId: input.lockId, holder, queue });
+    }
+  }
+}
