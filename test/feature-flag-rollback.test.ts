@@ -6,7 +6,7 @@ import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { abortSignal, approveSignal, rejectSignal, statusQuery } from '../src/shared/messages.js';
 import type { RunbookResult } from '../src/shared/types.js';
-import { chainGenesis, verifyChain } from '../src/activities/evidence-format.js';
+import { chainGenesis, verifyChain } from '../src/activities/evidence/chain.js';
 import pg from 'pg';
 import { Harness } from './support/harness.js';
 import { saveHistory } from './support/histories.js';

@@ -14,7 +14,7 @@ import {
   withEnvironmentErrors,
   type LoadedTarget,
 } from './environment.js';
-import { sha256 } from './evidence-format.js';
+import { sha256 } from './digest.js';
 import { diffStores, emptyCounts, type DiffStats, type DriftClass, type DriftEntry } from './stores/diff.js';
 import { keyString, sameMeta, sha256Hex } from './stores/fingerprint.js';
 import type { StoreFactory } from './stores/index.js';

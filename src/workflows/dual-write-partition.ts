@@ -1,21 +1,11 @@
-import { ActivityCancellationType, continueAsNew, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { continueAsNew, patched, workflowInfo } from '@temporalio/workflow';
 import type { createDualWriteActivities, DualWriteRef, FileRef } from '../activities/dual-write.js';
-import { NON_RETRYABLE_ERROR_TYPES } from '../shared/constants.js';
+import { engineActivities } from './engine/activities.js';
+import { runbookActivities } from './engine/activity-options.js';
 
 type DualWriteActivities = ReturnType<typeof createDualWriteActivities>;
 
-const { executeRepair } = proxyActivities<DualWriteActivities>({
-  startToCloseTimeout: '4 hours',
-  heartbeatTimeout: '10s',
-  retry: {
-    initialInterval: '1s',
-    backoffCoefficient: 2,
-    maximumInterval: '30s',
-    maximumAttempts: 10,
-    nonRetryableErrorTypes: [...NON_RETRYABLE_ERROR_TYPES, 'PlanStale'],
-  },
-  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-});
+const { executeRepair } = runbookActivities<DualWriteActivities>('long');
 
 export interface RepairPartitionInput {
   ref: DualWriteRef;
@@ -40,11 +30,22 @@ export interface RepairPartitionResult {
 }
 
 /**
- * One contiguous part of a large repair plan, run as a child workflow so that any worker on the task queue can
- * take it. It repairs chunk by chunk (one heartbeating activity each) and continues-as-new before its history
- * grows past the server's suggestion, carrying its cursor.
+ * One contiguous part of a large repair plan, run as a child workflow of dualWriteRollback so that any worker on
+ * the task queue can take it (started any other way it refuses: authorizeRepairPartition). It repairs chunk by
+ * chunk (one heartbeating activity each) and continues-as-new before its history grows past the server's
+ * suggestion, carrying its cursor.
  */
 export async function dualWriteRepairPartition(input: RepairPartitionInput): Promise<RepairPartitionResult> {
+  // only the child of an approved dualWriteRollback executing this very plan may repair (checked every generation)
+  if (patched('partition-authorization')) {
+    const { parent } = workflowInfo();
+    await engineActivities.authorizeRepairPartition({
+      parent: parent && { workflowId: parent.workflowId, runId: parent.runId },
+      environment: input.ref?.environment,
+      target: input.ref?.target,
+      planSha256: input.plan?.sha256,
+    });
+  }
   let cursor = input.from;
   let applied = input.applied ?? 0;
   const generations = input.generations ?? 1;

@@ -28,6 +28,9 @@ export interface TargetLockInput {
 const HOLDER_CHECK = '1 minute';
 const MAX_HISTORY = 2000;
 
+const holderOpen = async (h: LockHolder): Promise<boolean> =>
+  (await engineActivities.isRunOpen({ workflowId: h.workflowId, runId: h.runId })).open;
+
 const same = (a: { workflowId: string; runId: string } | undefined, b: { workflowId: string; runId: string }) =>
   Boolean(a && a.workflowId === b.workflowId && a.runId === b.runId);
 const isRequest = (r: unknown): r is LockRequest => {
@@ -85,6 +88,11 @@ export async function targetLock(input: TargetLockInput): Promise<void> {
       regrant = false;
       await grant(holder);
     }
+    // someone new waits: make sure the holder is still there (a terminated run never releases)
+    if (holder && toTell.length > 0 && !(await holderOpen(holder))) {
+      holder = undefined;
+      continue;
+    }
     for (const waiting of toTell.splice(0)) {
       const position = queue.findIndex((q) => same(q, waiting)) + 1;
       if (holder && position > 0) {
@@ -100,10 +108,7 @@ export async function targetLock(input: TargetLockInput): Promise<void> {
     }
     const seen = changes;
     const changed = await condition(() => changes !== seen || toTell.length > 0, HOLDER_CHECK);
-    if (!changed && holder) {
-      const { open } = await engineActivities.isRunOpen({ workflowId: holder.workflowId, runId: holder.runId });
-      if (!open) holder = undefined;
-    }
+    if (!changed && holder && !(await holderOpen(holder))) holder = undefined;
     const info = workflowInfo();
     if (info.continueAsNewSuggested || info.historyLength > MAX_HISTORY) {
       await condition(allHandlersFinished);

@@ -16,7 +16,9 @@ import { statusQuery } from '../../src/shared/messages.js';
 import type { FeatureFlagRollbackInput } from '../../src/shared/schemas.js';
 import type { RunbookStatus } from '../../src/shared/types.js';
 import { freePort } from '../../src/dev/ports.js';
-import { generateKeyPair, writePrivateKey } from '../../src/activities/keys.js';
+import { generateKeyPair, personKeyPath, writePrivateKey, type KeyPair } from '../../src/activities/keys.js';
+import { repoRoot } from '../../src/dev/temporal-server.js';
+import { parse as parseYaml } from 'yaml';
 
 export interface DemoTarget {
   envName: string;
@@ -155,6 +157,34 @@ export class Harness {
     return target;
   }
 
+  /** A person's Ed25519 key, where `runbook` children (RUNBOOK_CONFIG_DIR) find it for `--by <name>`. */
+  async personKey(name: string): Promise<KeyPair> {
+    const pair = generateKeyPair();
+    await writePrivateKey(personKeyPath(name, { RUNBOOK_CONFIG_DIR: this.configDir }), pair, { overwrite: true });
+    return pair;
+  }
+
+  /**
+   * A demo target under the policy of environments/demo-signed.yaml (signatures required), with these people as
+   * approvers and their keys inline; this harness's worker key is the trusted evidence key.
+   */
+  async signedDemoTarget(
+    people: Record<string, KeyPair>,
+    approval: Record<string, unknown> = {},
+    options: Partial<Omit<DemoEnvironmentOptions, 'environmentsDir' | 'dataDir' | 'port' | 'approval'>> = {},
+  ): Promise<DemoTarget> {
+    const template = parseYaml(readFileSync(join(repoRoot, 'environments', 'demo-signed.yaml'), 'utf8')) as {
+      approval: Record<string, unknown>;
+    };
+    const { approvers: _, ...policy } = template.approval;
+    const approvers = Object.entries(people).map(([name, key]) => ({ name, key: key.publicKey }));
+    return this.demoTarget({
+      ...options,
+      approval: { ...policy, approvers, ...approval },
+      sections: { evidence: { workerKeys: [this.workerKey.publicKey] }, ...options.sections },
+    });
+  }
+
   async startRun(
     input: Partial<FeatureFlagRollbackInput> & { environment: string },
     workflowId?: string,
@@ -188,6 +218,17 @@ export class Harness {
       }
       if (Date.now() > deadline)
         throw new Error(`condition not reached; last status: ${JSON.stringify(last, null, 1)?.slice(0, 3000)}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  /** Polls until the workflow (latest run) is closed; returns its status name. */
+  async waitForClosed(workflowId: string, timeoutMs = 30_000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const { status } = await this.client.workflow.getHandle(workflowId).describe();
+      if (status.name !== 'RUNNING') return status.name;
+      if (Date.now() > deadline) throw new Error(`${workflowId} still running`);
       await new Promise((r) => setTimeout(r, 200));
     }
   }

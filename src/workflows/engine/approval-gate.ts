@@ -86,7 +86,6 @@ export class ApprovalGate {
     const { record, verdict } = judgeDecision(decision, raw, this.facts(), nowIso());
     if (verdict.verdict === 'ignore') return this.ignore(record, verdict.reason);
     if (verdict.verdict === 'verify') {
-      this.nonces.add(verdict.nonce);
       this.verifications++;
       let valid: boolean;
       try {
@@ -100,6 +99,9 @@ export class ApprovalGate {
       }
       if (!valid)
         return this.ignore(record, `the signature does not verify with ${verdict.key.name}'s key ${verdict.key.keyId}`);
+      // only a verified nonce is spent: a forged copy cannot burn the real decision's nonce
+      if (this.nonces.has(verdict.nonce)) return this.ignore(record, 'nonce already used (a replayed decision)');
+      this.nonces.add(verdict.nonce);
       const late = stillCounts(decision, record.by, verdict.key.keyId, this.facts());
       if (late) return this.ignore(record, late);
       if (decision === 'approve') this.usedKeys.push(verdict.key.keyId);

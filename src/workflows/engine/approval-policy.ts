@@ -37,7 +37,7 @@ export interface GateFacts {
   approvedBy: string[];
   /** key ids of the accepted signed approvals so far */
   usedKeys: string[];
-  /** nonces of every signed decision that reached verification */
+  /** nonces of every signed decision that verified (a replay of one is ignored) */
   usedNonces: ReadonlySet<string>;
   /** signature checks run so far */
   verifications: number;
@@ -139,20 +139,24 @@ function judgeV2(decision: Decision, signal: Record<string, unknown>, x: Fields,
     if (!policy!.allowSelfApproval && canonicalName(x.by) === canonicalName(f.requester)) {
       return ignore('the requester may not approve their own run');
     }
-    if (inList(f.approvedBy, x.by)) return ignore('duplicate approval');
     if (!x.planHash) return ignore('missing planHash');
     if (!HEX_PREFIX.test(x.planHash)) return ignore('planHash must be at least 12 hex characters');
   }
   if (x.planHash && f.planHash && !f.planHash.startsWith(x.planHash)) {
     return ignore(`stale plan hash ${x.planHash.slice(0, 12)} (current ${f.planHash.slice(0, 12)})`);
   }
-  if (!x.signed) {
-    if (policy?.requireSignatures) {
-      return ignore(`unsigned: this environment requires signed decisions (runbook ${decision} signs with your key)`);
-    }
-    return { verdict: 'accept' };
+  if (!x.signed && policy?.requireSignatures) {
+    return ignore(`unsigned: this environment requires signed decisions (runbook ${decision} signs with your key)`);
   }
-  return judgeSignature(decision, signal, x, f);
+  // a replayed signed decision is named as such, before it would count as a duplicate
+  const signature = x.signed ? judgeSignature(decision, signal, x, f) : undefined;
+  if (signature?.verdict === 'ignore') return signature;
+  if (decision === 'approve' && inList(f.approvedBy, x.by)) return ignore('duplicate approval');
+  // two approvals count only with two distinct keys
+  if (signature?.verdict === 'verify' && decision === 'approve' && f.usedKeys.includes(signature.key.keyId)) {
+    return ignore(`key ${signature.key.keyId} already approved`);
+  }
+  return signature ?? { verdict: 'accept' };
 }
 
 /** Approvers approve and reject (the requester may reject too); abortBy (default approvers + requester) aborts. */
@@ -196,7 +200,6 @@ function judgeSignature(decision: Decision, signal: Record<string, unknown>, x: 
   if (!key) return ignore(`unknown key ${cut(s.keyId, 64)}`);
   if (canonicalName(key.name) !== canonicalName(x.by))
     return ignore(`key ${key.keyId} is ${key.name}'s, not ${x.by}'s`);
-  if (decision === 'approve' && f.usedKeys.includes(key.keyId)) return ignore(`key ${key.keyId} already approved`);
   if (f.verifications >= DECISION_LIMITS.verifications) {
     return ignore(`too many signed decisions to check (limit ${DECISION_LIMITS.verifications} per run)`);
   }

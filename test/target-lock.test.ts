@@ -1,0 +1,123 @@
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EXIT_CODES } from '../src/shared/constants.js';
+import { approveSignal, lockStatusQuery, rejectSignal, targetLockId } from '../src/shared/messages.js';
+import type { RunbookResult } from '../src/shared/types.js';
+import { runbook, temporal } from './support/cli.js';
+import { Harness } from './support/harness.js';
+
+const h = new Harness();
+beforeAll(() => h.start());
+afterAll(() => h.close());
+
+/** `temporal workflow start` exactly as an operator types it: no search attributes, no busy check. */
+async function startByHand(id: string, environment: string, mode = 'disable-dual-write'): Promise<void> {
+  const input = JSON.stringify({ environment, target: 'web', mode, requester: 'rita', reason: 'by hand' });
+  const started = await temporal(
+    [
+      'workflow',
+      'start',
+      '--type',
+      'featureFlagRollback',
+      '--task-queue',
+      h.taskQueue,
+      '--workflow-id',
+      id,
+      '--input',
+      input,
+    ],
+    h.address,
+  );
+  expect(started.code, started.stderr).toBe(0);
+}
+
+describe('one runbook per target, however it was started', () => {
+  it('two runs started with `temporal workflow start` on one target run one after the other', async () => {
+    const t = await h.demoTarget({ quietWindow: '1s' });
+    await startByHand(`first-${t.envName}`, t.envName);
+    const first = h.client.workflow.getHandle(`first-${t.envName}`);
+    const firstWaiting = await h.waitForApproval(first);
+    expect(firstWaiting.locks).toMatchObject([{ environment: t.envName, target: 'web', state: 'held' }]);
+
+    await startByHand(`second-${t.envName}`, t.envName, 'disable-strict-mode');
+    const second = h.client.workflow.getHandle(`second-${t.envName}`);
+    const queued = await h.waitFor(second, (s) => Boolean(s.locks?.[0]?.holder));
+    expect(queued.currentStep).toBe('lock target');
+    expect(queued.locks![0]).toMatchObject({
+      state: 'waiting',
+      holder: { workflowId: `first-${t.envName}`, runbook: 'feature-flag-rollback', runId: firstWaiting.runId },
+    });
+    expect(queued.steps.find((s) => s.name === 'read current flags')!.status).toBe('pending');
+    // the CLI names the holder too
+    const busy = await runbook(
+      [
+        'start',
+        'feature-flag-rollback',
+        '--env',
+        t.envName,
+        '--target',
+        'web',
+        '--input',
+        '{"mode":"disable-dual-write"}',
+      ],
+      h.env(),
+    );
+    expect(busy.code).toBe(1);
+    expect(busy.stderr).toContain(`is busy: workflow "first-${t.envName}" (feature-flag-rollback) holds it`);
+
+    await first.signal(approveSignal, { by: 'alice', planHash: firstWaiting.planHash! });
+    const firstResult = (await first.result()) as RunbookResult;
+    expect(firstResult.outcome).toBe('succeeded');
+    expect(firstResult.locks).toMatchObject([{ state: 'released' }]);
+    // only now does the second run read the flags: its plan starts from what the first one left
+    const secondWaiting = await h.waitForApproval(second);
+    expect(secondWaiting.locks![0]!.state).toBe('held');
+    expect(Date.parse(secondWaiting.locks![0]!.grantedAt!)).toBeGreaterThanOrEqual(Date.parse(firstResult.endedAt!));
+    expect(secondWaiting.plan!.details!.current).toMatchObject({ TEAM_VNEXT_DUAL_WRITE_ENABLED: 'false' });
+    await second.signal(rejectSignal, { by: 'bob', comment: 'enough for today' });
+    expect(((await second.result()) as RunbookResult).outcome).toBe('rejected');
+    // nobody holds or waits: the lock workflow has ended
+    const lock = h.client.workflow.getHandle(targetLockId(t.envName, 'web'));
+    await h.waitForClosed(lock.workflowId);
+  });
+
+  it('a run that waits longer than lockWait ends target_busy, naming the holder, having changed nothing', async () => {
+    const t = await h.demoTarget({ sections: { lockWait: '3s' } });
+    await startByHand(`holder-${t.envName}`, t.envName);
+    const holder = h.client.workflow.getHandle(`holder-${t.envName}`);
+    const held = await h.waitForApproval(holder);
+    const waiter = `waiter-${t.envName}`;
+    await startByHand(waiter, t.envName, 'block-legacy-writes');
+    const watched = await runbook(['watch', waiter], h.env());
+    expect(watched.code).toBe(EXIT_CODES.target_busy);
+    const result = (await h.client.workflow.getHandle(waiter).result()) as RunbookResult;
+    expect(result.outcome).toBe('target_busy');
+    // "since": when the lock granted it (the lock workflow's clock)
+    expect(result.error).toMatch(
+      new RegExp(
+        `^${t.envName}/web is held by run holder-${t.envName} \\(feature-flag-rollback, run id ${held.runId}, since \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z\\); waited 3s$`,
+      ),
+    );
+    expect(result.steps.filter((s) => s.status !== 'skipped').map((s) => [s.name, s.status])).toEqual([
+      ['lock target', 'failed'],
+    ]);
+    expect(readFileSync(t.envFile, 'utf8')).toBe(t.initialFlags);
+    // the waiter withdrew: the holder still holds, nobody queues behind it
+    const lock = await h.client.workflow.getHandle(targetLockId(t.envName, 'web')).query(lockStatusQuery);
+    expect(lock.holder?.workflowId).toBe(`holder-${t.envName}`);
+    expect(lock.queue).toEqual([]);
+    await holder.cancel();
+  });
+
+  it('a holder that was terminated (no undo, no release) does not keep the target', async () => {
+    const t = await h.demoTarget();
+    await startByHand(`terminated-${t.envName}`, t.envName);
+    await h.waitForApproval(h.client.workflow.getHandle(`terminated-${t.envName}`));
+    const terminated = await temporal(['workflow', 'terminate', '--workflow-id', `terminated-${t.envName}`], h.address);
+    expect(terminated.code, terminated.stderr).toBe(0);
+    const next = await h.startRun({ environment: t.envName });
+    const waiting = await h.waitForApproval(next);
+    expect(waiting.locks![0]!.state).toBe('held');
+    await next.cancel();
+  });
+});
