@@ -1,0 +1,117 @@
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import pg from 'pg';
+import { parse as parseYaml } from 'yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sha256 } from '../src/activities/digest.js';
+import { targetLockId } from '../src/shared/messages.js';
+import { RUNBOOKS } from '../src/shared/runbooks.js';
+import { FEATURE_FLAG_MODES } from '../src/shared/schemas.js';
+import type { RunbookResult } from '../src/shared/types.js';
+import { pairTarget, startDualWrite } from './support/dual-write.js';
+import { Harness } from './support/harness.js';
+
+/**
+ * A dry run changes nothing: not a flag, not a file, not a row — in every runbook. Each runbook the CLI can start
+ * has a case here (the first test fails when one is added without one).
+ */
+const h = new Harness();
+let pool: pg.Pool;
+beforeAll(async () => {
+  await h.start();
+  pool = new pg.Pool({ connectionString: h.databaseUrl });
+});
+afterAll(async () => {
+  await pool.end();
+  await h.close();
+});
+
+/** Every file below `dir` (but `skip`) by path, as its digest and mode. */
+function filesBelow(dir: string, skip: string[] = []): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const entry of readdirSync(dir, { recursive: true }) as string[]) {
+    const path = join(dir, entry);
+    if (skip.some((s) => path.startsWith(s)) || !statSync(path).isFile()) continue;
+    out[relative(dir, path)] = `${sha256(readFileSync(path))} ${statSync(path).mode.toString(8)}`;
+  }
+  return out;
+}
+
+async function rows(table: string): Promise<string> {
+  const r = await pool.query(`SELECT * FROM "${table}" ORDER BY 1, 2`);
+  return JSON.stringify(r.rows);
+}
+
+/** Nobody took the target: a dry run asks for no lock. */
+async function noLockTaken(environment: string, target: string): Promise<void> {
+  const lock = await h.client.workflow
+    .getHandle(targetLockId(environment, target))
+    .describe()
+    .catch(() => undefined);
+  expect(lock).toBeUndefined();
+}
+
+const CASES: Record<string, () => Promise<void>> = {
+  'feature-flag-rollback': async () => {
+    for (const mode of FEATURE_FLAG_MODES) {
+      const t = await h.demoTarget();
+      const flagsBefore = await t.liveFlags();
+      const handle = await h.startRun({ environment: t.envName, mode, dryRun: true });
+      const result = (await handle.result()) as RunbookResult;
+      expect(result.outcome, mode).toBe('dry_run');
+      expect(result.steps.find((s) => s.name === 'lock target')).toMatchObject({ status: 'skipped' });
+      expect(readFileSync(t.envFile, 'utf8'), mode).toBe(t.initialFlags);
+      expect(await t.liveFlags()).toEqual(flagsBefore);
+      expect((await t.stats()).reloads).toBe(0);
+      await noLockTaken(t.envName, 'web');
+    }
+  },
+  'dual-write-rollback': async () => {
+    // critical drift with a haltTarget: a real run would halt dual writes first; a dry run only says it would
+    for (const pair of ['sqlite-objectstore', 'postgres-objectstore', 'postgres-sqlite'] as const) {
+      const web = await h.demoTarget();
+      const webTarget = parseYaml(readFileSync(join(h.environmentsDir, `${web.envName}.yaml`), 'utf8')).targets.web;
+      const t = await pairTarget(
+        h,
+        pool,
+        pair,
+        { objects: 60, drift: { content_mismatch: 3, missing_in_a: 2, missing_in_b: 2 }, newer: 'b' },
+        { haltTarget: 'web' },
+        { web: webTarget },
+      );
+      const config = parseYaml(readFileSync(join(h.environmentsDir, `${t.envName}.yaml`), 'utf8')).targets.objects
+        .dualWrite;
+      const dir = join(h.root, 'dw', t.envName);
+      const tables = [config.a, config.b].filter((s) => s.type === 'postgres').map((s) => s.table as string);
+      const before = { files: filesBelow(dir, [join(dir, 'work')]), rows: await Promise.all(tables.map(rows)) };
+      const handle = await startDualWrite(h, t, { dryRun: true });
+      const result = (await handle.result()) as RunbookResult;
+      expect(result.outcome, pair).toBe('dry_run');
+      expect(result.plan!.summary).toMatch(
+        new RegExp(`severity critical.*; would halt dual writes on ${t.envName}/web first$`),
+      );
+      expect(result.steps.find((s) => s.name === 'halt dual writes')).toMatchObject({
+        status: 'skipped',
+        result: `dry run: would halt dual writes on ${t.envName}/web`,
+      });
+      expect(result.compensations).toEqual([]);
+      expect(readFileSync(web.envFile, 'utf8'), pair).toBe(web.initialFlags);
+      expect((await web.stats()).reloads).toBe(0);
+      expect({ files: filesBelow(dir, [join(dir, 'work')]), rows: await Promise.all(tables.map(rows)) }, pair).toEqual(
+        before,
+      );
+      await noLockTaken(t.envName, 'objects');
+      await noLockTaken(t.envName, 'web');
+    }
+  },
+};
+
+describe('a dry run of every runbook leaves every target byte-identical', () => {
+  it('has a case for every runbook the CLI can start', () => {
+    expect(Object.keys(CASES).sort()).toEqual(Object.keys(RUNBOOKS).sort());
+  });
+
+  it.each(Object.keys(CASES))('%s', async (name) => {
+    await CASES[name]!();
+  });
+});
