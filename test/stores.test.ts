@@ -11,9 +11,9 @@ import {
   compareKeys,
   inRange,
   rowFingerprint,
-  sha256Hex,
   summarizeRows,
 } from '../src/activities/stores/fingerprint.js';
+import { sha256 } from '../src/activities/digest.js';
 import { diffStores, type DiffStats, type DriftEntry, unmatchedFingerprints } from '../src/activities/stores/diff.js';
 import { StoreFactory } from '../src/activities/stores/index.js';
 import { ObjectStore } from '../src/activities/stores/object-store.js';
@@ -216,7 +216,7 @@ function object(
   updatedAt = createdAt + 999,
 ): StoredObject {
   const bytes = Buffer.from(content);
-  return { objectId, version, content: bytes, size: bytes.length, sha256: sha256Hex(bytes), createdAt, updatedAt };
+  return { objectId, version, content: bytes, size: bytes.length, sha256: sha256(bytes), createdAt, updatedAt };
 }
 
 /** Ids whose bytewise (UTF-8, "C") order differs from case-insensitive, locale and UTF-16 orders. */
@@ -298,7 +298,7 @@ for (const subject of subjects) {
       const objects = [
         object('r/1', 1),
         object('r/2', 3, ''),
-        { ...object('r/3', 1), content: binary, size: binary.length, sha256: sha256Hex(binary) },
+        { ...object('r/3', 1), content: binary, size: binary.length, sha256: sha256(binary) },
       ];
       await s.put(objects);
       const got = await s.get([
@@ -343,7 +343,7 @@ for (const subject of subjects) {
 
     it('put refuses content that does not match its sha256 or size, and writes nothing of the batch', async () => {
       const good = object('good', 1);
-      const badSha = { ...object('bad-sha', 1), sha256: sha256Hex(Buffer.from('something else')) };
+      const badSha = { ...object('bad-sha', 1), sha256: sha256(Buffer.from('something else')) };
       const badSize = { ...object('bad-size', 1), size: 3 };
       expect((await rejection(s.put([good, badSha]))).message).toMatch(/bad-sha@1: content sha256 .* does not match/);
       expect((await rejection(s.put([good, badSize]))).message).toMatch(
@@ -742,7 +742,7 @@ describe('postgres-table content by reference', () => {
     await s.delete([keyOf(c)]);
     expect(blobFiles()).toEqual([other.sha256]);
     await s.put([object('shared-b', 7, 'third bytes')]);
-    expect(blobFiles()).toEqual([sha256Hex(Buffer.from('third bytes'))]);
+    expect(blobFiles()).toEqual([sha256(Buffer.from('third bytes'))]);
   });
 
   it('never collects a blob a concurrent put (another store on the same table) is about to reference', async () => {

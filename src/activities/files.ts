@@ -1,4 +1,5 @@
-import { chmod, mkdir } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { chmod, mkdir, open, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 
@@ -31,4 +32,35 @@ export async function writeFileAtomically(
   if (options.mode === 'keep') return writeFileAtomic(path, data, { fsync: true });
   await ensurePrivateDir(dirname(path));
   await writeFileAtomic(path, data, { mode: options.mode ?? PRIVATE_FILE_MODE, fsync: true });
+}
+
+/**
+ * writeFileAtomically for content too large to hold in memory (work files of millions of lines): the chunks are
+ * streamed into a private temporary file beside `path`, which is fsynced and renamed over `path`, and the
+ * directory is fsynced. 0600 in a 0700 directory.
+ */
+export async function writeStreamAtomically(path: string, chunks: AsyncIterable<string | Buffer>): Promise<void> {
+  const dir = dirname(path);
+  await ensurePrivateDir(dir);
+  const temp = `${path}.${process.pid}.${randomUUID()}.tmp`;
+  try {
+    const file = await open(temp, 'wx', PRIVATE_FILE_MODE);
+    try {
+      // writeFile writes all of the chunk at the current position (write() may write part of it)
+      for await (const chunk of chunks) await file.writeFile(chunk);
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+    await rename(temp, path);
+  } catch (error) {
+    await unlink(temp).catch(() => {});
+    throw error;
+  }
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
 }

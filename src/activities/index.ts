@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { CommandRunner } from './adapters/types.js';
 import { createEngineActivities } from './engine.js';
 import { createFlagActivities } from './flags.js';
-import { createDualWriteActivities } from './dual-write.js';
+import { createDualWriteActivities } from './dual-write/index.js';
 import type { StoreFactory } from './stores/index.js';
 
 export interface ActivityDeps {
