@@ -37,7 +37,7 @@ const long = proxyActivities<DualWriteActivities>({
 });
 const undo = proxyActivities<DualWriteActivities & FlagActivities>({
   startToCloseTimeout: '4 hours',
-  heartbeatTimeout: '60s',
+  heartbeatTimeout: '10s',
   retry: {
     initialInterval: '1s',
     backoffCoefficient: 2,
