@@ -94,7 +94,14 @@ export async function pairTarget(
       escalation: [{ level: 1, after: '0s' }],
       targets: {
         objects: {
-          dualWrite: { a: configs[0], b: configs[1], workDir, batchSize: 7, ...dualWrite },
+          // a target with a workStore keeps no workDir (exactly one of them)
+          dualWrite: {
+            a: configs[0],
+            b: configs[1],
+            ...(dualWrite.workStore ? {} : { workDir }),
+            batchSize: 7,
+            ...dualWrite,
+          },
         },
         ...extraTargets,
       },
