@@ -8,7 +8,7 @@ import { pino } from 'pino';
 import { createDualWriteActivities, type FileRef, type RepairAction } from '../src/activities/dual-write/index.js';
 import { LocalWorkStore } from '../src/activities/dual-write/work-store/local.js';
 import { PostgresWorkStore } from '../src/activities/dual-write/work-store/postgres.js';
-import { readLines } from '../src/activities/dual-write/work-store/index.js';
+import { readLines, writeLines } from '../src/activities/dual-write/work-store/index.js';
 import { loadTarget, EnvironmentError } from '../src/activities/environment.js';
 import { sha256 } from '../src/activities/digest.js';
 import { StoreFactory } from '../src/activities/stores/index.js';
@@ -110,7 +110,7 @@ describe('work files in Postgres (dualWrite.workStore)', () => {
     const work = new PostgresWorkStore(pool, table, `chunks-${Date.now()}`);
     // ~2.6 MiB of lines with multi-byte characters: three 1 MiB chunks, cut inside lines and characters
     const rows = Array.from({ length: 12_000 }, (_, i) => ({ i, text: `é€😀 ${'x'.repeat(200 + (i % 37))}` }));
-    const written = await work.writeLines('big.jsonl', rows);
+    const written = await writeLines(work, 'big.jsonl', rows);
     expect(written.lines).toBe(12_000);
     expect(written.bytes).toBeGreaterThan(2 * 1024 * 1024);
     const { rows: chunks } = await pool.query(`SELECT count(*)::int AS n FROM ${table}_chunks WHERE run_key = $1`, [
@@ -119,7 +119,7 @@ describe('work files in Postgres (dualWrite.workStore)', () => {
     expect(chunks[0].n).toBe(3);
     expect(await all(await readLines(work, written))).toEqual(rows);
 
-    const again = await work.writeLines('big.jsonl', rows.slice(0, 10));
+    const again = await writeLines(work, 'big.jsonl', rows.slice(0, 10));
     expect(await all(await readLines(work, again))).toEqual(rows.slice(0, 10));
     const { rows: left } = await pool.query(`SELECT count(*)::int AS n FROM ${table}_chunks WHERE run_key = $1`, [
       work['runKey'],
@@ -132,7 +132,7 @@ describe('work files in Postgres (dualWrite.workStore)', () => {
   it('a tampered chunk, a corrupt blob or a file that is not there are EvidenceMismatch, not retried', async () => {
     const runKey = `tamper-${Date.now()}`;
     const work = new PostgresWorkStore(pool, table, runKey);
-    const ref = await work.writeLines('plan.jsonl', [{ a: 1 }, { a: 2 }]);
+    const ref = await writeLines(work, 'plan.jsonl', [{ a: 1 }, { a: 2 }]);
     await pool.query(`UPDATE ${table}_chunks SET data = $1 WHERE run_key = $2`, [
       Buffer.from('{"a":1}\n{"a":3}\n'),
       runKey,
@@ -194,7 +194,7 @@ describe('work files on the worker host (dualWrite.workDir)', () => {
   it('a work file whose bytes changed is EvidenceMismatch, not retried; work files are 0600 in 0700 directories', async () => {
     const t = await pairTarget(h, pool, 'sqlite-objectstore', { objects: 10, drift: { missing_in_b: 1 } });
     const work = new LocalWorkStore(t.workDir, 'run/1');
-    const ref = await work.writeLines('detect-diff.jsonl', [{ objectId: 'x', version: 1 }]);
+    const ref = await writeLines(work, 'detect-diff.jsonl', [{ objectId: 'x', version: 1 }]);
     expect(ref.path).toBe(join(t.workDir, 'run_1', 'detect-diff.jsonl'));
     expect(ref.host).toBe(hostname());
     const { statSync } = await import('node:fs');
@@ -235,3 +235,98 @@ describe('work files on the worker host (dualWrite.workDir)', () => {
     expect((both as Error).message).toContain('targets.objects.dualWrite.workStore: give exactly one of workDir');
   });
 });
+
+describe('passes over work files resume after a crash', () => {
+  const activities = () =>
+    createDualWriteActivities({ environmentsDir: h.environmentsDir, stores, log: pino({ level: 'silent' }) });
+
+  /** Runs `fn` as an attempt whose predecessor heartbeated `details`; returns its result (or failure) and heartbeats. */
+  async function attempt<A, R>(fn: (arg: A) => Promise<R>, arg: A, details?: unknown) {
+    const env = new MockActivityEnvironment(details === undefined ? {} : { heartbeatDetails: details });
+    const beats: unknown[] = [];
+    env.on('heartbeat', (d: unknown) => beats.push(d));
+    const result = await env.run<[A], R, (arg: A) => Promise<R>>(fn, arg).then(
+      (value): { value?: R; error?: unknown } => ({ value }),
+      (error: unknown): { value?: R; error?: unknown } => ({ error }),
+    );
+    return { ...result, beats };
+  }
+
+  it.each(['workDir', 'workStore'] as const)(
+    '%s: planRepair killed after its first page goes on from there; the plan equals an uninterrupted one',
+    async (kind) => {
+      const t = await pairTarget(
+        h,
+        pool,
+        'sqlite-objectstore',
+        { objects: 5, drift: {} },
+        kind === 'workStore' ? { workStore } : {},
+      );
+      const target = { environment: t.envName, target: 'objects' };
+      const work = openWork(t, kind, 'resume');
+      // 12 000 differences: three pages of 5000; the crash is a line the first attempt cannot parse in page two
+      const entries = Array.from({ length: 12_000 }, (_, i) => ({
+        objectId: `obj-${String(i).padStart(6, '0')}`,
+        version: 1,
+        class: 'missing_in_b',
+        a: {
+          objectId: `obj-${String(i).padStart(6, '0')}`,
+          version: 1,
+          sha256: 'a'.repeat(64),
+          size: 1,
+          createdAt: 1,
+          updatedAt: 2,
+        },
+      }));
+      const text = entries.map((e) => JSON.stringify(e)).join('\n') + '\n';
+      const clean = await work.writeText('detect-diff.jsonl', text);
+      const expected = await attempt(activities().planRepair, {
+        ...target,
+        runKey: 'resume',
+        diff: clean,
+        policy: 'postgres-authoritative',
+      });
+      const broken = await work.writeText('detect-diff.jsonl', text.replace(/\n(.*obj-007000.*)\n/, '\n{broken\n'));
+      const first = await attempt(activities().planRepair, {
+        ...target,
+        runKey: 'resume',
+        diff: broken,
+        policy: 'postgres-authoritative',
+      });
+      expect(first.error).toBeInstanceOf(SyntaxError);
+      expect(first.beats).toHaveLength(1);
+      expect(first.beats[0]).toMatchObject({ phase: 'plan', line: 5000, out: { lines: 5000 } });
+      // the retry (the diff put right, its first page unchanged) starts after the page the first one heartbeated
+      const fixed = await work.writeText('detect-diff.jsonl', text);
+      const second = await attempt(
+        activities().planRepair,
+        { ...target, runKey: 'resume', diff: fixed, policy: 'postgres-authoritative' },
+        first.beats[0],
+      );
+      expect(second.beats.map((b) => (b as { line: number }).line)).toEqual([10_000, 12_000]);
+      const { path: _p, ...plan } = second.value!;
+      const { path: _q, ...whole } = expected.value!;
+      expect(plan).toEqual(whole);
+      expect(plan.total).toBe(12_000);
+
+      // a retry on a host without the first attempt's staging starts over, with the same result
+      const elsewhere = await attempt(
+        activities().planRepair,
+        { ...target, runKey: 'resume', diff: fixed, policy: 'postgres-authoritative' },
+        {
+          ...(first.beats[0] as object),
+          out: {
+            ...(first.beats[0] as { out: object }).out,
+            staging: kind === 'workDir' ? '.gone.staging' : '00000000-0000-4000-8000-000000000000',
+          },
+        },
+      );
+      expect(elsewhere.beats.map((b) => (b as { line: number }).line)).toEqual([5000, 10_000, 12_000]);
+      expect(elsewhere.value!.sha256).toBe(plan.sha256);
+    },
+  );
+});
+
+function openWork(t: { workDir: string }, kind: 'workDir' | 'workStore', runKey: string) {
+  return kind === 'workDir' ? new LocalWorkStore(t.workDir, runKey) : new PostgresWorkStore(pool, table, runKey);
+}

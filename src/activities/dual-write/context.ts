@@ -73,20 +73,6 @@ export interface LineCursor<P extends string = string> {
   line: number;
 }
 
-/**
- * Heartbeats `{ phase, line }` every `every` lines (the SDK throttles what it sends): the activity is alive, and a
- * retry knows how far the last attempt came.
- */
-export function lineHeartbeat<P extends string>(phase: P, every = 500): (line: number) => void {
-  const ctx = Context.current();
-  let last = 0;
-  return (line) => {
-    if (line - last < every) return;
-    last = line;
-    ctx.heartbeat({ phase, line } satisfies LineCursor<P>);
-  };
-}
-
 /** The cursor the last attempt heartbeated, when it is one of `phases`. */
 export function resumeCursor<P extends string>(phases: readonly P[]): LineCursor<P> | undefined {
   const d = Context.current().info.heartbeatDetails as Partial<LineCursor> | undefined;

@@ -3,7 +3,7 @@ import { Runtime } from '@temporalio/worker';
 import { diffStores, emptyCounts, type DiffStats } from '../stores/diff.js';
 import type { DualWriteContext } from './context.js';
 import type { DriftReport, DualWriteRef } from './types.js';
-import { refOf } from './work-store/index.js';
+import { refOf, writeLines } from './work-store/index.js';
 
 // the runtime's meter, not the activity's: one series per target whether detection or verification set it
 const gauge = () =>
@@ -45,7 +45,7 @@ export async function detect(c: DualWriteContext, ref: DualWriteRef & { phase: s
         yield entry;
       }
     })();
-    const file = await work.writeLines(`${ref.phase}-diff.jsonl`, entries);
+    const file = await writeLines(work, `${ref.phase}-diff.jsonl`, entries);
     const total = file.lines;
     gauge().set(total, { environment: ref.environment, target: ref.target });
     c.log.info(

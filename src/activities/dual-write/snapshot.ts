@@ -1,4 +1,3 @@
-import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { ErrorType } from '../../shared/constants.js';
 import { checkedDigest, sha256 } from '../digest.js';
@@ -6,7 +5,8 @@ import { keyString } from '../stores/fingerprint.js';
 import type { StoredObject } from '../stores/types.js';
 import type { DualWriteContext } from './context.js';
 import type { DualWriteRef, FileRef, RepairAction, SnapshotEntry, SnapshotRef } from './types.js';
-import { pagesOf, readLines, refOf } from './work-store/index.js';
+import { resumablePass } from './pass.js';
+import { refOf } from './work-store/index.js';
 
 /** plan lines read (and objects fetched per side) at a time */
 const SNAPSHOT_PAGE = 500;
@@ -15,8 +15,8 @@ export const MANIFEST = 'snapshot/manifest.jsonl';
 /**
  * Copies every object the repair will overwrite or delete (content + metadata, hashed) before any write: the
  * content into the work store's blobs by digest (a digest read from a store is checked before it names
- * anything), the metadata into the manifest. Reads the stores only; heartbeats `{ phase: 'snapshot', line }`
- * per page of the plan. A retry snapshots again from the start, reusing every blob it finds intact.
+ * anything), the metadata into the manifest. Reads the stores only; resumable page by page of the plan (see
+ * resumablePass), the blobs of a page redone after a retry reused where intact.
  */
 export async function snapshotTargets(
   c: DualWriteContext,
@@ -25,35 +25,42 @@ export async function snapshotTargets(
   const target = await c.target(ref);
   const { labels } = target.dw;
   const work = c.work(target, ref.runKey);
-  const plan = await readLines<RepairAction>(work, ref.plan);
-  const ctx = Context.current();
   return c.withStores(target, { readOnly: true }, async (stores) => {
-    let bytes = 0;
-    const entries = (async function* (): AsyncGenerator<SnapshotEntry> {
-      for await (const [line, page] of pagesOf(plan, SNAPSHOT_PAGE)) {
+    const { file, state } = await resumablePass<RepairAction, { bytes: number }>({
+      work,
+      phase: 'snapshot',
+      input: ref.plan,
+      output: MANIFEST,
+      pageSize: SNAPSHOT_PAGE,
+      initial: () => ({ bytes: 0 }),
+      page: async (page, totals) => {
+        const entries: SnapshotEntry[] = [];
         for (const side of ['a', 'b'] as const) {
           const keys = page.filter((p) => p.to === side);
           if (keys.length === 0) continue;
           const found = new Map((await stores[side].get(keys)).map((o) => [keyString(o), o]));
           const blobs: Array<{ sha256: string; content: Buffer }> = [];
-          const out: SnapshotEntry[] = [];
           for (const k of keys) {
             const o = found.get(keyString(k));
             if (o) {
               blobs.push({ sha256: checkedContent(o, labels[side]), content: o.content });
-              bytes += o.size;
+              totals.bytes += o.size;
             }
             const { content: _content, ...meta } = o ?? ({} as StoredObject);
-            out.push({ side, objectId: k.objectId, version: k.version, existed: Boolean(o), meta: o ? meta : null });
+            entries.push({
+              side,
+              objectId: k.objectId,
+              version: k.version,
+              existed: Boolean(o),
+              meta: o ? meta : null,
+            });
           }
           await work.putBlobs(blobs);
-          yield* out;
         }
-        ctx.heartbeat({ phase: 'snapshot', line: line + page.length });
-      }
-    })();
-    const manifest = await work.writeLines(MANIFEST, entries);
-    return { ...refOf(manifest), entries: manifest.lines, bytes };
+        return entries;
+      },
+    });
+    return { ...refOf(file), entries: file.lines, bytes: state.bytes };
   });
 }
 

@@ -3,17 +3,13 @@ import { ErrorType } from '../../../shared/constants.js';
 import type { DualWriteConfig } from '../../../shared/schemas.js';
 import type { StoreFactory } from '../../stores/index.js';
 import type { FileRef } from '../types.js';
+import type { AppendCursor, LineAppender, WrittenFile } from './appender.js';
 import { decodeLines } from './lines.js';
 import { LocalWorkStore } from './local.js';
 import { PostgresWorkStore } from './postgres.js';
 
+export type { AppendCursor, LineAppender, WrittenFile } from './appender.js';
 export { pagesOf } from './lines.js';
-
-/** A work file as written: its ref, its lines and bytes. */
-export interface WrittenFile extends FileRef {
-  lines: number;
-  bytes: number;
-}
 
 /** A snapshot blob asked for: its digest (checked), its size, and the object it belongs to (for errors). */
 export interface WantedBlob {
@@ -29,8 +25,13 @@ export interface WantedBlob {
  * matched the one the workflow recorded.
  */
 export interface WorkStore {
-  /** Writes the work file `name` from `rows`, one JSON line each, streamed. */
-  writeLines(name: string, rows: AsyncIterable<unknown> | Iterable<unknown>): Promise<WrittenFile>;
+  /** Starts writing the work file `name` (JSON lines); it appears when the appender finishes. */
+  appender(name: string): Promise<LineAppender>;
+  /**
+   * Goes on with an earlier attempt's write of `name` from its last checkpoint; undefined when that cannot be
+   * done here (its staging file is on another host, or gone): then write it again.
+   */
+  resume(name: string, cursor: AppendCursor): Promise<LineAppender | undefined>;
   writeText(name: string, text: string): Promise<FileRef>;
   /**
    * The file is there and has the digest recorded in `ref`: otherwise WorkFileMissing (retryable: it is on
@@ -56,11 +57,30 @@ export function openWorkStore(
   return new LocalWorkStore(resolvePath(dw.workDir!), runKey);
 }
 
-/** The lines of a work file after its digest was checked, from line `from` on. */
+/** Writes the work file `name` from `rows`, one JSON line each, streamed, in one go. */
+export async function writeLines(
+  work: WorkStore,
+  name: string,
+  rows: AsyncIterable<unknown> | Iterable<unknown>,
+): Promise<WrittenFile> {
+  const appender = await work.appender(name);
+  try {
+    await appender.writeAll(rows);
+    return await appender.finish();
+  } catch (error) {
+    await appender.abandon().catch(() => {});
+    throw error;
+  }
+}
+
+/** The lines of a work file after its digest was checked. */
 export async function readLines<T>(work: WorkStore, ref: FileRef): Promise<AsyncGenerator<T>> {
   await work.check(ref);
   return decodeLines<T>(work.bytes(ref));
 }
+
+/** Just the reference of a written file (what the workflow records). */
+export const refOf = (f: FileRef): FileRef => ({ path: f.path, sha256: f.sha256, ...(f.host ? { host: f.host } : {}) });
 
 export function mismatch(ref: FileRef, actual: string): never {
   throw ApplicationFailure.nonRetryable(
@@ -75,6 +95,3 @@ export function notThisRun(ref: FileRef, where: string): never {
     ErrorType.EvidenceMismatch,
   );
 }
-
-/** Just the reference of a written file (what the workflow records). */
-export const refOf = (f: FileRef): FileRef => ({ path: f.path, sha256: f.sha256, ...(f.host ? { host: f.host } : {}) });

@@ -4,18 +4,22 @@ import { join, relative, isAbsolute } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { ErrorType } from '../../../shared/constants.js';
 import { checkedDigest, sha256, sha256File } from '../../digest.js';
-import { writeFileAtomically, writeStreamAtomically } from '../../files.js';
+import { StagedFile, writeFileAtomically } from '../../files.js';
 import { BlobDir, BlobMissingError } from '../../stores/blob-dir.js';
 import type { FileRef } from '../types.js';
-import type { WantedBlob, WorkStore, WrittenFile } from './index.js';
+import { LineAppender, type AppendCursor, type Sink } from './appender.js';
+import type { WantedBlob, WorkStore } from './index.js';
 import { mismatch, notThisRun } from './index.js';
-import { encodeLines } from './lines.js';
+
+/** bytes gathered before an append to the staging file */
+const CHUNK_BYTES = 256 * 1024;
 
 const isMissing = (error: unknown): boolean => (error as NodeJS.ErrnoException | null)?.code === 'ENOENT';
 
 /**
- * Work files in `<workDir>/<runKey>/` on the worker's host: written atomically (streamed into a temporary file,
- * fsynced, renamed), 0600 in 0700 directories; snapshot blobs in a private BlobDir under `snapshot/blobs`. A
+ * Work files in `<workDir>/<runKey>/` on the worker's host: written atomically (streamed into a staging file
+ * beside the file, which checkpoints fsync and a retry on the same host resumes; fsynced and renamed at the
+ * end), 0600 in 0700 directories; snapshot blobs in a private BlobDir under `snapshot/blobs`. A
  * file another host wrote is not here unless the directory is shared: that is WorkFileMissing, retryable, so
  * that the worker that has it (or a shared volume) can take the retry.
  */
@@ -28,11 +32,28 @@ export class LocalWorkStore implements WorkStore {
     this.blobs = new BlobDir(join(this.dir, 'snapshot', 'blobs'), { private: true });
   }
 
-  async writeLines(name: string, rows: AsyncIterable<unknown> | Iterable<unknown>): Promise<WrittenFile> {
-    const path = join(this.dir, name);
-    const { chunks, done } = encodeLines(rows);
-    await writeStreamAtomically(path, chunks);
-    return { path, sha256: done.sha256(), host: hostname(), lines: done.lines, bytes: done.bytes };
+  async appender(name: string): Promise<LineAppender> {
+    return new LineAppender(this.sink(await StagedFile.create(join(this.dir, name))), CHUNK_BYTES);
+  }
+
+  async resume(name: string, cursor: AppendCursor): Promise<LineAppender | undefined> {
+    const file = await StagedFile.resume(join(this.dir, name), cursor.staging, cursor.bytes);
+    if (!file) return undefined;
+    const staged = cursor.bytes > 0 ? createReadStream(file.stagingPath, { end: cursor.bytes - 1 }) : [];
+    return LineAppender.resumed(this.sink(file), CHUNK_BYTES, cursor, staged);
+  }
+
+  private sink(file: StagedFile): Sink {
+    return {
+      staging: file.staging,
+      append: (chunk) => file.append(chunk),
+      sync: () => file.sync(),
+      commit: async ({ sha256 }) => {
+        await file.commit();
+        return { path: file.path, sha256, host: hostname() };
+      },
+      abandon: () => file.abandon(),
+    };
   }
 
   async writeText(name: string, text: string): Promise<FileRef> {

@@ -5,14 +5,16 @@ import { ErrorType } from '../../../shared/constants.js';
 import { checkedDigest, sha256 } from '../../digest.js';
 import { quoteIdentifier } from '../../stores/sql.js';
 import type { FileRef } from '../types.js';
-import type { WantedBlob, WorkStore, WrittenFile } from './index.js';
+import { LineAppender, type AppendCursor, type Sink } from './appender.js';
+import type { WantedBlob, WorkStore } from './index.js';
 import { mismatch, notThisRun } from './index.js';
-import { encodeLines } from './lines.js';
 
 /** bytes per chunk row of a work file */
 const CHUNK_BYTES = 1024 * 1024;
 /** chunk rows fetched per statement when reading */
 const CHUNKS_PER_READ = 8;
+/** a chunk generation (a staging cursor from a heartbeat is checked against it) */
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 /** blob bytes per INSERT statement */
 const MAX_STATEMENT_BYTES = 16 * 1024 * 1024;
 
@@ -22,10 +24,11 @@ const ensured = new WeakMap<pg.Pool, Map<string, Promise<void>>>();
 /**
  * Work files in Postgres, so that a retry on another worker host finds what the first attempt wrote. Three
  * tables, created on first use: `<prefix>_files` (one row per file of a run: its digest, size, lines and the
- * generation of chunks holding it), `<prefix>_chunks` (the bytes, CHUNK_BYTES a row) and `<prefix>_blobs`
- * (snapshot content by run and digest). A file is written chunk by chunk under a new generation and becomes
- * visible when its `_files` row points at it, in one transaction that drops the chunks of the file it replaces:
- * a reader sees the old file or the new one, never a mix. Lines are streamed both ways.
+ * generation of chunks holding it), `<prefix>_chunks` (the bytes, up to CHUNK_BYTES a row) and `<prefix>_blobs`
+ * (snapshot content by run and digest). A file is written chunk by chunk under a new generation (which a retry
+ * can resume from its last checkpoint) and becomes visible when its `_files` row points at it, in one
+ * transaction that drops the chunks of the file it replaces: a reader sees the old file or the new one, never a
+ * mix. Lines are streamed both ways.
  */
 export class PostgresWorkStore implements WorkStore {
   private readonly files: string;
@@ -88,53 +91,71 @@ export class PostgresWorkStore implements WorkStore {
     return ref.path.slice(this.prefix.length);
   }
 
-  async writeLines(name: string, rows: AsyncIterable<unknown> | Iterable<unknown>): Promise<WrittenFile> {
-    const { chunks, done } = encodeLines(rows);
-    const written = await this.write(name, rechunk(chunks), () => ({ sha256: done.sha256(), lines: done.lines }));
-    return { ...written, lines: done.lines, bytes: done.bytes };
+  async appender(name: string): Promise<LineAppender> {
+    await this.ensureTables();
+    return new LineAppender(this.sink(name, randomUUID()), CHUNK_BYTES);
+  }
+
+  async resume(name: string, cursor: AppendCursor): Promise<LineAppender | undefined> {
+    await this.ensureTables();
+    if (!UUID.test(cursor.staging)) return undefined;
+    // chunks written after the last checkpoint are dropped; the ones before it must all be there
+    await this.pool.query(`DELETE FROM ${this.chunks} WHERE generation = $1 AND seq >= $2`, [
+      cursor.staging,
+      cursor.appends,
+    ]);
+    const { rows } = await this.pool.query<{ n: number; bytes: string | null }>(
+      `SELECT count(*)::int AS n, sum(length(data))::text AS bytes FROM ${this.chunks} WHERE generation = $1`,
+      [cursor.staging],
+    );
+    if (rows[0]!.n !== cursor.appends || Number(rows[0]!.bytes ?? 0) !== cursor.bytes) return undefined;
+    const staged = this.chunksOf(cursor.staging, cursor.appends, `${this.prefix}${name} (staged)`);
+    return LineAppender.resumed(this.sink(name, cursor.staging), CHUNK_BYTES, cursor, staged);
   }
 
   async writeText(name: string, text: string): Promise<FileRef> {
+    await this.ensureTables();
     const data = Buffer.from(text);
+    const sink = this.sink(name, randomUUID());
+    await sink.append(data, 0);
     const lines = text.split('\n').length - (text.endsWith('\n') ? 1 : 0);
-    const ref = await this.write(name, rechunk([data]), () => ({ sha256: sha256(data), lines }));
-    return { path: ref.path, sha256: ref.sha256 };
+    return sink.commit({ sha256: sha256(data), lines, bytes: data.length, appends: 1 });
   }
 
-  /** Writes the chunks under a new generation, then makes it the file `name` (dropping the one it replaces). */
-  private async write(
-    name: string,
-    data: AsyncIterable<Buffer>,
-    /** the digest and line count, known once the data is consumed */
-    summary: () => { sha256: string; lines: number },
-  ): Promise<FileRef & { chunks: number }> {
-    await this.ensureTables();
-    const generation = randomUUID();
-    let seq = 0;
-    let bytes = 0;
-    for await (const chunk of data) {
-      await this.pool.query(`INSERT INTO ${this.chunks} (generation, seq, run_key, data) VALUES ($1, $2, $3, $4)`, [
-        generation,
-        seq++,
-        this.runKey,
-        chunk,
-      ]);
-      bytes += chunk.length;
-    }
-    const { sha256: sha, lines } = summary();
-    await this.transaction(async (client) => {
-      const { rows } = await client.query<{ generation: string }>(
-        `SELECT generation FROM ${this.files} WHERE run_key = $1 AND name = $2 FOR UPDATE`,
-        [this.runKey, name],
-      );
-      await client.query(
-        `INSERT INTO ${this.files} (run_key, name, generation, sha256, bytes, lines, chunks) VALUES ($1, $2, $3, $4, $5, $6, $7)
-         ON CONFLICT (run_key, name) DO UPDATE SET generation = excluded.generation, sha256 = excluded.sha256, bytes = excluded.bytes, lines = excluded.lines, chunks = excluded.chunks, written_at = now()`,
-        [this.runKey, name, generation, sha, bytes, lines, seq],
-      );
-      if (rows[0]) await client.query(`DELETE FROM ${this.chunks} WHERE generation = $1`, [rows[0].generation]);
-    });
-    return { path: `${this.prefix}${name}`, sha256: sha, chunks: seq };
+  /**
+   * Chunks of one generation, written as they come; committing makes the generation the file `name` and drops
+   * the chunks of the file it replaces, in one transaction.
+   */
+  private sink(name: string, generation: string): Sink {
+    return {
+      staging: generation,
+      append: async (chunk, seq) => {
+        await this.pool.query(
+          `INSERT INTO ${this.chunks} (generation, seq, run_key, data) VALUES ($1, $2, $3, $4) ON CONFLICT (generation, seq) DO UPDATE SET data = excluded.data`,
+          [generation, seq, this.runKey, chunk],
+        );
+      },
+      sync: async () => {},
+      commit: async ({ sha256: sha, lines, bytes, appends }) => {
+        await this.transaction(async (client) => {
+          const { rows } = await client.query<{ generation: string }>(
+            `SELECT generation FROM ${this.files} WHERE run_key = $1 AND name = $2 FOR UPDATE`,
+            [this.runKey, name],
+          );
+          await client.query(
+            `INSERT INTO ${this.files} (run_key, name, generation, sha256, bytes, lines, chunks) VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (run_key, name) DO UPDATE SET generation = excluded.generation, sha256 = excluded.sha256, bytes = excluded.bytes, lines = excluded.lines, chunks = excluded.chunks, written_at = now()`,
+            [this.runKey, name, generation, sha, bytes, lines, appends],
+          );
+          if (rows[0] && rows[0].generation !== generation)
+            await client.query(`DELETE FROM ${this.chunks} WHERE generation = $1`, [rows[0].generation]);
+        });
+        return { path: `${this.prefix}${name}`, sha256: sha };
+      },
+      abandon: async () => {
+        await this.pool.query(`DELETE FROM ${this.chunks} WHERE generation = $1`, [generation]);
+      },
+    };
   }
 
   private async fileRow(ref: FileRef): Promise<{ generation: string; sha256: string; chunks: number }> {
@@ -165,11 +186,16 @@ export class PostgresWorkStore implements WorkStore {
 
   async *bytes(ref: FileRef): AsyncGenerator<Buffer> {
     const row = await this.fileRow(ref);
+    yield* this.chunksOf(row.generation, row.chunks, ref.path);
+  }
+
+  /** The first `count` chunks of a generation in order; a gap (replaced while read) is a retryable error. */
+  private async *chunksOf(generation: string, count: number, what: string): AsyncGenerator<Buffer> {
     let next = 0;
-    while (next < row.chunks) {
+    while (next < count) {
       const { rows } = await this.pool.query<{ seq: number; data: Buffer }>(
-        `SELECT seq, data FROM ${this.chunks} WHERE generation = $1 AND seq >= $2 ORDER BY seq LIMIT ${CHUNKS_PER_READ}`,
-        [row.generation, next],
+        `SELECT seq, data FROM ${this.chunks} WHERE generation = $1 AND seq >= $2 AND seq < $3 ORDER BY seq LIMIT ${CHUNKS_PER_READ}`,
+        [generation, next, count],
       );
       for (const r of rows) {
         if (r.seq !== next) break;
@@ -178,7 +204,7 @@ export class PostgresWorkStore implements WorkStore {
       }
       // replaced while being read: the retry reads the file that replaced it (and checks its digest)
       if (rows.length === 0 || rows[rows.length - 1]!.seq !== next - 1)
-        throw new Error(`${ref.path}: chunk ${next} of ${row.chunks} is gone (the file was replaced while read)`);
+        throw new Error(`${what}: chunk ${next} of ${count} is gone (the file was replaced while read)`);
     }
   }
 
@@ -235,26 +261,4 @@ export class PostgresWorkStore implements WorkStore {
     }
     return out;
   }
-}
-
-/** The byte stream cut into chunks of CHUNK_BYTES (the last one shorter). */
-async function* rechunk(data: AsyncIterable<Buffer> | Iterable<Buffer>): AsyncGenerator<Buffer> {
-  let parts: Buffer[] = [];
-  let size = 0;
-  for await (const piece of data) {
-    let rest = piece;
-    while (size + rest.length >= CHUNK_BYTES) {
-      const take = CHUNK_BYTES - size;
-      parts.push(rest.subarray(0, take));
-      yield Buffer.concat(parts);
-      parts = [];
-      size = 0;
-      rest = rest.subarray(take);
-    }
-    if (rest.length) {
-      parts.push(rest);
-      size += rest.length;
-    }
-  }
-  if (size > 0) yield Buffer.concat(parts);
 }
