@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { abortSignal, approveSignal } from '../src/shared/messages.js';
+import { ErrorType } from '../src/shared/constants.js';
 import type { RunbookResult } from '../src/shared/types.js';
 import {
   abortDuringExecute,
@@ -211,7 +212,7 @@ describe('dual-write rollback against real stores', () => {
     ]);
     const failed = await handle.result().catch((e: unknown) => e);
     const cause = (failed as WorkflowFailedError).cause as ApplicationFailure;
-    expect(cause.type).toBe('RunbookFailed');
+    expect(cause.type).toBe(ErrorType.RunbookFailed);
     const result = cause.details![0] as RunbookResult;
     expect(result.outcome).toBe('failed');
     expect(result.steps.find((s) => s.name === 'verify')!.error).toContain('1 differences remain after the repair');
@@ -237,7 +238,7 @@ describe('dual-write rollback against real stores', () => {
     const t = await pairTarget(h, pool, 'sqlite-objectstore', { objects: 20, drift: { missing_in_b: 1 } });
     const bad = await startDualWrite(h, t, { policy: 'loudest-wins' as never });
     const err = await bad.result().catch((e: unknown) => e);
-    expect(((err as WorkflowFailedError).cause as ApplicationFailure).type).toBe('InvalidInput');
+    expect(((err as WorkflowFailedError).cause as ApplicationFailure).type).toBe(ErrorType.InvalidInput);
     expect((err as WorkflowFailedError).cause!.message).toContain('policy:');
 
     const env = join(h.environmentsDir, `${t.envName}.yaml`);

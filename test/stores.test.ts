@@ -949,7 +949,7 @@ describe('postgres-table content by reference', () => {
       const bad = { ...config, columns: { sha256: null } };
       const error = await rejection(factory.open(bad, (p) => join(base, p)));
       expect(error).toBeInstanceOf(ApplicationFailure);
-      expect((error as ApplicationFailure).type).toBe('EnvironmentInvalid');
+      expect((error as ApplicationFailure).type).toBe(ErrorType.EnvironmentInvalid);
       expect((error as ApplicationFailure).nonRetryable).toBe(true);
     } finally {
       await factory.close();

@@ -16,9 +16,15 @@ const gauge = () =>
 
 /**
  * Streams the diff of the two sides into the work file `<phase>-diff.jsonl`, heartbeating the rows compared.
- * Read-only: both stores are opened without creating or migrating anything.
+ * Read-only: both stores are opened without creating or migrating anything. A retry compares again from the
+ * start (the comparison keeps no state worth resuming: it reads only what differs).
  */
-export async function detect(c: DualWriteContext, ref: DualWriteRef & { phase: string }): Promise<DriftReport> {
+export async function detect(
+  c: DualWriteContext,
+  ref: DualWriteRef & { phase: string },
+  /** carried in every heartbeat (with the phase and the rows compared), for the caller's retry */
+  carry: Record<string, unknown> = {},
+): Promise<DriftReport> {
   const target = await c.target(ref);
   const { dw } = target;
   const work = c.work(target, ref.runKey);
@@ -38,7 +44,10 @@ export async function detect(c: DualWriteContext, ref: DualWriteRef & { phase: s
           segmentRows: dw.detection.segmentRows,
           windowSegments: dw.detection.windowSegments,
           listAbove: dw.detection.listAbove,
-          onProgress: (s) => ((stats = s), ctx.heartbeat({ rowsA: s.rowsA, rowsB: s.rowsB })),
+          onProgress: (s) => (
+            (stats = s),
+            ctx.heartbeat({ ...carry, phase: ref.phase, rowsA: s.rowsA, rowsB: s.rowsB })
+          ),
         },
       )) {
         counts[entry.class]++;
