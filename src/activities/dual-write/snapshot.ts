@@ -8,9 +8,9 @@ import type { DualWriteRef, FileRef, RepairAction, SnapshotEntry, SnapshotRef } 
 import { resumablePass } from './pass.js';
 import { refOf } from './work-store/index.js';
 
-/** plan lines read (and objects fetched per side) at a time */
-const SNAPSHOT_PAGE = 500;
-export const MANIFEST = 'snapshot/manifest.jsonl';
+/** plan lines read (objects fetched per side, blobs written fsynced) between checkpoints and heartbeats */
+const SNAPSHOT_PAGE = 100;
+const MANIFEST = 'snapshot/manifest.jsonl';
 
 /**
  * Copies every object the repair will overwrite or delete (content + metadata, hashed) before any write: the
