@@ -45,7 +45,7 @@ import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter, type Timestamp } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { NativeConnection, type Worker } from '@temporalio/worker';
-import { createDualWriteActivities, type FileRef } from '../src/activities/dual-write.js';
+import { createDualWriteActivities, type FileRef } from '../src/activities/dual-write/index.js';
 import { sha256 } from '../src/activities/digest.js';
 import { DRIFT_CLASSES, diffStores, type DiffStats, type DriftClass } from '../src/activities/stores/diff.js';
 import { compareKeys, keyString, rowFingerprint } from '../src/activities/stores/fingerprint.js';

@@ -1,24 +1,27 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { abortSignal, approveSignal } from '../src/shared/messages.js';
+import { ErrorType } from '../src/shared/constants.js';
 import type { RunbookResult } from '../src/shared/types.js';
-import { allMeta, approveWhenReady, differences, pairTarget, startDualWrite, type Pair } from './support/dual-write.js';
+import {
+  abortDuringExecute,
+  allMeta,
+  approveWhenReady,
+  differences,
+  dualWriteSuite,
+  everything,
+  pairTarget,
+  startDualWrite,
+  type Pair,
+} from './support/dual-write.js';
 import { runbook } from './support/cli.js';
-import { Harness } from './support/harness.js';
 import { saveHistory } from './support/histories.js';
 
-const h = new Harness();
-const pool = new pg.Pool({ connectionString: h.databaseUrl });
-beforeAll(() => h.start());
-afterAll(async () => {
-  await h.close();
-  await pool.end();
-});
+const { h, pool } = dualWriteSuite();
 
 const ALL_CLASSES = { missing_in_a: 3, missing_in_b: 4, content_mismatch: 5, metadata_mismatch: 2 };
 
@@ -172,21 +175,11 @@ describe('dual-write rollback against real stores', () => {
       { objects: 300, drift: { content_mismatch: 40, missing_in_a: 10, missing_in_b: 10 }, newer: 'a' },
       { batchSize: 5, parallelism: 1, batchPause: '150ms' },
     );
-    const before = await allMeta(t.b);
-    const contentBefore = await t.b.get(before);
-    const handle = await startDualWrite(h, t);
-    await approveWhenReady(h, handle);
-    await h.waitFor(handle, (s) => s.currentStep === 'execute');
-    await new Promise((r) => setTimeout(r, 500));
-    await handle.signal(abortSignal, { by: 'carol', reason: 'wrong policy' });
-    const result = (await handle.result()) as RunbookResult;
+    const before = await everything(t.b);
+    const { handle, result } = await abortDuringExecute(h, t, 500);
     expect(result.outcome).toBe('aborted');
     expect(result.compensations.map((c) => [c.step, c.status])).toEqual([['snapshot', 'succeeded']]);
-    expect(await allMeta(t.b)).toEqual(before);
-    const contentAfter = await t.b.get(before);
-    expect(contentAfter.map((o) => o.content.toString('base64'))).toEqual(
-      contentBefore.map((o) => o.content.toString('base64')),
-    );
+    expect(await everything(t.b)).toEqual(before);
     expect(await differences(t)).toBe(60);
     await saveHistory(h.client, handle.workflowId, 'abort-during-execute', 'dual-write-rollback');
   });
@@ -219,7 +212,7 @@ describe('dual-write rollback against real stores', () => {
     ]);
     const failed = await handle.result().catch((e: unknown) => e);
     const cause = (failed as WorkflowFailedError).cause as ApplicationFailure;
-    expect(cause.type).toBe('RunbookFailed');
+    expect(cause.type).toBe(ErrorType.RunbookFailed);
     const result = cause.details![0] as RunbookResult;
     expect(result.outcome).toBe('failed');
     expect(result.steps.find((s) => s.name === 'verify')!.error).toContain('1 differences remain after the repair');
@@ -245,7 +238,7 @@ describe('dual-write rollback against real stores', () => {
     const t = await pairTarget(h, pool, 'sqlite-objectstore', { objects: 20, drift: { missing_in_b: 1 } });
     const bad = await startDualWrite(h, t, { policy: 'loudest-wins' as never });
     const err = await bad.result().catch((e: unknown) => e);
-    expect(((err as WorkflowFailedError).cause as ApplicationFailure).type).toBe('InvalidInput');
+    expect(((err as WorkflowFailedError).cause as ApplicationFailure).type).toBe(ErrorType.InvalidInput);
     expect((err as WorkflowFailedError).cause!.message).toContain('policy:');
 
     const env = join(h.environmentsDir, `${t.envName}.yaml`);

@@ -1,5 +1,5 @@
-import { DETECTION_DEFAULTS } from '../src/shared/constants.js';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { DETECTION_DEFAULTS, ErrorType } from '../src/shared/constants.js';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -11,10 +11,11 @@ import {
   compareKeys,
   inRange,
   rowFingerprint,
-  sha256Hex,
   summarizeRows,
 } from '../src/activities/stores/fingerprint.js';
+import { sha256 } from '../src/activities/digest.js';
 import { diffStores, type DiffStats, type DriftEntry, unmatchedFingerprints } from '../src/activities/stores/diff.js';
+import { BlobDir } from '../src/activities/stores/blob-dir.js';
 import { StoreFactory } from '../src/activities/stores/index.js';
 import { ObjectStore } from '../src/activities/stores/object-store.js';
 import { isConnectionError, PostgresTableStore } from '../src/activities/stores/postgres-table.js';
@@ -216,7 +217,7 @@ function object(
   updatedAt = createdAt + 999,
 ): StoredObject {
   const bytes = Buffer.from(content);
-  return { objectId, version, content: bytes, size: bytes.length, sha256: sha256Hex(bytes), createdAt, updatedAt };
+  return { objectId, version, content: bytes, size: bytes.length, sha256: sha256(bytes), createdAt, updatedAt };
 }
 
 /** Ids whose bytewise (UTF-8, "C") order differs from case-insensitive, locale and UTF-16 orders. */
@@ -298,7 +299,7 @@ for (const subject of subjects) {
       const objects = [
         object('r/1', 1),
         object('r/2', 3, ''),
-        { ...object('r/3', 1), content: binary, size: binary.length, sha256: sha256Hex(binary) },
+        { ...object('r/3', 1), content: binary, size: binary.length, sha256: sha256(binary) },
       ];
       await s.put(objects);
       const got = await s.get([
@@ -343,7 +344,7 @@ for (const subject of subjects) {
 
     it('put refuses content that does not match its sha256 or size, and writes nothing of the batch', async () => {
       const good = object('good', 1);
-      const badSha = { ...object('bad-sha', 1), sha256: sha256Hex(Buffer.from('something else')) };
+      const badSha = { ...object('bad-sha', 1), sha256: sha256(Buffer.from('something else')) };
       const badSize = { ...object('bad-size', 1), size: 3 };
       expect((await rejection(s.put([good, badSha]))).message).toMatch(/bad-sha@1: content sha256 .* does not match/);
       expect((await rejection(s.put([good, badSize]))).message).toMatch(
@@ -679,6 +680,114 @@ describe('object-store blobs', () => {
   });
 });
 
+describe('read-only opens (detection, dry runs)', () => {
+  /** every file in `dir`: name and bytes */
+  const files = (dir: string): Record<string, string> =>
+    Object.fromEntries(
+      readdirSync(dir, { recursive: true, withFileTypes: true })
+        .filter((d) => d.isFile())
+        .map((d) => {
+          const path = join(d.parentPath, d.name);
+          return [path.slice(dir.length), sha256(readFileSync(path))];
+        }),
+    );
+
+  it('an object store is read, never created, migrated or written; what is missing is refused naming the fix', async () => {
+    const root = join(tempDir(), 'ro-store');
+    const objects = manyObjects(30);
+    const w = await ObjectStore.open(root);
+    await w.put(objects);
+    await w.close();
+    const before = files(root);
+    const r = await ObjectStore.open(root, { readOnly: true });
+    expect(await r.summarize({})).toEqual(summarizeRows(objects.map(metaOf)));
+    expect(await r.get([keyOf(objects[0]!)])).toHaveLength(1);
+    await expect(r.put([object('new', 1)])).rejects.toThrow(/is open read-only/);
+    await expect(r.delete([keyOf(objects[0]!)])).rejects.toThrow(/is open read-only/);
+    await r.close();
+    expect(files(root)).toEqual(before);
+
+    const absent = join(tempDir(), 'no-such-store');
+    await expect(ObjectStore.open(absent, { readOnly: true })).rejects.toThrow(
+      /index\.sqlite cannot be opened .*`npx runbook dual-write prepare/,
+    );
+    expect(existsSync(absent)).toBe(false);
+
+    const db = new Database(join(root, 'index.sqlite'));
+    db.exec('DROP INDEX objects_key_fp');
+    db.close();
+    const unprepared = files(root);
+    await expect(ObjectStore.open(root, { readOnly: true })).rejects.toThrow(
+      /index\.sqlite lacks its index objects_key_fp; .*`npx runbook dual-write prepare/,
+    );
+    expect(files(root)).toEqual(unprepared);
+  });
+
+  it('a SQLite table is read without switching its journal mode or creating anything; a missing file or table is refused', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'app.sqlite');
+    const w = new SqliteTableStore({ path, table: 'objects', create: true });
+    await w.put(manyObjects(20));
+    await w.close();
+    const app = new Database(path);
+    app.pragma('journal_mode = DELETE');
+    app.close();
+    const before = files(dir);
+    const r = new SqliteTableStore({ path, table: 'objects', readOnly: true });
+    expect((await r.summarize({})).count).toBe(20);
+    await expect(r.put([object('new', 1)])).rejects.toThrow(/readonly/);
+    await r.close();
+    expect(files(dir)).toEqual(before);
+    const check = new Database(path);
+    expect(check.pragma('journal_mode', { simple: true })).toBe('delete');
+    check.close();
+
+    expect(() => new SqliteTableStore({ path: join(dir, 'typo.sqlite'), table: 'objects', readOnly: true })).toThrow(
+      StoreConfigError,
+    );
+    expect(existsSync(join(dir, 'typo.sqlite'))).toBe(false);
+    expect(() => new SqliteTableStore({ path, table: 'other', readOnly: true })).toThrow(
+      /sqlite table other: no such table/,
+    );
+  });
+});
+
+describe('blob directories', () => {
+  it('refuse a digest that is not 64 hex characters before it becomes a path (InvalidDigest, naming the object)', async () => {
+    const blobs = new BlobDir(join(tempDir(), 'blobs'));
+    for (const bad of ['../../../etc/passwd', 'A'.repeat(64), `${'a'.repeat(63)}/`, ''])
+      for (const call of [() => blobs.path(bad, 'obj@1 on store'), () => BlobDir.reference(bad, 'obj@1 on store')]) {
+        let error: unknown;
+        try {
+          call();
+        } catch (e) {
+          error = e;
+        }
+        expect(error).toBeInstanceOf(ApplicationFailure);
+        expect((error as ApplicationFailure).type).toBe(ErrorType.InvalidDigest);
+        expect((error as ApplicationFailure).nonRetryable).toBe(true);
+        expect((error as Error).message).toContain('obj@1 on store');
+      }
+    await expect(blobs.write('../x', Buffer.from('x'), 'obj@2')).rejects.toThrow(/obj@2/);
+    expect(existsSync(join(tempDir(), 'x'))).toBe(false);
+  });
+
+  it('private ones write 0600 blobs in 0700 directories, and reuse a blob only when its content is intact', async () => {
+    const dir = join(tempDir(), 'private-blobs');
+    const blobs = new BlobDir(dir, { private: true });
+    const content = Buffer.from('snapshot of an object');
+    const digest = sha256(content);
+    await blobs.write(digest, content);
+    const { statSync } = await import('node:fs');
+    expect(statSync(blobs.path(digest)).mode & 0o777).toBe(0o600);
+    expect(statSync(join(dir, digest.slice(0, 2))).mode & 0o777).toBe(0o700);
+    expect(statSync(dir).mode & 0o777).toBe(0o700);
+    writeFileSync(blobs.path(digest), 'tampered');
+    await blobs.write(digest, content);
+    expect(await blobs.read(digest, content.length, 'obj@1')).toEqual(content);
+  });
+});
+
 describe('postgres-table content by reference', () => {
   let s: PostgresTableStore;
   let root: string;
@@ -742,7 +851,7 @@ describe('postgres-table content by reference', () => {
     await s.delete([keyOf(c)]);
     expect(blobFiles()).toEqual([other.sha256]);
     await s.put([object('shared-b', 7, 'third bytes')]);
-    expect(blobFiles()).toEqual([sha256Hex(Buffer.from('third bytes'))]);
+    expect(blobFiles()).toEqual([sha256(Buffer.from('third bytes'))]);
   });
 
   it('never collects a blob a concurrent put (another store on the same table) is about to reference', async () => {
@@ -840,7 +949,7 @@ describe('postgres-table content by reference', () => {
       const bad = { ...config, columns: { sha256: null } };
       const error = await rejection(factory.open(bad, (p) => join(base, p)));
       expect(error).toBeInstanceOf(ApplicationFailure);
-      expect((error as ApplicationFailure).type).toBe('EnvironmentInvalid');
+      expect((error as ApplicationFailure).type).toBe(ErrorType.EnvironmentInvalid);
       expect((error as ApplicationFailure).nonRetryable).toBe(true);
     } finally {
       await factory.close();

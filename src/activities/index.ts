@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { CommandRunner } from './adapters/types.js';
 import { createEngineActivities } from './engine.js';
 import { createFlagActivities } from './flags.js';
-import { createDualWriteActivities } from './dual-write.js';
+import { createDualWriteActivities } from './dual-write/index.js';
 import type { KeyPair } from './keys.js';
 import { createRunActivities } from './runs.js';
 import type { StoreFactory } from './stores/index.js';

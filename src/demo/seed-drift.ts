@@ -1,4 +1,4 @@
-import { sha256Hex } from '../activities/stores/fingerprint.js';
+import { sha256 } from '../activities/digest.js';
 import type { DriftClass } from '../activities/stores/diff.js';
 import type { ObjectStoreAdapter, StoredObject } from '../activities/stores/types.js';
 
@@ -29,7 +29,7 @@ function makeObject(i: number, base: number, variant = ''): StoredObject {
     version: 1 + (i % 3 === 0 ? 1 : 0),
     content,
     size: content.length,
-    sha256: sha256Hex(content),
+    sha256: sha256(content),
     createdAt: base + i,
     updatedAt: base + i * 2,
   };

@@ -290,7 +290,25 @@ export const objectStoreConfigSchema = z.discriminatedUnion('type', [
 ]);
 export type ObjectStoreConfig = z.infer<typeof objectStoreConfigSchema>;
 
-const dualWriteSchema = z.strictObject({
+/**
+ * Where a dual-write run keeps its work files (diff, isolation report, plan, snapshot, artifacts) when they must
+ * be readable from every worker host: tables in Postgres, created on first use.
+ */
+const workStoreSchema = z.discriminatedUnion('type', [
+  z.strictObject({
+    type: z.literal('postgres'),
+    /** the worker's environment variable holding the connection string */
+    urlEnv: envVarNameSchema.default('DATABASE_URL'),
+    /** prefix of the tables: <table>_files, <table>_chunks, <table>_blobs */
+    table: z
+      .string()
+      .regex(/^[a-z_][a-z0-9_]{0,40}$/, 'must be a lowercase SQL identifier of at most 41 characters')
+      .default('dr_work'),
+  }),
+]);
+export type WorkStoreConfig = z.infer<typeof workStoreSchema>;
+
+const dualWriteObjectSchema = z.strictObject({
   /** the two stores; "a" is the primary (PostgreSQL in the seed), "b" the secondary (the object store) */
   a: objectStoreConfigSchema,
   b: objectStoreConfigSchema,
@@ -299,8 +317,13 @@ const dualWriteSchema = z.strictObject({
     .default({ a: 'postgres', b: 'store' }),
   /** who wins a newest-wins tie */
   tieBreaker: z.enum(['a', 'b']).default('a'),
-  /** diff files, reports and snapshots go here */
-  workDir: z.string().min(1),
+  /**
+   * diff files, reports and snapshots go here, on the worker's host (share it between workers, or use workStore);
+   * exactly one of workDir and workStore
+   */
+  workDir: z.string().min(1).optional(),
+  /** work files in Postgres instead of workDir: every worker host reads what another wrote */
+  workStore: workStoreSchema.optional(),
   severity: z
     .strictObject({
       /** this many differing objects or more is critical */
@@ -340,6 +363,15 @@ const dualWriteSchema = z.strictObject({
   partitionWindow: z.number().int().min(1).max(64).default(4),
   /** objects per repair activity inside a partition; a partition continues-as-new before its history grows large */
   chunkObjects: z.number().int().min(1).default(10_000),
+});
+
+const dualWriteSchema = dualWriteObjectSchema.superRefine((dw, ctx) => {
+  if ((dw.workDir === undefined) === (dw.workStore === undefined))
+    ctx.addIssue({
+      code: 'custom',
+      path: [dw.workDir === undefined ? 'workDir' : 'workStore'],
+      message: 'give exactly one of workDir (a directory on the worker host) and workStore (Postgres)',
+    });
 });
 
 const targetSchema = z.strictObject({

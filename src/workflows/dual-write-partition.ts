@@ -1,5 +1,5 @@
 import { continueAsNew, patched, workflowInfo } from '@temporalio/workflow';
-import type { createDualWriteActivities, DualWriteRef, FileRef } from '../activities/dual-write.js';
+import type { createDualWriteActivities, DualWriteRef, FileRef } from '../activities/dual-write/index.js';
 import { engineActivities } from './engine/activities.js';
 import { runbookActivities } from './engine/activity-options.js';
 

@@ -1,5 +1,5 @@
 import { executeChild, workflowInfo } from '@temporalio/workflow';
-import type { DriftReport, RepairPlan, SnapshotRef } from '../activities/dual-write.js';
+import type { DriftReport, RepairPlan, SnapshotRef } from '../activities/dual-write/index.js';
 import { dualWriteRepairPartition, type RepairPartitionResult } from './dual-write-partition.js';
 
 /** The parts of dualWriteRollback that are not its procedure: partitioned repair and the seed's artifacts. */

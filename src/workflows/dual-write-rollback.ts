@@ -1,4 +1,9 @@
-import type { createDualWriteActivities, DriftReport, RepairPlan, SnapshotRef } from '../activities/dual-write.js';
+import type {
+  createDualWriteActivities,
+  DriftReport,
+  RepairPlan,
+  SnapshotRef,
+} from '../activities/dual-write/index.js';
 import type { createFlagActivities } from '../activities/flags.js';
 import { parseRunbookInput, tightenApproval, tightenLimit } from '../shared/input.js';
 import { dualWriteRollbackInputSchema, type DualWriteRollbackInput } from '../shared/schemas.js';

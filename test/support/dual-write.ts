@@ -1,9 +1,11 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type pg from 'pg';
+import pg from 'pg';
+import { afterAll, beforeAll } from 'vitest';
 import { stringify } from 'yaml';
 import type { WorkflowHandle } from '@temporalio/client';
-import { approveSignal } from '../../src/shared/messages.js';
+import { abortSignal, approveSignal } from '../../src/shared/messages.js';
+import type { RunbookResult } from '../../src/shared/types.js';
 import type { DualWriteRollbackInput } from '../../src/shared/schemas.js';
 import { diffStores } from '../../src/activities/stores/diff.js';
 import { ObjectStore } from '../../src/activities/stores/object-store.js';
@@ -11,9 +13,21 @@ import { PostgresTableStore } from '../../src/activities/stores/postgres-table.j
 import { SqliteTableStore } from '../../src/activities/stores/sqlite-table.js';
 import type { ObjectStoreAdapter, ObjectMeta } from '../../src/activities/stores/types.js';
 import { seedDrift, type DriftSpec } from '../../src/demo/seed-drift.js';
-import type { Harness } from './harness.js';
+import { Harness } from './harness.js';
 
 export type Pair = 'postgres-objectstore' | 'sqlite-objectstore' | 'postgres-sqlite';
+
+/** A test file's harness (with its in-process worker) and a pool on the suite's Postgres, started and closed with the file. */
+export function dualWriteSuite(): { h: Harness; pool: pg.Pool } {
+  const h = new Harness();
+  const pool = new pg.Pool({ connectionString: h.databaseUrl });
+  beforeAll(() => h.start());
+  afterAll(async () => {
+    await h.close();
+    await pool.end();
+  });
+  return { h, pool };
+}
 let n = 0;
 
 export interface PairTarget {
@@ -21,6 +35,11 @@ export interface PairTarget {
   a: ObjectStoreAdapter;
   b: ObjectStoreAdapter;
   injected: Awaited<ReturnType<typeof seedDrift>>;
+  /** the directory holding this target's SQLite files, object-store roots and work directory */
+  dir: string;
+  workDir: string;
+  /** per side: the Postgres table, the SQLite file or the object-store root */
+  where: [string, string];
 }
 
 /** An environment with target "objects": two real stores seeded with known drift. */
@@ -41,6 +60,7 @@ export async function pairTarget(
   const sides = pair.split('-') as Array<'postgres' | 'sqlite' | 'objectstore'>;
   const stores: ObjectStoreAdapter[] = [];
   const configs: unknown[] = [];
+  const where: string[] = [];
   for (const [i, kind] of sides.entries()) {
     if (kind === 'postgres') {
       // Postgres keeps stored fingerprints (trigger-maintained column) in every pair
@@ -49,19 +69,23 @@ export async function pairTarget(
       await store.init();
       stores.push(store);
       configs.push({ type: 'postgres', urlEnv, table: `${table}_${i}`, columns });
+      where.push(`${table}_${i}`);
     } else if (kind === 'sqlite') {
       // SQLite stores them in postgres-sqlite and computes them per row in sqlite-objectstore
       const columns = pair === 'postgres-sqlite' ? { fingerprint: 'row_fp' } : {};
       const path = join(dir, `side${i}.sqlite`);
       stores.push(new SqliteTableStore({ path, table: 'objects', create: true, columns }));
       configs.push({ type: 'sqlite', path, table: 'objects', columns });
+      where.push(path);
     } else {
       const root = join(dir, `store${i}`);
       stores.push(await ObjectStore.open(root));
       configs.push({ type: 'object-store', root });
+      where.push(root);
     }
   }
   const injected = await seedDrift(stores[0]!, stores[1]!, spec);
+  const workDir = join(dir, 'work');
   writeFileSync(
     join(h.environmentsDir, `${envName}.yaml`),
     stringify({
@@ -70,13 +94,20 @@ export async function pairTarget(
       escalation: [{ level: 1, after: '0s' }],
       targets: {
         objects: {
-          dualWrite: { a: configs[0], b: configs[1], workDir: join(dir, 'work'), batchSize: 7, ...dualWrite },
+          // a target with a workStore keeps no workDir (exactly one of them)
+          dualWrite: {
+            a: configs[0],
+            b: configs[1],
+            ...(dualWrite.workStore ? {} : { workDir }),
+            batchSize: 7,
+            ...dualWrite,
+          },
         },
         ...extraTargets,
       },
     }),
   );
-  return { envName, a: stores[0]!, b: stores[1]!, injected };
+  return { envName, a: stores[0]!, b: stores[1]!, injected, dir, workDir, where: [where[0]!, where[1]!] };
 }
 
 export async function allMeta(store: ObjectStoreAdapter): Promise<ObjectMeta[]> {
@@ -98,7 +129,7 @@ export function startDualWrite(
 ): Promise<WorkflowHandle> {
   return h.client.workflow.start('dualWriteRollback', {
     taskQueue: h.taskQueue,
-    workflowId: `dwr-${t.envName}-${n++}`,
+    workflowId: `dwr-${t.envName}-${process.pid}-${n++}`,
     args: [
       {
         environment: t.envName,
@@ -115,4 +146,55 @@ export function startDualWrite(
 export async function approveWhenReady(h: Harness, handle: WorkflowHandle): Promise<void> {
   const s = await h.waitForApproval(handle);
   await handle.signal(approveSignal, { by: 'alice', planHash: s.planHash! });
+}
+
+/** How the last attempt of the workflow's `activity` failed, from the history (undefined when it did not). */
+export async function activityFailure(
+  handle: WorkflowHandle,
+  activity: string,
+): Promise<{ type: string; nonRetryable: boolean; message: string; attempt: number } | undefined> {
+  const events = (await handle.fetchHistory()).events ?? [];
+  const scheduled = events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === activity);
+  if (!scheduled) return undefined;
+  const id = String(scheduled.eventId);
+  const started = events.find((e) => String(e.activityTaskStartedEventAttributes?.scheduledEventId) === id);
+  const failed = events.find((e) => String(e.activityTaskFailedEventAttributes?.scheduledEventId) === id);
+  const failure = failed?.activityTaskFailedEventAttributes?.failure;
+  if (!failure) return undefined;
+  const cause = failure.cause ?? failure;
+  return {
+    type: cause.applicationFailureInfo?.type ?? '',
+    nonRetryable: Boolean(cause.applicationFailureInfo?.nonRetryable),
+    message: cause.message ?? '',
+    attempt: started?.activityTaskStartedEventAttributes?.attempt ?? 0,
+  };
+}
+
+/** How many attempts the workflow's (first) `activity` took, from the history. */
+export async function activityAttempts(handle: WorkflowHandle, activity: string): Promise<number> {
+  const events = (await handle.fetchHistory()).events ?? [];
+  const scheduled = events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === activity);
+  const id = String(scheduled?.eventId);
+  const started = events.find((e) => String(e.activityTaskStartedEventAttributes?.scheduledEventId) === id);
+  return started?.activityTaskStartedEventAttributes?.attempt ?? 0;
+}
+
+/** Every object of a store with its content, in key order: what "byte-identical" compares. */
+export async function everything(store: ObjectStoreAdapter): Promise<Array<ObjectMeta & { content: string }>> {
+  const objects = await store.get(await allMeta(store));
+  return objects.map((o) => ({ ...o, content: o.content.toString('base64') }));
+}
+
+/** Starts a repair, approves it, and aborts it `afterMs` into the execute step. */
+export async function abortDuringExecute(
+  h: Harness,
+  t: PairTarget,
+  afterMs: number,
+): Promise<{ handle: WorkflowHandle; result: RunbookResult }> {
+  const handle = await startDualWrite(h, t);
+  await approveWhenReady(h, handle);
+  await h.waitFor(handle, (s) => s.currentStep === 'execute');
+  await new Promise((r) => setTimeout(r, afterMs));
+  await handle.signal(abortSignal, { by: 'carol', reason: 'wrong policy' });
+  return { handle, result: (await handle.result()) as RunbookResult };
 }

@@ -1,3 +1,4 @@
+import { ErrorType } from '../../shared/constants.js';
 import { execFile } from 'node:child_process';
 import { ApplicationFailure } from '@temporalio/common';
 import type { CommandRunner } from './types.js';
@@ -38,7 +39,7 @@ export const runCommand: CommandRunner = (file, args, options = {}) =>
           return reject(
             ApplicationFailure.nonRetryable(
               `executable "${file}" not found on PATH (running: ${printable})`,
-              'CommandRefused',
+              ErrorType.CommandRefused,
             ),
           );
         }
@@ -59,7 +60,7 @@ export function kubeEnv(kubeconfigEnv?: string): NodeJS.ProcessEnv {
   if (!path) {
     throw ApplicationFailure.nonRetryable(
       `the worker's environment variable ${kubeconfigEnv} (named by kubeconfigEnv) is not set`,
-      'EnvironmentInvalid',
+      ErrorType.EnvironmentInvalid,
     );
   }
   return { ...process.env, KUBECONFIG: path };

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { sha256Hex } from './fingerprint.js';
+import { checkedDigest, sha256 as sha256Hex } from '../digest.js';
+import { ensurePrivateDir, PRIVATE_FILE_MODE } from '../files.js';
 
-const SHA256_HEX = /^[0-9a-f]{64}$/;
 /** `<sha[0:2]>/<sha>`: nothing else may come from a table, since a reference becomes a path */
 const REFERENCE = /^([0-9a-f]{2})\/(\1[0-9a-f]{62})$/;
 
@@ -21,18 +21,25 @@ export class BlobMissingError extends Error {
  * exists under its name is complete. Which blobs are still needed is the owner's knowledge: see collect().
  */
 export class BlobDir {
-  constructor(readonly dir: string) {}
+  /** `private`: blobs 0600 in 0700 directories (snapshots of someone's data), else 0644 (a store's own blobs) */
+  constructor(
+    readonly dir: string,
+    private readonly options: { private?: boolean } = {},
+  ) {}
 
-  /** where the blob of this digest lives (the digest is checked: it becomes a path) */
-  path(sha256: string): string {
-    if (!SHA256_HEX.test(sha256)) throw new Error(`not a sha256 hex digest: ${JSON.stringify(sha256)}`);
-    return join(this.dir, sha256.slice(0, 2), sha256);
+  /**
+   * Where the blob of this digest lives. The digest is checked first (a row or a manifest can hold anything,
+   * `../../x` too): anything but 64 lowercase hex characters is a non-retryable InvalidDigest naming `what`.
+   */
+  path(sha256: string, what = 'blob'): string {
+    const sha = checkedDigest(sha256, what);
+    return join(this.dir, sha.slice(0, 2), sha);
   }
 
   /** the blob's path relative to the directory, as a table stores it */
-  static reference(sha256: string): string {
-    if (!SHA256_HEX.test(sha256)) throw new Error(`not a sha256 hex digest: ${JSON.stringify(sha256)}`);
-    return `${sha256.slice(0, 2)}/${sha256}`;
+  static reference(sha256: string, what = 'blob'): string {
+    const sha = checkedDigest(sha256, what);
+    return `${sha.slice(0, 2)}/${sha}`;
   }
 
   /** the digest a stored reference names, or undefined when it is not exactly `<sha[0:2]>/<sha>` */
@@ -47,7 +54,7 @@ export class BlobDir {
   async read(sha256: string, size: number, what: string): Promise<Buffer> {
     let content: Buffer;
     try {
-      content = await readFile(this.path(sha256));
+      content = await readFile(this.path(sha256, what));
     } catch (error) {
       if (isMissing(error)) throw new BlobMissingError(`${what}: blob ${sha256} is missing`);
       throw error;
@@ -58,16 +65,19 @@ export class BlobDir {
     return content;
   }
 
-  /** Writes the blob unless an intact one is there (a corrupt blob gets rewritten). */
-  async write(sha256: string, content: Buffer): Promise<void> {
-    const path = this.path(sha256);
+  /**
+   * Writes the blob unless an intact one is there (an existing blob is reused only after its content was read
+   * and verified; a corrupt one gets rewritten). `what` names the object in errors.
+   */
+  async write(sha256: string, content: Buffer, what = 'blob'): Promise<void> {
+    const path = this.path(sha256, what);
     if (await this.intact(path, sha256, content.length)) return;
     const dir = join(this.dir, sha256.slice(0, 2));
     // a new fan-out directory must itself be made durable in the blob directory
-    if (await mkdir(dir, { recursive: true })) await fsyncDir(this.dir);
+    if (await this.makeDir(dir)) await fsyncDir(this.dir);
     const temp = join(dir, `.${sha256}.${process.pid}.${randomUUID()}.tmp`);
     try {
-      const file = await open(temp, 'wx', 0o644);
+      const file = await open(temp, 'wx', this.options.private ? PRIVATE_FILE_MODE : 0o644);
       try {
         await file.writeFile(content);
         await file.sync();
@@ -104,6 +114,20 @@ export class BlobDir {
         if (!isMissing(error)) throw error;
       }
     }
+  }
+
+  /** Creates the fan-out directory (0700 when private); whether it was created. */
+  private async makeDir(dir: string): Promise<boolean> {
+    if (!this.options.private) return Boolean(await mkdir(dir, { recursive: true }));
+    if (
+      await stat(dir).then(
+        () => true,
+        () => false,
+      )
+    )
+      return false;
+    await ensurePrivateDir(dir);
+    return true;
   }
 
   /** Whether the blob exists and holds exactly this content's digest. */

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { sha256 } from '../digest.js';
 import type { KeyRange, ObjectKey, ObjectMeta, SegmentSummary, StoredObject } from './types.js';
 
 /** Field separator inside a fingerprint (ASCII unit separator, never in an object id). */
@@ -63,13 +64,11 @@ export function compareKeys(a: ObjectKey, b: ObjectKey): number {
 export const inRange = (k: ObjectKey, r: KeyRange): boolean =>
   (!r.from || compareKeys(k, r.from) >= 0) && (!r.to || compareKeys(k, r.to) < 0);
 
-export const sha256Hex = (content: Buffer): string => createHash('sha256').update(content).digest('hex');
-
 /** Refuses content that does not match its declared digest and size (never write a corrupt copy). */
 export function assertContent(o: StoredObject): void {
   if (o.content.length !== o.size)
     throw new Error(`${o.objectId}@${o.version}: content is ${o.content.length} bytes, metadata says ${o.size}`);
-  const actual = sha256Hex(o.content);
+  const actual = sha256(o.content);
   if (actual !== o.sha256)
     throw new Error(`${o.objectId}@${o.version}: content sha256 ${actual} does not match ${o.sha256}`);
 }

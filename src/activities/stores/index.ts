@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import pg from 'pg';
 import { ApplicationFailure } from '@temporalio/common';
+import { ErrorType } from '../../shared/constants.js';
 import type { ObjectStoreConfig } from '../../shared/schemas.js';
 import { ObjectStore } from './object-store.js';
 import { PostgresTableStore } from './postgres-table.js';
@@ -9,8 +10,19 @@ import { StoreConfigError, type ObjectStoreAdapter } from './types.js';
 
 /** a store configuration error is final (EnvironmentInvalid); anything else (a connection) may be retried */
 function configFailure(error: unknown): never {
-  if (error instanceof StoreConfigError) throw ApplicationFailure.nonRetryable(error.message, 'EnvironmentInvalid');
+  if (error instanceof StoreConfigError)
+    throw ApplicationFailure.nonRetryable(error.message, ErrorType.EnvironmentInvalid);
   throw error;
+}
+
+export interface OpenOptions {
+  /** false: open a table whose fingerprint column is not installed yet (to install it) */
+  check?: boolean;
+  /**
+   * Reading only (detection, dry runs): nothing is created, migrated or converted (no object-store root or index,
+   * no SQLite file, table or journal mode); what is missing is refused as EnvironmentInvalid naming the fix.
+   */
+  readOnly?: boolean;
 }
 
 /**
@@ -20,29 +32,35 @@ function configFailure(error: unknown): never {
 export class StoreFactory {
   private readonly pools = new Map<string, pg.Pool>();
 
-  /** `check: false` opens a table whose fingerprint column is not installed yet (to install it) */
+  /** The shared pool of the connection string in the worker's variable `urlEnv`. */
+  pool(urlEnv: string): pg.Pool {
+    const url = process.env[urlEnv];
+    if (!url)
+      throw ApplicationFailure.nonRetryable(
+        `the worker's environment variable ${urlEnv} (urlEnv) is not set`,
+        ErrorType.EnvironmentInvalid,
+      );
+    let pool = this.pools.get(url);
+    if (!pool) {
+      pool = new pg.Pool({ connectionString: url, max: 8 });
+      pool.on('error', () => {});
+      this.pools.set(url, pool);
+    }
+    return pool;
+  }
+
   async open(
     config: ObjectStoreConfig,
     resolvePath: (p: string) => string,
-    options: { check?: boolean } = {},
+    options: OpenOptions = {},
   ): Promise<ObjectStoreAdapter> {
     switch (config.type) {
       case 'postgres': {
-        const url = process.env[config.urlEnv];
-        if (!url)
-          throw ApplicationFailure.nonRetryable(
-            `the worker's environment variable ${config.urlEnv} (urlEnv) is not set`,
-            'EnvironmentInvalid',
-          );
-        let pool = this.pools.get(url);
-        if (!pool) {
-          pool = new pg.Pool({ connectionString: url, max: 8 });
-          pool.on('error', () => {});
-          this.pools.set(url, pool);
-        }
+        const pool = this.pool(config.urlEnv);
         const contentReference = config.contentReference && { root: resolvePath(config.contentReference.root) };
         let store: PostgresTableStore;
         try {
+          // never `create` from an environment file: the worker reads and writes rows, it does not make tables
           store = new PostgresTableStore({ pool, table: config.table, columns: config.columns, contentReference });
         } catch (error) {
           return configFailure(error);
@@ -59,6 +77,7 @@ export class StoreFactory {
             table: config.table,
             columns: config.columns as never,
             check: options.check,
+            readOnly: options.readOnly,
           });
         } catch (error) {
           return configFailure(error);
@@ -66,8 +85,12 @@ export class StoreFactory {
       }
       case 'object-store': {
         const root = resolvePath(config.root);
-        mkdirSync(root, { recursive: true });
-        return ObjectStore.open(root);
+        try {
+          if (!options.readOnly) mkdirSync(root, { recursive: true });
+          return await ObjectStore.open(root, { readOnly: options.readOnly });
+        } catch (error) {
+          return configFailure(error);
+        }
       }
     }
   }

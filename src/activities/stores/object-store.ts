@@ -1,16 +1,31 @@
 import { mkdirSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { BlobDir, BlobMissingError } from './blob-dir.js';
 import { assertContent, rowFingerprint } from './fingerprint.js';
-import { SqliteKeyspace, SqliteKeyspaceReads } from './sqlite-keyspace.js';
-import type { ObjectKey, ObjectStoreAdapter, StoredObject } from './types.js';
+import { openSqlite, PREPARE_COMMAND, SqliteKeyspace, SqliteKeyspaceReads } from './sqlite-keyspace.js';
+import { type ObjectKey, type ObjectStoreAdapter, StoreConfigError, type StoredObject } from './types.js';
 
 export interface ObjectStoreConfig {
   /** directory holding `blobs/` and `index.sqlite` */
   root: string;
+  /** open for reading only: nothing is created or migrated, what is missing is refused naming the fix */
+  readOnly?: boolean;
 }
+
+const INDEX_COLUMNS = {
+  table: 'objects',
+  objectId: 'object_id',
+  version: 'version',
+  sha256: 'sha256',
+  size: 'size',
+  createdAt: 'created_at',
+  updatedAt: 'updated_at',
+  fingerprint: 'fp',
+};
+const INVALIDATION_TRIGGER = 'objects_fp_invalidate';
+const COVERING_INDEX = 'objects_key_fp';
 
 /**
  * A content-addressed object store (the seed's "StorageEngine"): each distinct content is one immutable blob
@@ -31,45 +46,67 @@ export class ObjectStore extends SqliteKeyspaceReads implements ObjectStoreAdapt
   constructor(private readonly config: ObjectStoreConfig) {
     super();
     this.blobs = new BlobDir(join(config.root, 'blobs'));
-    mkdirSync(this.blobs.dir, { recursive: true });
-    this.db = new Database(join(config.root, 'index.sqlite'));
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = FULL');
-    this.db.pragma('busy_timeout = 5000');
-    this.db.exec(
-      `CREATE TABLE IF NOT EXISTS objects (object_id TEXT NOT NULL, version INTEGER NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, fp INTEGER, PRIMARY KEY (object_id, version)) WITHOUT ROWID;
+    const index = join(config.root, 'index.sqlite');
+    if (config.readOnly) {
+      this.db = openSqlite(index, true, `object store ${config.root}`);
+    } else {
+      mkdirSync(this.blobs.dir, { recursive: true });
+      this.db = openSqlite(index, false, `object store ${config.root}`);
+      this.db.pragma('synchronous = FULL');
+      this.db.exec(
+        `CREATE TABLE IF NOT EXISTS objects (object_id TEXT NOT NULL, version INTEGER NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, fp INTEGER, PRIMARY KEY (object_id, version)) WITHOUT ROWID;
        CREATE INDEX IF NOT EXISTS objects_sha256 ON objects (sha256);`,
-    );
-    this.keys = new SqliteKeyspace(this.db, {
-      table: 'objects',
-      objectId: 'object_id',
-      version: 'version',
-      sha256: 'sha256',
-      size: 'size',
-      createdAt: 'created_at',
-      updatedAt: 'updated_at',
-      fingerprint: 'fp',
-    });
+      );
+    }
+    this.keys = new SqliteKeyspace(this.db, INDEX_COLUMNS);
+    if (config.readOnly) {
+      this.checkPrepared();
+      return;
+    }
     this.migrate();
     // the index is ours, but a hand edit (or an older tool) must not leave a stale fingerprint behind
-    this.keys.createInvalidationTrigger('objects_fp_invalidate');
-    this.keys.createCoveringIndex('objects_key_fp');
+    this.keys.createInvalidationTrigger(INVALIDATION_TRIGGER);
+    this.keys.createCoveringIndex(COVERING_INDEX);
   }
 
   /** Indexes written before fingerprints were stored get the column, filled once. */
   private migrate(): void {
-    const columns = this.db.prepare(`SELECT name FROM pragma_table_info('objects')`).pluck().all() as string[];
-    if (columns.includes('fp')) return;
+    if (this.indexColumns().includes('fp')) return;
     this.db.transaction(() => {
       this.db.exec('ALTER TABLE objects ADD COLUMN fp INTEGER');
       this.db.exec(`UPDATE objects SET fp = ${this.keys.computedFingerprintSql}`);
     })();
   }
 
-  /** A store at `root`, creating its directories. */
-  static async open(root: string): Promise<ObjectStore> {
-    await mkdir(join(root, 'blobs'), { recursive: true });
-    return new ObjectStore({ root });
+  private indexColumns(): string[] {
+    return this.db.prepare(`SELECT name FROM pragma_table_info('objects')`).pluck().all() as string[];
+  }
+
+  /** Read-only: what a writable open would create or migrate must already be there. */
+  private checkPrepared(): void {
+    const has = (type: string, name: string) =>
+      this.db.prepare(`SELECT 1 FROM sqlite_master WHERE type = ? AND name = ?`).get(type, name) !== undefined;
+    const missing = !has('table', 'objects')
+      ? 'has no objects table'
+      : !this.indexColumns().includes('fp')
+        ? 'has no fingerprint column (written by an older version)'
+        : !has('trigger', INVALIDATION_TRIGGER)
+          ? `lacks its trigger ${INVALIDATION_TRIGGER}`
+          : !has('index', COVERING_INDEX)
+            ? `lacks its index ${COVERING_INDEX}`
+            : undefined;
+    if (missing) {
+      this.db.close();
+      throw new StoreConfigError(
+        `object store ${this.config.root}: index.sqlite ${missing}; detection does not change a store: run ${PREPARE_COMMAND} once`,
+      );
+    }
+  }
+
+  /** A store at `root`, creating its directories (unless read-only). */
+  static async open(root: string, options: { readOnly?: boolean } = {}): Promise<ObjectStore> {
+    if (!options.readOnly) await mkdir(join(root, 'blobs'), { recursive: true });
+    return new ObjectStore({ root, readOnly: options.readOnly });
   }
 
   describe(): string {
@@ -82,6 +119,8 @@ export class ObjectStore extends SqliteKeyspaceReads implements ObjectStoreAdapt
   }
 
   private exclusive<T>(work: () => Promise<T>): Promise<T> {
+    // blobs are written before the index refuses the write: refuse first
+    if (this.config.readOnly) return Promise.reject(new Error(`${this.describe()} is open read-only`));
     const result = this.queue.then(work);
     this.queue = result.catch(() => {});
     return result;

@@ -1,8 +1,45 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import type Database from 'better-sqlite3';
+import Database from 'better-sqlite3';
 import { rowFingerprint } from './fingerprint.js';
 import { keysetPages, rangeClause, rangeParams } from './sql.js';
-import type { FingerprintList, FingerprintProbe, KeyRange, ObjectKey, ObjectMeta, SegmentSummary } from './types.js';
+import {
+  type FingerprintList,
+  type FingerprintProbe,
+  type KeyRange,
+  type ObjectKey,
+  type ObjectMeta,
+  type SegmentSummary,
+  StoreConfigError,
+} from './types.js';
+
+/** the command that creates or migrates what a read-only open finds missing */
+export const PREPARE_COMMAND = '`npx runbook dual-write prepare --env <env> --target <target>`';
+
+/**
+ * Opens a SQLite database. Read-only (detection, dry runs) never creates, migrates or converts anything: the
+ * file must exist, its journal mode is left alone and `query_only` refuses every write; closing it leaves the
+ * files as they were (a writable connection that wrote nothing, where a read-only one would leave -wal/-shm files
+ * behind). Otherwise the file is created when missing and switched to WAL.
+ */
+export function openSqlite(path: string, readOnly: boolean | undefined, what: string): Database.Database {
+  if (!readOnly) {
+    const db = new Database(path);
+    db.pragma('journal_mode = WAL');
+    db.pragma('busy_timeout = 5000');
+    return db;
+  }
+  let db: Database.Database;
+  try {
+    db = new Database(path, { fileMustExist: true });
+  } catch (error) {
+    throw new StoreConfigError(
+      `${what}: ${path} cannot be opened (${(error as Error).message}); check the path, or create it with ${PREPARE_COMMAND}`,
+    );
+  }
+  db.pragma('query_only = ON');
+  db.pragma('busy_timeout = 5000');
+  return db;
+}
 
 /** Quoted column names of a SQLite table holding object metadata. */
 export interface SqliteColumns {

@@ -1,6 +1,6 @@
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { assertContent, rowFingerprint } from './fingerprint.js';
-import { SqliteKeyspace, SqliteKeyspaceReads } from './sqlite-keyspace.js';
+import { openSqlite, PREPARE_COMMAND, SqliteKeyspace, SqliteKeyspaceReads } from './sqlite-keyspace.js';
 import { DEFAULT_COLUMNS, quoteIdentifier, type ColumnMap } from './sql.js';
 import { type ObjectKey, type ObjectStoreAdapter, StoreConfigError, type StoredObject } from './types.js';
 
@@ -12,6 +12,8 @@ export interface SqliteTableConfig {
   create?: boolean;
   /** false: do not refuse a configured fingerprint column whose trigger is missing (to install it) */
   check?: boolean;
+  /** open for reading only: the file and table must exist, nothing is created or changed */
+  readOnly?: boolean;
 }
 
 type Row = {
@@ -49,9 +51,12 @@ export class SqliteTableStore extends SqliteKeyspaceReads implements ObjectStore
       ]),
     ) as Record<keyof ColumnMap, string>;
     this.fp = columns.fingerprint ? this.c.fingerprint : undefined;
-    this.db = new Database(config.path);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('busy_timeout = 5000');
+    if (config.readOnly && config.create) throw new Error(`sqlite table ${config.table}: create needs a writable open`);
+    this.db = openSqlite(config.path, config.readOnly, `sqlite table ${config.table}`);
+    if (config.readOnly && this.tableColumns().length === 0) {
+      this.db.close();
+      throw new StoreConfigError(`sqlite table ${config.table}: no such table in ${config.path}`);
+    }
     if (config.create) {
       const c = this.c;
       const fp = this.fp ? `, ${this.fp} INTEGER` : '';
@@ -78,15 +83,19 @@ export class SqliteTableStore extends SqliteKeyspaceReads implements ObjectStore
     const fp = this.fp;
     if (!fp)
       throw new Error(`sqlite table ${this.config.table}: no fingerprint column is configured (columns.fingerprint)`);
-    const columns = this.db
-      .prepare(`SELECT name FROM pragma_table_info(?)`)
-      .pluck()
-      .all(this.config.table.split('.').pop()) as string[];
+    const columns = this.tableColumns();
     this.db.transaction(() => {
       if (!columns.includes(fp.slice(1, -1))) this.db.exec(`ALTER TABLE ${this.t} ADD COLUMN ${fp} INTEGER`);
       this.keys.createInvalidationTrigger(this.triggerName);
       this.keys.createCoveringIndex(quoteIdentifier(`${this.config.table.replace('.', '_')}_dr_fp_idx`, 'index name'));
     })();
+  }
+
+  private tableColumns(): string[] {
+    return this.db
+      .prepare(`SELECT name FROM pragma_table_info(?)`)
+      .pluck()
+      .all(this.config.table.split('.').pop()) as string[];
   }
 
   /** Refuses to trust a fingerprint column nothing keeps correct. */
@@ -95,7 +104,7 @@ export class SqliteTableStore extends SqliteKeyspaceReads implements ObjectStore
     const found = this.db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = ?`).get(name);
     if (!found) {
       throw new StoreConfigError(
-        `sqlite table ${this.config.table}: fingerprint column ${this.fp} is configured but its trigger ${name} is missing; install it with \`npx runbook dual-write prepare --env <env> --target <target>\``,
+        `sqlite table ${this.config.table}: fingerprint column ${this.fp} is configured but its trigger ${name} is missing; install it with ${PREPARE_COMMAND}`,
       );
     }
   }

@@ -15,8 +15,8 @@ const retry = {
 const cancellationType = ActivityCancellationType.WAIT_CANCELLATION_COMPLETED;
 
 export const ACTIVITY_PRESETS = {
-  /** reads and small writes: seconds */
-  quick: { startToCloseTimeout: '2 minutes', retry: { ...retry, maximumAttempts: 5 }, cancellationType },
+  /** reads, small writes and service reloads (a Kubernetes rollout waits up to its rolloutTimeout, 5m by default) */
+  quick: { startToCloseTimeout: '10 minutes', retry: { ...retry, maximumAttempts: 5 }, cancellationType },
   /** checks that poll (health, flags live): they heartbeat */
   verify: {
     startToCloseTimeout: '5 minutes',
@@ -31,9 +31,9 @@ export const ACTIVITY_PRESETS = {
     retry: { ...retry, maximumAttempts: 10 },
     cancellationType,
   },
-  /** undos of quick steps; what still fails after these attempts is reported as compensation_failed */
+  /** undos of quick steps (restore flags, reload); what still fails after these attempts is compensation_failed */
   undo: {
-    startToCloseTimeout: '2 minutes',
+    startToCloseTimeout: '10 minutes',
     retry: { ...retry, initialInterval: '500ms', maximumInterval: '5s', maximumAttempts: 5 },
   },
   /** undos that restore many objects: batched, heartbeating a cursor, resumable */
