@@ -229,7 +229,7 @@ describe('runbook CLI', () => {
     expect(r.code, r.stderr).toBe(EXIT_CODES.dry_run);
     expect(r.stdout).toContain('seal plan: succeeded');
     expect(r.stdout).toContain('outcome: DRY_RUN');
-    expect(r.stdout).toMatch(/evidence: .*feature-flag-rollback\/\d{8}\/dry-env\d+\.json/);
+    expect(r.stdout).toMatch(/evidence: .*feature-flag-rollback\/\d{8}\/dry-env[\d-]+\.json/);
     expect(readFileSync(t.envFile, 'utf8')).toBe(t.initialFlags);
   });
 

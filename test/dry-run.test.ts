@@ -83,6 +83,8 @@ const CASES: Record<string, () => Promise<void>> = {
         .dualWrite;
       const dir = join(h.root, 'dw', t.envName);
       const tables = [config.a, config.b].filter((s) => s.type === 'postgres').map((s) => s.table as string);
+      // the test's own handles go first: SQLite files as nobody has them open
+      await Promise.all([t.a.close(), t.b.close()]);
       const before = { files: filesBelow(dir, [join(dir, 'work')]), rows: await Promise.all(tables.map(rows)) };
       const handle = await startDualWrite(h, t, { dryRun: true });
       const result = (await handle.result()) as RunbookResult;

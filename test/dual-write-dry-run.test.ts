@@ -111,10 +111,10 @@ describe('a dry run changes nothing in either store', () => {
     const handle = await startDualWrite(h, t, { dryRun: true });
     const failed = await handle.result().catch((e: unknown) => e);
     const result = ((failed as WorkflowFailedError).cause as ApplicationFailure).details![0] as RunbookResult;
-    expect(result.steps[0]!.error).toMatch(
+    expect(result.steps.find((s) => s.name === 'load environment')!.error).toMatch(
       /index\.sqlite has no fingerprint column .*run `npx runbook dual-write prepare --env <env> --target <target>`/,
     );
-    expect(result.steps[0]!.attempts).toBe(1);
+    expect(result.steps.find((s) => s.name === 'load environment')!.attempts).toBe(1);
     expect(await sides(t, 'sqlite-objectstore')).toEqual(before);
   });
 
@@ -133,7 +133,7 @@ describe('a dry run changes nothing in either store', () => {
       const handle = await startDualWrite(h, t, { dryRun: true });
       const failed = await handle.result().catch((e: unknown) => e);
       const result = ((failed as WorkflowFailedError).cause as ApplicationFailure).details![0] as RunbookResult;
-      expect(result.steps[0]!.error).toContain(to);
+      expect(result.steps.find((s) => s.name === 'load environment')!.error).toContain(to);
       expect(existsSync(to)).toBe(false);
       writeFileSync(envFile, readFileSync(envFile, 'utf8').replace(`${to}\n`, `${from}\n`));
     }

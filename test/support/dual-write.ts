@@ -52,7 +52,7 @@ export async function pairTarget(
   extraTargets: Record<string, unknown> = {},
   urlEnv = 'DEMO_DATABASE_URL',
 ): Promise<PairTarget> {
-  const envName = `dw${n++}`;
+  const envName = `dw${process.pid}-${n++}`;
   const dir = join(h.root, 'dw', envName);
   mkdirSync(dir, { recursive: true });
   mkdirSync(h.environmentsDir, { recursive: true });

@@ -114,9 +114,9 @@ export class Harness {
     options: Partial<Omit<DemoEnvironmentOptions, 'environmentsDir' | 'dataDir' | 'port'>> = {},
   ): Promise<DemoTarget> {
     const port = await freePort();
-    const envName = options.name ?? `env${counter++}`;
+    const envName = options.name ?? `env${process.pid}-${counter++}`;
     // unique per run, so a long-lived DATABASE_URL server never mixes runs
-    const table = `writes_${process.pid}_${Date.now() % 1_000_000}_${envName}`;
+    const table = `writes_${process.pid}_${Date.now() % 1_000_000}_${envName.replace(/[^a-z0-9]/g, '_')}`;
     const files = writeDemoEnvironment({
       environmentsDir: this.environmentsDir,
       dataDir: join(this.root, 'data', envName),
