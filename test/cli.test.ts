@@ -94,6 +94,19 @@ describe('runbook CLI', () => {
         ],
         /invalid input: environment: must be lowercase/,
       ],
+      [
+        [
+          'start',
+          'feature-flag-rollback',
+          '--env',
+          t.envName,
+          '--target',
+          'web',
+          '--input',
+          '{"mode":"disable-dual-write","approval":{"timeout":"9h"}}',
+        ],
+        /invalid input: approval\.timeout: 9h is longer than the environment's 1h \(input may only tighten the policy\)/,
+      ],
     ];
     for (const [args, message] of cases) {
       const r = await runbook(args, h.env());

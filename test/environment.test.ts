@@ -3,7 +3,14 @@ import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, describe, expect, it } from 'vitest';
-import { EnvironmentError, loadEnvironment, loadTarget, withEnvironmentErrors } from '../src/activities/environment.js';
+import {
+  approvalPolicyOf,
+  EnvironmentError,
+  loadEnvironment,
+  loadTarget,
+  withEnvironmentErrors,
+} from '../src/activities/environment.js';
+import { generateKeyPair, type KeyPair } from '../src/activities/keys.js';
 import { DEFAULT_ESCALATION, describeZodError, featureFlagRollbackInputSchema } from '../src/shared/schemas.js';
 
 const dirs: string[] = [];
@@ -257,6 +264,63 @@ describe('loadEnvironment', () => {
       );
     },
   );
+});
+
+describe('approvers with keys', () => {
+  const key = (k: KeyPair) => JSON.stringify(k.publicKey);
+  const alice = generateKeyPair();
+  const bob = generateKeyPair();
+  const withApproval = (lines: string[]) => ['approval:', ...lines.map((l) => `  ${l}`), minimal()].join('\n');
+
+  it('reads inline keys and key files, giving every key its id', async () => {
+    const dir = envDir({
+      'bob.pub': `${bob.publicKey}\n`,
+      'signed.yaml': withApproval([
+        'approvers:',
+        `  - { name: alice, key: ${key(alice)} }`,
+        '  - { name: bob, keyFile: bob.pub }',
+        'requireSignatures: true',
+        'abortBy: [alice, bob, rita]',
+      ]),
+    });
+    const env = await loadEnvironment(dir, 'signed');
+    expect(approvalPolicyOf(env)).toMatchObject({
+      approvers: ['alice', 'bob'],
+      requireSignatures: true,
+      abortBy: ['alice', 'bob', 'rita'],
+      keys: [
+        { name: 'alice', publicKey: alice.publicKey, keyId: alice.keyId },
+        { name: 'bob', publicKey: bob.publicKey, keyId: bob.keyId },
+      ],
+    });
+  });
+
+  it.each([
+    [['approvers: [alice, "Alice\\u200b"]'], 'approval.approvers.1: "Alice\u200b" is the same person as "alice"'],
+    [
+      ['approvers: [alice, bob]', 'requireSignatures: true'],
+      'approval.approvers.0: alice has no key, but requireSignatures is true',
+    ],
+    [
+      ['approvers:', `  - { name: alice, key: ${key(alice)} }`, `  - { name: bob, key: ${key(alice)} }`],
+      "approval.approvers.1.key: this key is already alice's",
+    ],
+    [['approvers: [alice]', 'quorum: 2'], 'approval.quorum: 2 exceeds the 1 approvers listed'],
+    [['approvers:', '  - { name: alice, key: "ed25519:short" }'], 'approval.approvers.0'],
+  ])('refuses %j: %s', async (lines, message) => {
+    const dir = envDir({ 'bad.yaml': withApproval(lines) });
+    expect((await loadError(dir, 'bad')).message).toContain(message);
+  });
+
+  it('names a key file that is missing or does not hold a key line', async () => {
+    const dir = envDir({
+      'junk.pub': 'not a key\n',
+      'missing.yaml': withApproval(['approvers:', '  - { name: alice, keyFile: nowhere.pub }']),
+      'junk.yaml': withApproval(['approvers:', '  - { name: alice, keyFile: junk.pub }']),
+    });
+    expect((await loadError(dir, 'missing')).message).toMatch(/approval: alice's keyFile: cannot read .*nowhere\.pub/);
+    expect((await loadError(dir, 'junk')).message).toMatch(/junk\.pub does not hold an "ed25519:…" line/);
+  });
 });
 
 describe('loadTarget', () => {

@@ -304,6 +304,23 @@ describe('feature-flag rollback against a real dev server and a real demo servic
     expect(readFileSync(t.envFile, 'utf8')).toBe(t.initialFlags);
   });
 
+  it('input that loosens the environment policy fails as InvalidInput naming the field, changing nothing', async () => {
+    const t = await h.demoTarget({ approval: { approvers: ['alice', 'bob'], quorum: 2, timeout: '1h' } });
+    for (const [approval, message] of [
+      [{ timeout: '2h' }, "approval.timeout: 2h is longer than the environment's 1h"],
+      [{ quorum: 1 }, "approval.quorum: 1 is below the environment's 2"],
+    ] as const) {
+      const handle = await h.startRun({ environment: t.envName, approval });
+      const { type, result, cause } = await failureOf(handle);
+      expect(type).toBe('InvalidInput');
+      expect((cause as ApplicationFailure).nonRetryable).toBe(true);
+      expect(result!.error).toContain(message);
+      expect(result!.steps.find((s) => s.name === 'set flags')!.status).toBe('skipped');
+    }
+    expect(readFileSync(t.envFile, 'utf8')).toBe(t.initialFlags);
+    expect((await t.stats()).reloads).toBe(0);
+  });
+
   it('an unknown target is a non-retryable EnvironmentInvalid failure naming the file', async () => {
     const t = await h.demoTarget();
     const handle = await h.startRun({ environment: t.envName, target: 'api' });

@@ -1,8 +1,11 @@
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ProcessService } from '../src/activities/adapters/process.js';
+import { stringify } from 'yaml';
+import { serviceFor } from '../src/activities/adapters/index.js';
+import { BASE_SERVICE_ENV, ProcessService } from '../src/activities/adapters/process.js';
+import { loadTarget } from '../src/activities/environment.js';
 import { FileLogSource } from '../src/activities/adapters/file-logs.js';
 import { demoCommand, INITIAL_FLAGS } from '../src/demo/environment.js';
 import { freePort } from '../src/dev/ports.js';
@@ -82,5 +85,48 @@ describe('process service adapter', () => {
     const seen = await logs.matchesSince(cursor, /dual_write_scheduled/);
     expect(seen.count).toBe(3);
     expect(seen.sample.map((l) => /write_id=(\d+)/.exec(l)?.[1])).toEqual(['2', '3', '4']);
+  });
+});
+
+describe('what a managed process sees of the worker', () => {
+  it('the allow-listed basics, the variables the target passes and its literal env; never the worker secrets', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'process-env-'));
+    const out = join(dir, 'env.json');
+    const script = `require('fs').writeFileSync(${JSON.stringify(out)}, JSON.stringify(process.env)); setInterval(() => {}, 1000)`;
+    writeFileSync(
+      join(dir, 'envtest.yaml'),
+      stringify({
+        targets: {
+          svc: {
+            service: {
+              type: 'process',
+              command: [process.execPath, '-e', script],
+              pidFile: join(dir, 'svc.pid'),
+              passEnv: ['SERVICE_DATABASE_URL'],
+              env: { APP_MODE: 'demo' },
+            },
+          },
+        },
+      }),
+    );
+    process.env.WORKER_SECRET_TOKEN = 'do-not-leak';
+    process.env.SERVICE_DATABASE_URL = 'postgres://service@db/app';
+    try {
+      const service = serviceFor(await loadTarget(dir, 'envtest', 'svc'));
+      services.push(service as ProcessService);
+      await service.start();
+      for (let i = 0; i < 100 && !existsSync(out); i++) await new Promise((r) => setTimeout(r, 50));
+      const seen = JSON.parse(readFileSync(out, 'utf8')) as Record<string, string>;
+      expect(seen.WORKER_SECRET_TOKEN).toBeUndefined();
+      expect(seen.SERVICE_DATABASE_URL).toBe('postgres://service@db/app');
+      expect(seen.APP_MODE).toBe('demo');
+      expect(seen.PATH).toBe(process.env.PATH);
+      expect(
+        Object.keys(seen).filter((k) => !BASE_SERVICE_ENV.includes(k) && !/^(SERVICE_DATABASE_URL|APP_MODE)$/.test(k)),
+      ).toEqual(Object.keys(seen).filter((k) => /^(PWD|SHLVL|_)$/.test(k)));
+    } finally {
+      delete process.env.WORKER_SECRET_TOKEN;
+      delete process.env.SERVICE_DATABASE_URL;
+    }
   });
 });
