@@ -10,6 +10,7 @@ import { FEATURE_FLAG_MODES } from '../src/shared/schemas.js';
 import type { RunbookResult } from '../src/shared/types.js';
 import { pairTarget, startDualWrite } from './support/dual-write.js';
 import { Harness } from './support/harness.js';
+import { saveHistory } from './support/histories.js';
 
 /**
  * A dry run changes nothing: not a flag, not a file, not a row — in every runbook. Each runbook the CLI can start
@@ -103,6 +104,9 @@ const CASES: Record<string, () => Promise<void>> = {
         before,
       );
       await noLockTaken(t.envName, 'objects');
+      if (pair === 'postgres-objectstore') {
+        await saveHistory(h.client, handle.workflowId, 'dry-run-would-halt', 'dual-write-rollback');
+      }
       await noLockTaken(t.envName, 'web');
     }
   },

@@ -123,6 +123,7 @@ describe('dual-write repair survives crashes', () => {
     expect(identities.size).toBe(2);
     const parent = await handle.fetchHistory();
     expect(parent.events!.length).toBeLessThan(200);
+    await saveHistory(h.client, `${handle.workflowId}--partition-0`, 'authorized', 'dual-write-repair-partition');
   });
 
   it('Postgres restarted during execute: batches fail, are retried, and the repair completes', async () => {

@@ -234,6 +234,40 @@ describe('dual-write rollback against real stores', () => {
     expect(existsSync(result.evidence!.path)).toBe(true);
   });
 
+  it('a repair partition started on its own (not by an approved rollback) is refused and changes nothing', async () => {
+    const t = await pairTarget(h, pool, 'sqlite-objectstore', { objects: 40, drift: { missing_in_b: 5 } });
+    const planned = (await (await startDualWrite(h, t, { dryRun: true })).result()) as RunbookResult;
+    const plan = (planned.plan!.details as { plan: { path: string; sha256: string } }).plan;
+    const before = await allMeta(t.b);
+    const alone = await h.client.workflow.start('dualWriteRepairPartition', {
+      taskQueue: h.taskQueue,
+      workflowId: `partition-alone-${t.envName}`,
+      args: [
+        {
+          ref: { environment: t.envName, target: 'objects', runKey: 'forged' },
+          plan,
+          from: 0,
+          to: 5,
+          chunkObjects: 5,
+          batchSize: 5,
+          parallelism: 1,
+        },
+      ],
+    });
+    const err = await alone.result().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    const cause = (err as WorkflowFailedError).cause!.cause as ApplicationFailure;
+    expect(cause).toMatchObject({ type: ErrorType.NotAuthorized, nonRetryable: true });
+    expect(cause.message).toBe(
+      'repair partition refused: it was not started by a dualWriteRollback run (no parent workflow); nothing was changed',
+    );
+    const history = await alone.fetchHistory();
+    const activities = history.events!.flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
+    expect(activities).toEqual(['authorizeRepairPartition']);
+    expect(await allMeta(t.b)).toEqual(before);
+    expect(await differences(t)).toBe(5);
+  });
+
   it('bad input and bad environments fail non-retryably, naming the field, changing nothing', async () => {
     const t = await pairTarget(h, pool, 'sqlite-objectstore', { objects: 20, drift: { missing_in_b: 1 } });
     const bad = await startDualWrite(h, t, { policy: 'loudest-wins' as never });

@@ -25,17 +25,30 @@ describe('replay of stored histories', () => {
         'dual-write-rollback.postgres-authoritative.json',
         'dual-write-rollback.abort-during-execute.json',
         'dual-write-rollback.worker-killed-during-execute.json',
+        'dual-write-rollback.dry-run-would-halt.json',
+        'dual-write-repair-partition.authorized.json',
+        'feature-flag-rollback.signed-quorum-and-ignored-decisions.json',
+        'feature-flag-rollback.target-busy.json',
+        'feature-flag-rollback.waited-for-the-target.json',
+        'target-lock.two-runs-in-turn.json',
+        // runs started before engine v2 (unsigned approvals, plan-only hashes, no target lock) keep replaying
+        'archive/before-engine-v2/feature-flag-rollback.approve-path.json',
+        'archive/before-engine-v2/feature-flag-rollback.quorum-and-ignored-approvals.json',
+        'archive/before-engine-v2/dual-write-rollback.abort-during-execute.json',
+        'archive/before-engine-v2/dual-write-rollback.worker-killed-during-execute.json',
       ]),
     );
   });
 
   it.each(files)('%s replays deterministically', async (file) => {
-    const history = historyFromJSON(JSON.parse(readFileSync(join(HISTORIES_DIR, file), 'utf8')));
+    // histories recorded since engine v2 carry their workflow id (signed decisions are bound to it)
+    const { workflowId = file, ...json } = JSON.parse(readFileSync(join(HISTORIES_DIR, file), 'utf8'));
+    const history = historyFromJSON(json);
     await expect(
       Worker.runReplayHistory(
         { workflowBundle: { codePath: inject('workflowBundlePath') }, replayName: file },
         history,
-        file,
+        workflowId,
       ),
     ).resolves.toBeUndefined();
   });

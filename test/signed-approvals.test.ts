@@ -9,6 +9,7 @@ import { abortSignal, approveSignal, rejectSignal } from '../src/shared/messages
 import type { RunbookResult, RunbookStatus } from '../src/shared/types.js';
 import { runbook, temporal } from './support/cli.js';
 import { Harness } from './support/harness.js';
+import { saveHistory } from './support/histories.js';
 
 const h = new Harness();
 beforeAll(() => h.start());
@@ -131,6 +132,7 @@ describe('signed approvals (environments/demo-signed.yaml policy)', () => {
       { by: 'bob', keyId: ids.bob, signature: pasted.signature },
     ]);
     expect(statSync(result.evidence!.path).mode & 0o777).toBe(0o600);
+    await saveHistory(h.client, handle.workflowId, 'signed-quorum-and-ignored-decisions');
     expect(statSync(join(result.evidence!.path, '..')).mode & 0o777).toBe(0o700);
   });
 

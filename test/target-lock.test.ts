@@ -5,6 +5,7 @@ import { approveSignal, lockStatusQuery, rejectSignal, targetLockId } from '../s
 import type { RunbookResult } from '../src/shared/types.js';
 import { runbook, temporal } from './support/cli.js';
 import { Harness } from './support/harness.js';
+import { saveHistory } from './support/histories.js';
 
 const h = new Harness();
 beforeAll(() => h.start());
@@ -79,6 +80,8 @@ describe('one runbook per target, however it was started', () => {
     // nobody holds or waits: the lock workflow has ended
     const lock = h.client.workflow.getHandle(targetLockId(t.envName, 'web'));
     await h.waitForClosed(lock.workflowId);
+    await saveHistory(h.client, second.workflowId, 'waited-for-the-target');
+    await saveHistory(h.client, lock.workflowId, 'two-runs-in-turn', 'target-lock');
   });
 
   it('a run that waits longer than lockWait ends target_busy, naming the holder, having changed nothing', async () => {
@@ -102,6 +105,7 @@ describe('one runbook per target, however it was started', () => {
       ['lock target', 'failed'],
     ]);
     expect(readFileSync(t.envFile, 'utf8')).toBe(t.initialFlags);
+    await saveHistory(h.client, waiter, 'target-busy');
     // the waiter withdrew: the holder still holds, nobody queues behind it
     const lock = await h.client.workflow.getHandle(targetLockId(t.envName, 'web')).query(lockStatusQuery);
     expect(lock.holder?.workflowId).toBe(`holder-${t.envName}`);

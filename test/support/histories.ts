@@ -18,5 +18,7 @@ export async function saveHistory(
   if (process.env.UPDATE_HISTORIES !== '1') return;
   const history = await client.workflow.getHandle(workflowId).fetchHistory();
   mkdirSync(HISTORIES_DIR, { recursive: true });
-  writeFileSync(join(HISTORIES_DIR, `${runbook}.${name}.json`), `${historyToJSON(history)}\n`);
+  // the history itself does not name its workflow id, and a run's decisions are bound to it: keep it beside
+  const json = { workflowId, ...JSON.parse(historyToJSON(history)) };
+  writeFileSync(join(HISTORIES_DIR, `${runbook}.${name}.json`), `${JSON.stringify(json, null, 2)}\n`);
 }

@@ -1,4 +1,3 @@
-import { proxyLocalActivities } from '@temporalio/workflow';
 import type { createEngineActivities } from '../../activities/engine.js';
 import type { createRunActivities } from '../../activities/runs.js';
 import { runbookActivities } from './activity-options.js';
@@ -8,8 +7,5 @@ type EngineActivities = ReturnType<typeof createEngineActivities> & ReturnType<t
 /** Engine bookkeeping: plan hashing, notifications, evidence, target locks. */
 export const engineActivities = runbookActivities<EngineActivities>('engine');
 
-/** Signature checks run as local activities: milliseconds, one marker in history each. */
-export const { verifyDecision } = proxyLocalActivities<EngineActivities>({
-  startToCloseTimeout: '10s',
-  retry: { maximumAttempts: 3 },
-});
+/** Signature checks: an activity, so the verdict is in history (three events each) and replay never re-verifies. */
+export const { verifyDecision } = engineActivities;
