@@ -11,7 +11,8 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { atomicWrite, editEnvFile, EnvFileFlagStore, parseEnvFile } from '../src/activities/adapters/env-file.js';
+import { editEnvFile, EnvFileFlagStore, parseEnvFile } from '../src/activities/adapters/env-file.js';
+import { writeFileAtomically } from '../src/activities/files.js';
 import type { FlagValues } from '../src/activities/adapters/types.js';
 
 const dirs: string[] = [];
@@ -265,23 +266,32 @@ describe('EnvFileFlagStore', () => {
   });
 });
 
-describe('atomicWrite', () => {
-  it('creates a new file with mode 0644 (less the umask)', async () => {
-    const path = tempFile('', 'x');
-    rmSync(path);
-    await atomicWrite(path, 'hello\n');
-    expect(readFileSync(path, 'utf8')).toBe('hello\n');
-    expect(statSync(path).mode & 0o777).toBe(0o644 & ~process.umask());
-  });
-
-  it('replaces the content of an existing file exactly', async () => {
-    const path = tempFile('old content that is longer\n');
-    await atomicWrite(path, 'new\n');
+describe('writeFileAtomically (src/activities/files.ts)', () => {
+  it("keeps an existing file's mode with mode: keep (a service's flag file stays 0664)", async () => {
+    const path = tempFile('old\n');
+    chmodSync(path, 0o664);
+    await writeFileAtomically(path, 'new\n', { mode: 'keep' });
     expect(readFileSync(path, 'utf8')).toBe('new\n');
+    expect(statSync(path).mode & 0o777).toBe(0o664);
   });
 
-  it('fails without leaving a temp file when the directory does not exist', async () => {
+  it('writes private files by default: 0600 in a new 0700 directory', async () => {
+    const path = join(tempFile(''), '..', 'private', 'deeper', 'a.json');
+    await writeFileAtomically(path, '{}\n');
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    expect(statSync(join(path, '..')).mode & 0o777).toBe(0o700);
+    expect(statSync(join(path, '..', '..')).mode & 0o777).toBe(0o700);
+  });
+
+  it('replaces the content of an existing file exactly, leaving no temp file', async () => {
+    const path = tempFile('old content that is longer\n', 'b.env');
+    await writeFileAtomically(path, 'new\n', { mode: 'keep' });
+    expect(readFileSync(path, 'utf8')).toBe('new\n');
+    expect(readdirSync(join(path, '..'))).toEqual(['b.env']);
+  });
+
+  it('fails when the directory of a kept file does not exist', async () => {
     const path = join(tempFile(''), '..', 'missing-dir', 'a.env');
-    await expect(atomicWrite(path, 'x')).rejects.toThrow(/ENOENT/);
+    await expect(writeFileAtomically(path, 'x', { mode: 'keep' })).rejects.toThrow(/ENOENT/);
   });
 });

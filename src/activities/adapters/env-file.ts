@@ -1,6 +1,5 @@
-import { randomBytes } from 'node:crypto';
-import { open, readFile, rename, stat, unlink } from 'node:fs/promises';
-import { dirname, join, basename } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { writeFileAtomically } from '../files.js';
 import type { FlagStore, FlagValues } from './types.js';
 
 /** One line of an env file: comments, blanks and unparsable lines are kept verbatim. */
@@ -113,29 +112,8 @@ export class EnvFileFlagStore implements FlagStore {
     const needed = Object.entries(values).filter(([k, v]) => (current.get(k) ?? null) !== v);
     if (needed.length === 0) return { changed: false };
     const after = editEnvFile(before, Object.fromEntries(needed));
-    await atomicWrite(this.path, after);
+    // the service's file: it keeps its mode and owner
+    await writeFileAtomically(this.path, after, { mode: 'keep' });
     return { changed: true };
-  }
-}
-
-/** temp file in the same directory, fsync, rename: readers see the old or the new file, never half. */
-export async function atomicWrite(path: string, text: string): Promise<void> {
-  const existing = await stat(path).catch(() => undefined);
-  const mode = existing ? existing.mode & 0o7777 : undefined;
-  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(4).toString('hex')}.tmp`);
-  const handle = await open(tmp, 'w', mode ?? 0o644);
-  try {
-    // open() applies the umask: set the old file's mode explicitly so that 0664 stays 0664
-    if (mode !== undefined) await handle.chmod(mode);
-    await handle.writeFile(text);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
-    await rename(tmp, path);
-  } catch (err) {
-    await unlink(tmp).catch(() => undefined);
-    throw err;
   }
 }
