@@ -22,7 +22,10 @@ COPY --from=deps --chown=node:node /app/node_modules ./node_modules
 COPY --chown=node:node package.json package-lock.json tsconfig.json ./
 COPY --chown=node:node src ./src
 COPY --chown=node:node environments ./environments
-RUN mkdir -p /app/evidence && chown node:node /app/evidence
+# evidence, the worker's evidence signing key and dual-write work files (volumes in docker-compose.yml): 0700
+RUN mkdir -p /app/evidence /app/keys /app/work \
+ && chown node:node /app/evidence /app/keys /app/work \
+ && chmod 700 /app/evidence /app/keys /app/work
 
 # Defaults for what src/worker/main.ts reads; docker-compose.yml (or `docker run -e`) overrides them.
 # Secrets are never baked in: environment files name the variables (urlEnv, kubeconfigEnv) that carry them.
@@ -32,6 +35,7 @@ ENV TEMPORAL_ADDRESS=temporal:7233 \
     METRICS_PORT=9464 \
     ENVIRONMENTS_DIR=/app/environments \
     EVIDENCE_DIR=/app/evidence \
+    WORKER_KEY_FILE=/app/keys/worker.key \
     LOG_LEVEL=info
 
 USER node

@@ -25,6 +25,7 @@ const WORKER_ENV_VARS = [
   'METRICS_PORT',
   'ENVIRONMENTS_DIR',
   'EVIDENCE_DIR',
+  'WORKER_KEY_FILE',
   'LOG_LEVEL',
 ] as const;
 
@@ -57,7 +58,10 @@ const serviceSchema = z.looseObject({
   command: stringList.optional(),
 });
 type Service = z.infer<typeof serviceSchema>;
-const composeSchema = z.looseObject({ services: z.record(z.string(), serviceSchema) });
+const composeSchema = z.looseObject({
+  services: z.record(z.string(), serviceSchema),
+  volumes: z.record(z.string(), z.unknown()).optional(),
+});
 
 const compose = composeSchema.parse(parse(read('docker-compose.yml')));
 const services = compose.services;
@@ -321,6 +325,15 @@ describe('Dockerfile', () => {
       'environments',
       `./${posix.relative(workdir, inContainer(dockerEnv.ENVIRONMENTS_DIR ?? ''))}`,
     ]);
+  });
+
+  it('keeps the evidence key and the dual-write work files in named volumes every worker replica shares', () => {
+    const mounts = volumesOf(worker);
+    const keyDir = posix.dirname(inContainer(workerEnv.WORKER_KEY_FILE ?? dockerEnv.WORKER_KEY_FILE ?? ''));
+    expect(mounts.find((m) => m.target === keyDir)?.source).toBe('worker-keys');
+    expect(mounts.find((m) => m.target === '/app/work')?.source).toBe('work');
+    expect(Object.keys(compose.volumes ?? {})).toEqual(expect.arrayContaining(['worker-keys', 'work']));
+    expect(of('RUN').some((i) => i.args.includes('chmod 700') && i.args.includes('/app/keys'))).toBe(true);
   });
 
   it('runs the worker entry point as the unprivileged node user, with a metrics healthcheck', () => {

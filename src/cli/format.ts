@@ -32,10 +32,21 @@ export function formatStatus(s: RunbookStatus): string {
       '',
       `approvals ${s.approval.approvedBy.length}/${policy.quorum}${s.approval.waiting ? ' (waiting)' : ''}; approvers: ${policy.approvers.join(', ') || 'anyone'}; timeout ${policy.timeout}`,
     );
+    if (policy.requireSignatures) lines.push('  decisions must be signed (requireSignatures)');
     for (const r of s.approval.records) {
+      const auth = r.auth === 'signed' ? `signed, key ${r.keyId}` : 'unsigned';
+      const note = r.comment ?? r.reason;
       lines.push(
-        `  ${r.at} ${r.kind} by ${r.by}: ${r.accepted ? 'accepted' : `ignored (${r.ignoredBecause})`}${r.comment ? ` — ${r.comment}` : ''}`,
+        `  ${r.at} ${r.kind} by ${r.by} [${auth}]: ${r.accepted ? 'accepted' : `ignored (${r.ignoredBecause})`}${note ? ` — ${note}` : ''}`,
       );
+    }
+    if (s.approval.dropped) lines.push(`  … ${s.approval.dropped} more ignored decisions counted, not kept`);
+  }
+  if (s.locks?.length) {
+    lines.push('', 'target locks:');
+    for (const l of s.locks) {
+      const holder = l.holder ? ` behind ${l.holder.workflowId} (${l.holder.runbook})` : '';
+      lines.push(`  ${l.environment}/${l.target}: ${l.state}${holder}`);
     }
   }
   if (s.escalation.history.length) {
