@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT_CODES, EXIT_USAGE } from '../src/shared/constants.js';
 import type { RunbookStatus } from '../src/shared/types.js';
 import { Harness } from './support/harness.js';
-import { runbook, temporal } from './support/cli.js';
+import { runbook, temporal, temporalStart } from './support/cli.js';
 import { saveHistory } from './support/histories.js';
 
 const h = new Harness();
@@ -284,29 +284,14 @@ describe('the same runbook through the temporal CLI', () => {
   it('workflow start | query | signal | show, then cancel restores the flags', async () => {
     const t = await h.demoTarget({ quietWindow: '60s' });
     const id = `tctl-${t.envName}`;
-    const input = JSON.stringify({
+    // started without search attributes, as from the Web UI: the workflow sets them itself
+    const started = await temporalStart(h, 'featureFlagRollback', id, {
       environment: t.envName,
       target: 'web',
       mode: 'disable-dual-write',
       requester: 'rita',
       reason: 'via temporal CLI',
     });
-    // started without search attributes, as from the Web UI: the workflow sets them itself
-    const started = await temporal(
-      [
-        'workflow',
-        'start',
-        '--type',
-        'featureFlagRollback',
-        '--task-queue',
-        h.taskQueue,
-        '--workflow-id',
-        id,
-        '--input',
-        input,
-      ],
-      h.address,
-    );
     expect(started.code, started.stderr).toBe(0);
     await h.waitForApproval(h.client.workflow.getHandle(id));
     const attributes = (await h.client.workflow.getHandle(id).describe()).searchAttributes;

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT_CODES } from '../src/shared/constants.js';
 import { approveSignal, lockStatusQuery, rejectSignal, targetLockId } from '../src/shared/messages.js';
 import type { RunbookResult } from '../src/shared/types.js';
-import { runbook, temporal } from './support/cli.js';
+import { runbook, temporal, temporalStart } from './support/cli.js';
 import { Harness } from './support/harness.js';
 import { saveHistory } from './support/histories.js';
 
@@ -11,24 +11,10 @@ const h = new Harness();
 beforeAll(() => h.start());
 afterAll(() => h.close());
 
-/** `temporal workflow start` exactly as an operator types it: no search attributes, no busy check. */
+/** A run started with `temporal workflow start`, as an operator types it (no search attributes, no busy check). */
 async function startByHand(id: string, environment: string, mode = 'disable-dual-write'): Promise<void> {
-  const input = JSON.stringify({ environment, target: 'web', mode, requester: 'rita', reason: 'by hand' });
-  const started = await temporal(
-    [
-      'workflow',
-      'start',
-      '--type',
-      'featureFlagRollback',
-      '--task-queue',
-      h.taskQueue,
-      '--workflow-id',
-      id,
-      '--input',
-      input,
-    ],
-    h.address,
-  );
+  const input = { environment, target: 'web', mode, requester: 'rita', reason: 'by hand' };
+  const started = await temporalStart(h, 'featureFlagRollback', id, input);
   expect(started.code, started.stderr).toBe(0);
 }
 

@@ -33,3 +33,26 @@ export const runbook = (args: string[], env: NodeJS.ProcessEnv): Promise<Run> =>
 /** The real `temporal` CLI against the test server. */
 export const temporal = (args: string[], address: string): Promise<Run> =>
   run(temporalCli, [...args, '--address', address], process.env);
+
+/** `temporal workflow start` exactly as an operator types it: no search attributes, no busy check. */
+export const temporalStart = (
+  h: { address: string; taskQueue: string },
+  type: string,
+  id: string,
+  input: Record<string, unknown>,
+): Promise<Run> =>
+  temporal(
+    [
+      'workflow',
+      'start',
+      '--type',
+      type,
+      '--task-queue',
+      h.taskQueue,
+      '--workflow-id',
+      id,
+      '--input',
+      JSON.stringify(input),
+    ],
+    h.address,
+  );
