@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { ApplicationFailure } from '@temporalio/common';
 import { ErrorType } from '../shared/constants.js';
@@ -6,12 +6,20 @@ import { ErrorType } from '../shared/constants.js';
 /** The one home of SHA-256: hex digests of strings, buffers and files, and the check a digest passes before use. */
 export const sha256 = (data: string | Buffer): string => createHash('sha256').update(data).digest('hex');
 
-/** The file's digest, streamed (work files can be large). */
-export async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+/** A running SHA-256 for data that arrives in pieces (`.update(chunk)`, then `.digest('hex')`). */
+export const sha256Hasher = (): Hash => createHash('sha256');
+
+/** The digest of a stream of chunks (a file, a table's chunk rows), never held in memory whole. */
+export async function sha256Chunks(
+  chunks: AsyncIterable<Buffer | string> | Iterable<Buffer | string>,
+): Promise<string> {
+  const hash = sha256Hasher();
+  for await (const chunk of chunks) hash.update(chunk);
   return hash.digest('hex');
 }
+
+/** The file's digest, streamed (work files can be large). */
+export const sha256File = (path: string): Promise<string> => sha256Chunks(createReadStream(path));
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 

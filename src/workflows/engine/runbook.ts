@@ -14,7 +14,6 @@ import { statusQuery } from '../../shared/messages.js';
 import type {
   ApprovalPolicy,
   EscalationLevel,
-  EvidenceRef,
   Phase,
   Plan,
   RunbookResult,
@@ -25,6 +24,7 @@ import { engineActivities } from './activities.js';
 import { ApprovalGate } from './approval-gate.js';
 import { Compensations } from './compensation.js';
 import { EscalationLadder } from './escalation.js';
+import { recordEvidence } from './evidence.js';
 import { onActivityAttempt } from './interceptors.js';
 import { errorMessage, nowIso, RunbookStop } from './stop.js';
 import { TargetLocks } from './target-locks.js';
@@ -372,12 +372,7 @@ export class Runbook<S extends string> {
     const last = this.state.phases[this.state.phases.length - 1]!;
     last.endedAt = this.state.endedAt;
     last.durationMs = Date.parse(last.endedAt) - Date.parse(last.startedAt);
-    let evidence: EvidenceRef | undefined;
-    try {
-      evidence = await engineActivities.writeEvidence({ status: this.state, extra });
-    } catch (err) {
-      this.state.error = `${this.state.error ? `${this.state.error}; ` : ''}evidence not written: ${errorMessage(err)}`;
-    }
+    const evidence = await recordEvidence(this.state, extra);
     upsertSearchAttributes({ Outcome: [outcome] });
     runsFinished.withTags({ runbook: this.options.runbook, outcome }).add(1);
     return { ...this.state, outcome, evidence };

@@ -32,9 +32,10 @@ export class TargetLocks {
     const s = this.state;
     const request = { workflowId: s.workflowId, runId: s.runId, runbook: s.runbook, requestedAt: nowIso() };
     const { lockId, lockWait, approval } = await engineActivities.requestTargetLock({ environment, target, request });
-    const limit = tightenDuration('lockWait', lockWait, wait);
     const record: LockRecord = { environment, target, lockId, state: 'waiting', requestedAt: request.requestedAt };
+    // recorded before anything can fail, so the end of the run withdraws the request
     s.locks!.push(record);
+    const limit = tightenDuration('lockWait', lockWait, wait);
     const granted = await condition(() => this.granted.has(lockId), parseDuration(limit));
     if (!granted) {
       record.state = 'gave_up';

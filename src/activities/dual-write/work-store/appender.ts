@@ -1,4 +1,5 @@
-import { createHash, type Hash } from 'node:crypto';
+import type { Hash } from 'node:crypto';
+import { sha256Hasher } from '../../digest.js';
 import type { FileRef } from '../types.js';
 
 /** What a work file's writer had made durable at its last checkpoint: enough for a retry to go on from there. */
@@ -41,7 +42,7 @@ export class LineAppender {
   constructor(
     private readonly sink: Sink,
     private readonly chunkBytes: number,
-    private readonly hash: Hash = createHash('sha256'),
+    private readonly hash: Hash = sha256Hasher(),
     private lines = 0,
     private bytes = 0,
     private appends = 0,
@@ -54,7 +55,7 @@ export class LineAppender {
     cursor: AppendCursor,
     staged: AsyncIterable<Buffer> | Iterable<Buffer>,
   ): Promise<LineAppender> {
-    const hash = createHash('sha256');
+    const hash = sha256Hasher();
     for await (const chunk of staged) hash.update(chunk);
     return new LineAppender(sink, chunkBytes, hash, cursor.lines, cursor.bytes, cursor.appends);
   }

@@ -1,8 +1,8 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { ApplicationFailure } from '@temporalio/common';
 import { ErrorType } from '../../../shared/constants.js';
-import { checkedDigest, sha256 } from '../../digest.js';
+import { checkedDigest, sha256, sha256Chunks } from '../../digest.js';
 import { quoteIdentifier } from '../../stores/sql.js';
 import type { FileRef } from '../types.js';
 import { LineAppender, type AppendCursor, type Sink } from './appender.js';
@@ -178,9 +178,7 @@ export class PostgresWorkStore implements WorkStore {
     const row = await this.fileRow(ref);
     if (row.sha256 !== expected) mismatch(ref, row.sha256);
     // the row says what was written; the chunks are what will be read
-    const hash = createHash('sha256');
-    for await (const chunk of this.bytes(ref)) hash.update(chunk);
-    const actual = hash.digest('hex');
+    const actual = await sha256Chunks(this.bytes(ref));
     if (actual !== expected) mismatch(ref, actual);
   }
 
