@@ -1,0 +1,75 @@
+import { formatDuration } from '../../shared/duration.js';
+import type { ApprovalRecord } from '../../shared/types.js';
+import type { EvidenceDocument } from './document.js';
+
+const cell = (text: string): string => text.replaceAll('|', '\\|').replaceAll('\n', ' ');
+
+function decision(a: ApprovalRecord): string {
+  const auth = a.auth === 'signed' ? `signed, key ${a.keyId}` : 'unsigned';
+  const verdict = a.accepted ? 'accepted' : `ignored (${a.ignoredBecause})`;
+  const note = a.comment ?? a.reason;
+  return `- ${a.at} ${a.kind} by **${a.by}** [${auth}]: ${verdict}${note ? ` — ${note}` : ''}`;
+}
+
+/**
+ * The human report of an evidence document. A pure function of the document: `verify-evidence` renders it again
+ * and requires report.md to match byte for byte, so the report cannot say what the evidence does not.
+ */
+export function renderReport(e: EvidenceDocument): string {
+  const lines = [
+    `# ${e.runbook}: ${String(e.outcome).toUpperCase()}`,
+    '',
+    `- Workflow: \`${e.workflowId}\` (run \`${e.runId}\`)`,
+    `- Environment / target: ${e.environment} / ${e.target}`,
+    `- Requested by: ${e.requester} — ${e.reason}`,
+    `- Started: ${e.startedAt}; ended: ${e.endedAt}`,
+    `- Plan hash: \`${e.planHash ?? 'none'}\``,
+    `- Chain head: \`${e.chainHead}\``,
+    `- Signed by worker key: ${e.signature ? `\`${e.signature.keyId}\`` : '(not signed)'}`,
+    ...(e.error ? [`- Error: ${e.error}`] : []),
+    '',
+    '## Plan',
+    '',
+    e.plan ? e.plan.summary : '(no plan)',
+    ...(e.plan?.changes ?? []).map((c) => `- \`${c.item}\`: ${c.from ?? '(unset)'} → ${c.to ?? '(unset)'}`),
+    '',
+    '## Timeline',
+    '',
+    '| step | status | started | ended | attempts | result |',
+    '|---|---|---|---|---|---|',
+    ...e.steps.map(
+      (s) =>
+        `| ${s.name} | ${s.status} | ${s.startedAt ?? ''} | ${s.endedAt ?? ''} | ${s.attempts} | ${cell(s.error ?? s.result ?? '')} |`,
+    ),
+    '',
+    '## Approvals',
+    '',
+    ...(e.approvals.length ? e.approvals.map(decision) : ['(none)']),
+    ...(e.approvalsDropped ? [`- ${e.approvalsDropped} more ignored decisions were counted, not kept`] : []),
+    '',
+    '## Target locks',
+    '',
+    ...(e.locks.length
+      ? e.locks.map((l) => `- ${l.environment}/${l.target}: ${l.state}${l.grantedAt ? ` (granted ${l.grantedAt})` : ''}`)
+      : ['(none)']),
+    '',
+    '## Escalations',
+    '',
+    ...(e.escalations.length
+      ? e.escalations.map((x) => `- L${x.level} at ${x.at}: ${x.reason}${x.contact ? ` → ${x.contact}` : ''}`)
+      : ['(none)']),
+    '',
+    '## Compensations',
+    '',
+    ...(e.compensations.length
+      ? e.compensations.map((c) => `- undo **${c.step}**: ${c.status}${c.error ? ` — ${c.error}` : ''}`)
+      : ['(none)']),
+    ...(e.abort ? ['', `Aborted by ${e.abort.by} at ${e.abort.at}: ${e.abort.reason}`] : []),
+    '',
+    '## Phase durations',
+    '',
+    ...e.phases.map((p) => `- ${p.phase}: ${p.durationMs === undefined ? 'n/a' : formatDuration(p.durationMs)}`),
+    '',
+  ];
+  return lines.join('\n');
+}
