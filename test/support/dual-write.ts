@@ -1,18 +1,18 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll } from 'vitest';
-import { stringify } from 'yaml';
 import type { WorkflowHandle } from '@temporalio/client';
 import { abortSignal, approveSignal } from '../../src/shared/messages.js';
 import type { RunbookResult } from '../../src/shared/types.js';
 import type { DualWriteRollbackInput } from '../../src/shared/schemas.js';
-import { diffStores } from '../../src/activities/stores/diff.js';
+import { diffStores, type DiffOptions } from '../../src/activities/stores/diff.js';
 import { ObjectStore } from '../../src/activities/stores/object-store.js';
 import { PostgresTableStore } from '../../src/activities/stores/postgres-table.js';
 import { SqliteTableStore } from '../../src/activities/stores/sqlite-table.js';
 import type { ObjectStoreAdapter, ObjectMeta } from '../../src/activities/stores/types.js';
 import { seedDrift, type DriftSpec } from '../../src/demo/seed-drift.js';
+import { writePairEnvironment } from './environments.js';
 import { Harness } from './harness.js';
 
 export type Pair = 'postgres-objectstore' | 'sqlite-objectstore' | 'postgres-sqlite';
@@ -55,7 +55,6 @@ export async function pairTarget(
   const envName = `dw${process.pid}-${n++}`;
   const dir = join(h.root, 'dw', envName);
   mkdirSync(dir, { recursive: true });
-  mkdirSync(h.environmentsDir, { recursive: true });
   const table = `dw_${process.pid}_${Date.now() % 1_000_000}_${n}`;
   const sides = pair.split('-') as Array<'postgres' | 'sqlite' | 'objectstore'>;
   const stores: ObjectStoreAdapter[] = [];
@@ -86,27 +85,13 @@ export async function pairTarget(
   }
   const injected = await seedDrift(stores[0]!, stores[1]!, spec);
   const workDir = join(dir, 'work');
-  writeFileSync(
-    join(h.environmentsDir, `${envName}.yaml`),
-    stringify({
-      name: envName,
-      approval: { approvers: ['alice', 'bob', 'carol'], quorum: 1, timeout: '1h' },
-      escalation: [{ level: 1, after: '0s' }],
-      targets: {
-        objects: {
-          // a target with a workStore keeps no workDir (exactly one of them)
-          dualWrite: {
-            a: configs[0],
-            b: configs[1],
-            ...(dualWrite.workStore ? {} : { workDir }),
-            batchSize: 7,
-            ...dualWrite,
-          },
-        },
-        ...extraTargets,
-      },
-    }),
-  );
+  writePairEnvironment(h.environmentsDir, envName, {
+    a: configs[0],
+    b: configs[1],
+    workDir,
+    dualWrite: { batchSize: 7, ...dualWrite },
+    extraTargets,
+  });
   return { envName, a: stores[0]!, b: stores[1]!, injected, dir, workDir, where: [where[0]!, where[1]!] };
 }
 
@@ -116,15 +101,20 @@ export async function allMeta(store: ObjectStoreAdapter): Promise<ObjectMeta[]> 
   return rows;
 }
 
-export async function differences(t: PairTarget): Promise<number> {
+/** Differences left between the pair's stores (the streaming merge unless told otherwise). */
+export async function differences(
+  t: Pick<PairTarget, 'a' | 'b'>,
+  options: DiffOptions = { mergeOnly: true },
+): Promise<number> {
   let count = 0;
-  for await (const _e of diffStores(t.a, t.b, {}, { mergeOnly: true })) count++;
+  for await (const _e of diffStores(t.a, t.b, {}, options)) count++;
   return count;
 }
 
+/** A dualWriteRollback of the target "objects" on the harness's task queue (the bench passes its own world). */
 export function startDualWrite(
-  h: Harness,
-  t: PairTarget,
+  h: Pick<Harness, 'client' | 'taskQueue'>,
+  t: Pick<PairTarget, 'envName'>,
   input: Partial<DualWriteRollbackInput> = {},
 ): Promise<WorkflowHandle> {
   return h.client.workflow.start('dualWriteRollback', {

@@ -5,20 +5,20 @@ import { inject } from 'vitest';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { SearchAttributeType, defineSearchAttributeKey } from '@temporalio/common';
 import { NativeConnection, type Worker } from '@temporalio/worker';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { serviceFor } from '../../src/activities/adapters/index.js';
 import { loadTarget } from '../../src/activities/environment.js';
 import type { ServiceAdapter } from '../../src/activities/adapters/types.js';
 import { writeDemoEnvironment, type DemoEnvironmentOptions } from '../../src/demo/environment.js';
 import { createWorker } from '../../src/worker/worker.js';
 import { StoreFactory } from '../../src/activities/stores/index.js';
-import { statusQuery } from '../../src/shared/messages.js';
 import type { FeatureFlagRollbackInput } from '../../src/shared/schemas.js';
 import type { RunbookStatus } from '../../src/shared/types.js';
 import { freePort } from '../../src/dev/ports.js';
 import { generateKeyPair, personKeyPath, writePrivateKey, type KeyPair } from '../../src/activities/keys.js';
 import { repoRoot } from '../../src/dev/temporal-server.js';
 import { parse as parseYaml } from 'yaml';
+import { waitForClosed, waitForStatus } from './wait.js';
 
 export interface DemoTarget {
   envName: string;
@@ -35,6 +35,16 @@ export interface DemoTarget {
   write(n: number): Promise<void>;
 }
 
+/** What a harness runs against: a Temporal server, a bundle of src/workflows, a Postgres. */
+export interface HarnessWorld {
+  temporalAddress: string;
+  /** read when a worker starts (in process or as a child) */
+  workflowBundlePath: string;
+  databaseUrl: string;
+  /** the in-process worker's logger (default: warn, on stdout) */
+  log?: Logger;
+}
+
 let counter = 0;
 
 /** A test's own task queue, environments dir, evidence dir and in-process worker on the shared dev server. */
@@ -47,16 +57,31 @@ export class Harness {
   readonly workerKey = generateKeyPair();
   readonly workerKeyFile = join(this.configDir, 'worker.key');
   readonly taskQueue = `test-${process.pid}-${Date.now()}-${counter++}`;
-  readonly address = inject('temporalAddress');
-  readonly bundlePath = inject('workflowBundlePath');
+  readonly address: string;
+  readonly bundlePath: string;
   /** the suite's real Postgres; demo services record their writes there */
-  readonly databaseUrl = inject('databaseUrl');
+  readonly databaseUrl: string;
   client!: Client;
   private connection?: Connection;
   private native?: NativeConnection;
   private worker?: { worker: Worker; running: Promise<void> };
   readonly stores = new StoreFactory();
   private targets: DemoTarget[] = [];
+  private readonly log: Logger;
+
+  /** In a test file: the suite's server, bundle and Postgres (global-setup.ts). Elsewhere (the bench): its own. */
+  constructor(
+    world: HarnessWorld = {
+      temporalAddress: inject('temporalAddress'),
+      workflowBundlePath: inject('workflowBundlePath'),
+      databaseUrl: inject('databaseUrl'),
+    },
+  ) {
+    this.address = world.temporalAddress;
+    this.bundlePath = world.workflowBundlePath;
+    this.databaseUrl = world.databaseUrl;
+    this.log = world.log ?? pino({ level: 'warn' });
+  }
 
   async start(options: { worker?: boolean } = {}): Promise<this> {
     process.env.DEMO_DATABASE_URL = this.databaseUrl;
@@ -75,7 +100,7 @@ export class Harness {
       taskQueue: this.taskQueue,
       environmentsDir: this.environmentsDir,
       evidenceDir: this.evidenceDir,
-      log: pino({ level: 'warn' }),
+      log: this.log,
       stores: this.stores,
       client: this.client,
       signingKey: this.workerKey,
@@ -202,35 +227,17 @@ export class Harness {
   }
 
   /** Polls the status query until `predicate` holds. */
-  async waitFor(
+  waitFor(
     handle: WorkflowHandle,
     predicate: (s: RunbookStatus) => boolean,
     timeoutMs = 60_000,
   ): Promise<RunbookStatus> {
-    const deadline = Date.now() + timeoutMs;
-    let last: RunbookStatus | undefined;
-    for (;;) {
-      try {
-        last = await handle.query(statusQuery);
-        if (predicate(last)) return last;
-      } catch {
-        // not yet queryable (no worker, or first task not processed)
-      }
-      if (Date.now() > deadline)
-        throw new Error(`condition not reached; last status: ${JSON.stringify(last, null, 1)?.slice(0, 3000)}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    return waitForStatus(handle, predicate, timeoutMs);
   }
 
   /** Polls until the workflow (latest run) is closed; returns its status name. */
-  async waitForClosed(workflowId: string, timeoutMs = 30_000): Promise<string> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const { status } = await this.client.workflow.getHandle(workflowId).describe();
-      if (status.name !== 'RUNNING') return status.name;
-      if (Date.now() > deadline) throw new Error(`${workflowId} still running`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
+  waitForClosed(workflowId: string, timeoutMs = 30_000): Promise<string> {
+    return waitForClosed(this.client, workflowId, timeoutMs);
   }
 
   waitForApproval(handle: WorkflowHandle): Promise<RunbookStatus> {

@@ -1,6 +1,7 @@
 /**
- * Settings of `npm run bench`, shared by the runner (bench/run.ts), the child worker (bench/worker-child.ts)
- * and the bench workflows (bench/workflows.ts). Plain constants only: this module is bundled into workflow code.
+ * Settings of sections 1 and 2 of `npm run bench`, shared by the runner (overhead.ts, resume.ts), the bench worker
+ * (worker.ts, worker-child.ts) and the bench workflows (workflows.ts). Plain constants only: this module is bundled
+ * into workflow code (which has no environment: BENCH_SMOKE's run counts are in overhead.ts and resume.ts).
  */
 
 /** Engine overhead: steps per workflow, runs per variant (after the warm-up), and the target. */
@@ -31,6 +32,6 @@ export const KILL_AFTER_PROGRESS_MS = 1000;
 /** Target: the interrupted step runs again within this plus the heartbeat timeout of the new worker's spawn. */
 export const RESUME_TARGET_EXTRA_MS = 2000;
 
-/** Mirrors src/worker/worker.ts (createWorker); bench/run.ts checks that the two still agree. */
+/** Mirrors src/worker/worker.ts (createWorker); worker.ts checks that the two still agree. */
 export const STICKY_QUEUE_SCHEDULE_TO_START_TIMEOUT = '2s';
 export const SHUTDOWN_GRACE_TIME = '10s';

@@ -1,9 +1,12 @@
 /** Bench-only workflows (their own workflowsPath): the same no-op steps with and without the Runbook engine. */
 import { proxyActivities } from '@temporalio/workflow';
-import type { RunbookResult } from '../src/shared/types.js';
-import { Runbook } from '../src/workflows/engine/runbook.js';
+import type { RunbookResult } from '../../src/shared/types.js';
+import { Runbook } from '../../src/workflows/engine/runbook.js';
 import type { BenchActivities } from './activities.js';
 import { HEARTBEAT_TIMEOUT, NOOP_START_TO_CLOSE_TIMEOUT, SLEEP_RETRY } from './settings.js';
+
+// every runbook run takes its target's lock: the lock workflow (signal-with-start) runs on the run's task queue
+export { targetLock } from '../../src/workflows/target-lock.js';
 
 const { noop } = proxyActivities<BenchActivities>({ startToCloseTimeout: NOOP_START_TO_CLOSE_TIMEOUT });
 const { sleepHeartbeating } = proxyActivities<BenchActivities>({

@@ -1,0 +1,74 @@
+/**
+ * BENCHMARKS.md: `npm run bench` rewrites two blocks of it, the results of sections 1 and 2 and then, after them,
+ * those of section 3 (dual-write); the text around them is kept.
+ */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { repoRoot } from '../../src/dev/temporal-server.js';
+
+export const benchmarksFile = join(repoRoot, 'BENCHMARKS.md');
+const RESULTS = { start: '<!-- bench:results:start -->', end: '<!-- bench:results:end -->' };
+const DUAL_WRITE = { start: '<!-- bench:dual-write:start -->', end: '<!-- bench:dual-write:end -->' };
+
+/** the file's beginning when there is no file yet */
+const INTRO = [
+  '# Benchmarks',
+  '',
+  '`npm run bench` (bench/run.ts) starts its own Temporal dev server (free port, headless, in-memory), runs the',
+  'measurements below against it, prints the tables, rewrites the results sections of this file, and stops every',
+  'process it started. It takes about 7–8 minutes, nearly all of it section 3 (`BENCH_SKIP_DUAL_WRITE=1` skips that:',
+  'about a minute); it gives up after 30 minutes. `BENCH_SMOKE=1 npm run bench` runs every section at a small size',
+  '(one or two runs, 20,000 objects; about a minute) only to prove that each one works: it prints its tables but',
+  'leaves this file alone.',
+  '',
+  '1. **Engine overhead** (bench/engine/overhead.ts): a runbook of no-op activity steps (`Runbook.step`,',
+  '   bench/engine/workflows.ts `benchEngineSteps`) against the same activity calls made directly in a plain workflow',
+  '   (`benchDirectSteps`), on one worker.',
+  '2. **Resume after SIGKILL** (bench/engine/resume.ts): a worker child process (bench/engine/worker-child.ts) is',
+  '   killed with SIGKILL while a heartbeating step runs; a new worker process is spawned and the bench measures from',
+  '   its spawn until the interrupted step runs again and until the next steps complete (history event times).',
+  '3. **Dual-write detection and repair** (bench/dual-write/, knobs in its settings.ts): 1M objects at 0.1 %, 1 % and',
+  '   10 % drift for PG ↔ object store and PG ↔ SQLite, every store seeded with stored row fingerprints —',
+  "   `diffStores` defaults (`bisect`: windows of 64-row segments summed from the stores' covering (key, fingerprint)",
+  '   indexes), the streaming merge and a naive export-and-sort baseline — the repair of the 1 % cases by the real',
+  '   workflow, and the resume cost of that repair after its worker process is SIGKILLed during execute.',
+  '   `npx tsx bench/dual-write/main.ts` runs this section alone.',
+  '',
+  'The results below are from one run on the machine described; rerun `npm run bench` to refresh them.',
+  '',
+].join('\n');
+
+/**
+ * Replaces the block between `marks` in `file`. A new block goes right after the `after` marker when the file has
+ * one, else at its end; a new file starts with `intro`.
+ */
+export function writeBlock(
+  file: string,
+  marks: { start: string; end: string },
+  markdown: string,
+  options: { after?: string; intro?: string } = {},
+): void {
+  const block = `${marks.start}\n${markdown}\n${marks.end}`;
+  const text = existsSync(file) ? readFileSync(file, 'utf8') : (options.intro ?? '');
+  const start = text.indexOf(marks.start);
+  const end = text.indexOf(marks.end);
+  if (start >= 0 && end > start) {
+    writeFileSync(file, `${text.slice(0, start)}${block}${text.slice(end + marks.end.length)}`);
+    return;
+  }
+  const at = options.after ? text.indexOf(options.after) : -1;
+  if (at >= 0) {
+    const cut = at + options.after!.length;
+    writeFileSync(file, `${text.slice(0, cut)}\n\n${block}${text.slice(cut)}`);
+    return;
+  }
+  writeFileSync(file, `${text}${text.endsWith('\n') || text === '' ? '' : '\n'}\n${block}\n`);
+}
+
+/** The results of sections 1 and 2. */
+export const writeEngineResults = (markdown: string, file = benchmarksFile): void =>
+  writeBlock(file, RESULTS, markdown, { intro: INTRO });
+
+/** The results of section 3, after those of sections 1 and 2 when its block is new. */
+export const writeDualWriteResults = (markdown: string, file = benchmarksFile): void =>
+  writeBlock(file, DUAL_WRITE, markdown, { after: RESULTS.end, intro: INTRO });
