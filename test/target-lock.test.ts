@@ -93,9 +93,9 @@ describe('one runbook per target, however it was started', () => {
     expect(readFileSync(t.envFile, 'utf8')).toBe(t.initialFlags);
     await saveHistory(h.client, waiter, 'target-busy');
     // the waiter withdrew: the holder still holds, nobody queues behind it
-    const lock = await h.client.workflow.getHandle(targetLockId(t.envName, 'web')).query(lockStatusQuery);
-    expect(lock.holder?.workflowId).toBe(`holder-${t.envName}`);
-    expect(lock.queue).toEqual([]);
+    const lockHandle = h.client.workflow.getHandle(targetLockId(t.envName, 'web'));
+    await expect.poll(async () => (await lockHandle.query(lockStatusQuery)).queue, { timeout: 10_000 }).toEqual([]);
+    expect((await lockHandle.query(lockStatusQuery)).holder?.workflowId).toBe(`holder-${t.envName}`);
     await holder.cancel();
   });
 

@@ -1,8 +1,8 @@
 import { Context } from '@temporalio/activity';
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { WithStartWorkflowOperation, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { ErrorType } from '../shared/constants.js';
-import { lockRequestSignal, statusQuery, targetLockId, type LockRequest } from '../shared/messages.js';
+import { lockAcquireUpdate, statusQuery, targetLockId, type LockAnswer, type LockRequest } from '../shared/messages.js';
 import type { ApprovalPolicy } from '../shared/types.js';
 import { approvalPolicyOf, loadTarget, withEnvironmentErrors } from './environment.js';
 
@@ -15,25 +15,27 @@ export interface RunDeps {
 /** Activities about runs themselves: target locks (as Temporal's mutex sample does) and who may do what. */
 export const createRunActivities = (deps: RunDeps) => ({
   /**
-   * Asks the target's lock workflow for the target (signal-with-start: it starts when no run holds the target).
-   * Returns the lock id and how long the environment lets a run wait for it. Idempotent: the lock ignores a
-   * request it already has.
+   * Asks the target's lock workflow for the target (update-with-start: it starts when no run holds the target) and
+   * returns its answer — held now, or queued behind whom — with how long the environment lets a run wait.
+   * Idempotent: the lock answers a request it already has the same way.
    */
   async requestTargetLock(input: {
     environment: string;
     target: string;
     request: LockRequest;
-  }): Promise<{ lockId: string; lockWait: string; approval: ApprovalPolicy }> {
+  }): Promise<{ lockId: string; lockWait: string; approval: ApprovalPolicy } & LockAnswer> {
     const t = await withEnvironmentErrors(() => loadTarget(deps.environmentsDir, input.environment, input.target));
     const lockId = targetLockId(input.environment, input.target);
-    await deps.client.workflow.signalWithStart('targetLock', {
-      workflowId: lockId,
-      taskQueue: Context.current().info.taskQueue,
-      args: [{ lockId }],
-      signal: lockRequestSignal,
-      signalArgs: [input.request],
+    const answer = await deps.client.workflow.executeUpdateWithStart(lockAcquireUpdate, {
+      args: [input.request],
+      startWorkflowOperation: new WithStartWorkflowOperation('targetLock', {
+        workflowId: lockId,
+        taskQueue: Context.current().info.taskQueue,
+        args: [{ lockId }],
+        workflowIdConflictPolicy: 'USE_EXISTING',
+      }),
     });
-    return { lockId, lockWait: t.config.lockWait, approval: approvalPolicyOf(t) };
+    return { lockId, lockWait: t.config.lockWait, approval: approvalPolicyOf(t), ...answer };
   },
 
   /** Whether that run is still open (a lock holder that was terminated never releases its lock). */

@@ -1,4 +1,4 @@
-import { defineQuery, defineSignal } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { DecisionSignal } from './decisions.js';
 import type { LockHolder, RunbookStatus } from './types.js';
 
@@ -20,11 +20,19 @@ export interface LockState {
   holder?: LockHolder;
   queue: LockRequest[];
 }
-/** run → lock */
+/** What the lock answers a request: the target is the run's now, or it is queued behind `holder`. */
+export interface LockAnswer {
+  granted: boolean;
+  holder?: LockHolder;
+  position?: number;
+}
+/** run → lock (update-with-start: the answer comes back at once, no signal round trip when the target is free) */
+export const lockAcquireUpdate = defineUpdate<LockAnswer, [LockRequest]>('lock-acquire');
+/** run → lock (the same request as a signal: runs that asked before lock-acquire existed) */
 export const lockRequestSignal = defineSignal<[LockRequest]>('lock-request');
 /** run → lock: releases the target, or withdraws a request still queued */
 export const lockReleaseSignal = defineSignal<[{ workflowId: string; runId: string }]>('lock-release');
-/** lock → run */
+/** lock → run (a queued request's turn has come) */
 export const lockGrantedSignal = defineSignal<[{ lockId: string }]>('lock-granted');
 /** lock → run: queued behind `holder` */
 export const lockQueuedSignal = defineSignal<[{ lockId: string; holder: LockHolder; position: number }]>('lock-queued');

@@ -7,11 +7,13 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import {
+  lockAcquireUpdate,
   lockGrantedSignal,
   lockQueuedSignal,
   lockReleaseSignal,
   lockRequestSignal,
   lockStatusQuery,
+  type LockAnswer,
   type LockRequest,
 } from '../shared/messages.js';
 import type { LockHolder } from '../shared/types.js';
@@ -39,9 +41,10 @@ const isRequest = (r: unknown): r is LockRequest => {
 };
 
 /**
- * One target, one runbook at a time (Temporal's mutex sample): runs ask with signal-with-start, the lock grants
- * the target to one run, queues the others in order and tells each who holds it, and ends when nobody holds or
- * waits. A holder that ended without releasing (terminated) is noticed and skipped.
+ * One target, one runbook at a time (after Temporal's mutex sample): runs ask with update-with-start (or
+ * signal-with-start), the lock gives the target to one run at once, queues the others in order, telling each who
+ * holds it, and signals the next its turn; it ends when nobody holds or waits. A holder that ended without
+ * releasing (terminated) is noticed and skipped.
  */
 export async function targetLock(input: TargetLockInput): Promise<void> {
   let holder = input.holder;
@@ -49,15 +52,33 @@ export async function targetLock(input: TargetLockInput): Promise<void> {
   const toTell: LockRequest[] = [];
   let changes = 0;
   let regrant = false;
+  /** someone queued: check the holder is still there (a terminated run never releases) */
+  let checkHolder = false;
 
-  setHandler(lockRequestSignal, (request) => {
-    if (!isRequest(request)) return;
+  /** Takes the request: the target at once when it is free and nobody waits, else a place in the queue. */
+  const request = (r: LockRequest): LockAnswer => {
     changes++;
-    if (same(holder, request)) regrant = true;
-    else if (!queue.some((q) => same(q, request))) {
-      queue.push(request);
-      if (holder) toTell.push(request);
+    if (same(holder, r)) return { granted: true };
+    if (!holder && queue.length === 0) {
+      holder = { ...r, since: new Date().toISOString() };
+      return { granted: true };
     }
+    let position = queue.findIndex((q) => same(q, r)) + 1;
+    if (position === 0) position = queue.push(r);
+    checkHolder = true;
+    return { granted: false, holder, position };
+  };
+  setHandler(lockAcquireUpdate, request, {
+    validator: (r) => {
+      if (!isRequest(r)) throw new Error('not a lock request: { workflowId, runId, runbook, requestedAt }');
+    },
+  });
+  setHandler(lockRequestSignal, (r) => {
+    if (!isRequest(r)) return;
+    const answer = request(r);
+    // signalled requests learn their grant and their place by signal
+    if (answer.granted) regrant = true;
+    else if (holder) toTell.push(r);
   });
   setHandler(lockReleaseSignal, (release) => {
     if (!release || typeof release.workflowId !== 'string') return;
@@ -89,9 +110,12 @@ export async function targetLock(input: TargetLockInput): Promise<void> {
       await grant(holder);
     }
     // someone new waits: make sure the holder is still there (a terminated run never releases)
-    if (holder && toTell.length > 0 && !(await holderOpen(holder))) {
-      holder = undefined;
-      continue;
+    if (holder && checkHolder) {
+      checkHolder = false;
+      if (!(await holderOpen(holder))) {
+        holder = undefined;
+        continue;
+      }
     }
     for (const waiting of toTell.splice(0)) {
       const position = queue.findIndex((q) => same(q, waiting)) + 1;

@@ -162,8 +162,10 @@ export class Runbook<S extends string> {
       if (outcome !== 'succeeded' && outcome !== 'dry_run' && this.compensations.size > 0) {
         if (!(await this.compensate())) outcome = 'compensation_failed';
       }
-      await this.locks?.releaseAll();
-      return this.finish(outcome, extra?.());
+      const released = this.locks?.releaseAll();
+      const finished = await this.finish(outcome, extra?.());
+      await released;
+      return finished;
     });
     if (outcome === 'cancelled') throw failure;
     if (outcome === 'failed' || outcome === 'compensation_failed') {

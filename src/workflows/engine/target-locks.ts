@@ -31,12 +31,15 @@ export class TargetLocks {
   async acquire(environment: string, target: string, wait?: string): Promise<{ approval: ApprovalPolicy }> {
     const s = this.state;
     const request = { workflowId: s.workflowId, runId: s.runId, runbook: s.runbook, requestedAt: nowIso() };
-    const { lockId, lockWait, approval } = await engineActivities.requestTargetLock({ environment, target, request });
+    const answer = await engineActivities.requestTargetLock({ environment, target, request });
+    const { lockId, lockWait, approval } = answer;
     const record: LockRecord = { environment, target, lockId, state: 'waiting', requestedAt: request.requestedAt };
+    if (answer.holder) record.holder = answer.holder;
     // recorded before anything can fail, so the end of the run withdraws the request
     s.locks!.push(record);
     const limit = tightenDuration('lockWait', lockWait, wait);
-    const granted = await condition(() => this.granted.has(lockId), parseDuration(limit));
+    // held at once when the target was free; otherwise the lock signals this run's turn
+    const granted = answer.granted || (await condition(() => this.granted.has(lockId), parseDuration(limit)));
     if (!granted) {
       record.state = 'gave_up';
       const h = record.holder;
@@ -51,20 +54,24 @@ export class TargetLocks {
     return { approval };
   }
 
-  /** Releases every lock held, withdraws every request still waiting (the run is ending). */
-  async releaseAll(): Promise<void> {
-    for (const record of this.state.locks ?? []) {
-      if (record.state === 'released') continue;
-      try {
-        await getExternalWorkflowHandle(record.lockId).signal(lockReleaseSignal, {
-          workflowId: this.state.workflowId,
-          runId: this.state.runId,
-        });
-      } catch {
-        // the lock workflow already ended: nothing is held
-      }
-      if (record.state === 'held') record.state = 'released';
-    }
+  /**
+   * Releases every lock held and withdraws every request still waiting (the run is ending). The records are final
+   * at once (the evidence states them); the signals go out with the run's next commands and are awaited by the
+   * returned promise, so releasing costs the run no extra round trip.
+   */
+  releaseAll(): Promise<void> {
+    const open = (this.state.locks ?? []).filter((record) => record.state !== 'released');
+    // a held target is released; a request still waiting is withdrawn
+    for (const record of open) record.state = record.state === 'held' ? 'released' : 'gave_up';
+    const release = { workflowId: this.state.workflowId, runId: this.state.runId };
+    return Promise.all(
+      open.map((record) =>
+        getExternalWorkflowHandle(record.lockId)
+          .signal(lockReleaseSignal, release)
+          // the lock workflow already ended: nothing is held
+          .catch(() => undefined),
+      ),
+    ).then(() => undefined);
   }
 
   private find(lockId: string): LockRecord | undefined {
