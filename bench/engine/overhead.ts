@@ -21,6 +21,10 @@ export interface OverheadRun {
   perStepMs: number;
   /** per step: time tasks waited on the server between Scheduled and Started (dispatch) */
   dispatchPerStepMs: number;
+  /** workflow start → the first no-op step's completion (the engine's start: its lock, then the first step) */
+  firstStepMs: number;
+  /** first → last no-op completion / (steps − 1): what one more step costs, without per-run costs */
+  betweenStepsMs: number;
 }
 
 async function overheadRun(
@@ -46,6 +50,8 @@ async function overheadRun(
     stepsMs: noops[noops.length - 1]!.at - h.startedAt,
     perStepMs: totalMs / OVERHEAD_STEPS,
     dispatchPerStepMs: h.dispatchMs / OVERHEAD_STEPS,
+    firstStepMs: noops[0]!.at - h.startedAt,
+    betweenStepsMs: (noops[noops.length - 1]!.at - noops[0]!.at) / (OVERHEAD_STEPS - 1),
   };
 }
 
