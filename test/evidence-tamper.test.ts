@@ -1,4 +1,4 @@
-import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -22,6 +22,8 @@ import { Harness } from './support/harness.js';
 const h = new Harness();
 let bundle: string;
 let original: EvidenceDocument;
+/** temp dirs of the bundles, removed at the end */
+const bundles: string[] = [];
 
 /** An aborted run after the change: steps, decisions, an escalation, an undo, a lock, phases, extra, abort. */
 beforeAll(async () => {
@@ -34,10 +36,15 @@ beforeAll(async () => {
   await h.waitFor(handle, (s) => s.currentStep === 'verify no dual writes');
   await handle.signal(abortSignal, { by: 'carol', reason: 'wrong service' });
   expect(((await handle.result()) as RunbookResult).outcome).toBe('aborted');
-  bundle = await exportEvidence(h.client, handle.workflowId, join(mkdtempSync(join(tmpdir(), 'tamper-')), 'bundle'));
+  const parent = mkdtempSync(join(tmpdir(), 'tamper-'));
+  bundles.push(parent);
+  bundle = await exportEvidence(h.client, handle.workflowId, join(parent, 'bundle'));
   original = JSON.parse(readFileSync(join(bundle, 'evidence.json'), 'utf8'));
 });
-afterAll(() => h.close());
+afterAll(async () => {
+  await h.close();
+  for (const dir of bundles) rmSync(dir, { recursive: true, force: true });
+});
 
 const anchors = () => ({
   workerKeys: [h.workerKey.publicKey],
@@ -47,7 +54,9 @@ const anchors = () => ({
 
 /** A copy of the bundle with evidence.json (and what else `rewrite` touches) replaced, SHA256SUMS recomputed. */
 function tampered(change: (files: Record<string, string>) => void): string {
-  const dir = join(mkdtempSync(join(tmpdir(), 'tamper-')), 'bundle');
+  const parent = mkdtempSync(join(tmpdir(), 'tamper-'));
+  bundles.push(parent);
+  const dir = join(parent, 'bundle');
   cpSync(bundle, dir, { recursive: true });
   const files: Record<string, string> = {};
   for (const name of ['history.json', 'evidence.json', 'report.md'])

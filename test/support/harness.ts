@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inject } from 'vitest';
@@ -250,5 +250,7 @@ export class Harness {
     await this.stores.close();
     await this.native?.close();
     await this.connection?.close();
+    // environments, evidence, keys and service files of this harness's runs (KEEP_TEST_FILES=1 keeps them)
+    if (process.env.KEEP_TEST_FILES !== '1') rmSync(this.root, { recursive: true, force: true });
   }
 }
