@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT_CODES, EXIT_USAGE } from '../src/shared/constants.js';
 import type { RunbookStatus } from '../src/shared/types.js';
 import { Harness } from './support/harness.js';
-import { runbook, temporal, temporalStart } from './support/cli.js';
+import { runbook, temporal, temporalStart, startFlagRollback } from './support/cli.js';
 import { saveHistory } from './support/histories.js';
 
 const h = new Harness();
@@ -30,81 +30,24 @@ describe('runbook CLI', () => {
         ['start', 'no-such-runbook', '--env', t.envName],
         /unknown runbook "no-such-runbook" \(known: feature-flag-rollback, dual-write-rollback\)/,
       ],
-      [
-        ['start', 'feature-flag-rollback', '--env', t.envName, '--target', 'web', '--input', '{"mode": '],
-        /--input: malformed JSON/,
-      ],
-      [
-        ['start', 'feature-flag-rollback', '--env', t.envName, '--target', 'web', '--input', '{"mode":"nuke"}'],
-        /invalid input: mode:/,
-      ],
+      [startFlagRollback(t.envName, '{"mode": '), /--input: malformed JSON/],
+      [startFlagRollback(t.envName, '{"mode":"nuke"}'), /invalid input: mode:/],
       [
         ['start', 'feature-flag-rollback', '--env', t.envName, '--input', '{"mode":"disable-dual-write"}'],
         /invalid input: target:/,
       ],
       [
-        [
-          'start',
-          'feature-flag-rollback',
-          '--env',
-          'nowhere',
-          '--target',
-          'web',
-          '--input',
-          '{"mode":"disable-dual-write"}',
-        ],
+        startFlagRollback('nowhere', '{"mode":"disable-dual-write"}'),
         /unknown environment "nowhere": .*nowhere\.yaml does not exist/,
       ],
       [
-        [
-          'start',
-          'feature-flag-rollback',
-          '--env',
-          'broken',
-          '--target',
-          'web',
-          '--input',
-          '{"mode":"disable-dual-write"}',
-        ],
+        startFlagRollback('broken', '{"mode":"disable-dual-write"}'),
         /invalid environment: .*broken\.yaml: targets\.web\.flags\.store\.path: .*/,
       ],
+      [startFlagRollback(t.envName, '@/nonexistent/input.json'), /--input: cannot read \/nonexistent\/input\.json/],
+      [startFlagRollback('Bad;Name', '{"mode":"disable-dual-write"}'), /invalid input: environment: must be lowercase/],
       [
-        [
-          'start',
-          'feature-flag-rollback',
-          '--env',
-          t.envName,
-          '--target',
-          'web',
-          '--input',
-          '@/nonexistent/input.json',
-        ],
-        /--input: cannot read \/nonexistent\/input\.json/,
-      ],
-      [
-        [
-          'start',
-          'feature-flag-rollback',
-          '--env',
-          'Bad;Name',
-          '--target',
-          'web',
-          '--input',
-          '{"mode":"disable-dual-write"}',
-        ],
-        /invalid input: environment: must be lowercase/,
-      ],
-      [
-        [
-          'start',
-          'feature-flag-rollback',
-          '--env',
-          t.envName,
-          '--target',
-          'web',
-          '--input',
-          '{"mode":"disable-dual-write","approval":{"timeout":"9h"}}',
-        ],
+        startFlagRollback(t.envName, '{"mode":"disable-dual-write","approval":{"timeout":"9h"}}'),
         /invalid input: approval\.timeout: 9h is longer than the environment's 1h \(input may only tighten the policy\)/,
       ],
     ];
@@ -118,20 +61,14 @@ describe('runbook CLI', () => {
 
   it('start → busy refusal → status → ignored and accepted approvals → watch → evidence → verify-evidence', async () => {
     const t = await h.demoTarget({ quietWindow: '1s' });
-    const start = [
-      'start',
-      'feature-flag-rollback',
-      '--env',
+    const start = startFlagRollback(
       t.envName,
-      '--target',
-      'web',
-      '--input',
       '{"mode":"disable-dual-write"}',
       '--requester',
       'rita',
       '--reason',
       'latency',
-    ];
+    );
     const started = await runbook(start, h.env());
     expect(started.code, started.stderr).toBe(0);
     const id = `feature-flag-rollback--${t.envName}--web`;
@@ -221,14 +158,8 @@ describe('runbook CLI', () => {
   it('start --dry-run --wait prints the plan outcome and exits 0 without changing anything', async () => {
     const t = await h.demoTarget();
     const r = await runbook(
-      [
-        'start',
-        'feature-flag-rollback',
-        '--env',
+      startFlagRollback(
         t.envName,
-        '--target',
-        'web',
-        '--input',
         '{"mode":"block-legacy-writes"}',
         '--requester',
         'rita',
@@ -236,7 +167,7 @@ describe('runbook CLI', () => {
         '--wait',
         '--id',
         `dry-${t.envName}`,
-      ],
+      ),
       h.env(),
     );
     expect(r.code, r.stderr).toBe(EXIT_CODES.dry_run);
@@ -249,18 +180,7 @@ describe('runbook CLI', () => {
   it('reject and abort through the CLI end with their own exit codes', async () => {
     const t = await h.demoTarget({ quietWindow: '60s' });
     const id = `feature-flag-rollback--${t.envName}--web`;
-    const start = [
-      'start',
-      'feature-flag-rollback',
-      '--env',
-      t.envName,
-      '--target',
-      'web',
-      '--input',
-      '{"mode":"disable-strict-mode"}',
-      '--requester',
-      'rita',
-    ];
+    const start = startFlagRollback(t.envName, '{"mode":"disable-strict-mode"}', '--requester', 'rita');
     expect((await runbook(start, h.env())).code).toBe(0);
     await h.waitForApproval(h.client.workflow.getHandle(id));
     const rejected = await runbook(['reject', id, '--by', 'bob', '--comment', 'no'], h.env());
@@ -300,19 +220,7 @@ describe('the same runbook through the temporal CLI', () => {
       Environment: [t.envName],
       Target: ['web'],
     });
-    const busy = await runbook(
-      [
-        'start',
-        'feature-flag-rollback',
-        '--env',
-        t.envName,
-        '--target',
-        'web',
-        '--input',
-        '{"mode":"disable-dual-write"}',
-      ],
-      h.env(),
-    );
+    const busy = await runbook(startFlagRollback(t.envName, '{"mode":"disable-dual-write"}'), h.env());
     expect(busy.code).toBe(1);
     expect(busy.stderr).toContain(`workflow "${id}" (feature-flag-rollback) holds it`);
     const queried = await temporal(

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT_CODES } from '../src/shared/constants.js';
 import { approveSignal, lockStatusQuery, rejectSignal, targetLockId } from '../src/shared/messages.js';
 import type { RunbookResult } from '../src/shared/types.js';
-import { runbook, temporal, temporalStart } from './support/cli.js';
+import { runbook, temporal, temporalStart, startFlagRollback } from './support/cli.js';
 import { Harness } from './support/harness.js';
 import { saveHistory } from './support/histories.js';
 
@@ -36,19 +36,7 @@ describe('one runbook per target, however it was started', () => {
     });
     expect(queued.steps.find((s) => s.name === 'read current flags')!.status).toBe('pending');
     // the CLI names the holder too
-    const busy = await runbook(
-      [
-        'start',
-        'feature-flag-rollback',
-        '--env',
-        t.envName,
-        '--target',
-        'web',
-        '--input',
-        '{"mode":"disable-dual-write"}',
-      ],
-      h.env(),
-    );
+    const busy = await runbook(startFlagRollback(t.envName, '{"mode":"disable-dual-write"}'), h.env());
     expect(busy.code).toBe(1);
     expect(busy.stderr).toContain(`is busy: workflow "first-${t.envName}" (feature-flag-rollback) holds it`);
 

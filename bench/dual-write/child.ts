@@ -12,8 +12,14 @@
  */
 import { closeSync, createWriteStream, openSync, readFileSync, writeSync } from 'node:fs';
 import { once } from 'node:events';
-import { diffStores, type DiffOptions, type DiffStats, type DriftEntry } from '../../src/activities/stores/diff.js';
-import { noStats, type DetectJob, type DetectResult } from './job.js';
+import {
+  diffStores,
+  emptyStats,
+  type DiffOptions,
+  type DiffStats,
+  type DriftEntry,
+} from '../../src/activities/stores/diff.js';
+import type { DetectJob, DetectResult } from './job.js';
 import { naiveDiff } from './naive.js';
 import { withSides } from './sides.js';
 
@@ -68,7 +74,7 @@ async function main(): Promise<void> {
     const started = performance.now();
     const deadline = started + job.budgetMs;
     const overBudget = () => performance.now() > deadline;
-    let stats: DiffStats = noStats(job.variant === 'diff' ? 'bisect' : 'merge');
+    let stats: DiffStats = emptyStats(job.variant === 'diff' ? 'bisect' : 'merge');
     let entries = 0;
     let finished = true;
     let phases: Record<string, number> = {};

@@ -39,17 +39,3 @@ export interface DetectResult {
   /** where each side's fingerprints come from (fingerprintSource()): 'stored' is what the runbook ships */
   fingerprints: { a: string; b: string };
 }
-
-/** DiffStats before any row is compared */
-export const noStats = (mode: DiffStats['mode']): DiffStats => ({
-  rowsA: 0,
-  rowsB: 0,
-  scannedA: 0,
-  scannedB: 0,
-  listedA: 0,
-  listedB: 0,
-  listBytesA: 0,
-  listBytesB: 0,
-  summaries: 0,
-  mode,
-});

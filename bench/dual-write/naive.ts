@@ -2,10 +2,9 @@
  * The naive baseline beside diffStores: both sides exported completely into arrays (scan(), both at once), sorted
  * and merged in Node, every pair of rows classified. Runs in the detection child (child.ts, variant `naive`).
  */
-import { classify, type DiffStats, type DriftEntry } from '../../src/activities/stores/diff.js';
+import { classify, emptyStats, type DiffStats, type DriftEntry } from '../../src/activities/stores/diff.js';
 import { compareKeys } from '../../src/activities/stores/fingerprint.js';
 import type { ObjectMeta, ObjectStoreAdapter } from '../../src/activities/stores/types.js';
-import { noStats } from './job.js';
 
 async function exportAll(store: ObjectStoreAdapter, pageSize: number): Promise<ObjectMeta[]> {
   const rows: ObjectMeta[] = [];
@@ -47,7 +46,7 @@ export async function naiveDiff(
   const t3 = performance.now();
   return {
     entries,
-    stats: { ...noStats('merge'), rowsA: ra.length, rowsB: rb.length, scannedA: ra.length, scannedB: rb.length },
+    stats: { ...emptyStats('merge'), rowsA: ra.length, rowsB: rb.length, scannedA: ra.length, scannedB: rb.length },
     phases: { export: t1 - t0, sort: t2 - t1, mergeClassify: t3 - t2 },
   };
 }

@@ -58,11 +58,13 @@ export async function verifyEvidence(
   o: VerifyOptions,
 ): Promise<{ problems: string[]; anchors: string[] }> {
   const given = await Promise.all(o.workerKeys.map((k) => keyLine(k)));
-  const first = await checkBundle(dir, given);
-  const fromEnvironment = first.evidence ? await environmentKeys(o.environmentsDir, first.evidence.environment) : [];
-  const { problems, anchors, evidence, history } = fromEnvironment.length
-    ? await checkBundle(dir, [...given, ...fromEnvironment])
-    : first;
+  // the run's environment file may name trusted worker keys too (an unreadable bundle is checkBundle's to report)
+  const environment = await readFile(join(dir, BUNDLE_FILES.evidence), 'utf8').then(
+    (text) => (JSON.parse(text) as { environment?: unknown }).environment,
+    () => undefined,
+  );
+  const fromEnvironment = typeof environment === 'string' ? await environmentKeys(o.environmentsDir, environment) : [];
+  const { problems, anchors, evidence, history } = await checkBundle(dir, [...given, ...fromEnvironment]);
   if (o.server && evidence) {
     const connection = await Connection.connect({ address: o.server.address, connectTimeout: 5000 });
     try {
@@ -89,10 +91,9 @@ export async function verifyEvidence(
 }
 
 /** A key given as the line itself or as a file holding it. */
-async function keyLine(key: string, base?: string): Promise<string> {
+async function keyLine(key: string): Promise<string> {
   if (PUBLIC_KEY_PATTERN.test(key.trim())) return key.trim();
-  const path = base && !key.startsWith('/') ? join(base, key) : key;
-  const text = await readFile(path, 'utf8').catch(() => {
+  const text = await readFile(key, 'utf8').catch(() => {
     throw new Error(`worker key ${key}: neither an "ed25519:…" line nor a readable file`);
   });
   return text.trim();

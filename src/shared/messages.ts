@@ -8,7 +8,7 @@ export const rejectSignal = defineSignal<[DecisionSignal]>('reject');
 export const abortSignal = defineSignal<[DecisionSignal]>('abort');
 export const statusQuery = defineQuery<RunbookStatus>('status');
 
-/** A run asking for a target (sent with signal-with-start to the target's lock workflow). */
+/** A run asking for a target (sent with update-with-start to the target's lock workflow). */
 export interface LockRequest {
   workflowId: string;
   runId: string;
@@ -28,14 +28,10 @@ export interface LockAnswer {
 }
 /** run → lock (update-with-start: the answer comes back at once, no signal round trip when the target is free) */
 export const lockAcquireUpdate = defineUpdate<LockAnswer, [LockRequest]>('lock-acquire');
-/** run → lock (the same request as a signal: runs that asked before lock-acquire existed) */
-export const lockRequestSignal = defineSignal<[LockRequest]>('lock-request');
 /** run → lock: releases the target, or withdraws a request still queued */
 export const lockReleaseSignal = defineSignal<[{ workflowId: string; runId: string }]>('lock-release');
 /** lock → run (a queued request's turn has come) */
 export const lockGrantedSignal = defineSignal<[{ lockId: string }]>('lock-granted');
-/** lock → run: queued behind `holder` */
-export const lockQueuedSignal = defineSignal<[{ lockId: string; holder: LockHolder; position: number }]>('lock-queued');
 export const lockStatusQuery = defineQuery<LockState>('lock-status');
 
 /** The lock workflow of one target; its id is the lock. */

@@ -11,7 +11,7 @@ import type { Plan, RunbookResult } from '../shared/types.js';
 import { runbookActivities } from './engine/activity-options.js';
 import { Runbook } from './engine/runbook.js';
 import { driftCounts, repairInPartitions, seedArtifacts } from './dual-write-repair.js';
-import { restoreFlags } from './feature-flag-rollback.js';
+import { restoreFlags } from './flag-undo.js';
 import { workflowInfo } from '@temporalio/workflow';
 
 type DualWriteActivities = ReturnType<typeof createDualWriteActivities>;

@@ -1,5 +1,4 @@
 import type { createFlagActivities } from '../activities/flags.js';
-import type { FlagValues } from '../activities/adapters/types.js';
 import { rollbackNotification } from '../shared/communication.js';
 import { parseDuration } from '../shared/duration.js';
 import { parseRunbookInput, tightenApproval } from '../shared/input.js';
@@ -12,13 +11,12 @@ import {
 import type { Plan, RunbookResult } from '../shared/types.js';
 import { runbookActivities } from './engine/activity-options.js';
 import { Runbook } from './engine/runbook.js';
+import { restoreFlags } from './flag-undo.js';
 
 type FlagActivities = ReturnType<typeof createFlagActivities>;
-type TargetRef = { environment: string; target: string };
 
 const acts = runbookActivities<FlagActivities>('quick');
 const verify = runbookActivities<FlagActivities>('verify');
-const undo = runbookActivities<FlagActivities>('undo');
 
 /** Scenarios 1, 2 and 5 of the seed: which flags change to what. */
 export const MODE_CHANGES: Record<FeatureFlagRollbackParams['mode'], Partial<Record<FlagKey, string>>> = {
@@ -39,20 +37,6 @@ export const FEATURE_FLAG_STEPS = [
   'verify no dual writes',
   'notify',
 ] as const;
-
-/**
- * Puts flags back to `previous` where they still hold what the run set (`ours`), and reloads the service when
- * that changed anything. Safe when nothing was written: the undo of a step that can partially apply.
- */
-export async function restoreFlags(
-  ref: TargetRef,
-  previous: FlagValues,
-  ours: FlagValues,
-  action: 'reload' | 'restart',
-): Promise<void> {
-  const { changed } = await undo.writeFlags({ ...ref, values: previous, onlyIfCurrent: ours });
-  if (changed) await undo.reloadService({ ...ref, action });
-}
 
 /**
  * Feature-flag dual-write rollback (seed: feature-flag-dual-write-rollback.md, scenarios 1, 2, 5):

@@ -9,9 +9,7 @@ import {
 import {
   lockAcquireUpdate,
   lockGrantedSignal,
-  lockQueuedSignal,
   lockReleaseSignal,
-  lockRequestSignal,
   lockStatusQuery,
   type LockAnswer,
   type LockRequest,
@@ -41,22 +39,20 @@ const isRequest = (r: unknown): r is LockRequest => {
 };
 
 /**
- * One target, one runbook at a time (after Temporal's mutex sample): runs ask with update-with-start (or
- * signal-with-start), the lock gives the target to one run at once, queues the others in order, telling each who
- * holds it, and signals the next its turn; it ends when nobody holds or waits. A holder that ended without
+ * One target, one runbook at a time (after Temporal's mutex sample): runs ask with update-with-start; the lock
+ * gives the target to one run at once, answers the others with their place in the queue and who holds it, and
+ * signals the next its turn; it ends when nobody holds or waits. A holder that ended without
  * releasing (terminated) is noticed and skipped.
  */
 export async function targetLock(input: TargetLockInput): Promise<void> {
   let holder = input.holder;
   const queue: LockRequest[] = [...(input.queue ?? [])];
-  const toTell: LockRequest[] = [];
   let changes = 0;
-  let regrant = false;
   /** someone queued: check the holder is still there (a terminated run never releases) */
   let checkHolder = false;
 
   /** Takes the request: the target at once when it is free and nobody waits, else a place in the queue. */
-  const request = (r: LockRequest): LockAnswer => {
+  const acquire = (r: LockRequest): LockAnswer => {
     changes++;
     if (same(holder, r)) return { granted: true };
     if (!holder && queue.length === 0) {
@@ -68,17 +64,10 @@ export async function targetLock(input: TargetLockInput): Promise<void> {
     checkHolder = true;
     return { granted: false, holder, position };
   };
-  setHandler(lockAcquireUpdate, request, {
+  setHandler(lockAcquireUpdate, acquire, {
     validator: (r) => {
       if (!isRequest(r)) throw new Error('not a lock request: { workflowId, runId, runbook, requestedAt }');
     },
-  });
-  setHandler(lockRequestSignal, (r) => {
-    if (!isRequest(r)) return;
-    const answer = request(r);
-    // signalled requests learn their grant and their place by signal
-    if (answer.granted) regrant = true;
-    else if (holder) toTell.push(r);
   });
   setHandler(lockReleaseSignal, (release) => {
     if (!release || typeof release.workflowId !== 'string') return;
@@ -105,10 +94,6 @@ export async function targetLock(input: TargetLockInput): Promise<void> {
       const next = queue.shift()!;
       if (await grant(next)) holder = { ...next, since: new Date().toISOString() };
     }
-    if (regrant && holder) {
-      regrant = false;
-      await grant(holder);
-    }
     // someone new waits: make sure the holder is still there (a terminated run never releases)
     if (holder && checkHolder) {
       checkHolder = false;
@@ -117,21 +102,13 @@ export async function targetLock(input: TargetLockInput): Promise<void> {
         continue;
       }
     }
-    for (const waiting of toTell.splice(0)) {
-      const position = queue.findIndex((q) => same(q, waiting)) + 1;
-      if (holder && position > 0) {
-        await getExternalWorkflowHandle(waiting.workflowId, waiting.runId)
-          .signal(lockQueuedSignal, { lockId: input.lockId, holder, position })
-          .catch(() => undefined);
-      }
-    }
     if (!holder && queue.length === 0) {
       await condition(allHandlersFinished);
       if (!holder && queue.length === 0) return;
       continue;
     }
     const seen = changes;
-    const changed = await condition(() => changes !== seen || toTell.length > 0, HOLDER_CHECK);
+    const changed = await condition(() => changes !== seen, HOLDER_CHECK);
     if (!changed && holder && !(await holderOpen(holder))) holder = undefined;
     const info = workflowInfo();
     if (info.continueAsNewSuggested || info.historyLength > MAX_HISTORY) {

@@ -56,3 +56,16 @@ export const temporalStart = (
     ],
     h.address,
   );
+
+/** `runbook start feature-flag-rollback` on `<env>/web` with this input JSON, and any further flags. */
+export const startFlagRollback = (env: string, input: string, ...more: string[]): string[] => [
+  'start',
+  'feature-flag-rollback',
+  '--env',
+  env,
+  '--target',
+  'web',
+  '--input',
+  input,
+  ...more,
+];

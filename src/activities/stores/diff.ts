@@ -167,18 +167,7 @@ export async function* diffStores(
   const readRows = options.readRows ?? DETECTION_DEFAULTS.readRows;
   const listAbove = options.listAbove ?? DETECTION_DEFAULTS.listAbove;
   const canBisect = !options.mergeOnly && canSegment(a) && canSegment(b) && Boolean(a.stepKeys || b.stepKeys);
-  const stats: DiffStats = {
-    rowsA: 0,
-    rowsB: 0,
-    scannedA: 0,
-    scannedB: 0,
-    listedA: 0,
-    listedB: 0,
-    listBytesA: 0,
-    listBytesB: 0,
-    summaries: 0,
-    mode: canBisect ? 'bisect' : 'merge',
-  };
+  const stats = emptyStats(canBisect ? 'bisect' : 'merge');
   const report = () => options.onProgress?.(stats);
 
   async function* merge(r: KeyRange): AsyncGenerator<DriftEntry> {
@@ -389,6 +378,20 @@ export async function* diffStores(
   yield* canBisect ? bisect(range) : merge(range);
   report();
 }
+
+/** DiffStats before any row is compared. */
+export const emptyStats = (mode: DiffStats['mode']): DiffStats => ({
+  rowsA: 0,
+  rowsB: 0,
+  scannedA: 0,
+  scannedB: 0,
+  listedA: 0,
+  listedB: 0,
+  listBytesA: 0,
+  listBytesB: 0,
+  summaries: 0,
+  mode,
+});
 
 export function emptyCounts(): Record<DriftClass, number> {
   return { missing_in_a: 0, missing_in_b: 0, content_mismatch: 0, metadata_mismatch: 0 };

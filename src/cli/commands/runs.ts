@@ -2,7 +2,8 @@ import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
-import { SearchAttributeType, defineSearchAttributeKey } from '@temporalio/common';
+import { ApplicationFailure, SearchAttributeType, defineSearchAttributeKey } from '@temporalio/common';
+import { ErrorType } from '../../shared/constants.js';
 import { EnvironmentError, approvalPolicyOf, loadTarget } from '../../activities/environment.js';
 import { lockStatusQuery, targetLockId } from '../../shared/messages.js';
 import { RUNBOOKS, defaultWorkflowId } from '../../shared/runbooks.js';
@@ -111,7 +112,7 @@ export function registerRunCommands(program: Command): void {
         tightenDuration('lockWait', t.config.lockWait, parsed.data.lockWait);
       } catch (err) {
         if (err instanceof EnvironmentError) throw new CliError(`invalid environment: ${err.message}`);
-        if (err instanceof Error && err.message.startsWith('invalid input')) throw new CliError(err.message);
+        if (err instanceof ApplicationFailure && err.type === ErrorType.InvalidInput) throw new CliError(err.message);
         throw err;
       }
       const workflowId = opts.id ?? defaultWorkflowId(name, environment, target);

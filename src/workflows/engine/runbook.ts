@@ -29,9 +29,8 @@ import { onActivityAttempt } from './interceptors.js';
 import { errorMessage, nowIso, RunbookStop } from './stop.js';
 import { TargetLocks } from './target-locks.js';
 
-/** Steps the engine runs itself; a runbook that has an approval gate lists 'seal plan' and 'approval'. */
-export const LOCK_STEP = 'lock target';
-export const GATE_STEPS = ['seal plan', 'approval'] as const;
+/** The engine's own first step; a runbook with an approval gate lists 'seal plan' and 'approval' itself. */
+const LOCK_STEP = 'lock target';
 
 export interface RunbookOptions<S extends string> {
   runbook: string;
@@ -189,9 +188,7 @@ export class Runbook<S extends string> {
 
   /** Marks a declared step skipped (for example a read-back not needed in this mode). */
   skip(name: S, why: string): void {
-    const record = this.record(name);
-    record.status = 'skipped';
-    record.result = why;
+    this.markSkipped(name, why);
   }
 
   /**
@@ -272,7 +269,7 @@ export class Runbook<S extends string> {
   private async lockTarget(): Promise<void> {
     if (!this.locks) return;
     if (this.state.dryRun) {
-      this.skip(LOCK_STEP as S, 'a dry run changes nothing and takes no lock');
+      this.markSkipped(LOCK_STEP, 'a dry run changes nothing and takes no lock');
       return;
     }
     const { environment, target } = this.options;
@@ -318,6 +315,12 @@ export class Runbook<S extends string> {
         .record(Date.now() - started);
       if (this.state.currentStep === name) this.state.currentStep = undefined;
     }
+  }
+
+  private markSkipped(name: string, why: string): void {
+    const record = this.record(name);
+    record.status = 'skipped';
+    record.result = why;
   }
 
   private record(name: string): StepRecord {

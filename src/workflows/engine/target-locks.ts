@@ -1,7 +1,7 @@
 import { condition, getExternalWorkflowHandle, setHandler } from '@temporalio/workflow';
 import { parseDuration } from '../../shared/duration.js';
 import { tightenDuration } from '../../shared/input.js';
-import { lockGrantedSignal, lockQueuedSignal, lockReleaseSignal } from '../../shared/messages.js';
+import { lockGrantedSignal, lockReleaseSignal } from '../../shared/messages.js';
 import type { ApprovalPolicy, LockRecord, RunbookStatus } from '../../shared/types.js';
 import { engineActivities } from './activities.js';
 import { nowIso, RunbookStop } from './stop.js';
@@ -17,10 +17,6 @@ export class TargetLocks {
     state.locks ??= [];
     setHandler(lockGrantedSignal, ({ lockId }) => {
       this.granted.add(lockId);
-    });
-    setHandler(lockQueuedSignal, ({ lockId, holder }) => {
-      const record = this.find(lockId);
-      if (record?.state === 'waiting') record.holder = holder;
     });
   }
 
@@ -72,9 +68,5 @@ export class TargetLocks {
           .catch(() => undefined),
       ),
     ).then(() => undefined);
-  }
-
-  private find(lockId: string): LockRecord | undefined {
-    return this.state.locks?.find((l) => l.lockId === lockId && l.state === 'waiting');
   }
 }
