@@ -11,6 +11,7 @@ import type { RunbookResult } from '../src/shared/types.js';
 import { pairTarget, startDualWrite } from './support/dual-write.js';
 import { Harness } from './support/harness.js';
 import { saveHistory } from './support/histories.js';
+import { sqliteTarget, startRunbook } from './support/sqlite.js';
 
 /**
  * A dry run changes nothing: not a flag, not a file, not a row — in every runbook. Each runbook the CLI can start
@@ -43,6 +44,12 @@ async function rows(table: string): Promise<string> {
   return JSON.stringify(r.rows);
 }
 
+/** The target lock's run and history length (the backup before a dry run took it once). */
+async function lockState(environment: string, target: string) {
+  const d = await h.client.workflow.getHandle(targetLockId(environment, target)).describe();
+  return { runId: d.runId, status: d.status.name, historyLength: d.historyLength };
+}
+
 /** Nobody took the target: a dry run asks for no lock. */
 async function noLockTaken(environment: string, target: string): Promise<void> {
   const lock = await h.client.workflow
@@ -52,7 +59,32 @@ async function noLockTaken(environment: string, target: string): Promise<void> {
   expect(lock).toBeUndefined();
 }
 
+/**
+ * A SQLite runbook's dry run on a stopped demo application (its files at rest): the database, its companions,
+ * the flag file, the backups and forensics directories are byte-identical after, and no lock was taken.
+ */
+async function sqliteDryRun(runbook: string, input: Record<string, unknown> = {}): Promise<RunbookResult> {
+  const t = await sqliteTarget(h, { seedBytes: 1_000_000, start: false });
+  // a backup to choose from, and a database that is not the backup
+  await (await startRunbook(h, 'sqlite-backup', { environment: t.envName })).result();
+  const dir = join(t.dataDir, '..');
+  const before = filesBelow(dir);
+  const lockBefore = await lockState(t.envName, 'app');
+  const handle = await startRunbook(h, runbook, { environment: t.envName, dryRun: true, ...input });
+  const result = (await handle.result()) as RunbookResult;
+  expect(result.outcome, runbook).toBe('dry_run');
+  expect(result.compensations).toEqual([]);
+  expect(filesBelow(dir), runbook).toEqual(before);
+  expect((await t.health()).status, 'the service stayed stopped').toBe(0);
+  expect(await lockState(t.envName, 'app'), 'the target lock was not asked').toEqual(lockBefore);
+  return result;
+}
+
 const CASES: Record<string, () => Promise<void>> = {
+  'sqlite-backup': async () => {
+    const result = await sqliteDryRun('sqlite-backup', { tag: 'dry' });
+    expect(result.plan!.summary).toMatch(/^back up .*abathur\.db/);
+  },
   'feature-flag-rollback': async () => {
     for (const mode of FEATURE_FLAG_MODES) {
       const t = await h.demoTarget();

@@ -6,6 +6,7 @@ import { createFlagActivities } from './flags.js';
 import { createDualWriteActivities } from './dual-write/index.js';
 import type { KeyPair } from './keys.js';
 import { createRunActivities } from './runs.js';
+import { createSqliteActivities } from './sqlite/index.js';
 import type { StoreFactory } from './stores/index.js';
 
 export interface ActivityDeps {
@@ -26,4 +27,5 @@ export const createActivities = (deps: ActivityDeps) => ({
   ...createRunActivities(deps),
   ...createFlagActivities(deps),
   ...createDualWriteActivities(deps),
+  ...createSqliteActivities(deps),
 });

@@ -30,6 +30,12 @@ export const ErrorType = {
   InvalidDigest: 'InvalidDigest',
   /** the caller is not allowed to do this (e.g. a repair partition started outside an approved run) */
   NotAuthorized: 'NotAuthorized',
+  /** a backup fails its own manifest (digest, size, signature) or its integrity check */
+  BackupInvalid: 'BackupInvalid',
+  /** not enough free space for what a step would write (checked before anything changes) */
+  InsufficientSpace: 'InsufficientSpace',
+  /** a path from the environment or the input is not one a runbook may touch */
+  UnsafePath: 'UnsafePath',
   RunbookFailed: 'RunbookFailed',
   CompensationFailed: 'CompensationFailed',
 } as const;
@@ -45,6 +51,9 @@ export const NON_RETRYABLE_ERROR_TYPES: string[] = [
   ErrorType.EvidenceMismatch,
   ErrorType.InvalidDigest,
   ErrorType.NotAuthorized,
+  ErrorType.BackupInvalid,
+  ErrorType.InsufficientSpace,
+  ErrorType.UnsafePath,
 ];
 
 export const OUTCOMES = [

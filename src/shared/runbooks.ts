@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { dualWriteRollbackInputSchema, featureFlagRollbackInputSchema } from './schemas.js';
+import { dualWriteRollbackInputSchema, featureFlagRollbackInputSchema, sqliteBackupInputSchema } from './schemas.js';
 
 /** What every runbook's input has (baseInput in schemas.ts). */
 export interface RunbookInputBase {
@@ -29,6 +29,11 @@ export const RUNBOOKS: Record<string, RunbookDefinition> = {
     workflowType: 'dualWriteRollback',
     description: 'Detect, isolate, decide, snapshot, repair and verify drift between two dual-written stores',
     schema: dualWriteRollbackInputSchema,
+  },
+  'sqlite-backup': {
+    workflowType: 'sqliteBackup',
+    description: 'Online backup of a SQLite database: checkpoint, copy, gzip, verify, signed manifest, retention',
+    schema: sqliteBackupInputSchema,
   },
 };
 

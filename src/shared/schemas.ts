@@ -4,3 +4,6 @@ export * from './schemas/approval.js';
 export * from './schemas/targets.js';
 export * from './schemas/environment.js';
 export * from './schemas/inputs.js';
+export * from './schemas/adapters.js';
+export * from './schemas/sqlite.js';
+export * from './schemas/sqlite-inputs.js';

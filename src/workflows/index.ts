@@ -3,3 +3,4 @@ export { featureFlagRollback } from './feature-flag-rollback.js';
 export { dualWriteRollback } from './dual-write-rollback.js';
 export { dualWriteRepairPartition } from './dual-write-partition.js';
 export { targetLock } from './target-lock.js';
+export { sqliteBackup } from './sqlite-backup.js';

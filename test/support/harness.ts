@@ -67,6 +67,7 @@ export class Harness {
   private worker?: { worker: Worker; running: Promise<void> };
   readonly stores = new StoreFactory();
   private targets: DemoTarget[] = [];
+  private closers: Array<() => Promise<void>> = [];
   private readonly log: Logger;
 
   /** In a test file: the suite's server, bundle and Postgres (global-setup.ts). Elsewhere (the bench): its own. */
@@ -244,9 +245,15 @@ export class Harness {
     return this.waitFor(handle, (s) => s.approval.waiting);
   }
 
+  /** Runs at close(), after the worker stopped (targets of other kinds stop their services here). */
+  onClose(fn: () => Promise<void>): void {
+    this.closers.push(fn);
+  }
+
   async close(): Promise<void> {
     await this.stopWorker();
     for (const t of this.targets) await t.service.stop();
+    for (const fn of this.closers.reverse()) await fn();
     await this.stores.close();
     await this.native?.close();
     await this.connection?.close();

@@ -1,5 +1,6 @@
 import { requireSection, type LoadedTarget } from '../environment.js';
 import { parseDuration } from '../../shared/duration.js';
+import type { FlagStoreConfig, ServiceConfig } from '../../shared/schemas.js';
 import { ComposeService } from './compose.js';
 import { EnvFileFlagStore } from './env-file.js';
 import { runCommand } from './exec.js';
@@ -11,24 +12,26 @@ import type { CommandRunner, FlagStore, LogSource, ServiceAdapter } from './type
 
 /** Picks the adapter named by the target's configuration. */
 export function flagStoreFor(t: LoadedTarget, runner: CommandRunner = runCommand): FlagStore {
-  const store = requireSection(t, 'flags').store;
-  switch (store.type) {
-    case 'env-file':
-      return new EnvFileFlagStore(t.resolvePath(store.path));
-    case 'kubernetes':
-      return new KubernetesFlagStore(store, runner);
-  }
+  return flagStoreFromConfig(requireSection(t, 'flags').store, t.resolvePath, runner);
 }
 
 export function serviceFor(t: LoadedTarget, runner: CommandRunner = runCommand): ServiceAdapter {
-  const service = requireSection(t, 'service');
+  return serviceFromConfig(requireSection(t, 'service'), t.resolvePath, runner);
+}
+
+/** A service adapter from its configuration (a target's `service`, or one of `sqlite.services`). */
+export function serviceFromConfig(
+  service: ServiceConfig,
+  resolvePath: (p: string) => string,
+  runner: CommandRunner = runCommand,
+): ServiceAdapter {
   switch (service.type) {
     case 'process':
       return new ProcessService({
-        pidFile: t.resolvePath(service.pidFile),
+        pidFile: resolvePath(service.pidFile),
         command: service.command,
-        cwd: service.cwd ? t.resolvePath(service.cwd) : undefined,
-        logFile: service.logFile ? t.resolvePath(service.logFile) : undefined,
+        cwd: service.cwd ? resolvePath(service.cwd) : undefined,
+        logFile: service.logFile ? resolvePath(service.logFile) : undefined,
         reload: service.reload,
         stopTimeoutMs: parseDuration(service.stopTimeout),
         env: serviceEnvironment(service.passEnv, service.env),
@@ -38,7 +41,21 @@ export function serviceFor(t: LoadedTarget, runner: CommandRunner = runCommand):
     case 'systemd':
       return new SystemdService(service, runner);
     case 'compose':
-      return new ComposeService({ ...service, file: t.resolvePath(service.file) }, runner);
+      return new ComposeService({ ...service, file: resolvePath(service.file) }, runner);
+  }
+}
+
+/** A flag store from its configuration (a target's `flags.store`, or `sqlite.flags`). */
+export function flagStoreFromConfig(
+  store: FlagStoreConfig,
+  resolvePath: (p: string) => string,
+  runner: CommandRunner = runCommand,
+): FlagStore {
+  switch (store.type) {
+    case 'env-file':
+      return new EnvFileFlagStore(resolvePath(store.path));
+    case 'kubernetes':
+      return new KubernetesFlagStore(store, runner);
   }
 }
 

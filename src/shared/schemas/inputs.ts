@@ -3,7 +3,7 @@ import { boundedDuration, durationSchema, nameSchema, personSchema } from './pri
 
 // Runbook inputs: they name targets and choices, never credentials or data.
 
-const baseInput = {
+export const baseInput = {
   environment: nameSchema,
   target: nameSchema,
   requester: personSchema,

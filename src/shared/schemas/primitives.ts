@@ -58,3 +58,26 @@ export function describeZodError(error: z.ZodError): string {
     })
     .join('; ');
 }
+
+const BYTE_UNITS: Record<string, number> = {
+  b: 1,
+  kb: 1e3,
+  mb: 1e6,
+  gb: 1e9,
+  tb: 1e12,
+  kib: 1024,
+  mib: 1024 ** 2,
+  gib: 1024 ** 3,
+  tib: 1024 ** 4,
+};
+/** A size such as 500MB, 2GiB or a number of bytes; becomes a number of bytes. */
+export const byteSizeSchema = z.union([z.number().int().min(0), z.string()]).transform((v, ctx) => {
+  if (typeof v === 'number') return v;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(v);
+  const unit = BYTE_UNITS[(m?.[2] || 'b').toLowerCase()];
+  if (!m || unit === undefined) {
+    ctx.addIssue({ code: 'custom', message: 'must be a size such as 500MB, 2GiB or a number of bytes' });
+    return z.NEVER;
+  }
+  return Math.round(Number(m[1]) * unit);
+});

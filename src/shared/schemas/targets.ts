@@ -1,13 +1,8 @@
 import { z } from 'zod';
 import { DETECTION_DEFAULTS } from '../constants.js';
-import {
-  boundedDuration,
-  durationSchema,
-  envVarNameSchema,
-  k8sNameSchema,
-  nameSchema,
-  sqlIdentifier,
-} from './primitives.js';
+import { boundedDuration, durationSchema, envVarNameSchema, nameSchema, sqlIdentifier } from './primitives.js';
+import { flagStoreSchema, logSourceSchema, serviceSchema } from './adapters.js';
+import { sqliteTargetSchema } from './sqlite.js';
 
 /** What a target is made of: flag stores, services, health checks, dual-write pairs; and notification channels. */
 export const notificationChannelSchema = z.discriminatedUnion('type', [
@@ -17,63 +12,6 @@ export const notificationChannelSchema = z.discriminatedUnion('type', [
     /** the worker reads the URL from this variable of its own environment: no secrets in files or history */
     urlEnv: envVarNameSchema,
     timeout: durationSchema.default('10s').transform(String),
-  }),
-]);
-
-const flagStoreSchema = z.discriminatedUnion('type', [
-  z.strictObject({ type: z.literal('env-file'), path: z.string().min(1) }),
-  z.strictObject({
-    type: z.literal('kubernetes'),
-    deployment: k8sNameSchema,
-    namespace: k8sNameSchema,
-    container: k8sNameSchema.optional(),
-    /** environment variable holding the kubeconfig path, if not the default */
-    kubeconfigEnv: envVarNameSchema.optional(),
-  }),
-]);
-
-const serviceSchema = z.discriminatedUnion('type', [
-  z.strictObject({
-    type: z.literal('process'),
-    pidFile: z.string().min(1),
-    command: z.array(z.string().min(1)).min(1),
-    cwd: z.string().optional(),
-    logFile: z.string().optional(),
-    /** how `reload` is done: SIGHUP (re-read configuration) or a full restart */
-    reload: z.enum(['sighup', 'restart']).default('sighup'),
-    stopTimeout: durationSchema.default('10s').transform(String),
-    /**
-     * The managed process does not inherit the worker's environment (its credentials): it gets PATH, HOME, LANG,
-     * TZ and the like, the worker's variables named here, and the literal values of `env`.
-     */
-    passEnv: z.array(envVarNameSchema).default([]),
-    env: z.record(envVarNameSchema, z.string()).default({}),
-  }),
-  z.strictObject({
-    type: z.literal('kubernetes'),
-    deployment: k8sNameSchema,
-    namespace: k8sNameSchema,
-    kubeconfigEnv: envVarNameSchema.optional(),
-    rolloutTimeout: durationSchema.default('5m').transform(String),
-  }),
-  z.strictObject({
-    type: z.literal('systemd'),
-    unit: z.string().regex(/^[A-Za-z0-9@._:-]+$/, 'must be a systemd unit name'),
-  }),
-  z.strictObject({
-    type: z.literal('compose'),
-    file: z.string().min(1),
-    service: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, 'must be a compose service name'),
-  }),
-]);
-
-const logSourceSchema = z.discriminatedUnion('type', [
-  z.strictObject({ type: z.literal('file'), path: z.string().min(1) }),
-  z.strictObject({
-    type: z.literal('kubernetes'),
-    deployment: k8sNameSchema,
-    namespace: k8sNameSchema,
-    kubeconfigEnv: envVarNameSchema.optional(),
   }),
 ]);
 
@@ -212,6 +150,8 @@ export const targetSchema = z.strictObject({
   flags: z.strictObject({ store: flagStoreSchema, names: flagNamesSchema }).optional(),
   service: serviceSchema.optional(),
   dualWrite: dualWriteSchema.optional(),
+  /** an application that lives on one SQLite file in WAL mode: backups, restores, milestone rollbacks, drills */
+  sqlite: sqliteTargetSchema.optional(),
   health: z
     .strictObject({
       http: z.strictObject({

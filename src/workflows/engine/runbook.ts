@@ -205,15 +205,7 @@ export class Runbook<S extends string> {
    * approvals, a rejection, the timeout or an abort. A dry run records the plan and ends here as `dry_run`.
    */
   async approval(plan: Plan): Promise<void> {
-    const { workflowId, runId } = this.state;
-    const { planHash } = await this.runStep(
-      'seal plan',
-      () => (this.v2 ? engineActivities.sealRunPlan({ workflowId, runId, plan }) : engineActivities.sealPlan(plan)),
-      { summarize: (r) => `plan ${r.planHash.slice(0, 12)}` },
-    );
-    this.state.plan = plan;
-    this.state.planHash = planHash;
-    if (this.state.dryRun) throw new RunbookStop('dry_run', 'dry run: stopped at the approval gate, nothing changed');
+    await this.sealPlan(plan, 'dry run: stopped at the approval gate, nothing changed');
     if (!this.state.approval.policy) throw new Error('approval(): call usePolicy() first (the runbook has no policy)');
 
     this.enterPhase('approval');
@@ -238,6 +230,27 @@ export class Runbook<S extends string> {
       approvalWaitsEnded.withTags({ runbook: this.options.runbook }).add(1);
     }
     this.enterPhase('execute');
+  }
+
+  /**
+   * For a runbook that needs no approval (a scheduled backup, a drill in its sandbox): seals and records the plan
+   * as approval() does; a dry run ends here as `dry_run`. Its step list names 'seal plan' but no 'approval'.
+   */
+  async seal(plan: Plan): Promise<void> {
+    await this.sealPlan(plan, 'dry run: stopped after planning, nothing changed');
+    this.enterPhase('execute');
+  }
+
+  private async sealPlan(plan: Plan, dryRunMessage: string): Promise<void> {
+    const { workflowId, runId } = this.state;
+    const { planHash } = await this.runStep(
+      'seal plan',
+      () => (this.v2 ? engineActivities.sealRunPlan({ workflowId, runId, plan }) : engineActivities.sealPlan(plan)),
+      { summarize: (r) => `plan ${r.planHash.slice(0, 12)}` },
+    );
+    this.state.plan = plan;
+    this.state.planHash = planHash;
+    if (this.state.dryRun) throw new RunbookStop('dry_run', dryRunMessage);
   }
 
   /** Runs started before engine v2 replay by its rules; a runbook branching on new behaviour asks this. */

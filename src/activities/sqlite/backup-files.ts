@@ -1,0 +1,209 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip, createGzip } from 'node:zlib';
+import { ApplicationFailure } from '@temporalio/common';
+import { z } from 'zod';
+import { canonicalJson } from '../../shared/canonical-json.js';
+import { ErrorType } from '../../shared/constants.js';
+import { PUBLIC_KEY_PATTERN } from '../../shared/decisions.js';
+import { BACKUP_FILE_PATTERN } from '../../shared/schemas.js';
+import { sha256File, sha256Hasher } from '../digest.js';
+import { ensurePrivateDir, writeFileAtomically } from '../files.js';
+import { signText, verifyText, type KeyPair } from '../keys.js';
+
+// Backup files of a SQLite target: `<prefix>_<UTC time>.db.gz` with a signed manifest beside it,
+// `<file>.manifest.json`. A backup without a manifest is not verified and is never restored.
+
+export const BACKUP_FORMAT = 'sqlite-backup@1';
+const NAME = /^[a-z0-9][a-z0-9._-]{0,63}_\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}(-[a-z0-9]{1,16})?$/;
+/** what an operator may name: a backup file in the backups directory, nothing with a path in it */
+export const BACKUP_FILE = BACKUP_FILE_PATTERN;
+export const MANIFEST_SUFFIX = '.manifest.json';
+
+export const backupInvalid = (message: string) => ApplicationFailure.nonRetryable(message, ErrorType.BackupInvalid);
+
+const digestSchema = z.string().regex(/^[0-9a-f]{64}$/);
+export const manifestSchema = z.strictObject({
+  format: z.literal(BACKUP_FORMAT),
+  name: z.string().regex(NAME),
+  file: z.string().regex(BACKUP_FILE),
+  database: z.string(),
+  createdAt: z.iso.datetime(),
+  method: z.enum(['backup-api', 'vacuum-into', 'pre-rollback']),
+  raw: z.strictObject({ bytes: z.number().int().min(0), sha256: digestSchema }),
+  compressed: z.strictObject({ bytes: z.number().int().min(0), sha256: digestSchema }),
+  pageSize: z.number().int(),
+  pageCount: z.number().int(),
+  counts: z.strictObject({ tables: z.number(), indexes: z.number(), triggers: z.number(), views: z.number() }),
+  rows: z.record(z.string(), z.number().nullable()),
+  schemaDigest: digestSchema,
+  verified: z.strictObject({ at: z.iso.datetime(), integrity: z.literal('ok'), foreignKeyViolations: z.number() }),
+  /** the run that took it */
+  workflowId: z.string().optional(),
+  runId: z.string().optional(),
+  signature: z.strictObject({ publicKey: z.string().regex(PUBLIC_KEY_PATTERN), value: z.string() }).optional(),
+});
+export type BackupManifest = z.infer<typeof manifestSchema>;
+
+export const manifestPath = (dir: string, file: string) => join(dir, `${file}${MANIFEST_SUFFIX}`);
+
+/** Writes the manifest last, signed by the worker: its presence is what makes a backup verified. */
+export async function writeManifest(dir: string, manifest: BackupManifest, key: KeyPair): Promise<BackupManifest> {
+  const { signature: _drop, ...body } = manifest;
+  const signed = { ...body, signature: { publicKey: key.publicKey, value: signText(key, canonicalJson(body)) } };
+  await writeFileAtomically(manifestPath(dir, manifest.file), `${JSON.stringify(signed, null, 2)}\n`);
+  return signed;
+}
+
+export interface ListedBackup {
+  file: string;
+  path: string;
+  bytes: number;
+  modifiedAt: string;
+  manifest?: BackupManifest;
+  /** why this backup cannot be restored as it is (no manifest, unreadable manifest, size differs, untrusted) */
+  problem?: string;
+}
+
+/**
+ * Every backup of `prefix` in `dir`, newest first (by the time in the name). Cheap: reads manifests and sizes;
+ * the digest is checked by verifyBackupDigest before a restore uses one.
+ */
+export async function listBackups(dir: string, prefix: string, trustedKeys: string[]): Promise<ListedBackup[]> {
+  const names = await readdir(dir).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return [] as string[];
+    throw err;
+  });
+  const files = names
+    .filter((n) => BACKUP_FILE.test(n) && n.startsWith(`${prefix}_`))
+    .sort()
+    .reverse();
+  const out: ListedBackup[] = [];
+  for (const file of files) {
+    const path = join(dir, file);
+    const st = await stat(path).catch(() => undefined);
+    if (!st?.isFile()) continue;
+    const entry: ListedBackup = { file, path, bytes: st.size, modifiedAt: st.mtime.toISOString() };
+    out.push(entry);
+    const text = await readFile(manifestPath(dir, file), 'utf8').catch(() => undefined);
+    if (text === undefined) {
+      entry.problem = 'no manifest (not verified)';
+      continue;
+    }
+    let parsed: ReturnType<typeof manifestSchema.safeParse>;
+    try {
+      parsed = manifestSchema.safeParse(JSON.parse(text));
+    } catch {
+      entry.problem = 'manifest is not JSON';
+      continue;
+    }
+    if (!parsed.success) {
+      entry.problem = `manifest invalid: ${parsed.error.issues[0]?.path.join('.')}: ${parsed.error.issues[0]?.message}`;
+      continue;
+    }
+    const manifest = parsed.data;
+    entry.manifest = manifest;
+    if (manifest.file !== file) entry.problem = `manifest names ${manifest.file}`;
+    else if (manifest.compressed.bytes !== st.size)
+      entry.problem = `size ${st.size} differs from the manifest's ${manifest.compressed.bytes}`;
+    else entry.problem = signatureProblem(manifest, trustedKeys);
+  }
+  return out;
+}
+
+/** undefined when the manifest is signed by a trusted worker key and the signature holds */
+export function signatureProblem(manifest: BackupManifest, trustedKeys: string[]): string | undefined {
+  const { signature, ...body } = manifest;
+  if (!signature) return 'manifest is not signed';
+  if (!trustedKeys.includes(signature.publicKey)) return 'manifest signed by an untrusted key';
+  if (!verifyText(signature.publicKey, canonicalJson(body), signature.value))
+    return 'manifest signature does not verify';
+  return undefined;
+}
+
+/** The file's sha256 against its manifest; BackupInvalid when they differ. */
+export async function verifyBackupDigest(backup: ListedBackup): Promise<void> {
+  if (!backup.manifest) throw backupInvalid(`${backup.file}: ${backup.problem ?? 'no manifest'}`);
+  const actual = await sha256File(backup.path);
+  if (actual !== backup.manifest.compressed.sha256)
+    throw backupInvalid(
+      `${backup.file}: sha256 ${actual.slice(0, 16)}… does not match its manifest (${backup.manifest.compressed.sha256.slice(0, 16)}…)`,
+    );
+}
+
+export interface StreamDigests {
+  rawBytes: number;
+  rawSha256: string;
+  gzBytes: number;
+  gzSha256: string;
+}
+
+/** Counts and hashes what flows through (and reports progress for heartbeats). */
+function tap(onBytes: (n: number) => void) {
+  const hash = sha256Hasher();
+  let bytes = 0;
+  const stream = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      hash.update(chunk);
+      bytes += chunk.length;
+      onBytes(bytes);
+      done(null, chunk);
+    },
+  });
+  return { stream, result: () => ({ bytes, sha256: hash.digest('hex') }) };
+}
+
+/** gzip `src` into `dest` (through `dest`.partial, renamed when complete), hashing both sides on the way. */
+export async function gzipFile(
+  src: string,
+  dest: string,
+  level: number,
+  onProgress: (rawBytes: number) => void = () => {},
+): Promise<StreamDigests> {
+  await ensurePrivateDir(join(dest, '..'));
+  const partial = `${dest}.partial`;
+  const raw = tap(onProgress);
+  const gz = tap(() => {});
+  await pipeline(
+    createReadStream(src, { highWaterMark: 1 << 20 }),
+    raw.stream,
+    createGzip({ level, chunkSize: 1 << 16 }),
+    gz.stream,
+    createWriteStream(partial, { mode: 0o600 }),
+  );
+  await rename(partial, dest);
+  const r = raw.result();
+  const g = gz.result();
+  return { rawBytes: r.bytes, rawSha256: r.sha256, gzBytes: g.bytes, gzSha256: g.sha256 };
+}
+
+/** gunzip `src` into `dest` (through `dest`.partial), hashing both sides. A damaged gzip stream rejects. */
+export async function gunzipFile(
+  src: string,
+  dest: string,
+  onProgress: (rawBytes: number) => void = () => {},
+): Promise<StreamDigests> {
+  await ensurePrivateDir(join(dest, '..'));
+  const partial = `${dest}.partial`;
+  const gz = tap(() => {});
+  const raw = tap(onProgress);
+  try {
+    await pipeline(
+      createReadStream(src, { highWaterMark: 1 << 20 }),
+      gz.stream,
+      createGunzip({ chunkSize: 1 << 16 }),
+      raw.stream,
+      createWriteStream(partial, { mode: 0o600 }),
+    );
+  } catch (err) {
+    await unlink(partial).catch(() => {});
+    throw backupInvalid(`${src}: cannot be decompressed: ${(err as Error).message}`);
+  }
+  await rename(partial, dest);
+  const r = raw.result();
+  const g = gz.result();
+  return { rawBytes: r.bytes, rawSha256: r.sha256, gzBytes: g.bytes, gzSha256: g.sha256 };
+}

@@ -1,0 +1,178 @@
+// Runs one SQLite operation on a worker thread, so a long copy or integrity check never blocks the activity
+// worker's event loop (heartbeats, other activities). Started by thread.ts; plain JS because it is loaded by
+// path. Every identifier that reaches SQL here was validated by the environment schema (sqlIdentifier).
+import { createHash } from 'node:crypto';
+import { statSync } from 'node:fs';
+import { parentPort, workerData } from 'node:worker_threads';
+import Database from 'better-sqlite3';
+
+const quote = (name) => `"${String(name).replaceAll('"', '""')}"`;
+
+function open(path, { readonly = true } = {}) {
+  const db = new Database(path, { readonly, fileMustExist: true });
+  db.pragma('busy_timeout = 10000');
+  return db;
+}
+
+function counts(db) {
+  const rows = db
+    .prepare(`SELECT type, count(*) AS n FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' GROUP BY type`)
+    .all();
+  const by = Object.fromEntries(rows.map((r) => [r.type, r.n]));
+  return { tables: by.table ?? 0, indexes: by.index ?? 0, triggers: by.trigger ?? 0, views: by.view ?? 0 };
+}
+
+function schemaDigest(db) {
+  const hash = createHash('sha256');
+  for (const r of db.prepare(`SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name`).raw().iterate())
+    hash.update(JSON.stringify(r)).update('\n');
+  return hash.digest('hex');
+}
+
+const tableNames = (db) =>
+  db
+    .prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`)
+    .pluck()
+    .all();
+
+const ops = {
+  /** an online, consistent copy of a live database (never a copy of its file) */
+  async backup({ src, dest, method }) {
+    const db = open(src);
+    try {
+      if (method === 'vacuum-into') db.prepare('VACUUM INTO ?').run(dest);
+      // one step: the copy reads one snapshot (WAL readers do not block the writer), so no restart by writes
+      else await db.backup(dest, { progress: () => 1 << 30 });
+    } finally {
+      db.close();
+    }
+    const copy = open(dest);
+    try {
+      return {
+        bytes: statSync(dest).size,
+        pageSize: copy.pragma('page_size', { simple: true }),
+        pageCount: copy.pragma('page_count', { simple: true }),
+      };
+    } finally {
+      copy.close();
+    }
+  },
+
+  /** the seed's validation checklist (§5.2) on one file */
+  check({ path, integrity = 'full', foreignKeys = true, rowsOf = [], sql = [] }) {
+    const db = open(path);
+    try {
+      const result = {
+        integrity: [],
+        foreignKeyViolations: 0,
+        ...counts(db),
+        tableNames: tableNames(db),
+        rows: {},
+        sql: [],
+      };
+      if (integrity !== 'none') {
+        const pragma = integrity === 'quick' ? 'quick_check(20)' : 'integrity_check(20)';
+        result.integrity = db.prepare(`PRAGMA ${pragma}`).pluck().all().map(String);
+      }
+      if (foreignKeys) result.foreignKeyViolations = db.prepare('PRAGMA foreign_key_check').all().length;
+      for (const t of rowsOf)
+        result.rows[t] = result.tableNames.includes(t)
+          ? db
+              .prepare(`SELECT count(*) FROM ${quote(t)}`)
+              .pluck()
+              .get()
+          : null;
+      for (const q of sql) {
+        try {
+          const stmt = db.prepare(q.query);
+          if (!stmt.reader) throw new Error('not a read-only query');
+          const row = stmt.raw().get();
+          result.sql.push({ query: q.query, value: row === undefined ? null : (row[0] ?? null) });
+        } catch (err) {
+          result.sql.push({ query: q.query, error: err.message });
+        }
+      }
+      result.schemaDigest = schemaDigest(db);
+      result.pageSize = db.pragma('page_size', { simple: true });
+      result.pageCount = db.pragma('page_count', { simple: true });
+      result.freelistCount = db.pragma('freelist_count', { simple: true });
+      return result;
+    } catch (err) {
+      // a file that is not a database at all (or whose header is gone) is a finding, not a crash
+      return { openError: `${err.code ?? 'ERROR'}: ${err.message}` };
+    } finally {
+      if (db.open) db.close();
+    }
+  },
+
+  /** content digests of tables (rows in rowid order) and of the schema */
+  digests({ path, tables }) {
+    const db = open(path);
+    try {
+      const out = {};
+      for (const t of tables ?? tableNames(db)) {
+        const hash = createHash('sha256');
+        let rows = 0;
+        for (const r of db
+          .prepare(`SELECT * FROM ${quote(t)} ORDER BY rowid`)
+          .raw()
+          .iterate()) {
+          hash.update(
+            JSON.stringify(r, (_k, v) =>
+              Buffer.isBuffer(v) ? `x'${v.toString('hex')}'` : typeof v === 'bigint' ? String(v) : v,
+            ),
+          );
+          hash.update('\n');
+          rows++;
+        }
+        out[t] = { rows, sha256: hash.digest('hex') };
+      }
+      return { schemaDigest: schemaDigest(db), tables: out };
+    } finally {
+      db.close();
+    }
+  },
+
+  /** PRAGMA wal_checkpoint(mode): busy = 1 when a reader or writer kept it from completing */
+  checkpoint({ path, mode }) {
+    const db = open(path, { readonly: false });
+    try {
+      const [r] = db.pragma(`wal_checkpoint(${mode})`);
+      return { busy: r.busy, log: r.log, checkpointed: r.checkpointed };
+    } finally {
+      db.close();
+    }
+  },
+
+  vacuum({ path }) {
+    const db = open(path, { readonly: false });
+    try {
+      db.exec('VACUUM');
+      return { pageCount: db.pragma('page_count', { simple: true }) };
+    } finally {
+      db.close();
+    }
+  },
+
+  /** statements in one transaction; ROLLBACK on any error */
+  transaction({ path, statements }) {
+    const db = open(path, { readonly: false });
+    try {
+      const changes = [];
+      db.transaction(() => {
+        for (const s of statements) changes.push(db.prepare(s).run().changes);
+      })();
+      return { changes };
+    } finally {
+      db.close();
+    }
+  },
+};
+
+const { op, args } = workerData;
+try {
+  const result = await ops[op](args);
+  parentPort.postMessage({ ok: true, result });
+} catch (err) {
+  parentPort.postMessage({ ok: false, error: { message: err.message, code: err.code ?? null, name: err.name } });
+}
