@@ -3,6 +3,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { Logger } from 'pino';
 import { setTimeout as delay } from 'node:timers/promises';
 import { flagStoreFor, logSourceFor, serviceFor } from './adapters/index.js';
+import { pollHttp } from './health.js';
 import type { CommandRunner, FlagValues } from './adapters/types.js';
 import {
   approvalPolicyOf,
@@ -180,23 +181,8 @@ export const createFlagActivities = (deps: FlagActivityDeps) => {
     /** Polls the health endpoint until it answers as expected, within the target's `within` window. */
     async checkHealth(ref: TargetRef): Promise<{ status: number; url: string }> {
       const t = await target(ref);
-      const { url, expectStatus, expectBody, timeout, within } = health(t).http;
-      const deadline = Date.now() + parseDuration(within);
-      let problem = '';
-      do {
-        Context.current().heartbeat();
-        try {
-          const response = await fetch(url, { signal: AbortSignal.timeout(parseDuration(timeout)) });
-          const body = await response.text();
-          if (response.status === expectStatus && (!expectBody || body.includes(expectBody)))
-            return { status: response.status, url };
-          problem = `HTTP ${response.status}${expectBody && !body.includes(expectBody) ? `, body lacks ${JSON.stringify(expectBody)}` : ''}`;
-        } catch (err) {
-          problem = (err as Error).message;
-        }
-        await delay(250);
-      } while (Date.now() < deadline);
-      throw verificationFailed(`${url} unhealthy for ${within}: ${problem}`);
+      const { status, url } = await pollHttp(health(t).http);
+      return { status, url };
     },
 
     /**
