@@ -1,3 +1,5 @@
+import { demoMilestones } from '../src/demo/sqlite-environment.js';
+import { SCHEMA, SCHEMA_SQL_PATH } from '../src/demo/sqlite-app/schema.js';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
@@ -143,8 +145,26 @@ describe('loadEnvironment', () => {
   it('loads the repository demo environment', async () => {
     const env = await loadEnvironment(resolve('environments'), 'demo');
     expect(env.config.name).toBe('demo');
-    expect(Object.keys(env.config.targets)).toEqual(['web', 'objects']);
+    expect(Object.keys(env.config.targets)).toEqual(['web', 'objects', 'app']);
     expect(env.resolvePath('../.data/demo/web.env')).toBe(resolve('.data/demo/web.env'));
+  });
+
+  it("the demo SQLite target's milestone manifests name exactly the demo schema's objects", async () => {
+    const env = await loadEnvironment(resolve('environments'), 'demo');
+    const sqlite = env.config.targets.app!.sqlite!;
+    const written = demoMilestones() as Record<string, Record<string, unknown>>;
+    for (const name of ['memory', 'vector']) {
+      const m = sqlite.milestones[name]!;
+      const expected = written[name]!;
+      expect([...m.tables, ...m.virtualTables].sort(), name).toEqual(
+        [...(expected.tables as string[]), ...((expected.virtualTables as string[]) ?? [])].sort(),
+      );
+      expect(m.indexes, name).toEqual(expected.indexes);
+      expect(m.triggers, name).toEqual(expected.triggers);
+      expect(m.flags, name).toEqual(expected.flags ?? {});
+    }
+    expect([...sqlite.validation.coreTables].sort()).toEqual([...SCHEMA.core.tables].sort());
+    expect(env.resolvePath(sqlite.init && 'sqlFile' in sqlite.init ? sqlite.init.sqlFile : '')).toBe(SCHEMA_SQL_PATH);
   });
 
   it('names the file and the field path of a missing field', async () => {

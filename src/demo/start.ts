@@ -22,6 +22,7 @@ import { createWorker } from '../worker/worker.js';
 import { StoreFactory } from '../activities/stores/index.js';
 import { resetDemoFlags } from './environment.js';
 import { startTraffic } from './traffic.js';
+import { startSqliteDemo } from './sqlite-demo.js';
 import { seedDemoPair } from './seed-drift.js';
 import { ensureDemoKey } from './keys.js';
 import { readOrCreatePrivateKey } from '../activities/keys.js';
@@ -102,6 +103,12 @@ async function main(): Promise<void> {
   await signedService.start();
   cleanups.push(() => signedService.stop());
   await waitForHttp('http://127.0.0.1:8788/health');
+  const app = await startSqliteDemo(environmentsDir);
+  cleanups.push(() => app.service.stop());
+  await waitForHttp('http://127.0.0.1:8790/health');
+  say(
+    `demo SQLite application up on http://127.0.0.1:8790 (${app.seeded ? 'seeded' : 'reusing'} .data/demo/app/abathur.db, WAL mode, writing continuously)`,
+  );
   const traffic = startTraffic('http://127.0.0.1:8787', 5);
   cleanups.push(() => traffic.stop());
   say(
@@ -132,6 +139,25 @@ async function main(): Promise<void> {
     await stores.close();
     await nativeConnection.close();
   });
+
+  // a first backup of the SQLite application, so restores and drills have one to choose (no approval needed)
+  const backup = await client.workflow.start('sqliteBackup', {
+    taskQueue: DEFAULT_TASK_QUEUE,
+    workflowId: `${defaultWorkflowId('sqlite-backup', 'demo', 'app')}--${Date.now()}`,
+    args: [
+      { environment: 'demo', target: 'app', requester: 'demo-start', reason: 'npm start: first backup', tag: 'demo' },
+    ],
+    typedSearchAttributes: [
+      { key: defineSearchAttributeKey('RunbookName', SearchAttributeType.KEYWORD), value: 'sqlite-backup' },
+      { key: defineSearchAttributeKey('Environment', SearchAttributeType.KEYWORD), value: 'demo' },
+      { key: defineSearchAttributeKey('Target', SearchAttributeType.KEYWORD), value: 'app' },
+    ],
+  });
+  void finished(backup).then((end) =>
+    say(
+      `sqlite-backup of demo/app: ${end.outcome.toUpperCase()}${end.message ? ` — ${end.message}` : ''} (backups in .data/demo/app-backups; npx runbook sqlite backups --env demo --target app)`,
+    ),
+  );
 
   const workflowId = defaultWorkflowId('feature-flag-rollback', 'demo', 'web');
   try {
@@ -203,7 +229,8 @@ async function main(): Promise<void> {
       `export and verify it: npx runbook evidence ${workflowId} --out evidence-demo && npx runbook verify-evidence evidence-demo`,
     );
   }
-  if (autoApprove) await shutdown(end.outcome === 'succeeded' ? 0 : 1);
+  const backupEnd = await finished(backup);
+  if (autoApprove) await shutdown(end.outcome === 'succeeded' && backupEnd.outcome === 'succeeded' ? 0 : 1);
   say('the stack stays up for the Web UI; Ctrl-C stops it');
 }
 
