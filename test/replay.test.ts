@@ -31,6 +31,9 @@ describe('replay of stored histories', () => {
         'feature-flag-rollback.target-busy.json',
         'feature-flag-rollback.waited-for-the-target.json',
         'target-lock.two-runs-in-turn.json',
+        'sqlite-drill.succeeded.json',
+        'sqlite-drill.skipped-invalid-backups.json',
+        'sqlite-drill.validation-failed.json',
         // runs started before engine v2 (unsigned approvals, plan-only hashes, no target lock) keep replaying
         'archive/before-engine-v2/feature-flag-rollback.approve-path.json',
         'archive/before-engine-v2/feature-flag-rollback.quorum-and-ignored-approvals.json',

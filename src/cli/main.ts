@@ -5,6 +5,7 @@ import { registerDualWriteCommands } from './commands/dual-write.js';
 import { registerEvidenceCommands } from './commands/evidence.js';
 import { registerKeyCommands } from './commands/keys.js';
 import { registerRunCommands } from './commands/runs.js';
+import { registerScheduleCommands } from './commands/schedule.js';
 import { CliError } from './errors.js';
 
 export { CliError } from './errors.js';
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
   registerKeyCommands(program);
   registerDualWriteCommands(program);
   registerEvidenceCommands(program);
+  registerScheduleCommands(program);
   return program;
 }
 
