@@ -142,6 +142,13 @@ const CASES: Record<string, () => Promise<void>> = {
       await noLockTaken(t.envName, 'web');
     }
   },
+  'sqlite-drill': async () => {
+    const result = await sqliteDryRun('sqlite-drill');
+    expect(result.plan!.summary).toMatch(
+      /^drill: restore abathur_\S+\.db\.gz \(.*\) into \S+\/drills\/\S+\/, never the live /,
+    );
+    expect(result.steps.find((s) => s.name === 'restore into sandbox')).toMatchObject({ status: 'skipped' });
+  },
 };
 
 describe('a dry run of every runbook leaves every target byte-identical', () => {

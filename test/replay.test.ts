@@ -33,6 +33,9 @@ describe('replay of stored histories', () => {
         'target-lock.two-runs-in-turn.json',
         'sqlite-backup.while-writing.json',
         'sqlite-backup.worker-killed-while-compressing.json',
+        'sqlite-drill.succeeded.json',
+        'sqlite-drill.skipped-invalid-backups.json',
+        'sqlite-drill.validation-failed.json',
         // runs started before engine v2 (unsigned approvals, plan-only hashes, no target lock) keep replaying
         'archive/before-engine-v2/feature-flag-rollback.approve-path.json',
         'archive/before-engine-v2/feature-flag-rollback.quorum-and-ignored-approvals.json',

@@ -6,6 +6,7 @@ import { registerEvidenceCommands } from './commands/evidence.js';
 import { registerKeyCommands } from './commands/keys.js';
 import { registerRunCommands } from './commands/runs.js';
 import { registerSqliteCommands } from './commands/sqlite.js';
+import { registerScheduleCommands } from './commands/schedule.js';
 import { CliError } from './errors.js';
 
 export { CliError } from './errors.js';
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   registerDualWriteCommands(program);
   registerEvidenceCommands(program);
   registerSqliteCommands(program);
+  registerScheduleCommands(program);
   return program;
 }
 

@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import { dualWriteRollbackInputSchema, featureFlagRollbackInputSchema, sqliteBackupInputSchema } from './schemas.js';
+import { sqliteDrillInputSchema } from './schemas.js';
 
 /** What every runbook's input has (baseInput in schemas.ts). */
 export interface RunbookInputBase {
@@ -16,6 +17,15 @@ export interface RunbookDefinition {
   workflowType: string;
   description: string;
   schema: z.ZodType<RunbookInputBase>;
+  /** runbooks that make sense unattended: `runbook schedule create <name>` turns them into Temporal Schedules */
+  schedule?: RunbookSchedule;
+}
+
+export interface RunbookSchedule {
+  /** when `runbook schedule create` is given no --cron (5 fields: minute hour day-of-month month day-of-week) */
+  defaultCron: string;
+  /** what the schedule is for (its memo and note say so) */
+  description: string;
 }
 
 /** Every runbook the CLI can start, by the name used in `runbook start <name>`. */
@@ -34,6 +44,13 @@ export const RUNBOOKS: Record<string, RunbookDefinition> = {
     workflowType: 'sqliteBackup',
     description: 'Online backup of a SQLite database: checkpoint, copy, gzip, verify, signed manifest, retention',
     schema: sqliteBackupInputSchema,
+    schedule: { defaultCron: '0 2 * * *', description: 'daily SQLite backup (seed §3.1)' },
+  },
+  'sqlite-drill': {
+    workflowType: 'sqliteDrill',
+    description: 'Rollback drill: restore the newest verified backup into a sandbox, validate (§5.2), measure',
+    schema: sqliteDrillInputSchema,
+    schedule: { defaultCron: '0 3 1 1,4,7,10 *', description: 'quarterly rollback drill (seed §5.1)' },
   },
 };
 

@@ -179,6 +179,8 @@ export interface EvidenceRef {
 export interface RunbookResult extends RunbookStatus {
   outcome: Outcome;
   evidence?: EvidenceRef;
+  /** what the runbook reports beside its steps (rb.run's `extra`; also in the evidence) */
+  extra?: Record<string, unknown>;
 }
 
 /** Everything the evidence file holds (written by an activity, verified by `runbook verify-evidence`). */

@@ -4,3 +4,4 @@ export { dualWriteRollback } from './dual-write-rollback.js';
 export { dualWriteRepairPartition } from './dual-write-partition.js';
 export { targetLock } from './target-lock.js';
 export { sqliteBackup } from './sqlite-backup.js';
+export { sqliteDrill } from './sqlite-drill.js';

@@ -1,73 +1,116 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { ErrorType } from '../../shared/constants.js';
-import { backupInvalid, listBackups, verifyBackupDigest, type BackupManifest } from './backup-files.js';
+import { backupInvalid, verifyBackupDigest, type BackupManifest, type ListedBackup } from './backup-files.js';
 import type { SqliteDeps } from './deps.js';
 import { heartbeating } from './heartbeat.js';
-import { loadSqliteTarget, trustedWorkerKeys, type TargetRef } from './target.js';
+import { listTargetBackups, loadSqliteTarget, type TargetRef } from './target.js';
 
+// Which backup a restore or a drill uses: the newest one whose signed manifest holds and whose bytes match it.
+// Every newer backup passed over is reported with the reason, so a run's record says why it took an older one.
+
+/** The backup a run restores, as its signed manifest describes it (digests checked against the file). */
 export interface ChosenBackup {
   file: string;
   createdAt: string;
+  /** compressed */
+  bytes: number;
+  /** sha256 of the compressed file */
+  sha256: string;
+  compressedSha256: string;
   rawBytes: number;
   rawSha256: string;
-  compressedSha256: string;
-  rows: Record<string, number | null>;
+  tables: number;
+  indexes: number;
   counts: BackupManifest['counts'];
+  /** core table row counts at the time of the backup */
+  rows: Record<string, number | null>;
   schemaDigest: string;
+  method: BackupManifest['method'];
+  /** the run that took it */
+  workflowId?: string;
+}
+
+export interface SkippedBackup {
+  file: string;
+  reason: string;
 }
 
 export interface BackupChoice {
   chosen: ChosenBackup;
-  /** newer backups passed over, and why (no manifest, untrusted signature, digest mismatch, …) */
-  skipped: Array<{ file: string; reason: string }>;
+  /** newer backups that were not usable, newest first, each with why */
+  skipped: SkippedBackup[];
+}
+
+const fileVanished = (err: unknown) => (err as NodeJS.ErrnoException)?.code === 'ENOENT';
+const isBackupInvalid = (err: unknown) => err instanceof ApplicationFailure && err.type === ErrorType.BackupInvalid;
+
+/**
+ * Newest first: the first backup whose manifest is signed by a trusted key, names it, has its size, and whose
+ * sha256 matches it. With `wanted`, only that backup, and its problem is the run's error (no fallback to another).
+ * With `before` (ISO time), only backups taken before it.
+ */
+export async function chooseVerifiedBackup(
+  backups: ListedBackup[],
+  wanted?: string,
+  before?: string,
+): Promise<{ chosen: ListedBackup & { manifest: BackupManifest }; skipped: SkippedBackup[] }> {
+  let candidates = wanted ? backups.filter((b) => b.file === wanted) : backups;
+  if (wanted && candidates.length === 0)
+    throw ApplicationFailure.nonRetryable(`backup: no backup named ${wanted}`, ErrorType.InvalidInput);
+  if (before)
+    candidates = candidates.filter((b) => !b.manifest || Date.parse(b.manifest.createdAt) < Date.parse(before));
+  const skipped: SkippedBackup[] = [];
+  for (const b of candidates) {
+    const reason =
+      b.problem ??
+      (await verifyBackupDigest(b).then(
+        () => undefined,
+        (err: Error) => {
+          if (!isBackupInvalid(err) && !fileVanished(err)) throw err;
+          return err.message.startsWith(`${b.file}: `) ? err.message.slice(b.file.length + 2) : err.message;
+        },
+      ));
+    if (reason === undefined && b.manifest) return { chosen: { ...b, manifest: b.manifest }, skipped };
+    if (wanted) throw backupInvalid(`${b.file}: ${reason}`);
+    skipped.push({ file: b.file, reason: reason ?? 'no manifest' });
+  }
+  throw backupInvalid(
+    skipped.length === 0
+      ? 'no backup at all'
+      : `none verified (${skipped.map((s) => `${s.file}: ${s.reason}`).join('; ')})`,
+  );
 }
 
 export const createSqliteChooseActivities = (deps: SqliteDeps) => ({
-  /**
-   * The newest verified backup (seed §2.4 step 3 "find latest backup", but only one whose signed manifest holds
-   * and whose bytes match it), or the named one, which must pass the same checks. Read-only.
-   */
+  /** Read-only: picks the backup to restore (input.backup, or the newest verified one) and says what it skipped. */
   async chooseBackup(ref: TargetRef & { backup?: string; before?: string }): Promise<BackupChoice> {
     const t = await loadSqliteTarget(deps.environmentsDir, ref, deps.runner);
-    const all = await listBackups(t.backupsDir, t.prefix, await trustedWorkerKeys(t, deps.signingKey.publicKey));
-    const skipped: BackupChoice['skipped'] = [];
-    const candidates = ref.backup ? all.filter((b) => b.file === ref.backup) : all;
-    if (ref.backup && candidates.length === 0)
-      throw ApplicationFailure.nonRetryable(
-        `backup ${ref.backup} is not in ${t.backupsDir} (see runbook sqlite backups --env ${ref.environment} --target ${ref.target})`,
-        ErrorType.InvalidInput,
-      );
-    for (const b of candidates) {
-      if (ref.before && b.manifest && b.manifest.createdAt > ref.before) continue;
-      if (b.problem) {
-        if (ref.backup) throw backupInvalid(`${b.file}: ${b.problem}`);
-        skipped.push({ file: b.file, reason: b.problem });
-        continue;
-      }
-      try {
-        await heartbeating(verifyBackupDigest(b));
-      } catch (err) {
-        if (ref.backup) throw err;
-        skipped.push({ file: b.file, reason: (err as Error).message.replace(`${b.file}: `, '') });
-        continue;
-      }
-      const m = b.manifest!;
-      return {
-        chosen: {
-          file: b.file,
-          createdAt: m.createdAt,
-          rawBytes: m.raw.bytes,
-          rawSha256: m.raw.sha256,
-          compressedSha256: m.compressed.sha256,
-          rows: m.rows,
-          counts: m.counts,
-          schemaDigest: m.schemaDigest,
-        },
-        skipped,
-      };
-    }
-    throw backupInvalid(
-      `no verified backup of ${t.db} in ${t.backupsDir}${skipped.length ? ` (skipped: ${skipped.map((s) => `${s.file}: ${s.reason}`).join('; ')})` : ''}`,
+    const all = await listTargetBackups(t, deps.signingKey.publicKey);
+    const { chosen, skipped } = await heartbeating(chooseVerifiedBackup(all, ref.backup, ref.before)).catch(
+      (err: unknown) => {
+        if (!isBackupInvalid(err)) throw err;
+        throw backupInvalid(`no verified backup of ${t.prefix} in ${t.backupsDir}: ${(err as Error).message}`);
+      },
     );
+    const m = chosen.manifest;
+    return {
+      chosen: {
+        file: chosen.file,
+        createdAt: m.createdAt,
+        bytes: m.compressed.bytes,
+        sha256: m.compressed.sha256,
+        compressedSha256: m.compressed.sha256,
+        rawBytes: m.raw.bytes,
+        rawSha256: m.raw.sha256,
+        tables: m.counts.tables,
+        indexes: m.counts.indexes,
+        counts: m.counts,
+        rows: m.rows,
+        schemaDigest: m.schemaDigest,
+        method: m.method,
+        workflowId: m.workflowId,
+      },
+      skipped,
+    };
   },
 });

@@ -8,6 +8,7 @@ import { ErrorType } from '../../shared/constants.js';
 import { formatBytes } from '../../shared/bytes.js';
 import { PUBLIC_KEY_PATTERN } from '../../shared/decisions.js';
 import type { SqliteTargetConfig } from '../../shared/schemas.js';
+import { listBackups, type ListedBackup } from './backup-files.js';
 
 export interface TargetRef {
   environment: string;
@@ -155,4 +156,9 @@ export async function requireSpace(dir: string, bytes: number, what: string): Pr
     throw insufficientSpace(
       `${what}: needs ${formatBytes(needed)} on the filesystem of ${dir}, ${formatBytes(free)} free`,
     );
+}
+
+/** The target's backups, newest first, judged against the keys this worker trusts (its own and the environment's). */
+export async function listTargetBackups(t: SqliteTarget, ownPublicKey: string): Promise<ListedBackup[]> {
+  return listBackups(t.backupsDir, t.prefix, await trustedWorkerKeys(t, ownPublicKey));
 }

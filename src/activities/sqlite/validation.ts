@@ -112,3 +112,18 @@ export const summarizeValidation = (v: ValidationReport): string =>
   v.ok
     ? `integrity ${v.integrity}, ${v.tables} tables, ${v.indexes} indexes, ${v.foreignKeyViolations} FK violations`
     : `FAILED: ${v.problems.join('; ')}`;
+
+/**
+ * "No data loss detected" (seed §5.2): the row counts a restored copy has against those its backup's manifest
+ * recorded, per table the manifest counted. A missing table or a count that differs is a problem, named.
+ */
+export function rowCountProblems(expected: Record<string, number | null>, actual: Record<string, number | null>) {
+  const problems: string[] = [];
+  for (const [table, rows] of Object.entries(expected)) {
+    if (rows === null) continue;
+    const got = actual[table];
+    if (got === undefined || got === null) problems.push(`rows of ${table}: table missing (manifest: ${rows})`);
+    else if (got !== rows) problems.push(`rows of ${table}: ${got}, the backup's manifest says ${rows}`);
+  }
+  return problems;
+}

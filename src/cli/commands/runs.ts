@@ -1,41 +1,13 @@
 import type { Command } from 'commander';
-import { readFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
-import { ApplicationFailure, SearchAttributeType, defineSearchAttributeKey } from '@temporalio/common';
-import { ErrorType } from '../../shared/constants.js';
-import { EnvironmentError, approvalPolicyOf, loadTarget } from '../../activities/environment.js';
 import { lockStatusQuery, targetLockId } from '../../shared/messages.js';
 import { RUNBOOKS, defaultWorkflowId } from '../../shared/runbooks.js';
-import { describeZodError } from '../../shared/schemas.js';
-import { tightenApproval, tightenDuration } from '../../shared/input.js';
 import { loadConfig } from '../../worker/config.js';
 import { CliError, queryStatus, withClient } from '../errors.js';
 import { formatStatus } from '../format.js';
+import { parseInput, runbookSearchAttributes, validateRunbookInput } from '../input.js';
 import { watchRun } from '../watch.js';
-
-const keys = {
-  RunbookName: defineSearchAttributeKey('RunbookName', SearchAttributeType.KEYWORD),
-  Environment: defineSearchAttributeKey('Environment', SearchAttributeType.KEYWORD),
-  Target: defineSearchAttributeKey('Target', SearchAttributeType.KEYWORD),
-};
-
-async function parseInput(text: string | undefined): Promise<Record<string, unknown>> {
-  if (!text) return {};
-  const raw = text.startsWith('@')
-    ? await readFile(text.slice(1), 'utf8').catch(() => {
-        throw new CliError(`--input: cannot read ${text.slice(1)}`);
-      })
-    : text;
-  let value: unknown;
-  try {
-    value = JSON.parse(raw);
-  } catch (err) {
-    throw new CliError(`--input: malformed JSON: ${(err as Error).message}`);
-  }
-  if (!value || typeof value !== 'object' || Array.isArray(value)) throw new CliError('--input: must be a JSON object');
-  return value as Record<string, unknown>;
-}
 
 /** Who holds the target: its lock workflow (every start path takes it), or a running run of the same runbook. */
 async function holderOf(
@@ -102,22 +74,10 @@ export function registerRunCommands(program: Command): void {
         ...(opts.reason ? { reason: opts.reason } : {}),
         ...(opts.dryRun ? { dryRun: true } : {}),
       };
-      const parsed = def.schema.safeParse(input);
-      if (!parsed.success) throw new CliError(`invalid input: ${describeZodError(parsed.error)}`);
-      const { environment, target } = parsed.data;
-      try {
-        const t = await loadTarget(loadConfig().environmentsDir, environment, target);
-        // the workflow checks this too; here the operator learns it before anything starts
-        tightenApproval(approvalPolicyOf(t), parsed.data.approval);
-        tightenDuration('lockWait', t.config.lockWait, parsed.data.lockWait);
-      } catch (err) {
-        if (err instanceof EnvironmentError) throw new CliError(`invalid environment: ${err.message}`);
-        if (err instanceof ApplicationFailure && err.type === ErrorType.InvalidInput) throw new CliError(err.message);
-        throw err;
-      }
+      const { environment, target, dryRun } = await validateRunbookInput(def, input, loadConfig().environmentsDir);
       const workflowId = opts.id ?? defaultWorkflowId(name, environment, target);
       await withClient(async (client) => {
-        const holder = parsed.data.dryRun ? undefined : await holderOf(client, name, environment, target);
+        const holder = dryRun ? undefined : await holderOf(client, name, environment, target);
         if (holder) throw new CliError(`target ${environment}/${target} is busy: ${holder}`, 1);
         let handle;
         try {
@@ -126,11 +86,7 @@ export function registerRunCommands(program: Command): void {
             workflowId,
             args: [input],
             workflowIdConflictPolicy: 'FAIL',
-            typedSearchAttributes: [
-              { key: keys.RunbookName, value: name },
-              { key: keys.Environment, value: environment },
-              { key: keys.Target, value: target },
-            ],
+            typedSearchAttributes: runbookSearchAttributes(name, environment, target),
           });
         } catch (err) {
           if (err instanceof WorkflowExecutionAlreadyStartedError) {

@@ -393,6 +393,6 @@ export class Runbook<S extends string> {
     const evidence = await recordEvidence(this.state, extra);
     upsertSearchAttributes({ Outcome: [outcome] });
     runsFinished.withTags({ runbook: this.options.runbook, outcome }).add(1);
-    return { ...this.state, outcome, evidence };
+    return { ...this.state, outcome, evidence, ...(extra ? { extra } : {}) };
   }
 }
