@@ -1,5 +1,11 @@
 import type { z } from 'zod';
-import { dualWriteRollbackInputSchema, featureFlagRollbackInputSchema, sqliteBackupInputSchema } from './schemas.js';
+import {
+  dualWriteRollbackInputSchema,
+  featureFlagRollbackInputSchema,
+  sqliteBackupInputSchema,
+  sqliteMilestoneRollbackInputSchema,
+  sqliteRecoveryInputSchema,
+} from './schemas.js';
 
 /** What every runbook's input has (baseInput in schemas.ts). */
 export interface RunbookInputBase {
@@ -34,6 +40,16 @@ export const RUNBOOKS: Record<string, RunbookDefinition> = {
     workflowType: 'sqliteBackup',
     description: 'Online backup of a SQLite database: checkpoint, copy, gzip, verify, signed manifest, retention',
     schema: sqliteBackupInputSchema,
+  },
+  'sqlite-milestone-rollback': {
+    workflowType: 'sqliteMilestoneRollback',
+    description: 'Roll back one SQLite milestone by its manifest: backup, drop in one transaction, verify, flags off',
+    schema: sqliteMilestoneRollbackInputSchema,
+  },
+  'sqlite-recovery': {
+    workflowType: 'sqliteRecovery',
+    description: 'SQLite disaster recovery: corruption (.recover or backup), WAL corruption, disk space exhaustion',
+    schema: sqliteRecoveryInputSchema,
   },
 };
 

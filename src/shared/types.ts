@@ -179,6 +179,8 @@ export interface EvidenceRef {
 export interface RunbookResult extends RunbookStatus {
   outcome: Outcome;
   evidence?: EvidenceRef;
+  /** the runbook's own report (the `extra` of its evidence), when it has one */
+  extra?: Record<string, unknown>;
 }
 
 /** Everything the evidence file holds (written by an activity, verified by `runbook verify-evidence`). */

@@ -4,3 +4,5 @@ export { dualWriteRollback } from './dual-write-rollback.js';
 export { dualWriteRepairPartition } from './dual-write-partition.js';
 export { targetLock } from './target-lock.js';
 export { sqliteBackup } from './sqlite-backup.js';
+export { sqliteMilestoneRollback } from './sqlite-milestone-rollback.js';
+export { sqliteRecovery } from './sqlite-recovery.js';

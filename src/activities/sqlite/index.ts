@@ -3,7 +3,10 @@ import { createSqliteChooseActivities } from './choose.js';
 import type { SqliteDeps } from './deps.js';
 import { createSqliteRestoreActivities } from './restore.js';
 import { createSqliteDescribeActivities } from './describe.js';
+import { createSqliteMilestoneActivities } from './milestone.js';
 import { createSqliteOperateActivities } from './operate.js';
+import { createSqliteRecoverActivities } from './recover.js';
+import { createSqliteSpaceActivities } from './space.js';
 
 /** Every activity of the SQLite runbooks (seed: sqlite-rollback-and-disaster-recovery.md). */
 export const createSqliteActivities = (deps: SqliteDeps) => ({
@@ -12,5 +15,8 @@ export const createSqliteActivities = (deps: SqliteDeps) => ({
   ...createSqliteOperateActivities(deps),
   ...createSqliteChooseActivities(deps),
   ...createSqliteRestoreActivities(deps),
+  ...createSqliteMilestoneActivities(deps),
+  ...createSqliteRecoverActivities(deps),
+  ...createSqliteSpaceActivities(deps),
 });
 export type SqliteActivities = ReturnType<typeof createSqliteActivities>;

@@ -393,6 +393,7 @@ export class Runbook<S extends string> {
     const evidence = await recordEvidence(this.state, extra);
     upsertSearchAttributes({ Outcome: [outcome] });
     runsFinished.withTags({ runbook: this.options.runbook, outcome }).add(1);
-    return { ...this.state, outcome, evidence };
+    // what the runbook reports beside its steps (a backup's file, a recovery's path) is in the result too
+    return { ...this.state, outcome, evidence, ...(extra ? { extra } : {}) };
   }
 }
