@@ -31,6 +31,9 @@ describe('replay of stored histories', () => {
         'feature-flag-rollback.target-busy.json',
         'feature-flag-rollback.waited-for-the-target.json',
         'target-lock.two-runs-in-turn.json',
+        'sqlite-milestone-rollback.vector-approve-path.json',
+        'sqlite-milestone-rollback.abort-after-drop.json',
+        'sqlite-recovery.corruption-recover.json',
         // runs started before engine v2 (unsigned approvals, plan-only hashes, no target lock) keep replaying
         'archive/before-engine-v2/feature-flag-rollback.approve-path.json',
         'archive/before-engine-v2/feature-flag-rollback.quorum-and-ignored-approvals.json',

@@ -312,7 +312,8 @@ async function wal(c: Context): Promise<void> {
         : 'no WAL beside the database',
   });
   report.walBefore = now;
-  if (!now.exists) return nothingToDo(c, 'no WAL file beside the database: nothing to set aside, nothing changed');
+  if (!now.exists || now.bytes === 0)
+    return nothingToDo(c, 'no WAL content beside the database: nothing to set aside, nothing changed');
   await rb.approval({
     summary: `WAL recovery on ${ref.environment}/${ref.target}: stop services, forensic copy (db + wal + shm), remove the WAL (${formatBytes(now.bytes)}, ${now.frames} frames, ${now.commits} committed transactions not checkpointed: they are lost), verify the main file alone, start`,
     changes: [
