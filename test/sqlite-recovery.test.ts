@@ -55,15 +55,19 @@ async function backup(t: SqliteTestTarget): Promise<string> {
   return readdirSync(t.backupsDir).find((f) => f.endsWith('.db.gz'))!;
 }
 
-/** Stops the service, overwrites 8 KiB of a table or index page in the middle of the file, starts it: /health 503. */
-async function corrupt(t: SqliteTestTarget): Promise<void> {
+/**
+ * Stops the service, overwrites 8 KiB of a table or index page in the middle of the file (or the header: not a
+ * database any more), starts it: /health 503.
+ */
+async function corrupt(t: SqliteTestTarget, where: 'middle' | 'header' = 'middle'): Promise<void> {
   await t.stopService();
   const probe = new Database(t.db, { readonly: true });
   let page = Math.floor(statSync(t.db).size / 2 / 4096) + 1;
   while (!probe.prepare('SELECT name FROM dbstat WHERE pageno = ?').pluck().get(page)) page += 1;
   probe.close();
   const fd = openSync(t.db, 'r+');
-  writeSync(fd, randomBytes(8192), 0, 8192, (page - 1) * 4096);
+  if (where === 'header') writeSync(fd, randomBytes(100), 0, 100, 0);
+  else writeSync(fd, randomBytes(8192), 0, 8192, (page - 1) * 4096);
   closeSync(fd);
   await t.service.start();
   await until('/health 503', async () => (await t.health()).status === 503, 30_000);
@@ -148,6 +152,28 @@ describe('sqlite recovery: corruption (§4.1)', () => {
     db.close();
   });
 
+  it.skipIf(!sqlite3.recover)(
+    'header destroyed: .recover cannot read the file, the latest backup instead',
+    async () => {
+      const t = await sqliteTarget(h, { seedBytes: 20_000_000 });
+      const file = await backup(t);
+      await corrupt(t, 'header');
+      const result = await runRecovery(t, 'corruption');
+      expect(result.outcome, result.error).toBe('succeeded');
+      const extra = result.extra as Record<string, any>;
+      expect(extra.path).toBe('backup');
+      expect(extra.backup).toBe(file);
+      expect(step(result, 'recover')).toMatchObject({ status: 'succeeded' });
+      expect(step(result, 'recover').result).toMatch(
+        /^\.recover failed: sqlite3 exited .*not a database.*; falls back to the latest backup$/,
+      );
+      expect(step(result, 'validate recovered').status).toBe('skipped');
+      expect(step(result, 'restore backup').result).toContain(`restored ${file}`);
+      await healthy(t);
+      expect(liveIntegrity(t)).toBe('ok');
+    },
+  );
+
   it('nothing wrong: "no corruption found", nothing changed', async () => {
     const t = await sqliteTarget(h, { seedBytes: 2_000_000 });
     const pid = (await t.stats()).pid;
@@ -195,10 +221,11 @@ describe('sqlite recovery: WAL (§4.2)', () => {
 describe('sqlite recovery: disk space (§4.3)', () => {
   it('below the threshold: checkpoint, old backups pruned, VACUUM; free space after > before', async () => {
     // a threshold above any free space: the scenario starts whatever the disk holds
-    const t = await sqliteTarget(h, { seedBytes: 30_000_000, sqlite: { space: { minFree: 2 ** 52 } } });
+    // (what it frees is large beside what other processes may write to the same filesystem meanwhile)
+    const t = await sqliteTarget(h, { seedBytes: 40_000_000, sqlite: { space: { minFree: 2 ** 52 } } });
     const fresh = await backup(t);
     const m = JSON.parse(readFileSync(manifestPath(t.backupsDir, fresh), 'utf8')) as BackupManifest;
-    const old = [45, 40].map((days) => {
+    const old = [60, 45, 40, 35].map((days) => {
       const at = new Date(Date.now() - days * 86_400_000);
       const name = `abathur_${at.toISOString().slice(0, 19).replace('T', '_').replaceAll(':', '-')}-old${days}`;
       return { name, file: `${name}.db.gz`, at };
@@ -214,7 +241,9 @@ describe('sqlite recovery: disk space (§4.3)', () => {
     // many free pages: most memory entries and audit rows deleted
     await t.stopService();
     const db = new Database(t.db);
-    db.exec('DELETE FROM memory_entries WHERE id % 10 != 0; DELETE FROM audit WHERE id % 10 != 0;');
+    db.exec(
+      'DELETE FROM memory_entries WHERE id % 10 != 0; DELETE FROM audit WHERE id % 10 != 0; DELETE FROM metrics WHERE id % 10 != 0;',
+    );
     db.close();
     await t.startService();
     const sizeBefore = statSync(t.db).size;
@@ -227,6 +256,7 @@ describe('sqlite recovery: disk space (§4.3)', () => {
     for (const o of old) expect(existsSync(join(t.backupsDir, o.file))).toBe(false);
     expect(extra.vacuum.vacuumed).toBe(true);
     expect(extra.vacuum.bytesAfter).toBeLessThan(sizeBefore * 0.8);
+    expect(extra.prunedBytes).toBeGreaterThan(0);
     expect(extra.freeAfter).toBeGreaterThan(extra.freeBefore);
     for (const s of ['checkpoint', 'prune backups', 'stop services', 'vacuum', 'start services', 'health check'])
       expect(step(result, s).status, s).toBe('succeeded');

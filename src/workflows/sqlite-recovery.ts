@@ -350,7 +350,6 @@ async function diskFull(c: Context): Promise<void> {
     summarize: (s) =>
       `${formatBytes(s.free)} free (threshold ${formatBytes(s.minFree)}); database ${formatBytes(s.dbBytes)} + WAL ${formatBytes(s.walBytes)}, ${s.freePages} free pages; backups ${s.backupsOnSameFilesystem ? 'on the same' : 'on another'} filesystem`,
   });
-  report.freeBefore = before.free;
   report.minFree = before.minFree;
   if (!before.low)
     return nothingToDo(c, `free space ${before.free} bytes is above the threshold ${before.minFree}: nothing changed`);
@@ -375,10 +374,20 @@ async function diskFull(c: Context): Promise<void> {
     ],
     details: { space: before, prune: prune.deleted, vacuum, reason: c.input.reason },
   });
-  await rb.step('checkpoint', () => acts.checkpointDatabase({ ...ref, mode: 'TRUNCATE' }), {
-    summarize: (r) =>
-      `TRUNCATE: ${r.checkpointed}/${r.log} frames${r.busy ? ' (busy: writers kept part of the WAL)' : ''}`,
-  });
+  // free space when the recovery starts to act (the assessment may be an approval wait ago)
+  const start = await rb.step(
+    'checkpoint',
+    async () => ({
+      free: (await acts.measureSqliteSpace(ref)).free,
+      ...(await acts.checkpointDatabase({ ...ref, mode: 'TRUNCATE' })),
+    }),
+    {
+      summarize: (r) =>
+        `TRUNCATE: ${r.checkpointed}/${r.log} frames${r.busy ? ' (busy: writers kept part of the WAL)' : ''}; ${formatBytes(r.free)} free`,
+    },
+  );
+  report.freeAtAssessment = before.free;
+  report.freeBefore = start.free;
   if (before.backupsOnSameFilesystem) {
     const pruned = await rb.step('prune backups', () => acts.pruneBackups(ref), {
       summarize: (p) => `${p.deleted.length} deleted (${formatBytes(p.freedBytes)}), ${p.kept} kept`,
@@ -401,8 +410,8 @@ async function diskFull(c: Context): Promise<void> {
   }
   const after = await rb.step('measure space', () => acts.measureSqliteSpace(ref), {
     summarize: (s) =>
-      `${formatBytes(before.free)} → ${formatBytes(s.free)} free (${s.free >= before.free ? '+' : ''}${formatBytes(s.free - before.free)}); database ${formatBytes(before.dbBytes)} → ${formatBytes(s.dbBytes)}`,
+      `${formatBytes(start.free)} → ${formatBytes(s.free)} free; database ${formatBytes(before.dbBytes)} → ${formatBytes(s.dbBytes)}`,
   });
   report.freeAfter = after.free;
-  report.reclaimed = after.free - before.free;
+  report.reclaimed = after.free - start.free;
 }

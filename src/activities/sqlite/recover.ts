@@ -257,7 +257,7 @@ export const createSqliteRecoverActivities = (deps: SqliteDeps) => {
       const result: RecoverResult = { ...base, ok: true, sqlBytes: r.sqlBytes, bytes, stderr: r.stderr.trim() };
       if (r.error || r.codes[0] !== 0 || bytes === 0) {
         result.ok = false;
-        result.problem = `.recover failed (exit ${r.codes.join('/')}${r.error ? `, ${r.error}` : ''}): ${r.stderr.trim().slice(0, 300) || 'no output'}`;
+        result.problem = `sqlite3 exited ${r.codes.join('/')}${r.error ? ` (${r.error})` : ''}: ${r.stderr.trim().slice(0, 300) || 'no output'}`;
         await unlink(file).catch(() => {});
         return result;
       }
