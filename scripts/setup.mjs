@@ -44,5 +44,34 @@ function temporalCli() {
   log(`Temporal CLI ${version} ready at ${bin}`);
 }
 
+/**
+ * The sqlite-recovery runbook's .recover path runs `sqlite3` (SQLITE3_BIN, else on PATH). Without a sqlite3 that
+ * can run .recover it restores the latest verified backup instead and says so: this only tells what is missing.
+ */
+function sqlite3Recover() {
+  const cmd = process.env.SQLITE3_BIN || 'sqlite3';
+  const quiet = { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] };
+  let version;
+  try {
+    version = execFileSync(cmd, ['-version'], quiet).trim().split(/\s+/)[0];
+  } catch {
+    log(
+      `sqlite3 missing: "${cmd}" does not run. sqlite-recovery (corruption) cannot try .recover and restores the ` +
+        'latest verified backup instead. Install the sqlite3 command (Debian: apt-get install sqlite3) or set SQLITE3_BIN.',
+    );
+    return;
+  }
+  try {
+    execFileSync(cmd, [':memory:', 'SELECT count(*) FROM sqlite_dbpage'], quiet);
+  } catch {
+    log(
+      `${cmd} ${version} cannot run .recover: its SQLite library has no sqlite_dbpage table (SQLITE_ENABLE_DBPAGE_VTAB; ` +
+        "Debian's libsqlite3 is built without it). sqlite-recovery (corruption) restores the latest verified backup " +
+        'instead. For .recover, set SQLITE3_BIN to a sqlite3 built from the SQLite sources (its shell build enables it).',
+    );
+  }
+}
+
 npmPackages();
 temporalCli();
+sqlite3Recover();

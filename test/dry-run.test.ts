@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import pg from 'pg';
 import { parse as parseYaml } from 'yaml';
@@ -11,7 +11,7 @@ import type { RunbookResult } from '../src/shared/types.js';
 import { pairTarget, startDualWrite } from './support/dual-write.js';
 import { Harness } from './support/harness.js';
 import { saveHistory } from './support/histories.js';
-import { sqliteTarget, startRunbook } from './support/sqlite.js';
+import { sqliteTarget, startRunbook, type SqliteTargetOptions, type SqliteTestTarget } from './support/sqlite.js';
 
 /**
  * A dry run changes nothing: not a flag, not a file, not a row — in every runbook. Each runbook the CLI can start
@@ -63,10 +63,16 @@ async function noLockTaken(environment: string, target: string): Promise<void> {
  * A SQLite runbook's dry run on a stopped demo application (its files at rest): the database, its companions,
  * the flag file, the backups and forensics directories are byte-identical after, and no lock was taken.
  */
-async function sqliteDryRun(runbook: string, input: Record<string, unknown> = {}): Promise<RunbookResult> {
-  const t = await sqliteTarget(h, { seedBytes: 1_000_000, start: false });
+async function sqliteDryRun(
+  runbook: string,
+  input: Record<string, unknown> = {},
+  setup: { target?: SqliteTargetOptions; prepare?: (t: SqliteTestTarget) => void } = {},
+): Promise<RunbookResult> {
+  const t = await sqliteTarget(h, { seedBytes: 1_000_000, start: false, ...setup.target });
   // a backup to choose from, and a database that is not the backup
   await (await startRunbook(h, 'sqlite-backup', { environment: t.envName })).result();
+  // what the runbook acts on (a damaged page, …), after the backup
+  setup.prepare?.(t);
   const dir = join(t.dataDir, '..');
   const before = filesBelow(dir);
   const lockBefore = await lockState(t.envName, 'app');
@@ -84,6 +90,28 @@ const CASES: Record<string, () => Promise<void>> = {
   'sqlite-backup': async () => {
     const result = await sqliteDryRun('sqlite-backup', { tag: 'dry' });
     expect(result.plan!.summary).toMatch(/^back up .*abathur\.db/);
+  },
+  'sqlite-milestone-rollback': async () => {
+    const result = await sqliteDryRun('sqlite-milestone-rollback', { milestone: 'vector' });
+    expect(result.plan!.summary).toMatch(/^roll back milestone "vector" .* in one transaction/);
+    expect(result.plan!.details!.statements).toContain('DROP TABLE IF EXISTS "document_embeddings"');
+    expect(result.plan!.changes.map((c) => c.item)).toContain('flag SEMANTIC_SEARCH_ENABLED');
+  },
+  'sqlite-recovery': async () => {
+    // a damaged page: the plan would .recover (or restore the backup); nothing runs, nothing is written anywhere
+    const damage = (t: SqliteTestTarget) => {
+      const fd = openSync(t.db, 'r+');
+      writeSync(fd, Buffer.alloc(8192, 0xa5), 0, 8192, Math.floor(statSync(t.db).size / 8192) * 4096);
+      closeSync(fd);
+    };
+    const corruption = await sqliteDryRun('sqlite-recovery', { scenario: 'corruption' }, { prepare: damage });
+    expect(corruption.plan!.summary).toMatch(/^database corruption on .*(\.recover|restore the latest verified)/);
+    expect(corruption.steps.find((s) => s.name === 'recover')).toMatchObject({ status: 'skipped' });
+    const space = { sqlite: { space: { minFree: 2 ** 52 } } };
+    const diskFull = await sqliteDryRun('sqlite-recovery', { scenario: 'disk-full' }, { target: space });
+    expect(diskFull.plan!.summary).toMatch(/^disk space on .*checkpoint \(TRUNCATE\)/);
+    const wal = await sqliteDryRun('sqlite-recovery', { scenario: 'wal' });
+    expect(wal.steps.find((s) => s.name === 'seal plan')!.result).toMatch(/no WAL content/);
   },
   'feature-flag-rollback': async () => {
     for (const mode of FEATURE_FLAG_MODES) {

@@ -36,6 +36,9 @@ describe('replay of stored histories', () => {
         'sqlite-drill.succeeded.json',
         'sqlite-drill.skipped-invalid-backups.json',
         'sqlite-drill.validation-failed.json',
+        'sqlite-milestone-rollback.vector-approve-path.json',
+        'sqlite-milestone-rollback.abort-after-drop.json',
+        'sqlite-recovery.corruption-recover.json',
         // runs started before engine v2 (unsigned approvals, plan-only hashes, no target lock) keep replaying
         'archive/before-engine-v2/feature-flag-rollback.approve-path.json',
         'archive/before-engine-v2/feature-flag-rollback.quorum-and-ignored-approvals.json',

@@ -1,6 +1,12 @@
 import type { z } from 'zod';
-import { dualWriteRollbackInputSchema, featureFlagRollbackInputSchema, sqliteBackupInputSchema } from './schemas.js';
-import { sqliteDrillInputSchema } from './schemas.js';
+import {
+  dualWriteRollbackInputSchema,
+  featureFlagRollbackInputSchema,
+  sqliteBackupInputSchema,
+  sqliteMilestoneRollbackInputSchema,
+  sqliteRecoveryInputSchema,
+  sqliteDrillInputSchema,
+} from './schemas.js';
 
 /** What every runbook's input has (baseInput in schemas.ts). */
 export interface RunbookInputBase {
@@ -51,6 +57,16 @@ export const RUNBOOKS: Record<string, RunbookDefinition> = {
     description: 'Rollback drill: restore the newest verified backup into a sandbox, validate (§5.2), measure',
     schema: sqliteDrillInputSchema,
     schedule: { defaultCron: '0 3 1 1,4,7,10 *', description: 'quarterly rollback drill (seed §5.1)' },
+  },
+  'sqlite-milestone-rollback': {
+    workflowType: 'sqliteMilestoneRollback',
+    description: 'Roll back one SQLite milestone by its manifest: backup, drop in one transaction, verify, flags off',
+    schema: sqliteMilestoneRollbackInputSchema,
+  },
+  'sqlite-recovery': {
+    workflowType: 'sqliteRecovery',
+    description: 'SQLite disaster recovery: corruption (.recover or backup), WAL corruption, disk space exhaustion',
+    schema: sqliteRecoveryInputSchema,
   },
 };
 

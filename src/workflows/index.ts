@@ -5,3 +5,5 @@ export { dualWriteRepairPartition } from './dual-write-partition.js';
 export { targetLock } from './target-lock.js';
 export { sqliteBackup } from './sqlite-backup.js';
 export { sqliteDrill } from './sqlite-drill.js';
+export { sqliteMilestoneRollback } from './sqlite-milestone-rollback.js';
+export { sqliteRecovery } from './sqlite-recovery.js';

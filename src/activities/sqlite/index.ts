@@ -3,8 +3,11 @@ import { createSqliteChooseActivities } from './choose.js';
 import type { SqliteDeps } from './deps.js';
 import { createSqliteRestoreActivities } from './restore.js';
 import { createSqliteDescribeActivities } from './describe.js';
+import { createSqliteMilestoneActivities } from './milestone.js';
 import { createSqliteOperateActivities } from './operate.js';
 import { createSqliteDrillActivities } from './drill.js';
+import { createSqliteRecoverActivities } from './recover.js';
+import { createSqliteSpaceActivities } from './space.js';
 
 /** Every activity of the SQLite runbooks (seed: sqlite-rollback-and-disaster-recovery.md). */
 export const createSqliteActivities = (deps: SqliteDeps) => ({
@@ -14,5 +17,8 @@ export const createSqliteActivities = (deps: SqliteDeps) => ({
   ...createSqliteChooseActivities(deps),
   ...createSqliteRestoreActivities(deps),
   ...createSqliteDrillActivities(deps),
+  ...createSqliteMilestoneActivities(deps),
+  ...createSqliteRecoverActivities(deps),
+  ...createSqliteSpaceActivities(deps),
 });
 export type SqliteActivities = ReturnType<typeof createSqliteActivities>;

@@ -79,11 +79,11 @@ export const createSqliteOperateActivities = (deps: SqliteDeps) => {
      * `mustPass`: a failing check is VerificationFailed; otherwise the report says what is wrong.
      */
     async validateLiveDatabase(
-      ref: TargetRef & { integrity: 'quick' | 'full'; mustPass?: boolean; coreTables?: string[] },
+      ref: TargetRef & { integrity: 'quick' | 'full'; mustPass?: boolean; coreTables?: string[]; peek?: boolean },
     ): Promise<ValidationReport> {
       const t = await load(ref);
       const report = await heartbeating(
-        validateDatabase(t.db, t.config, { integrity: ref.integrity, coreTables: ref.coreTables }),
+        validateDatabase(t.db, t.config, { integrity: ref.integrity, coreTables: ref.coreTables, peek: ref.peek }),
       );
       if (ref.mustPass && !report.ok) throw verificationFailed(`${t.db}: ${report.problems.join('; ')}`);
       return report;

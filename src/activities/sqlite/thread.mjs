@@ -2,13 +2,21 @@
 // worker's event loop (heartbeats, other activities). Started by thread.ts; plain JS because it is loaded by
 // path. Every identifier that reaches SQL here was validated by the environment schema (sqlIdentifier).
 import { createHash } from 'node:crypto';
-import { statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 
 const quote = (name) => `"${String(name).replaceAll('"', '""')}"`;
 
-function open(path, { readonly = true } = {}) {
+function open(path, { readonly = true, peek = false } = {}) {
+  // peek: read without writing a byte anywhere. A read-only connection to a WAL database without its -wal
+  // creates -wal and -shm beside it (and rewrites an -shm it finds); with no WAL content there is nothing but the
+  // main file to read, so read a copy of it in memory (marked rollback-journal: a memory database has no WAL).
+  if (peek && readonly && !(existsSync(`${path}-wal`) && statSync(`${path}-wal`).size > 0)) {
+    const bytes = readFileSync(path);
+    if (bytes.length >= 20 && bytes[18] === 2 && bytes[19] === 2) bytes.fill(1, 18, 20);
+    return new Database(bytes, { readonly: true });
+  }
   const db = new Database(path, { readonly, fileMustExist: true });
   db.pragma('busy_timeout = 10000');
   return db;
@@ -59,8 +67,13 @@ const ops = {
   },
 
   /** the seed's validation checklist (§5.2) on one file */
-  check({ path, integrity = 'full', foreignKeys = true, rowsOf = [], sql = [] }) {
-    const db = open(path);
+  check({ path, integrity = 'full', foreignKeys = true, rowsOf = [], sql = [], peek = false }) {
+    let db;
+    try {
+      db = open(path, { peek });
+    } catch (err) {
+      return { openError: `${err.code ?? 'ERROR'}: ${err.message}` };
+    }
     try {
       const result = {
         integrity: [],
@@ -105,16 +118,54 @@ const ops = {
     }
   },
 
+  /**
+   * What sqlite_master holds (virtual tables marked), which tables reference which (declared foreign keys), and
+   * the row counts of `rowsOf` (null for a table that is not there).
+   */
+  objects({ path, rowsOf = [], peek = false }) {
+    const db = open(path, { peek });
+    try {
+      const objects = db
+        .prepare(`SELECT type, name, tbl_name AS tableName, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'`)
+        .all()
+        .map((o) => ({
+          type: o.type,
+          name: o.name,
+          tableName: o.tableName,
+          virtual: o.type === 'table' && /^CREATE\s+VIRTUAL\s+TABLE/i.test(o.sql ?? ''),
+        }));
+      const tables = objects.filter((o) => o.type === 'table').map((o) => o.name);
+      const foreignKeys = [];
+      for (const table of tables) {
+        const parents = db.prepare('SELECT DISTINCT "table" FROM pragma_foreign_key_list(?)').pluck().all(table);
+        for (const parent of parents) foreignKeys.push({ table, parent });
+      }
+      const rows = {};
+      for (const t of rowsOf)
+        rows[t] = tables.includes(t)
+          ? db
+              .prepare(`SELECT count(*) FROM ${quote(t)}`)
+              .pluck()
+              .get()
+          : null;
+      return { objects, foreignKeys, rows };
+    } finally {
+      db.close();
+    }
+  },
+
   /** content digests of tables (rows in rowid order) and of the schema */
-  digests({ path, tables }) {
-    const db = open(path);
+  digests({ path, tables, peek = false }) {
+    const db = open(path, { peek });
     try {
       const out = {};
       for (const t of tables ?? tableNames(db)) {
         const hash = createHash('sha256');
         let rows = 0;
+        // a WITHOUT ROWID table (FTS5 keeps two) has no rowid: it is stored, and scanned, in primary-key order
+        const withoutRowid = db.prepare(`SELECT 1 FROM pragma_table_list WHERE name = ? AND wr = 1`).get(t);
         for (const r of db
-          .prepare(`SELECT * FROM ${quote(t)} ORDER BY rowid`)
+          .prepare(`SELECT * FROM ${quote(t)}${withoutRowid ? '' : ' ORDER BY rowid'}`)
           .raw()
           .iterate()) {
           hash.update(

@@ -30,11 +30,22 @@ export interface ThreadOps {
       foreignKeys?: boolean;
       rowsOf?: string[];
       sql?: Array<{ query: string }>;
+      /** read without writing anything (no -wal/-shm created): see open() in thread.mjs */
+      peek?: boolean;
     };
     result: CheckResult;
   };
+  objects: {
+    args: { path: string; rowsOf?: string[]; peek?: boolean };
+    result: {
+      objects: Array<{ type: string; name: string; tableName: string; virtual: boolean }>;
+      /** declared foreign keys: `table` references `parent` */
+      foreignKeys: Array<{ table: string; parent: string }>;
+      rows: Record<string, number | null>;
+    };
+  };
   digests: {
-    args: { path: string; tables?: string[] };
+    args: { path: string; tables?: string[]; peek?: boolean };
     result: { schemaDigest: string; tables: Record<string, { rows: number; sha256: string }> };
   };
   checkpoint: {

@@ -45,7 +45,7 @@ export function expectationHolds(expect: string | number | undefined, value: unk
 export async function validateDatabase(
   path: string,
   config: SqliteTargetConfig,
-  options: { integrity?: 'quick' | 'full'; sql?: boolean; coreTables?: string[] } = {},
+  options: { integrity?: 'quick' | 'full'; sql?: boolean; coreTables?: string[]; peek?: boolean } = {},
 ): Promise<ValidationReport> {
   const core = options.coreTables ?? config.validation.coreTables;
   const queries = options.sql === false ? [] : config.smoke.sql;
@@ -55,6 +55,7 @@ export async function validateDatabase(
     foreignKeys: config.validation.foreignKeys,
     rowsOf: core,
     sql: queries.map((q) => ({ query: q.query })),
+    peek: options.peek,
   });
   if (r.openError) {
     return {

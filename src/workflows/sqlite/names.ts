@@ -6,3 +6,7 @@ export function backupNameFor(prefix: string, at: Date, tag: string | undefined,
   const suffix = `${tag ?? ''}${runId.replace(/[^a-z0-9]/g, '').slice(0, 6)}`.slice(0, 16);
   return `${prefix}_${time}-${suffix}`;
 }
+
+/** A run's own name for its files (forensic copy, staged restore): workflow id and the start of the run id. */
+export const runTag = (workflowId: string, runId: string) =>
+  `${workflowId.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 80)}-${runId.slice(0, 8)}`;
