@@ -1,10 +1,21 @@
 #!/usr/bin/env node
-// Installs what a fresh clone is missing: npm packages and the Temporal CLI (dev server + Web UI).
+// Installs what a fresh clone is missing: npm packages, the Temporal CLI (dev server + Web UI) and a sqlite3
+// shell that can run .recover.
 // The Temporal CLI is built from Go modules (no binary downloads reach this network) into .tools/bin and
 // cached under ~/.cache/durable-runbooks so other clones on the same machine reuse it.
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
-import { homedir } from 'node:os';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -44,32 +55,86 @@ function temporalCli() {
   log(`Temporal CLI ${version} ready at ${bin}`);
 }
 
-/**
- * The sqlite-recovery runbook's .recover path runs `sqlite3` (SQLITE3_BIN, else on PATH). Without a sqlite3 that
- * can run .recover it restores the latest verified backup instead and says so: this only tells what is missing.
- */
-function sqlite3Recover() {
-  const cmd = process.env.SQLITE3_BIN || 'sqlite3';
+/** `sqlite3` can run .recover: it starts and its SQLite library has the sqlite_dbpage table. */
+function canRecover(cmd) {
   const quiet = { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] };
-  let version;
-  try {
-    version = execFileSync(cmd, ['-version'], quiet).trim().split(/\s+/)[0];
-  } catch {
-    log(
-      `sqlite3 missing: "${cmd}" does not run. sqlite-recovery (corruption) cannot try .recover and restores the ` +
-        'latest verified backup instead. Install the sqlite3 command (Debian: apt-get install sqlite3) or set SQLITE3_BIN.',
-    );
-    return;
-  }
   try {
     execFileSync(cmd, [':memory:', 'SELECT count(*) FROM sqlite_dbpage'], quiet);
+    return true;
   } catch {
-    log(
-      `${cmd} ${version} cannot run .recover: its SQLite library has no sqlite_dbpage table (SQLITE_ENABLE_DBPAGE_VTAB; ` +
-        "Debian's libsqlite3 is built without it). sqlite-recovery (corruption) restores the latest verified backup " +
-        'instead. For .recover, set SQLITE3_BIN to a sqlite3 built from the SQLite sources (its shell build enables it).',
-    );
+    return false;
   }
+}
+
+/**
+ * The sqlite-recovery runbook's .recover path runs `sqlite3`: SQLITE3_BIN, else .tools/bin/sqlite3, else the one on
+ * PATH. Debian's (and many distributions') sqlite3 links a library built without sqlite_dbpage, so .recover prints
+ * nothing useful. When neither SQLITE3_BIN nor PATH has one that can, this builds the SQLite shell from the
+ * amalgamation the npm package `sqlite3` (pinned in package.json) carries — the npm registry is reachable where
+ * release downloads are not — with gcc, into .tools/bin/sqlite3, cached per machine. Without gcc it says what is
+ * missing: the runbook then restores the latest verified backup instead, and says so.
+ */
+function sqlite3Recover() {
+  if (process.env.SQLITE3_BIN) {
+    if (!canRecover(process.env.SQLITE3_BIN))
+      log(
+        `SQLITE3_BIN=${process.env.SQLITE3_BIN} cannot run .recover (no sqlite_dbpage): sqlite-recovery falls back to backups`,
+      );
+    return;
+  }
+  const bin = join(root, '.tools', 'bin', 'sqlite3');
+  const spec = pkg.config.sqliteShellPackage;
+  const stamp = `${bin}.version`;
+  if (existsSync(bin) && existsSync(stamp) && readFileSync(stamp, 'utf8').trim() === spec) return;
+  if (canRecover('sqlite3')) return;
+  const cacheRoot = process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
+  const cached = join(cacheRoot, 'durable-runbooks', `sqlite-shell-${spec.replace(/[^a-z0-9.]/gi, '-')}`, 'sqlite3');
+  if (!existsSync(cached)) {
+    try {
+      execFileSync('gcc', ['--version'], { stdio: 'ignore' });
+    } catch {
+      log(
+        'no sqlite3 that can run .recover, and no gcc to build one: sqlite-recovery (corruption) restores the latest ' +
+          'verified backup instead. Install gcc (or set SQLITE3_BIN to a sqlite3 whose library has sqlite_dbpage).',
+      );
+      return;
+    }
+    log(`building the SQLite shell with .recover from the amalgamation in ${spec} (once per machine, about a minute)`);
+    const work = mkdtempSync(join(tmpdir(), 'sqlite-shell-'));
+    try {
+      execFileSync('npm', ['pack', spec, '--silent', '--pack-destination', work], { cwd: work, stdio: 'ignore' });
+      const tgz = readdirSync(work).find((f) => f.endsWith('.tgz'));
+      execFileSync('tar', ['xzf', tgz, '--wildcards', 'package/deps/sqlite-autoconf-*.tar.gz'], { cwd: work });
+      const inner = readdirSync(join(work, 'package', 'deps')).find((f) => f.startsWith('sqlite-autoconf-'));
+      execFileSync('tar', ['xzf', join('package', 'deps', inner)], { cwd: work });
+      const src = join(work, inner.replace(/\.tar\.gz$/, ''));
+      mkdirSync(dirname(cached), { recursive: true });
+      execFileSync(
+        'gcc',
+        [
+          '-O2',
+          '-DSQLITE_ENABLE_DBPAGE_VTAB',
+          '-DSQLITE_ENABLE_FTS5',
+          '-DSQLITE_ENABLE_MATH_FUNCTIONS',
+          'shell.c',
+          'sqlite3.c',
+          '-o',
+          cached,
+          '-lm',
+          '-lpthread',
+          '-ldl',
+        ],
+        { cwd: src, stdio: 'inherit' },
+      );
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  }
+  mkdirSync(dirname(bin), { recursive: true });
+  copyFileSync(cached, bin);
+  chmodSync(bin, 0o755);
+  writeFileSync(stamp, `${spec}\n`);
+  log(`sqlite3 with .recover ready at ${bin}`);
 }
 
 npmPackages();

@@ -1,7 +1,9 @@
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { open, readFile, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
+import { repoRoot } from '../../dev/temporal-server.js';
 import { ErrorType } from '../../shared/constants.js';
 import { sha256File } from '../digest.js';
 import { writeFileAtomically } from '../files.js';
@@ -22,8 +24,13 @@ import { validateDatabase, type ValidationReport } from './validation.js';
 // Corruption (seed §4.1): `sqlite3 <db> .recover | sqlite3 <recovered>` into a file beside the database, its
 // validation, and installing it. WAL corruption (§4.2): what the WAL holds, and setting it aside.
 
-/** The sqlite3 command the worker runs: SQLITE3_BIN, else `sqlite3` on PATH. */
-export const sqlite3Command = () => process.env.SQLITE3_BIN || 'sqlite3';
+const builtShell = join(repoRoot, '.tools', 'bin', 'sqlite3');
+
+/**
+ * The sqlite3 command the worker runs: SQLITE3_BIN, else the shell `npm run setup` built with .recover
+ * (.tools/bin/sqlite3, when the one on PATH cannot), else `sqlite3` on PATH.
+ */
+export const sqlite3Command = () => process.env.SQLITE3_BIN || (existsSync(builtShell) ? builtShell : 'sqlite3');
 
 export interface Sqlite3Status {
   command: string;
