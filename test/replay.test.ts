@@ -31,6 +31,11 @@ describe('replay of stored histories', () => {
         'feature-flag-rollback.target-busy.json',
         'feature-flag-rollback.waited-for-the-target.json',
         'target-lock.two-runs-in-turn.json',
+        'sqlite-restore.approve-path.json',
+        'sqlite-restore.abort-during-monitoring.json',
+        'sqlite-restore.worker-killed.json',
+        'sqlite-fresh-start.approve-path.json',
+        'sqlite-fresh-start.abort-during-monitoring.json',
         // runs started before engine v2 (unsigned approvals, plan-only hashes, no target lock) keep replaying
         'archive/before-engine-v2/feature-flag-rollback.approve-path.json',
         'archive/before-engine-v2/feature-flag-rollback.quorum-and-ignored-approvals.json',

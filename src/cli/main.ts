@@ -4,6 +4,7 @@ import { registerDecisionCommands } from './commands/decide.js';
 import { registerDualWriteCommands } from './commands/dual-write.js';
 import { registerEvidenceCommands } from './commands/evidence.js';
 import { registerKeyCommands } from './commands/keys.js';
+import { registerReportCommands } from './commands/report.js';
 import { registerRunCommands } from './commands/runs.js';
 import { CliError } from './errors.js';
 
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
   registerKeyCommands(program);
   registerDualWriteCommands(program);
   registerEvidenceCommands(program);
+  registerReportCommands(program);
   return program;
 }
 

@@ -1,5 +1,11 @@
 import type { z } from 'zod';
-import { dualWriteRollbackInputSchema, featureFlagRollbackInputSchema, sqliteBackupInputSchema } from './schemas.js';
+import {
+  dualWriteRollbackInputSchema,
+  featureFlagRollbackInputSchema,
+  sqliteBackupInputSchema,
+  sqliteFreshStartInputSchema,
+  sqliteRestoreInputSchema,
+} from './schemas.js';
 
 /** What every runbook's input has (baseInput in schemas.ts). */
 export interface RunbookInputBase {
@@ -34,6 +40,16 @@ export const RUNBOOKS: Record<string, RunbookDefinition> = {
     workflowType: 'sqliteBackup',
     description: 'Online backup of a SQLite database: checkpoint, copy, gzip, verify, signed manifest, retention',
     schema: sqliteBackupInputSchema,
+  },
+  'sqlite-restore': {
+    workflowType: 'sqliteRestore',
+    description: 'Restore a SQLite database from its newest verified backup (emergency rollback), forensic copy first',
+    schema: sqliteRestoreInputSchema,
+  },
+  'sqlite-fresh-start': {
+    workflowType: 'sqliteFreshStart',
+    description: 'Delete a failed SQLite database (forensic copy kept) and initialise it again from its schema',
+    schema: sqliteFreshStartInputSchema,
   },
 };
 

@@ -4,3 +4,5 @@ export { dualWriteRollback } from './dual-write-rollback.js';
 export { dualWriteRepairPartition } from './dual-write-partition.js';
 export { targetLock } from './target-lock.js';
 export { sqliteBackup } from './sqlite-backup.js';
+export { sqliteRestore } from './sqlite-restore.js';
+export { sqliteFreshStart } from './sqlite-fresh-start.js';

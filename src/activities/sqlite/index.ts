@@ -4,6 +4,7 @@ import type { SqliteDeps } from './deps.js';
 import { createSqliteRestoreActivities } from './restore.js';
 import { createSqliteDescribeActivities } from './describe.js';
 import { createSqliteOperateActivities } from './operate.js';
+import { createSqliteRecoveryActivities } from './recovery.js';
 
 /** Every activity of the SQLite runbooks (seed: sqlite-rollback-and-disaster-recovery.md). */
 export const createSqliteActivities = (deps: SqliteDeps) => ({
@@ -12,5 +13,6 @@ export const createSqliteActivities = (deps: SqliteDeps) => ({
   ...createSqliteOperateActivities(deps),
   ...createSqliteChooseActivities(deps),
   ...createSqliteRestoreActivities(deps),
+  ...createSqliteRecoveryActivities(deps),
 });
 export type SqliteActivities = ReturnType<typeof createSqliteActivities>;
