@@ -113,6 +113,18 @@ const CASES: Record<string, () => Promise<void>> = {
     const wal = await sqliteDryRun('sqlite-recovery', { scenario: 'wal' });
     expect(wal.steps.find((s) => s.name === 'seal plan')!.result).toMatch(/no WAL content/);
   },
+  'sqlite-restore': async () => {
+    const result = await sqliteDryRun('sqlite-restore', { integrityCheck: true });
+    expect(result.plan!.summary).toMatch(/^restore .*abathur\.db from abathur_.*\.db\.gz taken .*every write after/);
+    expect(result.steps.find((s) => s.name === 'stop services')).toMatchObject({ status: 'skipped' });
+  },
+  'sqlite-fresh-start': async () => {
+    const result = await sqliteDryRun('sqlite-fresh-start');
+    expect(result.plan!.summary).toMatch(
+      /^delete .*abathur\.db .* and initialise it again from sql file .*schema\.sql/,
+    );
+    expect(result.steps.find((s) => s.name === 'delete database')).toMatchObject({ status: 'skipped' });
+  },
   'feature-flag-rollback': async () => {
     for (const mode of FEATURE_FLAG_MODES) {
       const t = await h.demoTarget();

@@ -39,6 +39,11 @@ describe('replay of stored histories', () => {
         'sqlite-milestone-rollback.vector-approve-path.json',
         'sqlite-milestone-rollback.abort-after-drop.json',
         'sqlite-recovery.corruption-recover.json',
+        'sqlite-restore.approve-path.json',
+        'sqlite-restore.abort-during-monitoring.json',
+        'sqlite-restore.worker-killed.json',
+        'sqlite-fresh-start.approve-path.json',
+        'sqlite-fresh-start.abort-during-monitoring.json',
         // runs started before engine v2 (unsigned approvals, plan-only hashes, no target lock) keep replaying
         'archive/before-engine-v2/feature-flag-rollback.approve-path.json',
         'archive/before-engine-v2/feature-flag-rollback.quorum-and-ignored-approvals.json',

@@ -20,12 +20,7 @@ export async function exportEvidence(client: Client, id: string, dir: string): P
   const historyJson = `${historyToJSON(await handle.fetchHistory())}\n`;
   const history = JSON.parse(historyJson) as HistoryJson;
   if (!isClosed(history)) throw new Error(`${id} is still running: export evidence after it ends`);
-  const ref = evidenceRefsIn(history).at(-1);
-  if (!ref) throw new Error(`${id} wrote no evidence (a terminated run writes none)`);
-  const evidenceBytes = await readFile(ref.path, 'utf8').catch(() => '');
-  if (!evidenceBytes || sha256(evidenceBytes) !== ref.sha256) {
-    throw new Error(`evidence file ${ref.path} is missing here or does not match the digest the run recorded`);
-  }
+  const evidenceBytes = await readRunEvidence(id, history);
   const files: Record<string, string> = {
     [BUNDLE_FILES.history]: historyJson,
     [BUNDLE_FILES.evidence]: evidenceBytes,
@@ -37,6 +32,17 @@ export async function exportEvidence(client: Client, id: string, dir: string): P
     .join('\n');
   await writeFileAtomically(join(dir, BUNDLE_FILES.manifest), `${manifest}\n`);
   return dir;
+}
+
+/** The evidence file a closed run wrote (found through its history), checked against the digest it recorded. */
+export async function readRunEvidence(id: string, history: HistoryJson): Promise<string> {
+  const ref = evidenceRefsIn(history).at(-1);
+  if (!ref) throw new Error(`${id} wrote no evidence (a terminated run writes none)`);
+  const evidenceBytes = await readFile(ref.path, 'utf8').catch(() => '');
+  if (!evidenceBytes || sha256(evidenceBytes) !== ref.sha256) {
+    throw new Error(`evidence file ${ref.path} is missing here or does not match the digest the run recorded`);
+  }
+  return evidenceBytes;
 }
 
 export interface VerifyOptions {

@@ -1,3 +1,4 @@
+import { resultLines } from '../activities/evidence/report.js';
 import type { RunbookStatus } from '../shared/types.js';
 
 const ICON: Record<string, string> = {
@@ -63,6 +64,8 @@ export function formatStatus(s: RunbookStatus): string {
         `  ${c.status === 'succeeded' ? '↺' : '✘'} undo ${c.step}: ${c.status}${c.error ? ` — ${c.error}` : ''}`,
       );
   }
+  const results = resultLines(s.results);
+  if (results.length) lines.push('', 'results:', ...results.map((l) => `  ${l}`));
   if (s.abort) lines.push('', `abort requested by ${s.abort.by} at ${s.abort.at}: ${s.abort.reason}`);
   if (s.error) lines.push('', `error: ${s.error}`);
   return lines.join('\n');

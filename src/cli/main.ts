@@ -4,6 +4,7 @@ import { registerDecisionCommands } from './commands/decide.js';
 import { registerDualWriteCommands } from './commands/dual-write.js';
 import { registerEvidenceCommands } from './commands/evidence.js';
 import { registerKeyCommands } from './commands/keys.js';
+import { registerReportCommands } from './commands/report.js';
 import { registerRunCommands } from './commands/runs.js';
 import { registerSqliteCommands } from './commands/sqlite.js';
 import { registerScheduleCommands } from './commands/schedule.js';
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
   registerEvidenceCommands(program);
   registerSqliteCommands(program);
   registerScheduleCommands(program);
+  registerReportCommands(program);
   return program;
 }
 

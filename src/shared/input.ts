@@ -51,3 +51,12 @@ export function tightenLimit(field: string, env: number, input: number | undefin
     throw invalidInput(`${field}: ${input} exceeds the environment's ${env} (input may only tighten the policy)`);
   return input;
 }
+
+/** At least the environment's duration (a monitoring window: input may only lengthen the watch). */
+export function lengthenDuration(field: string, env: string, input: string | undefined): string {
+  if (input === undefined) return env;
+  if (parseDuration(input) < parseDuration(env)) {
+    throw invalidInput(`${field}: ${input} is shorter than the environment's ${env} (input may only lengthen it)`);
+  }
+  return input;
+}

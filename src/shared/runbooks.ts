@@ -6,6 +6,8 @@ import {
   sqliteMilestoneRollbackInputSchema,
   sqliteRecoveryInputSchema,
   sqliteDrillInputSchema,
+  sqliteFreshStartInputSchema,
+  sqliteRestoreInputSchema,
 } from './schemas.js';
 
 /** What every runbook's input has (baseInput in schemas.ts). */
@@ -67,6 +69,16 @@ export const RUNBOOKS: Record<string, RunbookDefinition> = {
     workflowType: 'sqliteRecovery',
     description: 'SQLite disaster recovery: corruption (.recover or backup), WAL corruption, disk space exhaustion',
     schema: sqliteRecoveryInputSchema,
+  },
+  'sqlite-restore': {
+    workflowType: 'sqliteRestore',
+    description: 'Restore a SQLite database from its newest verified backup (emergency rollback), forensic copy first',
+    schema: sqliteRestoreInputSchema,
+  },
+  'sqlite-fresh-start': {
+    workflowType: 'sqliteFreshStart',
+    description: 'Delete a failed SQLite database (forensic copy kept) and initialise it again from its schema',
+    schema: sqliteFreshStartInputSchema,
   },
 };
 

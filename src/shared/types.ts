@@ -144,6 +144,8 @@ export interface RunbookStatus {
   compensations: CompensationRecord[];
   phases: PhaseTiming[];
   abort?: { by: string; reason: string; at: string; auth?: 'signed' | 'unsigned'; keyId?: string };
+  /** what the runbook publishes while it runs (rb.publish): an RTO, a severity; shown by `status`, kept in the result */
+  results?: Record<string, unknown>;
   outcome?: Outcome;
   error?: string;
 }

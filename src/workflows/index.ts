@@ -7,3 +7,5 @@ export { sqliteBackup } from './sqlite-backup.js';
 export { sqliteDrill } from './sqlite-drill.js';
 export { sqliteMilestoneRollback } from './sqlite-milestone-rollback.js';
 export { sqliteRecovery } from './sqlite-recovery.js';
+export { sqliteRestore } from './sqlite-restore.js';
+export { sqliteFreshStart } from './sqlite-fresh-start.js';

@@ -27,6 +27,7 @@ export const runCommand: CommandRunner = (file, args, options = {}) =>
       args,
       {
         env: options.env ?? process.env,
+        cwd: options.cwd,
         timeout: options.timeoutMs ?? 120_000,
         maxBuffer: MAX_OUTPUT,
         encoding: 'utf8',

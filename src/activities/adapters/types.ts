@@ -47,5 +47,5 @@ export interface CommandResult {
 export type CommandRunner = (
   file: string,
   args: string[],
-  options?: { env?: NodeJS.ProcessEnv; timeoutMs?: number },
+  options?: { env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string },
 ) => Promise<CommandResult>;

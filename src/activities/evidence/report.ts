@@ -1,5 +1,7 @@
+import { stringify } from 'yaml';
 import { formatDuration } from '../../shared/duration.js';
 import type { ApprovalRecord } from '../../shared/types.js';
+import { formatRto, isRtoReport } from '../../workflows/sqlite/rto.js';
 import type { EvidenceDocument } from './document.js';
 
 const cell = (text: string): string => text.replaceAll('|', '\\|').replaceAll('\n', ' ');
@@ -70,6 +72,30 @@ export function renderReport(e: EvidenceDocument): string {
     '',
     ...e.phases.map((p) => `- ${p.phase}: ${p.durationMs === undefined ? 'n/a' : formatDuration(p.durationMs)}`),
     '',
+    ...resultsSection(e.extra),
   ];
   return lines.join('\n');
+}
+
+/** What the runbook added to its evidence (`extra`), whatever it is: the RTO as one line, then all of it as YAML. */
+function resultsSection(extra: Record<string, unknown> | null): string[] {
+  if (!extra || Object.keys(extra).length === 0) return [];
+  return [
+    '## Results',
+    '',
+    ...(isRtoReport(extra.rto) ? [`- ${formatRto(extra.rto)}`, ''] : []),
+    '```yaml',
+    stringify(extra).trimEnd(),
+    '```',
+    '',
+  ];
+}
+
+/** A run's published results (`status.results`) as lines for the terminal: the RTO as one line, others compact. */
+export function resultLines(results: Record<string, unknown> | undefined): string[] {
+  return Object.entries(results ?? {}).map(([key, value]) => {
+    if (isRtoReport(value)) return `${key}: ${formatRto(value)}`;
+    const text = typeof value === 'string' ? value : JSON.stringify(value);
+    return `${key}: ${text.length > 300 ? `${text.slice(0, 300)}…` : text}`;
+  });
 }

@@ -29,9 +29,10 @@ export interface ForensicCopy {
 
 const MANIFEST = 'forensics.json';
 
-const roles = (db: string) => ({ db, ...companions(db) });
+/** The database's files by role: db, wal, shm. */
+export const roles = (db: string) => ({ db, ...companions(db) });
 
-async function fsyncDir(dir: string): Promise<void> {
+export async function fsyncDir(dir: string): Promise<void> {
   const d = await open(dir, 'r');
   try {
     await d.sync();

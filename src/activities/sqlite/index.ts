@@ -8,6 +8,7 @@ import { createSqliteOperateActivities } from './operate.js';
 import { createSqliteDrillActivities } from './drill.js';
 import { createSqliteRecoverActivities } from './recover.js';
 import { createSqliteSpaceActivities } from './space.js';
+import { createSqliteRecoveryActivities } from './recovery.js';
 
 /** Every activity of the SQLite runbooks (seed: sqlite-rollback-and-disaster-recovery.md). */
 export const createSqliteActivities = (deps: SqliteDeps) => ({
@@ -20,5 +21,6 @@ export const createSqliteActivities = (deps: SqliteDeps) => ({
   ...createSqliteMilestoneActivities(deps),
   ...createSqliteRecoverActivities(deps),
   ...createSqliteSpaceActivities(deps),
+  ...createSqliteRecoveryActivities(deps),
 });
 export type SqliteActivities = ReturnType<typeof createSqliteActivities>;

@@ -11,10 +11,6 @@ import { validateDatabase, type ValidationReport } from './validation.js';
 // What every SQLite rollback does around its own change: stop and start the services, assess and validate the
 // database, keep a forensic copy (and put it back: the undo), check health and smoke tests, watch the error log.
 
-/** A run's forensic copy lives in `<forensicsDir>/<tag>`; the workflow passes its id and run id as the tag. */
-export const forensicTag = (workflowId: string, runId: string) =>
-  `${workflowId.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 80)}-${runId.slice(0, 8)}`;
-
 const verificationFailed = (message: string) => ApplicationFailure.nonRetryable(message, ErrorType.VerificationFailed);
 
 function servicesOf(t: SqliteTarget, names?: string[]) {
@@ -47,12 +43,12 @@ export const createSqliteOperateActivities = (deps: SqliteDeps) => {
       return { services };
     },
 
-    /** Stops the services (all, or the named ones) and checks they are down. Idempotent. */
+    /** Stops the services (all, or the named ones) and checks they are down. Idempotent; heartbeats. */
     async stopSqliteServices(ref: TargetRef & { services?: string[] }): Promise<ServiceStates> {
       const t = await load(ref);
-      const services = [];
+      const services: ServiceStates['services'] = [];
       for (const { name, service } of servicesOf(t, ref.services)) {
-        await service.stop();
+        await heartbeating(service.stop());
         const s = await service.status();
         if (s.running) throw new Error(`${service.describe()} still running after stop: ${s.detail}`);
         services.push({ name, running: false, detail: s.detail });
@@ -61,12 +57,12 @@ export const createSqliteOperateActivities = (deps: SqliteDeps) => {
       return { services };
     },
 
-    /** Starts the services (all, or the named ones) that are not running. Idempotent. */
+    /** Starts the services (all, or the named ones) that are not running. Idempotent; heartbeats. */
     async startSqliteServices(ref: TargetRef & { services?: string[] }): Promise<ServiceStates> {
       const t = await load(ref);
-      const services = [];
+      const services: ServiceStates['services'] = [];
       for (const { name, service } of servicesOf(t, ref.services)) {
-        if (!(await service.status()).running) await service.start();
+        if (!(await service.status()).running) await heartbeating(service.start());
         const s = await service.status();
         if (!s.running) throw new Error(`${service.describe()} not running after start: ${s.detail}`);
         services.push({ name, running: true, detail: s.detail });
@@ -76,14 +72,26 @@ export const createSqliteOperateActivities = (deps: SqliteDeps) => {
 
     /**
      * The seed's checklist on the live file (§2.4 step 2 assessment with `quick`, step 5 / §5.2 with `full`).
-     * `mustPass`: a failing check is VerificationFailed; otherwise the report says what is wrong.
+     * `mustPass`: a failing check is VerificationFailed; otherwise the report says what is wrong. `sql: false`
+     * leaves out the smoke queries (a fresh database has no rows for them).
      */
     async validateLiveDatabase(
-      ref: TargetRef & { integrity: 'quick' | 'full'; mustPass?: boolean; coreTables?: string[]; peek?: boolean },
+      ref: TargetRef & {
+        integrity: 'quick' | 'full';
+        mustPass?: boolean;
+        coreTables?: string[];
+        peek?: boolean;
+        sql?: boolean;
+      },
     ): Promise<ValidationReport> {
       const t = await load(ref);
       const report = await heartbeating(
-        validateDatabase(t.db, t.config, { integrity: ref.integrity, coreTables: ref.coreTables, peek: ref.peek }),
+        validateDatabase(t.db, t.config, {
+          integrity: ref.integrity,
+          coreTables: ref.coreTables,
+          peek: ref.peek,
+          sql: ref.sql,
+        }),
       );
       if (ref.mustPass && !report.ok) throw verificationFailed(`${t.db}: ${report.problems.join('; ')}`);
       return report;

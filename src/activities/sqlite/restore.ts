@@ -58,10 +58,10 @@ export const createSqliteRestoreActivities = (deps: SqliteDeps) => {
       return result;
     },
 
-    /** Puts the staged file in place of the database (old wal/shm removed first; one rename). Idempotent. */
+    /** Puts the staged file in place of the database (old wal/shm removed first; one rename). Idempotent; heartbeats. */
     async installRestore(ref: TargetRef & { tag: string; rawSha256: string }): Promise<{ state: string }> {
       const t = await load(ref);
-      const state = await installDatabase(t.db, stagedPath(t, ref.tag), ref.rawSha256);
+      const state = await heartbeating(installDatabase(t.db, stagedPath(t, ref.tag), ref.rawSha256));
       await unlink(stagedMarker(t, ref.tag)).catch(() => {});
       deps.log.warn({ target: `${ref.environment}/${ref.target}`, state }, 'database replaced by a restore');
       return { state };

@@ -205,6 +205,23 @@ const ops = {
     }
   },
 
+  /**
+   * A new database from an SQL script (a fresh start's `init.sqlFile`): the file must not exist; the script runs
+   * whole in one transaction (nothing of it stays when any statement fails), in the journal mode asked for.
+   */
+  init({ path, sql, journalMode = 'WAL' }) {
+    const db = new Database(path, { fileMustExist: false });
+    try {
+      if (db.prepare('SELECT count(*) FROM sqlite_master').pluck().get() !== 0)
+        throw new Error(`${path} is not empty: init creates a database, it never runs over one`);
+      db.pragma(`journal_mode = ${journalMode === 'DELETE' ? 'DELETE' : 'WAL'}`);
+      db.transaction(() => db.exec(sql))();
+      return { ...counts(db), schemaDigest: schemaDigest(db) };
+    } finally {
+      db.close();
+    }
+  },
+
   /** statements in one transaction; ROLLBACK on any error */
   transaction({ path, statements }) {
     const db = open(path, { readonly: false });

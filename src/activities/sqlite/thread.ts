@@ -54,6 +54,10 @@ export interface ThreadOps {
   };
   vacuum: { args: { path: string }; result: { pageCount: number } };
   transaction: { args: { path: string; statements: string[] }; result: { changes: number[] } };
+  init: {
+    args: { path: string; sql: string; journalMode?: 'WAL' | 'DELETE' };
+    result: { tables: number; indexes: number; triggers: number; views: number; schemaDigest: string };
+  };
 }
 
 export class SqliteThreadError extends Error {

@@ -265,6 +265,14 @@ export class Runbook<S extends string> {
     await this.locks.acquire(this.options.environment, target, this.options.lockWait);
   }
 
+  /**
+   * Publishes a result of the run under `key` (replacing an earlier value): `status` shows it while the run goes
+   * on and the result keeps it. Query state only: it issues no command, so it may be called anywhere.
+   */
+  publish(key: string, value: unknown): void {
+    (this.state.results ??= {})[key] = value;
+  }
+
   /** Notify through the environment's channels (never fails the run: delivery problems are logged). */
   async notify(subject: string, text: string): Promise<boolean> {
     try {

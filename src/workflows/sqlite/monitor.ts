@@ -4,7 +4,8 @@ import { ErrorType } from '../../shared/constants.js';
 import { parseDuration } from '../../shared/duration.js';
 import { runbookActivities } from '../engine/activity-options.js';
 
-const acts = runbookActivities<SqliteActivities>('quick');
+// a look takes milliseconds: a worker that dies during one is noticed within a minute, not the preset's ten
+const acts = runbookActivities<SqliteActivities>('quick', { startToCloseTimeout: '1 minute' });
 
 export interface MonitorResult {
   windowMs: number;

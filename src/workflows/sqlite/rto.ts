@@ -1,4 +1,5 @@
-import { parseDuration } from '../../shared/duration.js';
+import { formatDuration, parseDuration } from '../../shared/duration.js';
+import { invalidInput } from '../../shared/input.js';
 import type { StepRecord } from '../../shared/types.js';
 
 /** The seed's recovery phases, in order: each ends when its step (from history) ended. */
@@ -59,3 +60,34 @@ export function measureRto(
     withinTarget: totalMs === undefined ? undefined : totalMs <= targetMs,
   };
 }
+
+/** The longest an incident may have been going on when its recovery starts (older: a typo, not an incident). */
+const MAX_DETECTED_AGO_MS = 7 * 86_400_000;
+
+/**
+ * An input's detectedAt against the run's clock (workflow time): InvalidInput when it is in the future or more
+ * than 7 days ago. Returns it normalised to ISO (UTC), or undefined when not given.
+ */
+export function checkDetectedAt(detectedAt: string | undefined, now: number): string | undefined {
+  if (detectedAt === undefined) return undefined;
+  const at = Date.parse(detectedAt);
+  if (!Number.isFinite(at)) throw invalidInput(`detectedAt: ${detectedAt} is not a time`);
+  if (at > now) throw invalidInput(`detectedAt: ${detectedAt} is in the future (now ${new Date(now).toISOString()})`);
+  if (now - at > MAX_DETECTED_AGO_MS)
+    throw invalidInput(`detectedAt: ${detectedAt} is more than 7 days ago (now ${new Date(now).toISOString()})`);
+  return new Date(at).toISOString();
+}
+
+/** One line: "RTO 42s of 1h (within target): detect 0s · decide 5s · restore 3s · verify 1s · healthy 2s". */
+export function formatRto(r: RtoReport): string {
+  const total =
+    r.totalMs === undefined
+      ? `not reached (target ${r.target})`
+      : `${formatDuration(r.totalMs)} of ${r.target} (${r.withinTarget ? 'within target' : 'OVER TARGET'})`;
+  const phases = r.phases.map((p) => `${p.phase} ${p.ms === undefined ? '—' : formatDuration(p.ms)}`).join(' · ');
+  return `RTO ${total}: ${phases}`;
+}
+
+/** true for a value shaped like an RtoReport (a status or evidence `rto` of any runbook) */
+export const isRtoReport = (v: unknown): v is RtoReport =>
+  typeof v === 'object' && v !== null && Array.isArray((v as RtoReport).phases) && 'targetMs' in v;
