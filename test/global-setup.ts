@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { repoRoot, startDevServer, type DevServer } from '../src/dev/temporal-server.js';
 import { bundleWorkflows } from '../src/worker/worker.js';
-import { ensurePostgres, type PostgresHandle } from '../src/dev/postgres.js';
+import { ensurePostgres, keepExitCode, type PostgresHandle } from '../src/dev/postgres.js';
 import { freePort } from '../src/dev/ports.js';
 
 declare module 'vitest' {
@@ -26,6 +26,8 @@ export async function setup(project: TestProject): Promise<void> {
   const [port, pgPort, code] = await Promise.all([freePort(), freePort(), bundleWorkflows()]);
   postgresDir = mkdtempSync(join(tmpdir(), 'durable-runbooks-pg-'));
   postgres = await ensurePostgres({ dataDir: postgresDir, port: pgPort, database: 'durable_runbooks_test' });
+  // teardown stops the cluster; a failed test must still fail the run (exit code 1, not async-exit-hook's 0)
+  keepExitCode();
   server = await startDevServer({ port, logFile: join(dir, 'temporal.log') });
   const bundle = join(dir, 'workflow-bundle.js');
   writeFileSync(bundle, code);

