@@ -1,10 +1,11 @@
 /**
  * `npm run bench`: engine overhead (bench/engine/overhead.ts) and resume-after-SIGKILL latency
  * (bench/engine/resume.ts) against a Temporal dev server this script starts (free port, headless, in-memory) and
- * stops; then dual-write drift detection and repair at 1M objects (bench/dual-write/, which starts its own Postgres).
- * Prints Markdown and rewrites the results blocks of BENCHMARKS.md. Every process it starts is stopped at the end,
- * on error, on Ctrl-C, and when the time budget runs out.
- * BENCH_SKIP_DUAL_WRITE=1 skips section 3; BENCH_SMOKE=1 runs every section small, without writing BENCHMARKS.md.
+ * stops; then dual-write drift detection and repair at 1M objects (bench/dual-write/, which starts its own Postgres);
+ * then backup + verify of a 1 GB SQLite database (bench/sqlite/). Prints Markdown and rewrites the results blocks of
+ * BENCHMARKS.md. Every process it starts is stopped at the end, on error, on Ctrl-C, and when the time budget runs out.
+ * BENCH_SKIP_DUAL_WRITE=1 skips section 3, BENCH_SKIP_SQLITE=1 section 4; BENCH_SMOKE=1 runs every section small,
+ * without writing BENCHMARKS.md.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -22,15 +23,26 @@ import { engineReport } from './engine/report.js';
 import { benchResume } from './engine/resume.js';
 import { BENCH_ENVIRONMENT, BENCH_TARGET, checkStickyTimeout } from './engine/worker.js';
 import type { EngineWorld } from './engine/world.js';
-import { benchmarksFile, writeDualWriteResults, writeEngineResults } from './support/benchmarks-file.js';
+import { SEED_FOLDER, seedDirFor } from './sqlite/database.js';
+import { runSqliteBench, sqliteSmokeProblems } from './sqlite/index.js';
+import {
+  benchmarksFile,
+  writeDualWriteResults,
+  writeEngineResults,
+  writeSqliteResults,
+} from './support/benchmarks-file.js';
 import { SMOKE } from './support/env.js';
 import { machine, runDate } from './support/machine.js';
 import { Resources, runMain } from './support/resources.js';
 import { installQuietRuntime } from './support/runtime.js';
 
-/** sections 1 and 2 take about a minute, section 3 (dual-write, 1M objects) about six to seven */
+/**
+ * sections 1 and 2 take about a minute, section 3 (dual-write, 1M objects) about six to seven, section 4 (SQLite,
+ * 1 GB) about nine
+ */
 const BUDGET_MS = 30 * 60_000;
 const SKIP_DUAL_WRITE = process.env.BENCH_SKIP_DUAL_WRITE === '1';
+const SKIP_SQLITE = process.env.BENCH_SKIP_SQLITE === '1';
 const workflowsPath = fileURLToPath(new URL('engine/workflows.ts', import.meta.url));
 const log = (message: string): void => void process.stderr.write(`[bench] ${message}\n`);
 
@@ -116,21 +128,40 @@ async function main(): Promise<void> {
         resources,
         log: (message) => log(`dual-write: ${message}`),
       });
-      process.stdout.write(`\n${dualWrite.markdown}\n`);
-      if (SMOKE) {
-        const problems = smokeProblems(dualWrite);
-        if (problems.length) throw new Error(`smoke run: ${problems.join('; ')}`);
-        log('smoke run: every section ran (the numbers above are not results)');
-      } else {
-        writeDualWriteResults(dualWrite.markdown);
-        log(`wrote the dual-write section of ${benchmarksFile}`);
-      }
+      sectionDone('dual-write', dualWrite.markdown, () => smokeProblems(dualWrite), writeDualWriteResults);
     }
+
+    if (SKIP_SQLITE) log('4. SQLite backup: skipped (BENCH_SKIP_SQLITE=1)');
+    else {
+      log(`4. SQLite backup${SMOKE ? '' : ' (a 1 GB database; about nine minutes)'}`);
+      const sqlite = await runSqliteBench({
+        resources,
+        seedDir: seedDirFor(root),
+        log: (message) => log(`sqlite: ${message}`),
+      });
+      sectionDone('SQLite', sqlite.markdown, () => sqliteSmokeProblems(sqlite), writeSqliteResults);
+    }
+    if (SMOKE) log('smoke run: every section ran (the numbers above are not results)');
     ok = true;
   } finally {
     await resources.stop();
     if (ok) rmSync(root, { recursive: true, force: true });
-    else log(`logs kept in ${root}`);
+    else {
+      rmSync(join(root, SEED_FOLDER), { recursive: true, force: true }); // the SQLite sections' seed: a gigabyte, no log
+      log(`logs kept in ${root}`);
+    }
+  }
+}
+
+/** Prints a section's Markdown; a smoke run fails on the section's problems, a real one rewrites its block. */
+function sectionDone(name: string, markdown: string, problems: () => string[], write: (markdown: string) => void) {
+  process.stdout.write(`\n${markdown}\n`);
+  if (SMOKE) {
+    const found = problems();
+    if (found.length) throw new Error(`smoke run: ${name}: ${found.join('; ')}`);
+  } else {
+    write(markdown);
+    log(`wrote the ${name} section of ${benchmarksFile}`);
   }
 }
 

@@ -1,5 +1,5 @@
 /** The Markdown of sections 1 and 2 (BENCHMARKS.md's results block). */
-import type { Machine } from '../support/machine.js';
+import { machineRows, type Machine } from '../support/machine.js';
 import { ms, median, percentile } from './format.js';
 import { OVERHEAD_COUNTS, type OverheadRun } from './overhead.js';
 import { RESUME_COUNT, type ResumeRun } from './resume.js';
@@ -55,14 +55,7 @@ export function engineReport(
   const lines = [
     `## Results of ${date}`,
     '',
-    '### Machine',
-    '',
-    '| | |',
-    '|---|---|',
-    `| CPU | ${machine.cpu} × ${machine.cpus} |`,
-    `| Memory | ${machine.memory} |`,
-    `| OS | ${machine.os} |`,
-    `| Node | ${machine.node} |`,
+    ...machineRows(machine),
     `| Temporal CLI | ${machine.temporal} |`,
     `| Server | \`temporal server start-dev\`, headless, in-memory, on a free port, started by the bench |`,
     '',

@@ -25,6 +25,18 @@ export function machine(): Machine {
   };
 }
 
+/** A report's Machine table: its heading and first rows (CPU, memory, OS, Node); the section adds its own rows. */
+export const machineRows = (m: Machine): string[] => [
+  '### Machine',
+  '',
+  '| | |',
+  '|---|---|',
+  `| CPU | ${m.cpu} × ${m.cpus} |`,
+  `| Memory | ${m.memory} |`,
+  `| OS | ${m.os} |`,
+  `| Node | ${m.node} |`,
+];
+
 function temporalVersion(): string {
   let version = 'unknown';
   try {

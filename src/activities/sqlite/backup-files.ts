@@ -1,18 +1,15 @@
-import { createReadStream, createWriteStream } from 'node:fs';
 import { readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { createGunzip, createGzip } from 'node:zlib';
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import { canonicalJson } from '../../shared/canonical-json.js';
 import { ErrorType } from '../../shared/constants.js';
 import { PUBLIC_KEY_PATTERN } from '../../shared/decisions.js';
 import { BACKUP_FILE_PATTERN } from '../../shared/schemas.js';
-import { sha256File, sha256Hasher } from '../digest.js';
+import { sha256File } from '../digest.js';
 import { ensurePrivateDir, writeFileAtomically } from '../files.js';
 import { signText, verifyText, type KeyPair } from '../keys.js';
+import { inThread, type StreamDigests } from './thread.js';
 
 // Backup files of a SQLite target: `<prefix>_<UTC time>.db.gz` with a signed manifest beside it,
 // `<file>.manifest.json`. A backup without a manifest is not verified and is never restored.
@@ -134,29 +131,9 @@ export async function verifyBackupDigest(backup: ListedBackup): Promise<void> {
     );
 }
 
-export interface StreamDigests {
-  rawBytes: number;
-  rawSha256: string;
-  gzBytes: number;
-  gzSha256: string;
-}
+export type { StreamDigests };
 
-/** Counts and hashes what flows through (and reports progress for heartbeats). */
-function tap(onBytes: (n: number) => void) {
-  const hash = sha256Hasher();
-  let bytes = 0;
-  const stream = new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      hash.update(chunk);
-      bytes += chunk.length;
-      onBytes(bytes);
-      done(null, chunk);
-    },
-  });
-  return { stream, result: () => ({ bytes, sha256: hash.digest('hex') }) };
-}
-
-/** gzip `src` into `dest` (through `dest`.partial, renamed when complete), hashing both sides on the way. */
+/** gzip `src` into `dest` (through `dest`.partial, renamed when complete), hashing both sides, on a worker thread. */
 export async function gzipFile(
   src: string,
   dest: string,
@@ -165,22 +142,12 @@ export async function gzipFile(
 ): Promise<StreamDigests> {
   await ensurePrivateDir(join(dest, '..'));
   const partial = `${dest}.partial`;
-  const raw = tap(onProgress);
-  const gz = tap(() => {});
-  await pipeline(
-    createReadStream(src, { highWaterMark: 1 << 20 }),
-    raw.stream,
-    createGzip({ level, chunkSize: 1 << 16 }),
-    gz.stream,
-    createWriteStream(partial, { mode: 0o600 }),
-  );
+  const digests = await inThread('gzip', { src, dest: partial, level }, onProgress);
   await rename(partial, dest);
-  const r = raw.result();
-  const g = gz.result();
-  return { rawBytes: r.bytes, rawSha256: r.sha256, gzBytes: g.bytes, gzSha256: g.sha256 };
+  return digests;
 }
 
-/** gunzip `src` into `dest` (through `dest`.partial), hashing both sides. A damaged gzip stream rejects. */
+/** gunzip `src` into `dest` (through `dest`.partial), hashing both sides, on a worker thread. A damaged gzip stream rejects. */
 export async function gunzipFile(
   src: string,
   dest: string,
@@ -188,22 +155,13 @@ export async function gunzipFile(
 ): Promise<StreamDigests> {
   await ensurePrivateDir(join(dest, '..'));
   const partial = `${dest}.partial`;
-  const gz = tap(() => {});
-  const raw = tap(onProgress);
+  let digests: StreamDigests;
   try {
-    await pipeline(
-      createReadStream(src, { highWaterMark: 1 << 20 }),
-      gz.stream,
-      createGunzip({ chunkSize: 1 << 16 }),
-      raw.stream,
-      createWriteStream(partial, { mode: 0o600 }),
-    );
+    digests = await inThread('gunzip', { src, dest: partial }, onProgress);
   } catch (err) {
     await unlink(partial).catch(() => {});
     throw backupInvalid(`${src}: cannot be decompressed: ${(err as Error).message}`);
   }
   await rename(partial, dest);
-  const r = raw.result();
-  const g = gz.result();
-  return { rawBytes: r.bytes, rawSha256: r.sha256, gzBytes: g.bytes, gzSha256: g.sha256 };
+  return digests;
 }

@@ -1,6 +1,7 @@
 import { mkdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseDuration } from '../../shared/duration.js';
+import type { SqliteTargetConfig } from '../../shared/schemas.js';
 import { writeFileAtomically } from '../files.js';
 import {
   backupInvalid,
@@ -35,14 +36,14 @@ interface CopyDone {
   pageCount: number;
 }
 
-interface CompressDone {
+export interface CompressDone {
   rawBytes: number;
   rawSha256: string;
   gzBytes: number;
   gzSha256: string;
 }
 
-interface VerifyDone {
+export interface VerifyDone {
   at: string;
   counts: BackupManifest['counts'];
   rows: Record<string, number | null>;
@@ -125,24 +126,9 @@ export const createSqliteBackupActivities = (deps: SqliteDeps) => {
       if (!compressed) throw new Error(`${ref.name}: not compressed yet`);
       const check = join(dir, 'verify.db');
       await requireSpace(dir, compressed.rawBytes, 'backup verification');
-      try {
-        const back = await heartbeating(gunzipFile(join(dir, 'backup.db.gz'), check));
-        if (back.rawSha256 !== compressed.rawSha256 || back.gzSha256 !== compressed.gzSha256)
-          throw backupInvalid(`${ref.name}: the decompressed backup differs from the copy that was compressed`);
-        const v = await heartbeating(validateDatabase(check, t.config, { integrity: 'full', sql: false }));
-        if (v.integrity !== 'ok') throw backupInvalid(`${ref.name}: integrity check of the backup: ${v.integrity}`);
-        const result: VerifyDone = {
-          at: new Date().toISOString(),
-          counts: { tables: v.tables, indexes: v.indexes, triggers: v.triggers, views: 0 },
-          rows: v.rows,
-          schemaDigest: v.schemaDigest!,
-          foreignKeyViolations: v.foreignKeyViolations,
-        };
-        await markDone(t, ref.name, 'verify', result);
-        return result;
-      } finally {
-        for (const f of [check, `${check}-wal`, `${check}-shm`]) await unlink(f).catch(() => {});
-      }
+      const result = await verifyCompressed(join(dir, 'backup.db.gz'), check, compressed, t.config, ref.name);
+      await markDone(t, ref.name, 'verify', result);
+      return result;
     },
 
     /** Moves the verified backup beside the others and writes its signed manifest (last: it marks it verified). */
@@ -232,6 +218,36 @@ export const createSqliteBackupActivities = (deps: SqliteDeps) => {
     },
   };
 };
+
+/**
+ * verifyBackup's work on one compressed copy: decompresses `gz` to `check` (as a restore would), checks that it is the
+ * bytes `compressed` describes, runs integrity_check and the foreign-key check and counts tables, indexes and core
+ * rows. `check` (and any -wal/-shm of it) is removed after.
+ */
+export async function verifyCompressed(
+  gz: string,
+  check: string,
+  compressed: CompressDone,
+  config: SqliteTargetConfig,
+  name: string,
+): Promise<VerifyDone> {
+  try {
+    const back = await heartbeating(gunzipFile(gz, check));
+    if (back.rawSha256 !== compressed.rawSha256 || back.gzSha256 !== compressed.gzSha256)
+      throw backupInvalid(`${name}: the decompressed backup differs from the copy that was compressed`);
+    const v = await heartbeating(validateDatabase(check, config, { integrity: 'full', sql: false }));
+    if (v.integrity !== 'ok') throw backupInvalid(`${name}: integrity check of the backup: ${v.integrity}`);
+    return {
+      at: new Date().toISOString(),
+      counts: { tables: v.tables, indexes: v.indexes, triggers: v.triggers, views: 0 },
+      rows: v.rows,
+      schemaDigest: v.schemaDigest!,
+      foreignKeyViolations: v.foreignKeyViolations,
+    };
+  } finally {
+    for (const f of [check, `${check}-wal`, `${check}-shm`]) await unlink(f).catch(() => {});
+  }
+}
 
 /** When a backup was taken: its manifest's time, else the time in its name. */
 export function backupTime(b: ListedBackup): number {

@@ -1,9 +1,14 @@
-// Runs one SQLite operation on a worker thread, so a long copy or integrity check never blocks the activity
-// worker's event loop (heartbeats, other activities). Started by thread.ts; plain JS because it is loaded by
-// path. Every identifier that reaches SQL here was validated by the environment schema (sqlIdentifier).
+// Runs one SQLite operation (or the gzip / gunzip of a backup) on a worker thread, so a long copy, integrity check
+// or compression never blocks the activity worker's event loop (heartbeats, other activities): streaming a
+// gigabyte through zlib on the main thread held it in garbage collection for up to ~90 ms at a time
+// (BENCHMARKS.md, "SQLite backup"). Started by thread.ts; plain JS because it is loaded by path. Every identifier
+// that reaches SQL here was validated by the environment schema (sqlIdentifier).
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { parentPort, workerData } from 'node:worker_threads';
+import { createReadStream, createWriteStream, existsSync, readFileSync, statSync } from 'node:fs';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { createGunzip, createGzip } from 'node:zlib';
 import Database from 'better-sqlite3';
 
 const quote = (name) => `"${String(name).replaceAll('"', '""')}"`;
@@ -43,7 +48,49 @@ const tableNames = (db) =>
     .pluck()
     .all();
 
+/** progress messages (raw bytes so far) go to the parent at most every this many bytes */
+const PROGRESS_EVERY = 8 << 20;
+
+/** Counts and hashes what flows through; `onBytes` gets the running count. */
+function tap(onBytes = () => {}) {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  const stream = new Transform({
+    transform(chunk, _enc, done) {
+      hash.update(chunk);
+      bytes += chunk.length;
+      onBytes(bytes);
+      done(null, chunk);
+    },
+  });
+  return { stream, result: () => ({ bytes, sha256: hash.digest('hex') }) };
+}
+
+/**
+ * gzip `src` into `dest` (or gunzip it), hashing the raw and the compressed side; progress: raw bytes so far.
+ * Exported for the benchmark, which also runs it on a main thread to compare.
+ */
+export async function zipStream({ src, dest, level }, gunzip, progress = () => {}) {
+  let posted = 0;
+  const raw = tap((n) => {
+    if (n - posted < PROGRESS_EVERY) return;
+    posted = n;
+    progress(n);
+  });
+  const gz = tap();
+  const read = createReadStream(src, { highWaterMark: 1 << 20 });
+  const write = createWriteStream(dest, { mode: 0o600 });
+  if (gunzip) await pipeline(read, gz.stream, createGunzip({ chunkSize: 1 << 16 }), raw.stream, write);
+  else await pipeline(read, raw.stream, createGzip({ level, chunkSize: 1 << 16 }), gz.stream, write);
+  const r = raw.result();
+  const g = gz.result();
+  return { rawBytes: r.bytes, rawSha256: r.sha256, gzBytes: g.bytes, gzSha256: g.sha256 };
+}
+
 const ops = {
+  gzip: (args, progress) => zipStream(args, false, progress),
+  gunzip: (args, progress) => zipStream(args, true, progress),
+
   /** an online, consistent copy of a live database (never a copy of its file) */
   async backup({ src, dest, method }) {
     const db = open(src);
@@ -237,10 +284,13 @@ const ops = {
   },
 };
 
-const { op, args } = workerData;
-try {
-  const result = await ops[op](args);
-  parentPort.postMessage({ ok: true, result });
-} catch (err) {
-  parentPort.postMessage({ ok: false, error: { message: err.message, code: err.code ?? null, name: err.name } });
+// run by thread.ts as a worker (imported elsewhere, the module only exports zipStream)
+if (!isMainThread && workerData?.op) {
+  const { op, args } = workerData;
+  try {
+    const result = await ops[op](args, (progress) => parentPort.postMessage({ progress }));
+    parentPort.postMessage({ ok: true, result });
+  } catch (err) {
+    parentPort.postMessage({ ok: false, error: { message: err.message, code: err.code ?? null, name: err.name } });
+  }
 }

@@ -18,6 +18,14 @@ export interface CheckResult {
   freelistCount: number;
 }
 
+/** Sizes and sha256 of both sides of a gzip stream. */
+export interface StreamDigests {
+  rawBytes: number;
+  rawSha256: string;
+  gzBytes: number;
+  gzSha256: string;
+}
+
 export interface ThreadOps {
   backup: {
     args: { src: string; dest: string; method: 'backup-api' | 'vacuum-into' };
@@ -53,6 +61,9 @@ export interface ThreadOps {
     result: { busy: number; log: number; checkpointed: number };
   };
   vacuum: { args: { path: string }; result: { pageCount: number } };
+  /** streamed, hashing both sides; progress: raw bytes so far */
+  gzip: { args: { src: string; dest: string; level: number }; result: StreamDigests };
+  gunzip: { args: { src: string; dest: string }; result: StreamDigests };
   transaction: { args: { path: string; statements: string[] }; result: { changes: number[] } };
   init: {
     args: { path: string; sql: string; journalMode?: 'WAL' | 'DELETE' };
@@ -72,22 +83,27 @@ export class SqliteThreadError extends Error {
 
 const script = new URL('./thread.mjs', import.meta.url);
 
-/** Runs one operation on a fresh worker thread; rejects with SqliteThreadError carrying SQLite's code. */
+type ThreadMessage<R> =
+  { progress: number } | { ok: boolean; result?: R; error?: { message: string; code: string | null } };
+
+/**
+ * Runs one operation on a fresh worker thread; rejects with SqliteThreadError carrying SQLite's (or the file
+ * system's) code. `onProgress` gets the progress an operation reports (gzip, gunzip: raw bytes so far).
+ */
 export function inThread<K extends keyof ThreadOps>(
   op: K,
   args: ThreadOps[K]['args'],
+  onProgress: (progress: number) => void = () => {},
 ): Promise<ThreadOps[K]['result']> {
   return new Promise((resolve, reject) => {
     const worker = new Worker(script, { workerData: { op, args } });
     let settled = false;
-    worker.once(
-      'message',
-      (m: { ok: boolean; result?: ThreadOps[K]['result']; error?: { message: string; code: string | null } }) => {
-        settled = true;
-        if (m.ok) resolve(m.result!);
-        else reject(new SqliteThreadError(m.error!.message, m.error!.code));
-      },
-    );
+    worker.on('message', (m: ThreadMessage<ThreadOps[K]['result']>) => {
+      if ('progress' in m) return onProgress(m.progress);
+      settled = true;
+      if (m.ok) resolve(m.result!);
+      else reject(new SqliteThreadError(m.error!.message, m.error!.code));
+    });
     worker.once('error', (err) => {
       settled = true;
       reject(err);

@@ -94,7 +94,8 @@ export const sqliteTargetSchema = z
       /** backup files are <prefix>_<UTC time>.db.gz (default: the database file's name without extension) */
       prefix: nameSchema.optional(),
       retention: boundedDuration({ min: '1h', max: '3650d' }).default('30d').transform(String),
-      /** how the online copy is taken (see BENCHMARKS.md) */
+      // the defaults of method and compression are the ones chosen by the benchmark: BENCHMARKS.md, "SQLite backup"
+      /** how the online copy is taken: the backup API (a WAL copy) or VACUUM INTO (compacted, rollback journal) */
       method: z.enum(['backup-api', 'vacuum-into']).default('backup-api'),
       /** gzip level: 1 is fastest */
       compression: z.number().int().min(1).max(9).default(1),
