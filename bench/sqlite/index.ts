@@ -6,31 +6,24 @@
  * sqlite block) and the backup configuration it chose. Knobs: settings.ts. database.ts seeds (or reuses) the
  * database, for the restore sections to come as well.
  */
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { gunzipFile, gzipFile } from '../../src/activities/sqlite/backup-files.js';
 import { zipStream } from '../../src/activities/sqlite/thread.mjs';
 import { median } from '../engine/format.js';
-import { runDate } from '../support/machine.js';
-import type { Resources } from '../support/resources.js';
-import { benchSqliteDatabase, isWalFile, seedDirFor, warmUp, type BenchDatabase } from './database.js';
+import { isWalFile, warmUp, type BenchDatabase } from './database.js';
 import { decide, schemaDefault, type Decision } from './decision.js';
 import { mergePauses, timed, type Pauses } from './probe.js';
 import { sqliteReport, type CopyStats } from './report.js';
 import { activitiesRun, COPY_METHODS, inScratch, methodRun, uncompressedRun, zlibRun, type PhasedRun } from './runs.js';
 import { ACTIVITIES_RUNS, COPY_RUNS, GZIP_LEVELS, IDLE_PROBE_MS } from './settings.js';
+import { sqliteSection, type SqliteSectionOptions } from './section.js';
 import { underWrites, type WritesResult } from './writes.js';
 import { benchTarget, openSqliteWorld, settle, type BackupConfig, type SqliteWorld } from './world.js';
 
-export interface SqliteBenchOptions {
-  /** what the caller holds; the section's own are nested in it, and stopped when the section ends */
-  resources: Resources;
-  log?: (message: string) => void;
-  /** where the seeded database lives (seedDirFor): a run with more SQLite sections passes one folder to all */
-  seedDir?: string;
-}
+export type SqliteBenchOptions = SqliteSectionOptions;
 
 export interface SqliteBench {
   markdown: string;
@@ -46,17 +39,8 @@ export interface SqliteBench {
  * Runs section 4. Stops everything it started and removes its files (after a failure too, unless
  * KEEP_BENCH_FILES=1); the seeded database stays when it lives in `seedDir`.
  */
-export async function runSqliteBench(options: SqliteBenchOptions): Promise<SqliteBench> {
-  const log = options.log ?? ((message: string) => void process.stderr.write(`[bench:sqlite] ${message}\n`));
-  const resources = options.resources.nested();
-  const date = runDate();
-  const started = Date.now();
-  const loadAtStart = os.loadavg();
-  const root = mkdtempSync(join(os.tmpdir(), 'durable-runbooks-sqlite-bench-'));
-  let ok = false;
-  try {
-    const db = await benchSqliteDatabase(options.seedDir ?? seedDirFor(root), { log });
-    log(`${db.reused ? 'reusing' : 'seeded'} ${db.path} (${(db.bytes / 1e6).toFixed(0)} MB)`);
+export function runSqliteBench(options: SqliteBenchOptions): Promise<SqliteBench> {
+  return sqliteSection('sqlite', options, async ({ log, resources, root, db, date, started, loadAtStart }) => {
     const world = openSqliteWorld(root, db, log);
     log(`the pause probe on the idle process for ${IDLE_PROBE_MS / 1000} s`);
     const idle = (await timed(() => sleep(IDLE_PROBE_MS))).pause;
@@ -80,14 +64,8 @@ export async function runSqliteBench(options: SqliteBenchOptions): Promise<Sqlit
       load: { start: loadAtStart, end: os.loadavg() },
       totalMs: Date.now() - started,
     });
-    ok = true;
     return { markdown, db, copies, runs, zlib, writes, decision };
-  } finally {
-    await resources.stop();
-    // its copies and backups are gigabytes: kept after a failure only when asked
-    if (ok || process.env.KEEP_BENCH_FILES !== '1') rmSync(root, { recursive: true, force: true });
-    else log(`files kept in ${root}`);
-  }
+  });
 }
 
 /** Reads the whole database (warm cache for what follows) and flushes dirty pages. */

@@ -207,7 +207,7 @@ function compression(runs: PhasedRun[], noGzip: PhasedRun): string {
   return `Compression (the activities with \`backup-api\`, averages of their runs): gzip -1 costs ${fmtMs(c1)} to compress plus about ${fmtMs(gunzip1)} of gunzip in the verify (its verify less the checks of the no-gzip row), ${((100 * (c1 + gunzip1)) / total1).toFixed(0)} % of its ${fmtMs(total1)}, for a file of ${share(l1).toFixed(1)} % of the database; gzip -6 compresses in ${fmtMs(c6)} (${(c6 / c1).toFixed(1)}× level 1) to ${share(l6).toFixed(1)} % (${(100 * (1 - share(l6) / share(l1))).toFixed(0)} % smaller than level 1).`;
 }
 
-function sqliteVersions(): string {
+export function sqliteVersions(): string {
   const memory = new Database(':memory:');
   const bundled = memory.prepare('SELECT sqlite_version()').pluck().get() as string;
   memory.close();
@@ -220,7 +220,7 @@ function sqliteVersions(): string {
   return `${bundled} (better-sqlite3, in process); the \`sqlite3\` command ${cli}`;
 }
 
-function filesystem(dir: string): string {
+export function filesystem(dir: string): string {
   try {
     const [, line] = execFileSync('df', ['-T', dir], { encoding: 'utf8', timeout: 10_000 }).trim().split('\n');
     const [source, type] = line!.split(/\s+/);

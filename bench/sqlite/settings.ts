@@ -36,3 +36,17 @@ export const GOALS = {
   /** the longest event-loop pause of the process running the backup */
   pauseMs: 50,
 };
+
+/**
+ * Section 5 (emergency restore RTO, rto.ts). Knobs: SQLITE_RTO_MONITOR_WINDOW_S (the environment's monitoring window,
+ * default 10 s; the runbook's input may only lengthen it) and SQLITE_RTO_WRITE_INTERVAL_MS (the demo service's write
+ * interval while it runs, default 50: the demo environment's).
+ */
+export const RTO_MONITOR_WINDOW_S = intEnv('SQLITE_RTO_MONITOR_WINDOW_S', SMOKE ? 3 : 10);
+export const RTO_WRITE_INTERVAL_MS = intEnv('SQLITE_RTO_WRITE_INTERVAL_MS', 50);
+/** the service writes this long between the backup and the restore (writes the restore will lose) */
+export const RTO_WRITES_AFTER_BACKUP_MS = 3000;
+/** the goal and the seed's target for start → healthy */
+export const RTO_GOAL_MS = 2 * 60_000;
+/** a run (backup or restore) is terminated after this long */
+export const RTO_RUN_BUDGET_MS = 15 * 60_000;

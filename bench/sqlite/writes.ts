@@ -136,7 +136,7 @@ export async function underWrites(
 }
 
 /** The service answers and its startup quick_check has passed. */
-async function untilIntegrityOk(stats: () => Promise<ServiceStats>): Promise<void> {
+export async function untilIntegrityOk(stats: () => Promise<ServiceStats>): Promise<void> {
   const deadline = Date.now() + 120_000;
   for (;;) {
     const s = await stats().catch(() => undefined);

@@ -1,6 +1,7 @@
 /**
- * BENCHMARKS.md: `npm run bench` rewrites three blocks of it, the results of sections 1 and 2, then after them those
- * of section 3 (dual-write), then those of section 4 (SQLite backup); the text around them is kept.
+ * BENCHMARKS.md: `npm run bench` rewrites four blocks of it, the results of sections 1 and 2, then after them those
+ * of section 3 (dual-write), those of section 4 (SQLite backup), those of section 5 (SQLite emergency restore RTO);
+ * the text around them is kept.
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,6 +11,7 @@ export const benchmarksFile = join(repoRoot, 'BENCHMARKS.md');
 const RESULTS = { start: '<!-- bench:results:start -->', end: '<!-- bench:results:end -->' };
 const DUAL_WRITE = { start: '<!-- bench:dual-write:start -->', end: '<!-- bench:dual-write:end -->' };
 const SQLITE = { start: '<!-- bench:sqlite:start -->', end: '<!-- bench:sqlite:end -->' };
+const SQLITE_RTO = { start: '<!-- bench:sqlite-rto:start -->', end: '<!-- bench:sqlite-rto:end -->' };
 
 /** the file's beginning when there is no file yet */
 const INTRO = [
@@ -40,6 +42,10 @@ const INTRO = [
   "   end, their event-loop pauses, and the backup under the demo service's concurrent writes. All its runs are",
   '   warm-cache (each starts right after a full read of the database; the page cache is never dropped).',
   '   `npx tsx bench/sqlite/main.ts` runs this section alone.',
+  '5. **SQLite emergency restore RTO** (bench/sqlite/rto.ts): the `sqlite-restore` runbook end to end on the 1 GB',
+  '   demo database with the demo service running and writing, after a `sqlite-backup` run: from start to healthy',
+  '   against the 2-minute goal and the 1-hour target, per phase and per step. `npx tsx bench/sqlite/main.ts rto`',
+  '   runs this section alone.',
   '',
   'The results below are from one run on the machine described; rerun `npm run bench` to refresh them.',
   '',
@@ -83,3 +89,7 @@ export const writeDualWriteResults = (markdown: string, file = benchmarksFile): 
 /** The results of section 4, after those of section 3 when its block is new. */
 export const writeSqliteResults = (markdown: string, file = benchmarksFile): void =>
   writeBlock(file, SQLITE, markdown, { after: DUAL_WRITE.end, intro: INTRO });
+
+/** The results of section 5, after those of section 4 when its block is new. */
+export const writeSqliteRtoResults = (markdown: string, file = benchmarksFile): void =>
+  writeBlock(file, SQLITE_RTO, markdown, { after: SQLITE.end, intro: INTRO });
