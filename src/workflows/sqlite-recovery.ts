@@ -1,75 +1,27 @@
 import { workflowInfo } from '@temporalio/workflow';
-import type { z } from 'zod';
-import type { SqliteActivities } from '../activities/sqlite/index.js';
-import type { SqliteTargetDescription } from '../activities/sqlite/describe.js';
 import { formatBytes } from '../shared/bytes.js';
-import { parseDuration } from '../shared/duration.js';
 import { parseRunbookInput, tightenApproval } from '../shared/input.js';
 import { sqliteRecoveryInputSchema, type SqliteRecoveryInput } from '../shared/schemas.js';
 import type { RunbookResult } from '../shared/types.js';
-import { runbookActivities } from './engine/activity-options.js';
 import { Runbook } from './engine/runbook.js';
-import { monitorWindow } from './sqlite/monitor.js';
 import { runTag } from './sqlite/names.js';
+import {
+  acts,
+  allServices,
+  COMMON,
+  forensicCopy,
+  long,
+  nothingToDo,
+  SCENARIO_STEPS,
+  SQLITE_RECOVERY_STEPS,
+  startAndWatch,
+  stopServices,
+  undo,
+  validateLive,
+  type Context,
+  type Rb,
+} from './sqlite/recovery-steps.js';
 import { measureRto } from './sqlite/rto.js';
-
-const acts = runbookActivities<SqliteActivities>('quick');
-const long = runbookActivities<SqliteActivities>('long');
-const verify = runbookActivities<SqliteActivities>('verify');
-const undo = runbookActivities<SqliteActivities>('undo');
-
-export const SQLITE_RECOVERY_STEPS = [
-  'load environment',
-  'assess',
-  'seal plan',
-  'approval',
-  'checkpoint',
-  'prune backups',
-  'stop services',
-  'forensic copy',
-  'recover',
-  'validate recovered',
-  'install recovered',
-  'restore backup',
-  'move wal aside',
-  'vacuum',
-  'validate',
-  'start services',
-  'health check',
-  'measure space',
-  'monitor',
-] as const;
-type Step = (typeof SQLITE_RECOVERY_STEPS)[number];
-
-/** the steps each scenario runs; the others are marked skipped at the start */
-const SCENARIO_STEPS: Record<SqliteRecoveryInput['scenario'], Step[]> = {
-  corruption: [
-    'stop services',
-    'forensic copy',
-    'recover',
-    'validate recovered',
-    'install recovered',
-    'restore backup',
-    'validate',
-    'start services',
-    'health check',
-    'monitor',
-  ],
-  wal: ['stop services', 'forensic copy', 'move wal aside', 'validate', 'start services', 'health check', 'monitor'],
-  'disk-full': [
-    'checkpoint',
-    'prune backups',
-    'stop services',
-    'vacuum',
-    'start services',
-    'health check',
-    'measure space',
-  ],
-};
-const COMMON: Step[] = ['load environment', 'assess', 'seal plan', 'approval'];
-
-type Ref = { environment: string; target: string };
-type Rb = Runbook<Step>;
 
 /**
  * SQLite disaster recovery (seed §4): `corruption` (§4.1: .recover into a new file, validated and installed, else
@@ -108,65 +60,6 @@ export async function sqliteRecovery(rawInput: SqliteRecoveryInput): Promise<Run
     },
     () => report,
   );
-}
-
-interface Context {
-  rb: Rb;
-  ref: Ref;
-  target: SqliteTargetDescription;
-  tag: string;
-  report: Record<string, unknown>;
-  input: z.output<typeof sqliteRecoveryInputSchema>;
-}
-
-/** Ends a run that found nothing to do: the remaining steps are skipped with the reason, nothing changed. */
-function nothingToDo(c: Context, why: string): void {
-  c.report.outcome = why;
-  for (const step of SQLITE_RECOVERY_STEPS)
-    if (c.rb.state.steps.find((s) => s.name === step)?.status === 'pending') c.rb.skip(step, why);
-}
-
-const allServices = (c: Context) => c.target.services.map((s) => s.name);
-
-async function stopServices(c: Context): Promise<void> {
-  const services = allServices(c);
-  await c.rb.step('stop services', () => acts.stopSqliteServices({ ...c.ref, services }), {
-    summarize: (s) => s.services.map((x) => `${x.name} stopped`).join(', ') || 'no services',
-    undoBefore: () => undo.startSqliteServices({ ...c.ref, services }),
-  });
-}
-
-/** start → health (→ monitor): the tail every scenario that stopped the services shares. */
-async function startAndWatch(c: Context, monitor: boolean): Promise<void> {
-  await c.rb.step('start services', () => acts.startSqliteServices({ ...c.ref, services: allServices(c) }), {
-    summarize: (s) => s.services.map((x) => `${x.name}: ${x.detail}`).join(', ') || 'no services',
-  });
-  await c.rb.step('health check', () => verify.checkSqliteHealth(c.ref), {
-    summarize: (h) => [h.health ?? 'no health check', ...h.smoke].join('; '),
-  });
-  if (!monitor) return;
-  const m = c.target.monitor;
-  const window =
-    c.input.monitorWindow && parseDuration(c.input.monitorWindow) > parseDuration(m.window)
-      ? c.input.monitorWindow
-      : m.window;
-  await c.rb.step('monitor', () => monitorWindow(c.ref, { ...m, window }), {
-    summarize: (r) => `${r.looks} looks over ${window}: ${r.errors} error lines, ${r.unhealthyLooks} unhealthy`,
-  });
-}
-
-async function forensicCopy(c: Context): Promise<void> {
-  await c.rb.step('forensic copy', () => long.takeSqliteForensicCopy({ ...c.ref, tag: c.tag }), {
-    summarize: (f) => `${f.files.map((x) => `${x.name} ${formatBytes(x.bytes)}`).join(', ')} → ${f.dir}`,
-  });
-  c.report.forensicCopy = `${c.target.forensicsDir}/${c.tag}`;
-}
-
-async function validateLive(c: Context): Promise<void> {
-  await c.rb.step('validate', () => long.validateLiveDatabase({ ...c.ref, integrity: 'full', mustPass: true }), {
-    summarize: (v) =>
-      `integrity ${v.integrity}, ${v.tables} tables, ${v.indexes} indexes, ${v.foreignKeyViolations} FK violations`,
-  });
 }
 
 // ---- §4.1 database corruption
