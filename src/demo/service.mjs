@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // The demo target: a small HTTP service that reads its flags from an env file (re-read on SIGHUP), serves
 // /health, /flags and /stats, accepts POST /write, and logs `dual_write_scheduled` per write while dual-write is on.
-import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
+import { readEnvFile } from './read-env-file.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -21,15 +21,7 @@ if (!envFile) {
 }
 
 function readFlags() {
-  const flags = {};
-  for (const line of readFileSync(envFile, 'utf8').split('\n')) {
-    const m = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/.exec(line);
-    if (!m || line.trim().startsWith('#')) continue;
-    let value = m[2].replace(/\s+#.*$/, '').trim();
-    if (/^(["']).*\1$/.test(value)) value = value.slice(1, -1);
-    flags[m[1]] = value;
-  }
-  return flags;
+  return readEnvFile(envFile);
 }
 
 const databaseUrl = process.env[args['database-url-env']];

@@ -13,6 +13,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { SCHEMA, schemaSqlFor, type OptionalMilestone } from './schema.js';
+import { WORDS } from './words.mjs';
 
 export interface SeedOptions {
   targetBytes: number;
@@ -37,15 +38,6 @@ const EMBEDDING_MODEL = 'all-minilm:l6-v2';
 const DIMENSIONS = 384;
 const DAY_MS = 86_400_000;
 
-const WORDS = (
-  'rollback migration schema index vacuum checkpoint replica backup restore snapshot latency throughput ' +
-  'agent task session memory vector embedding semantic search document sync queue worker retry timeout ' +
-  'deploy release canary feature flag config secret audit metric alert dashboard incident runbook escalation ' +
-  'postgres sqlite cache shard partition lease lock barrier quorum consensus leader follower heartbeat ' +
-  'parser tokenizer planner optimizer executor scheduler allocator compiler linker loader bundle manifest ' +
-  'customer invoice payment refund ledger account balance transfer settlement report export import batch ' +
-  'kernel network socket buffer stream channel pipeline filter transform aggregate window watermark offset'
-).split(' ');
 const TEMPLATES = ['code-review', 'schema-migration', 'doc-summary', 'test-triage', 'incident-digest', 'refactor'];
 const SPECIALIZATIONS = ['planner', 'reviewer', 'implementer', 'researcher', 'tester'];
 const ACTIONS = ['task_started', 'tool_call', 'memory_write', 'llm_request', 'task_completed', 'checkpoint_saved'];

@@ -25,6 +25,8 @@ import { createServer } from 'node:http';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { readEnvFile } from '../read-env-file.mjs';
+import { WORDS } from './words.mjs';
 
 const SCHEMA_SQL = fileURLToPath(new URL('./schema.sql', import.meta.url));
 const CORE_TABLES = ['agents', 'tasks', 'audit', 'checkpoints', 'state', 'metrics'];
@@ -125,16 +127,7 @@ function logError(op, err) {
 // ---- flags
 
 function readFlags() {
-  if (!flagsFile) return {};
-  const flags = {};
-  for (const line of readFileSync(flagsFile, 'utf8').split('\n')) {
-    const m = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/.exec(line);
-    if (!m || line.trim().startsWith('#')) continue;
-    let value = m[2].replace(/\s+#.*$/, '').trim();
-    if (/^(["']).*\1$/.test(value)) value = value.slice(1, -1);
-    flags[m[1]] = value;
-  }
-  return flags;
+  return flagsFile ? readEnvFile(flagsFile) : {};
 }
 let rawFlags = {};
 try {
@@ -271,15 +264,6 @@ function prepareStatements(d, m) {
 
 // ---- realistic text
 
-const WORDS = (
-  'rollback migration schema index vacuum checkpoint replica backup restore snapshot latency throughput ' +
-  'agent task session memory vector embedding semantic search document sync queue worker retry timeout ' +
-  'deploy release canary feature flag config secret audit metric alert dashboard incident runbook escalation ' +
-  'postgres sqlite cache shard partition lease lock barrier quorum consensus leader follower heartbeat ' +
-  'parser tokenizer planner optimizer executor scheduler allocator compiler linker loader bundle manifest ' +
-  'customer invoice payment refund ledger account balance transfer settlement report export import batch ' +
-  'kernel network socket buffer stream channel pipeline filter transform aggregate window watermark offset'
-).split(' ');
 const pick = (list) => list[Math.floor(Math.random() * list.length)];
 function sentence(min = 6, max = 16) {
   const n = min + Math.floor(Math.random() * (max - min + 1));
