@@ -11,7 +11,9 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { WorkflowHandle } from '@temporalio/client';
+import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import type { ApplicationFailure } from '@temporalio/common';
+import { ErrorType } from '../src/shared/constants.js';
 import Database from 'better-sqlite3';
 import { manifestPath, writeManifest, type BackupManifest } from '../src/activities/sqlite/backup-files.js';
 import { sqlite3Status } from '../src/activities/sqlite/recover.js';
@@ -189,6 +191,27 @@ describe('sqlite recovery: corruption (§4.1)', () => {
     expect((result.extra as Record<string, unknown>).path).toBe('none');
     expect(step(result, 'approval')).toMatchObject({ status: 'skipped' });
     expect(step(result, 'stop services').result).toMatch(/^no corruption found/);
+    expect((await t.stats()).pid).toBe(pid);
+  });
+
+  it("a monitoring window shorter than the environment's is InvalidInput naming the field, before anything", async () => {
+    const t = await sqliteTarget(h, { seedBytes: 2_000_000 });
+    const pid = (await t.stats()).pid;
+    const handle = await startRunbook(h, 'sqlite-recovery', {
+      environment: t.envName,
+      scenario: 'wal',
+      monitorWindow: '1s',
+    });
+    const err = await handle.result().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    const cause = (err as WorkflowFailedError).cause as ApplicationFailure;
+    expect(cause.type).toBe(ErrorType.InvalidInput);
+    expect(cause.message).toMatch(/monitorWindow: 1s is shorter than the environment's 3s/);
+    const result = cause.details![0] as RunbookResult;
+    expect(result.steps.filter((s) => s.status === 'succeeded').map((s) => s.name)).toEqual([
+      'lock target',
+      'load environment',
+    ]);
     expect((await t.stats()).pid).toBe(pid);
   });
 });

@@ -1,6 +1,6 @@
 import { patched, workflowInfo } from '@temporalio/workflow';
 import { formatBytes } from '../shared/bytes.js';
-import { parseRunbookInput, tightenApproval } from '../shared/input.js';
+import { lengthenDuration, parseRunbookInput, tightenApproval } from '../shared/input.js';
 import { sqliteRecoveryInputSchema, type SqliteRecoveryInput } from '../shared/schemas.js';
 import type { RunbookResult } from '../shared/types.js';
 import { Runbook } from './engine/runbook.js';
@@ -53,7 +53,11 @@ export async function sqliteRecovery(rawInput: SqliteRecoveryInput): Promise<Run
         summarize: (t) => `${t.database}; services ${t.services.map((s) => s.name).join(', ') || 'none'}`,
       });
       rb.usePolicy(tightenApproval(target.approval, input.approval), target.escalation);
-      const context = { rb, ref, target, tag: runTag(workflowId, runId), report, input };
+      // input may only lengthen the monitoring window (a shorter one is InvalidInput before anything changes)
+      const window = patched('recovery-monitor-window')
+        ? lengthenDuration('monitorWindow', target.monitor.window, input.monitorWindow)
+        : undefined;
+      const context = { rb, ref, target, tag: runTag(workflowId, runId), report, input, window };
       if (input.scenario === 'corruption') await corruption(context);
       else if (input.scenario === 'wal') await wal(context);
       else await diskFull(context);

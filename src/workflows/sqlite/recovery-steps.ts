@@ -70,6 +70,8 @@ export type Ref = { environment: string; target: string };
 export type Rb = Runbook<Step>;
 
 export interface Context {
+  /** the monitoring window: the environment's, or the input's when longer (undefined in runs from before that check) */
+  window?: string;
   rb: Rb;
   ref: Ref;
   target: SqliteTargetDescription;
@@ -105,10 +107,12 @@ export async function startAndWatch(c: Context, monitor: boolean): Promise<void>
   });
   if (!monitor) return;
   const m = c.target.monitor;
+  // runs from before the input check took the longer of the two
   const window =
-    c.input.monitorWindow && parseDuration(c.input.monitorWindow) > parseDuration(m.window)
+    c.window ??
+    (c.input.monitorWindow && parseDuration(c.input.monitorWindow) > parseDuration(m.window)
       ? c.input.monitorWindow
-      : m.window;
+      : m.window);
   await c.rb.step('monitor', () => monitorWindow(c.ref, { ...m, window }), {
     summarize: (r) => `${r.looks} looks over ${window}: ${r.errors} error lines, ${r.unhealthyLooks} unhealthy`,
   });
