@@ -25,8 +25,8 @@ import { sqliteTarget, startRunbook, type SqliteTestTarget } from './support/sql
 
 /**
  * sqlite-recovery (seed §4.1 corruption, §4.2 WAL, §4.3 disk space) on the demo application. The .recover path
- * needs a sqlite3 whose SQLite has sqlite_dbpage (SQLITE3_BIN, else sqlite3 on PATH; Debian's links a library
- * without it): without one that case is skipped, and the fallback case runs either way.
+ * needs a sqlite3 whose SQLite has sqlite_dbpage (SQLITE3_BIN, else the shell `npm run setup` builds into
+ * .tools/bin, else sqlite3 on PATH): the suite requires one, and the fallback cases run either way.
  */
 const h = new Harness();
 const sqlite3 = await sqlite3Status();
@@ -96,7 +96,11 @@ function liveIntegrity(t: SqliteTestTarget): string {
 }
 
 describe('sqlite recovery: corruption (§4.1)', () => {
-  it.skipIf(!sqlite3.recover)('pages overwritten: .recover into a new file, validated, installed', async () => {
+  it('the worker has a sqlite3 that can .recover (npm run setup builds one where the system has none)', () => {
+    expect(sqlite3.recover, sqlite3.problem).toBe(true);
+  });
+
+  it('pages overwritten: .recover into a new file, validated, installed', async () => {
     const t = await sqliteTarget(h, { seedBytes: 24_000_000 });
     const file = await backup(t);
     await corrupt(t);
@@ -159,27 +163,24 @@ describe('sqlite recovery: corruption (§4.1)', () => {
     db.close();
   });
 
-  it.skipIf(!sqlite3.recover)(
-    'header destroyed: .recover cannot read the file, the latest backup instead',
-    async () => {
-      const t = await sqliteTarget(h, { seedBytes: 20_000_000 });
-      const file = await backup(t);
-      await corrupt(t, 'header');
-      const result = await runRecovery(t, 'corruption');
-      expect(result.outcome, result.error).toBe('succeeded');
-      const extra = result.extra as Record<string, any>;
-      expect(extra.path).toBe('backup');
-      expect(extra.backup).toBe(file);
-      expect(step(result, 'recover')).toMatchObject({ status: 'succeeded' });
-      expect(step(result, 'recover').result).toMatch(
-        /^\.recover failed: sqlite3 exited .*not a database.*; falls back to the latest backup$/,
-      );
-      expect(step(result, 'validate recovered').status).toBe('skipped');
-      expect(step(result, 'restore backup').result).toContain(`restored ${file}`);
-      await healthy(t);
-      expect(liveIntegrity(t)).toBe('ok');
-    },
-  );
+  it('header destroyed: .recover cannot read the file, the latest backup instead', async () => {
+    const t = await sqliteTarget(h, { seedBytes: 20_000_000 });
+    const file = await backup(t);
+    await corrupt(t, 'header');
+    const result = await runRecovery(t, 'corruption');
+    expect(result.outcome, result.error).toBe('succeeded');
+    const extra = result.extra as Record<string, any>;
+    expect(extra.path).toBe('backup');
+    expect(extra.backup).toBe(file);
+    expect(step(result, 'recover')).toMatchObject({ status: 'succeeded' });
+    expect(step(result, 'recover').result).toMatch(
+      /^\.recover failed: sqlite3 exited .*not a database.*; falls back to the latest backup$/,
+    );
+    expect(step(result, 'validate recovered').status).toBe('skipped');
+    expect(step(result, 'restore backup').result).toContain(`restored ${file}`);
+    await healthy(t);
+    expect(liveIntegrity(t)).toBe('ok');
+  });
 
   it('nothing wrong: "no corruption found", nothing changed', async () => {
     const t = await sqliteTarget(h, { seedBytes: 2_000_000 });
