@@ -7,3 +7,5 @@ export * from './schemas/inputs.js';
 export * from './schemas/adapters.js';
 export * from './schemas/sqlite.js';
 export * from './schemas/sqlite-inputs.js';
+export * from './schemas/migration.js';
+export * from './schemas/migration-inputs.js';

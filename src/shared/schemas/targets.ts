@@ -3,6 +3,7 @@ import { DETECTION_DEFAULTS } from '../constants.js';
 import { boundedDuration, durationSchema, envVarNameSchema, nameSchema, sqlIdentifier } from './primitives.js';
 import { flagStoreSchema, logSourceSchema, serviceSchema } from './adapters.js';
 import { sqliteTargetSchema } from './sqlite.js';
+import { migrationTargetSchema } from './migration.js';
 
 /** What a target is made of: flag stores, services, health checks, dual-write pairs; and notification channels. */
 export const notificationChannelSchema = z.discriminatedUnion('type', [
@@ -152,6 +153,8 @@ export const targetSchema = z.strictObject({
   dualWrite: dualWriteSchema.optional(),
   /** an application that lives on one SQLite file in WAL mode: backups, restores, milestone rollbacks, drills */
   sqlite: sqliteTargetSchema.optional(),
+  /** a job-processing service migrating between data backends: phases, soak, replay, emergency ladder */
+  migration: migrationTargetSchema.optional(),
   health: z
     .strictObject({
       http: z.strictObject({
