@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import {
+  backendPhaseSwitchInputSchema,
   dualWriteRollbackInputSchema,
   featureFlagRollbackInputSchema,
   sqliteBackupInputSchema,
@@ -79,6 +80,12 @@ export const RUNBOOKS: Record<string, RunbookDefinition> = {
     workflowType: 'sqliteFreshStart',
     description: 'Delete a failed SQLite database (forensic copy kept) and initialise it again from its schema',
     schema: sqliteFreshStartInputSchema,
+  },
+  'backend-phase-switch': {
+    workflowType: 'backendPhaseSwitch',
+    description:
+      'Move a job processor between backend phases (soak after each forward step, automatic rollback) or back to a checkpoint',
+    schema: backendPhaseSwitchInputSchema,
   },
 };
 
