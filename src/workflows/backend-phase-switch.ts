@@ -5,6 +5,7 @@ import { formatDuration, parseDuration } from '../shared/duration.js';
 import { invalidInput, lengthenDuration, parseRunbookInput, tightenApproval } from '../shared/input.js';
 import {
   describePhase,
+  phaseOf,
   phaseValues,
   planPhaseSteps,
   type MigrationValues,
@@ -159,14 +160,23 @@ async function switchPhases(
   // the last checkpoint that passed: where an undo returns to
   let checkpoint = { values: currentValues, label: describePhase({ ...current }) };
   let failing: { step: PhaseStep; values: MigrationValues } | undefined;
+  /** where a failure of `step` returns to: through its rollback checkpoint when configured, else the values before it */
+  const rollbackOf = (step: PhaseStep) => {
+    const name = step.forward ? target.rollbackCheckpoints[step.phase] : undefined;
+    const cp = name ? target.checkpoints[name] : undefined;
+    const values = { ...checkpoint.values, ...(cp?.set ?? {}) };
+    const where = describePhase(phaseOf(values, target));
+    return { name, cp, values, label: name ? `checkpoint ${name} (${where})` : where };
+  };
   const rollback = async () => {
     if (!failing) return;
-    const cpName = failing.step.forward ? target.rollbackCheckpoints[failing.step.phase] : undefined;
-    const cp = cpName ? target.checkpoints[cpName] : undefined;
+    const back = rollbackOf(failing.step);
+    const { cp } = back;
     const pattern = cp?.validate.logPattern;
     const cursor = pattern ? await undo.migrationLogCursor(ref) : undefined;
     if (cp?.stopFirst) await undo.restartServices({ ...ref, names: cp.restart, action: 'stop' });
-    await undo.writeConfig({ ...ref, values: checkpoint.values, onlyIfCurrent: failing.values });
+    if (cp?.restoreLastKnownGood) await undo.restoreLastKnownGood(ref);
+    await undo.writeConfig({ ...ref, values: back.values, onlyIfCurrent: failing.values });
     await undo.restartServices({
       ...ref,
       names: cp?.restart,
@@ -181,8 +191,8 @@ async function switchPhases(
       });
       await waitLog.waitForLogLine({ ...ref, pattern, within, cursor });
     }
-    run.rolledBackTo = `${checkpoint.label}${cpName ? ` (through checkpoint ${cpName})` : ''}`;
-    run.notification = `${ref.environment}/${ref.target}: ${label(failing.step)} failed; rolled back to ${run.rolledBackTo}: ${show(checkpoint.values)}. ${rb.state.error ?? ''}`;
+    run.rolledBackTo = back.label;
+    run.notification = `${ref.environment}/${ref.target}: ${label(failing.step)} failed; rolled back to ${back.label}: ${show(back.values)}. ${rb.state.error ?? ''}`;
     await rb.notify(`Backend migration rolled back on ${ref.environment}/${ref.target}`, run.notification);
   };
 
@@ -219,7 +229,10 @@ async function switchPhases(
               window: soak,
               interval: target.soak.interval,
               unhealthyLooks: target.soak.unhealthyLooks,
-              onProgress: (p: SoakProgress) => rb.publish('progress', { ...where, stage: 'soak', soak: p }),
+              onProgress: (p: SoakProgress) => {
+                rb.publish('progress', { ...where, stage: 'soak' });
+                rb.publish('soak', { ...p });
+              },
             }),
           {
             summarize: (p) => `${p.label}: ${p.looks} looks until ${p.deadline}, every check passed`,
@@ -231,7 +244,7 @@ async function switchPhases(
         entry.result = 'soak failed';
         if (err instanceof ApplicationFailure && err.type === ErrorType.SoakFailed)
           throw ApplicationFailure.nonRetryable(
-            `${err.message}; rolling back to ${checkpoint.label}${target.rollbackCheckpoints[step.phase] ? ` through checkpoint ${target.rollbackCheckpoints[step.phase]}` : ''}`,
+            `${err.message}; rolling back to ${rollbackOf(step).label}`,
             ErrorType.SoakFailed,
           );
         throw err;
