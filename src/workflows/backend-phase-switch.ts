@@ -18,7 +18,7 @@ import {
 } from '../shared/schemas.js';
 import type { PlanChange, RunbookResult } from '../shared/types.js';
 import { checkpointRollback } from './backend-migration/checkpoint.js';
-import { BACKEND_PHASE_SWITCH_STEPS, type PhaseSwitchRun } from './backend-migration/steps.js';
+import { BACKEND_PHASE_SWITCH_STEPS, showValues, type PhaseSwitchRun } from './backend-migration/steps.js';
 import { soakWindow, type SoakProgress } from './backend-migration/soak.js';
 import { runbookActivities } from './engine/activity-options.js';
 import { Runbook } from './engine/runbook.js';
@@ -31,10 +31,6 @@ const undo = runbookActivities<MigrationActivities>('undo');
 const undoVerify = runbookActivities<MigrationActivities>('verify', { retry: { maximumAttempts: 5 } });
 
 const label = (s: { phase: string; percent: number }) => describePhase(s as PhaseStep);
-const show = (v: MigrationValues) =>
-  Object.entries(v)
-    .map(([k, x]) => `${k}=${x ?? '(unset)'}`)
-    .join(' ');
 
 /**
  * Backend phase switch (seed: backend-migration-dual-write-and-replay.md; docs/backend-migration.md): move a job
@@ -79,7 +75,7 @@ export async function backendPhaseSwitch(rawInput: BackendPhaseSwitchInput): Pro
       const soak = lengthenDuration('soakWindow', target.soak.window, input.soakWindow);
       const names = checkpoint ? Object.keys(target.checkpoints[checkpoint]!.set) : [];
       const read = await rb.step('read configuration', () => acts.readConfig({ ...ref, names }), {
-        summarize: (r) => `${describePhase(r.phase)}: ${show(r.values)}`,
+        summarize: (r) => `${describePhase(r.phase)}: ${showValues(r.values)}`,
       });
       checkBackends(read.values, target);
       run.from = describePhase(read.phase);
@@ -133,7 +129,7 @@ async function switchPhases(
   const forward = steps.filter((s) => s.forward).length;
   const plan = {
     summary: steps.length
-      ? `${describePhase({ ...current })} → ${label(to)} on ${ref.environment}/${ref.target} in ${steps.length} step(s): ${steps.map(label).join(' → ')}; ${forward ? `soak ${soak} after each forward step, a failed soak rolls back to the step before` : 'a step back: health only, no soak'}`
+      ? `${describePhase({ ...current })} → ${label(to)} on ${ref.environment}/${ref.target} in ${steps.length} step(s): ${steps.map(label).join(' → ')}; ${forward ? `soak ${soak} after each forward step, a failed soak rolls back by itself (through rollbackCheckpoints when configured)` : 'a step back: health only, no soak'}`
       : `${ref.environment}/${ref.target} is already at ${label(to)}: nothing to change`,
     changes,
     details: {
@@ -192,7 +188,7 @@ async function switchPhases(
       await waitLog.waitForLogLine({ ...ref, pattern, within, cursor });
     }
     run.rolledBackTo = back.label;
-    run.notification = `${ref.environment}/${ref.target}: ${label(failing.step)} failed; rolled back to ${back.label}: ${show(back.values)}. ${rb.state.error ?? ''}`;
+    run.notification = `${ref.environment}/${ref.target}: ${label(failing.step)} failed; rolled back to ${back.label}: ${showValues(back.values)}. ${rb.state.error ?? ''}`;
     await rb.notify(`Backend migration rolled back on ${ref.environment}/${ref.target}`, run.notification);
   };
 

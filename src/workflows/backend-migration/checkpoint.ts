@@ -4,16 +4,11 @@ import type { MigrationValues } from '../../shared/migration.js';
 import type { BackendPhaseSwitchParams } from '../../shared/schemas.js';
 import { runbookActivities } from '../engine/activity-options.js';
 import type { Runbook } from '../engine/runbook.js';
-import type { PhaseSwitchRun, PhaseSwitchStep } from './steps.js';
+import { showValues, type PhaseSwitchRun, type PhaseSwitchStep } from './steps.js';
 
 const acts = runbookActivities<MigrationActivities>('quick');
 const verify = runbookActivities<MigrationActivities>('verify');
 const undo = runbookActivities<MigrationActivities>('undo');
-
-const show = (v: MigrationValues) =>
-  Object.entries(v)
-    .map(([k, x]) => `${k}=${x ?? '(unset)'}`)
-    .join(' ') || 'no keys';
 
 /**
  * Roll back to a named checkpoint (seed 1.1–3.2): [stop the services] → [put back the last known good
@@ -41,13 +36,15 @@ export async function checkpointRollback(
       [
         cp.stopFirst ? `stop ${services.join(', ')}` : undefined,
         cp.restoreLastKnownGood ? `put back the last known good configuration (${target.lastKnownGood})` : undefined,
-        Object.keys(cp.set).length ? `set ${show(cp.set)}` : undefined,
+        Object.keys(cp.set).length ? `set ${showValues(cp.set)}` : undefined,
         `${cp.stopFirst ? 'start' : 'restart'} ${services.join(', ')}`,
         `health${pattern ? `, a log line matching "${pattern}" within ${cp.validate.within}` : ''}`,
       ]
         .filter(Boolean)
         .join(' → '),
-    changes: Object.entries(cp.set).map(([item, to]) => ({ item, from: current[item] ?? null, to })),
+    changes: Object.entries(cp.set)
+      .filter(([item, to]) => (current[item] ?? null) !== to)
+      .map(([item, to]) => ({ item, from: current[item] ?? null, to })),
     details: {
       checkpoint: name,
       ...cp,
@@ -89,7 +86,7 @@ export async function checkpointRollback(
     {
       summarize: (r) =>
         Object.keys(cp.set).length
-          ? `${show(cp.set)}: ${r.written.changed ? 'written' : 'already set'}`
+          ? `${showValues(cp.set)}: ${r.written.changed ? 'written' : 'already set'}`
           : 'no keys to set',
       undo: (r) =>
         Object.keys(cp.set).length

@@ -1,3 +1,5 @@
+import type { MigrationValues } from '../../shared/migration.js';
+
 export const BACKEND_PHASE_SWITCH_STEPS = [
   'load environment',
   'read configuration',
@@ -25,3 +27,9 @@ export interface PhaseSwitchRun {
   lastKnownGood?: { file: string; digest: string };
   notification?: string;
 }
+
+/** `key=value …` for summaries and notifications */
+export const showValues = (v: MigrationValues): string =>
+  Object.entries(v)
+    .map(([k, x]) => `${k}=${x ?? '(unset)'}`)
+    .join(' ') || 'no keys';
