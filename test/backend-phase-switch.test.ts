@@ -95,57 +95,63 @@ describe('backend-phase-switch', () => {
     }
   });
 
-  it('a soak that fails (fault switched on in the new backend) rolls back by itself: the INI file byte-identical, SoakFailed', async () => {
+  /**
+   * From dual-write, with jobs flowing: the run is approved, and once `soaking` holds for its soak a `fail` fault is
+   * switched on in parquet. Returns the run's failure and whether the INI file is byte-identical to before.
+   */
+  async function faultDuringSoak(
+    input: Record<string, unknown>,
+    soaking: (soak: { label: string; looks: number }) => boolean,
+  ) {
     const t = await jobTarget(h, { ini: DUAL_WRITE_INI });
     const before = t.iniBytes();
     const stop = traffic(t);
     try {
-      const handle = await start(t, { to: 'cut-over', percent: 25, soakWindow: '30s' });
+      const handle = await start(t, input);
       await approve(h, handle);
-      await h.waitFor(handle, (s) => (soakOf(s)?.looks ?? 0) >= 1);
+      await h.waitFor(handle, (s) => soakOf(s) !== undefined && soaking(soakOf(s)!), 90_000);
       await t.setFault('parquet', { mode: 'fail' });
       const failure = await failureOf(handle);
-      expect(failure.type).toBe(ErrorType.SoakFailed);
-      expect(failure.message).toMatch(
-        /soak of cut-over 25% failed at look \d+ .*parquet.*; rolling back to checkpoint 2\.1 \(dual-write\)$/,
-      );
-      expect(failure.result!.compensations).toMatchObject([{ step: 'write configuration', status: 'succeeded' }]);
-      expect(extraOf(failure.result).rolledBackTo).toBe('checkpoint 2.1 (dual-write)');
-      expect(t.iniBytes().equals(before)).toBe(true);
-      // checkpoint 2.1's validation saw the processor load the dual-write configuration again
-      expect(
-        t
-          .logLines()
-          .some((l) => l.includes('Backend primary=heavydb secondary=parquet dual_write=true cutover_percent=0')),
-      ).toBe(true);
-      expect(existsSync(t.lastKnownGoodDir)).toBe(false);
-      await saveHistory(h.client, handle.workflowId, 'soak-fails-rolls-back', 'backend-phase-switch');
+      return { t, handle, failure, identical: t.iniBytes().equals(before) };
     } finally {
       await stop();
       await t.setFault('parquet', null);
     }
+  }
+
+  it('a soak that fails (fault switched on in the new backend) rolls back by itself: the INI file byte-identical, SoakFailed', async () => {
+    const { t, handle, failure, identical } = await faultDuringSoak(
+      { to: 'cut-over', percent: 25, soakWindow: '30s' },
+      (soak) => soak.looks >= 1,
+    );
+    expect(failure.type).toBe(ErrorType.SoakFailed);
+    expect(failure.message).toMatch(
+      /soak of cut-over 25% failed at look \d+ .*parquet.*; rolling back to checkpoint 2\.1 \(dual-write\)$/,
+    );
+    expect(failure.result!.compensations).toMatchObject([{ step: 'write configuration', status: 'succeeded' }]);
+    expect(extraOf(failure.result).rolledBackTo).toBe('checkpoint 2.1 (dual-write)');
+    expect(identical).toBe(true);
+    // checkpoint 2.1's validation saw the processor load the dual-write configuration again
+    expect(
+      t
+        .logLines()
+        .some((l) => l.includes('Backend primary=heavydb secondary=parquet dual_write=true cutover_percent=0')),
+    ).toBe(true);
+    expect(existsSync(t.lastKnownGoodDir)).toBe(false);
+    await saveHistory(h.client, handle.workflowId, 'soak-fails-rolls-back', 'backend-phase-switch');
   });
 
   it('a progressive cut-over stops at the failing percent and rolls back', async () => {
-    const t = await jobTarget(h, { ini: DUAL_WRITE_INI });
-    const before = t.iniBytes();
-    const stop = traffic(t);
-    try {
-      const handle = await start(t, { to: 'cut-over', percent: 100, soakWindow: '3s' });
-      await approve(h, handle);
-      await h.waitFor(handle, (s) => soakOf(s)?.label === 'cut-over 50%' && soakOf(s)!.looks >= 1, 90_000);
-      await t.setFault('parquet', { mode: 'fail' });
-      const failure = await failureOf(handle);
-      expect(failure.type).toBe(ErrorType.SoakFailed);
-      expect(extraOf(failure.result).steps).toEqual([
-        { phase: 'cut-over 25%', forward: true, result: expect.stringMatching(/^soaked/) as unknown },
-        { phase: 'cut-over 50%', forward: true, result: 'soak failed' },
-      ]);
-      expect(t.iniBytes().equals(before)).toBe(true);
-    } finally {
-      await stop();
-      await t.setFault('parquet', null);
-    }
+    const { failure, identical } = await faultDuringSoak(
+      { to: 'cut-over', percent: 100, soakWindow: '3s' },
+      (soak) => soak.label === 'cut-over 50%' && soak.looks >= 1,
+    );
+    expect(failure.type).toBe(ErrorType.SoakFailed);
+    expect(extraOf(failure.result).steps).toEqual([
+      { phase: 'cut-over 25%', forward: true, result: expect.stringMatching(/^soaked/) as unknown },
+      { phase: 'cut-over 50%', forward: true, result: 'soak failed' },
+    ]);
+    expect(identical).toBe(true);
   });
 
   it('a step back has no soak, only health; the last known good stays as it was', async () => {
@@ -237,7 +243,7 @@ describe('backend-phase-switch: a worker killed during the soak', () => {
         environment: t.envName,
         target: 'jobs',
         to: 'dual-write',
-        soakWindow: '8s',
+        soakWindow: '15s',
       });
       await approve(hk, handle);
       const during = await hk.waitFor(handle, (s) => (soakOf(s)?.looks ?? 0) >= 2, 60_000);
