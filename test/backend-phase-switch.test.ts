@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256 } from '../src/activities/digest.js';
 import { INITIAL_PROCESSOR_INI } from '../src/demo/job-processor-environment.js';
 import { ErrorType } from '../src/shared/constants.js';
+import { abortSignal } from '../src/shared/messages.js';
 import type { RunbookResult } from '../src/shared/types.js';
 import type { PhaseSwitchRun } from '../src/workflows/backend-migration/steps.js';
 import { startChildWorker, sigkill } from './support/child-worker.js';
@@ -152,6 +153,20 @@ describe('backend-phase-switch', () => {
       { phase: 'cut-over 50%', forward: true, result: 'soak failed' },
     ]);
     expect(identical).toBe(true);
+  });
+
+  it('an abort during the soak rolls back as a failed soak does: outcome aborted, the INI file byte-identical', async () => {
+    const t = await jobTarget(h);
+    const before = t.iniBytes();
+    const handle = await start(t, { to: 'dual-write', soakWindow: '30s' });
+    await approve(h, handle);
+    await h.waitFor(handle, (s) => (soakOf(s)?.looks ?? 0) >= 1);
+    await handle.signal(abortSignal, { by: 'alice', reason: 'wrong maintenance window' });
+    const result = (await handle.result()) as RunbookResult;
+    expect(result.outcome).toBe('aborted');
+    expect(result.compensations).toMatchObject([{ step: 'write configuration', status: 'succeeded' }]);
+    expect(extraOf(result).rolledBackTo).toBe('checkpoint 1.1 (primary-only)');
+    expect(t.iniBytes().equals(before)).toBe(true);
   });
 
   it('a step back has no soak, only health; the last known good stays as it was', async () => {
