@@ -2,6 +2,7 @@ import type { z } from 'zod';
 import {
   backendPhaseSwitchInputSchema,
   dualWriteRollbackInputSchema,
+  dualWriteCheckInputSchema,
   featureFlagRollbackInputSchema,
   sqliteBackupInputSchema,
   sqliteMilestoneRollbackInputSchema,
@@ -48,6 +49,12 @@ export const RUNBOOKS: Record<string, RunbookDefinition> = {
     workflowType: 'dualWriteRollback',
     description: 'Detect, isolate, decide, snapshot, repair and verify drift between two dual-written stores',
     schema: dualWriteRollbackInputSchema,
+  },
+  'dual-write-check': {
+    workflowType: 'dualWriteCheck',
+    description: 'Detection only: compare the two stores of a dual-write pair incrementally, set the gauge, alert by severity',
+    schema: dualWriteCheckInputSchema,
+    schedule: { defaultCron: '*/15 * * * *', description: 'dual-write consistency check (detection only)' },
   },
   'sqlite-backup': {
     workflowType: 'sqliteBackup',
