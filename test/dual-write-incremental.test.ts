@@ -25,7 +25,7 @@ function counted(store: ObjectStoreAdapter) {
   const s = store as ObjectStoreAdapter & Record<string, unknown>;
   const wrap = (name: 'fingerprintLists' | 'metaByFingerprint' | 'getMeta' | 'scan', counter: 'rowReads') => {
     const f = (s[name] as (...args: unknown[]) => unknown).bind(store);
-    s[name] = (...args: unknown[]) => (calls[counter]++, f(...args));
+    s[name] = ((...args: unknown[]) => (calls[counter]++, f(...args))) as never;
   };
   for (const name of ['fingerprintLists', 'metaByFingerprint', 'getMeta', 'scan'] as const) wrap(name, 'rowReads');
   const sum = s.summarizeRanges!.bind(store);
@@ -63,7 +63,15 @@ async function truth(a: ObjectStoreAdapter, b: ObjectStoreAdapter): Promise<stri
 
 function object(id: string, version: number, text: string, at = Date.UTC(2026, 5, 1)): StoredObject {
   const content = Buffer.from(text);
-  return { objectId: id, version, content, size: content.length, sha256: sha256(content), createdAt: at, updatedAt: at };
+  return {
+    objectId: id,
+    version,
+    content,
+    size: content.length,
+    sha256: sha256(content),
+    createdAt: at,
+    updatedAt: at,
+  };
 }
 const key = (i: number, version = 1): ObjectKey => ({ objectId: objectId(i), version });
 
@@ -79,7 +87,13 @@ describe('incremental dual-write detection', () => {
     p.callsA.rowReads = p.callsB.rowReads = 0;
     const again = await incrementalDiff(p.a, p.b, first.segments, options());
     expect(flat(again.segments)).toEqual(flat(first.segments));
-    expect(again.stats).toMatchObject({ changed: 0, compared: 0, reused: first.segments.length, scannedA: 0, scannedB: 0 });
+    expect(again.stats).toMatchObject({
+      changed: 0,
+      compared: 0,
+      reused: first.segments.length,
+      scannedA: 0,
+      scannedB: 0,
+    });
     expect(p.callsA.rowReads + p.callsB.rowReads).toBe(0);
     expect(again.stats.rowsA).toBe(5000 - 5);
     expect(again.stats.rowsB).toBe(5000 - 5);
@@ -128,9 +142,11 @@ describe('incremental dual-write detection', () => {
     const r2 = await incrementalDiff(p.a, p.b, state, options());
     expect(flat(r2.segments)).toEqual(await truth(p.a, p.b));
     expect(r2.stats.changed).toBe(1);
-    expect(r2.segments.find((s) => s.drift.some((e) => e.objectId === z!.objectId))!.drift.find(
-      (e) => e.objectId === z!.objectId,
-    )!.b!.updatedAt).toBe(z!.updatedAt + 9);
+    expect(
+      r2.segments
+        .find((s) => s.drift.some((e) => e.objectId === z!.objectId))!
+        .drift.find((e) => e.objectId === z!.objectId)!.b!.updatedAt,
+    ).toBe(z!.updatedAt + 9);
   });
 
   it('a segment that grew by inserts is split; deleting every row of a segment leaves a correct empty one', async () => {
@@ -138,7 +154,9 @@ describe('incremental dual-write detection', () => {
     const state = (await incrementalDiff(p.a, p.b, undefined, options())).segments;
     expect(flat(state)).toEqual([]);
     // 600 new keys inside one segment's range, on a only (every one missing in b)
-    const fresh = Array.from({ length: 600 }, (_, i) => object(`${objectId(1000)}-x${String(i).padStart(4, '0')}`, 1, `n${i}`));
+    const fresh = Array.from({ length: 600 }, (_, i) =>
+      object(`${objectId(1000)}-x${String(i).padStart(4, '0')}`, 1, `n${i}`),
+    );
     await p.a.put(fresh);
     // and every row of the first segment gone from both sides
     const firstRows = Array.from({ length: 64 }, (_, i) => key(i));

@@ -52,7 +52,8 @@ export const RUNBOOKS: Record<string, RunbookDefinition> = {
   },
   'dual-write-check': {
     workflowType: 'dualWriteCheck',
-    description: 'Detection only: compare the two stores of a dual-write pair incrementally, set the gauge, alert by severity',
+    description:
+      'Detection only: compare the two stores of a dual-write pair incrementally, set the gauge, alert by severity',
     schema: dualWriteCheckInputSchema,
     schedule: { defaultCron: '*/15 * * * *', description: 'dual-write consistency check (detection only)' },
   },

@@ -49,7 +49,8 @@ export interface CheckResult {
 }
 
 /** The work store of the target's checks: one per environment and target, kept between runs. */
-const checkKey = (ref: { environment: string; target: string }) => `dual-write-check--${ref.environment}--${ref.target}`;
+const checkKey = (ref: { environment: string; target: string }) =>
+  `dual-write-check--${ref.environment}--${ref.target}`;
 export const checkWork = (c: DualWriteContext, target: Target, ref: { environment: string; target: string }) =>
   c.work(target, checkKey(ref));
 
@@ -99,7 +100,9 @@ async function loadState(
     const segments: CheckSegment[] = [];
     for await (const s of lines) segments.push(s as CheckSegment);
     // the segments must partition the key space: increasing ends, the last one open
-    const ordered = segments.every((s, i) => (i + 1 < segments.length ? s.to && (i === 0 || compareKeys(segments[i - 1]!.to!, s.to) < 0) : !s.to));
+    const ordered = segments.every((s, i) =>
+      i + 1 < segments.length ? s.to && (i === 0 || compareKeys(segments[i - 1]!.to!, s.to) < 0) : !s.to,
+    );
     if (segments.length !== first.segments || !segments.length || !ordered)
       return { header: previous, why: 'stored state incomplete' };
     return { header: previous, segments };

@@ -162,7 +162,11 @@ export async function incrementalDiff(
     // split a segment that grew well past its size (inserts), so that a later change reads a small one
     const parts: KeyRange[] = [];
     if (Math.max(xa.count, xb.count) > 4 * o.segmentRows) {
-      const keys = await cutter.stepKeys!(range, o.segmentRows, Math.ceil(Math.max(xa.count, xb.count) / o.segmentRows));
+      const keys = await cutter.stepKeys!(
+        range,
+        o.segmentRows,
+        Math.ceil(Math.max(xa.count, xb.count) / o.segmentRows),
+      );
       const bounds = [range.from, ...keys.filter((k) => !range.to || compareKeys(k, range.to) < 0), range.to];
       for (let i = 0; i + 1 < bounds.length; i++) parts.push({ from: bounds[i], to: bounds[i + 1] });
     } else parts.push(range);

@@ -21,19 +21,19 @@ export type SeverityRouting = z.infer<typeof severityRoutingSchema>;
 
 export const environmentSchema = z
   .strictObject({
-  name: nameSchema.optional(),
-  description: z.string().optional(),
-  approval: approvalPolicySchema.prefault({}),
-  /** how long a run waits for another run on the same target to finish before it ends as target_busy */
-  lockWait: durationSchema.default('15m').transform(String),
-  /** trusted Ed25519 keys of the workers that sign evidence (`ed25519:…` or a file holding that line) */
-  evidence: z.strictObject({ workerKeys: z.array(z.string().min(1)).default([]) }).prefault({}),
-  escalation: z.array(escalationLevelSchema).min(1).default(DEFAULT_ESCALATION),
-  notifications: z.record(nameSchema, notificationChannelSchema).default({ console: { type: 'log' } }),
-  severityRouting: severityRoutingSchema.prefault({}),
-  targets: z
-    .record(nameSchema, targetSchema)
-    .refine((t) => Object.keys(t).length > 0, 'must define at least one target'),
+    name: nameSchema.optional(),
+    description: z.string().optional(),
+    approval: approvalPolicySchema.prefault({}),
+    /** how long a run waits for another run on the same target to finish before it ends as target_busy */
+    lockWait: durationSchema.default('15m').transform(String),
+    /** trusted Ed25519 keys of the workers that sign evidence (`ed25519:…` or a file holding that line) */
+    evidence: z.strictObject({ workerKeys: z.array(z.string().min(1)).default([]) }).prefault({}),
+    escalation: z.array(escalationLevelSchema).min(1).default(DEFAULT_ESCALATION),
+    notifications: z.record(nameSchema, notificationChannelSchema).default({ console: { type: 'log' } }),
+    severityRouting: severityRoutingSchema.prefault({}),
+    targets: z
+      .record(nameSchema, targetSchema)
+      .refine((t) => Object.keys(t).length > 0, 'must define at least one target'),
   })
   .superRefine((env, ctx) => {
     const routes = [
