@@ -50,7 +50,7 @@ async function pair(objects: number, drift: Record<string, number>) {
 const options = (segmentRows = 64) => ({
   segmentRows,
   windowSegments: 16,
-  detection: { ...DETECTION_DEFAULTS, mergeOnly: false },
+  readRows: DETECTION_DEFAULTS.readRows,
 });
 
 const keyOf = (e: DriftEntry) => `${e.objectId}@${e.version}:${e.class}`;

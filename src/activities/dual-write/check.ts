@@ -2,6 +2,7 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Context } from '@temporalio/activity';
 import { canonicalJson } from '../../shared/canonical-json.js';
+import { DETECTION_DEFAULTS } from '../../shared/constants.js';
 import type { ObjectStoreConfig } from '../../shared/schemas.js';
 import { sha256 } from '../digest.js';
 import { emptyCounts, type DriftClass } from '../stores/diff.js';
@@ -153,7 +154,7 @@ export async function checkDrift(
     const { segments, stats } = await incrementalDiff(stores.a, stores.b, loaded.segments, {
       segmentRows: CHECK_SEGMENT_ROWS,
       windowSegments: dw.detection.windowSegments,
-      detection: { ...dw.detection, mergeOnly: false },
+      readRows: DETECTION_DEFAULTS.readRows,
       onProgress: (s) => ctx.heartbeat({ phase: 'check', segments: s.segments, rowsA: s.rowsA, rowsB: s.rowsB }),
     });
     const counts = emptyCounts();

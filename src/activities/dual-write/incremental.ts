@@ -1,6 +1,6 @@
-import { diffStores, type DiffStats, type DriftEntry } from '../stores/diff.js';
+import { classifyUnmatched, unmatchedFingerprints, type DriftEntry } from '../stores/diff.js';
 import { compareKeys, sameSummary } from '../stores/fingerprint.js';
-import type { KeyRange, ObjectKey, ObjectStoreAdapter, SegmentSummary } from '../stores/types.js';
+import type { FingerprintProbe, KeyRange, ObjectKey, ObjectStoreAdapter, SegmentSummary } from '../stores/types.js';
 
 /**
  * One key-range segment of a dual-write pair as the last check left it: where it ends (exclusive; the last one is
@@ -20,8 +20,8 @@ export interface IncrementalOptions {
   segmentRows: number;
   /** segments per summary call */
   windowSegments: number;
-  /** options of the fine comparison (diffStores) of a changed segment */
-  detection: { pageSize: number; segmentRows: number; windowSegments: number; listAbove: number; mergeOnly: boolean };
+  /** rows of fingerprint lists read per call and side (bounds memory when many segments changed) */
+  readRows: number;
   onProgress?: (stats: IncrementalStats) => void;
 }
 
@@ -37,7 +37,7 @@ export interface IncrementalStats {
   /** rows covered by the summaries, per side */
   rowsA: number;
   rowsB: number;
-  /** rows streamed by the fine comparisons of changed segments (fingerprints and metadata), per side */
+  /** rows streamed by the comparisons of changed segments (fingerprints and metadata), per side */
   scannedA: number;
   scannedB: number;
 }
@@ -66,12 +66,12 @@ export const canCheckIncrementally = (a: ObjectStoreAdapter, b: ObjectStoreAdapt
  * first pass, which cuts the key space into segments of `segmentRows`): both sides summarize every segment (an
  * index-only sum with stored fingerprints); a segment whose two summaries are both the stored ones keeps its
  * stored differences; one where either changed is compared again — not at all when its sides agree, otherwise
- * row by row (diffStores over its range). Every change of a row (content, metadata, insert, delete, on either
+ * row by row (both sides' fingerprint lists; the metadata of the unmatched rows). Every change of a row (content, metadata, insert, delete, on either
  * side) changes its segment's summary, so none is missed; what is skipped is exactly what no summary says moved.
  *
- * A changed segment's new summaries are read again after its comparison: if they moved during it, the segment is
+ * A compared segment's summaries are read again after its comparison: if they moved during it, the segment is
  * stored as UNKNOWN and compared on the next pass (its differences were read from a state the summaries do not
- * describe). An oversized changed segment (more than 4 × segmentRows rows, after inserts) is split.
+ * describe). An oversized compared segment (more than 4 × segmentRows rows, after inserts) is split.
  */
 export async function incrementalDiff(
   a: ObjectStoreAdapter,
@@ -135,50 +135,74 @@ export async function incrementalDiff(
       else changed.push(i);
     }
     stats.compared += changed.length;
-    // the changed segments whose sides differ, compared row by row (a few at once), then summarized again
-    const queue = [...changed];
-    const worker = async () => {
-      for (let i = queue.shift(); i !== undefined; i = queue.shift()) {
-        results[i] = await compareSegment(w.ranges[i]!, sa[i]!, sb[i]!);
+    // the changed segments whose sides differ: fingerprint lists, at most readRows rows per read
+    for (let g = 0; g < changed.length;) {
+      const group: number[] = [];
+      let rows = 0;
+      while (g < changed.length && (group.length === 0 || rows + rowsOf(changed[g]!) <= o.readRows)) {
+        rows += rowsOf(changed[g]!);
+        group.push(changed[g++]!);
       }
-    };
-    await Promise.all([worker(), worker(), worker(), worker()]);
+      const compared = await compareSegments(group.map((i) => ({ range: w.ranges[i]!, a: sa[i]!, b: sb[i]! })));
+      group.forEach((i, k) => (results[i] = compared[k]!));
+    }
     for (const r of results) out.push(...r);
     stats.segments = out.length;
     o.onProgress?.(stats);
+
+    function rowsOf(i: number): number {
+      return Math.max(sa[i]!.count, sb[i]!.count);
+    }
   }
 
-  async function compareSegment(range: KeyRange, xa: SegmentSummary, xb: SegmentSummary): Promise<CheckSegment[]> {
-    const drift: DriftEntry[] = [];
-    let fine: DiffStats | undefined;
-    for await (const e of diffStores(a, b, range, {
-      ...o.detection,
-      mergeOnly: o.detection.mergeOnly,
-      onProgress: (s) => (fine = s),
-    }))
-      drift.push(e);
-    stats.scannedA += fine?.scannedA ?? 0;
-    stats.scannedB += fine?.scannedB ?? 0;
-    // split a segment that grew well past its size (inserts), so that a later change reads a small one
-    const parts: KeyRange[] = [];
-    if (Math.max(xa.count, xb.count) > 4 * o.segmentRows) {
-      const keys = await cutter.stepKeys!(
-        range,
-        o.segmentRows,
-        Math.ceil(Math.max(xa.count, xb.count) / o.segmentRows),
-      );
-      const bounds = [range.from, ...keys.filter((k) => !range.to || compareKeys(k, range.to) < 0), range.to];
-      for (let i = 0; i + 1 < bounds.length; i++) parts.push({ from: bounds[i], to: bounds[i + 1] });
-    } else parts.push(range);
-    const [pa, pb] = await Promise.all([a.summarizeRanges!(parts), b.summarizeRanges!(parts)]);
-    // the sides moved while the segment was compared: its differences describe neither summary
-    const stable = sameSummary(addSummaries(pa), xa) && sameSummary(addSummaries(pb), xb);
-    return parts.map((p, i) => ({
-      to: p.to,
-      a: stable ? pa[i]! : UNKNOWN,
-      b: stable ? pb[i]! : UNKNOWN,
-      drift: drift.filter((e) => (!p.from || compareKeys(e, p.from) >= 0) && (!p.to || compareKeys(e, p.to) < 0)),
-    }));
+  /**
+   * Segments whose sides' summaries differ, compared row by row: both sides' fingerprint lists (one call per side),
+   * the unmatched fingerprints' metadata classified; then summarized again (split when oversized). A segment
+   * whose summaries moved while it was compared is stored as UNKNOWN (its differences describe neither).
+   */
+  async function compareSegments(segs: Array<{ range: KeyRange; a: SegmentSummary; b: SegmentSummary }>) {
+    const ranges = segs.map((s) => s.range);
+    const [la, lb] = await Promise.all([a.fingerprintLists!(ranges), b.fingerprintLists!(ranges)]);
+    const pa: FingerprintProbe[] = [];
+    const pb: FingerprintProbe[] = [];
+    for (let i = 0; i < segs.length; i++) {
+      stats.scannedA += segs[i]!.a.count;
+      stats.scannedB += segs[i]!.b.count;
+      if (la[i] === lb[i]) continue;
+      const [onlyA, onlyB] = unmatchedFingerprints(la[i]!, lb[i]!);
+      if (onlyA.length) pa.push({ range: ranges[i]!, fingerprints: onlyA });
+      if (onlyB.length) pb.push({ range: ranges[i]!, fingerprints: onlyB });
+    }
+    const drift = await classifyUnmatched(a, b, pa, pb, stats);
+    // split segments that grew well past their size (inserts), so that a later change reads a small one
+    const parts: KeyRange[][] = [];
+    for (const s of segs) {
+      const rows = Math.max(s.a.count, s.b.count);
+      if (rows <= 4 * o.segmentRows) {
+        parts.push([s.range]);
+        continue;
+      }
+      const keys = await cutter.stepKeys!(s.range, o.segmentRows, Math.ceil(rows / o.segmentRows));
+      const bounds = [s.range.from, ...keys.filter((k) => !s.range.to || compareKeys(k, s.range.to) < 0), s.range.to];
+      const split: KeyRange[] = [];
+      for (let i = 0; i + 1 < bounds.length; i++) split.push({ from: bounds[i], to: bounds[i + 1] });
+      parts.push(split);
+    }
+    const flat = parts.flat();
+    const [pa2, pb2] = await Promise.all([a.summarizeRanges!(flat), b.summarizeRanges!(flat)]);
+    let at = 0;
+    return segs.map((s, i) => {
+      const n = parts[i]!.length;
+      const [xa, xb] = [pa2.slice(at, at + n), pb2.slice(at, at + n)];
+      at += n;
+      const stable = sameSummary(addSummaries(xa), s.a) && sameSummary(addSummaries(xb), s.b);
+      return parts[i]!.map((p, k): CheckSegment => ({
+        to: p.to,
+        a: stable ? xa[k]! : UNKNOWN,
+        b: stable ? xb[k]! : UNKNOWN,
+        drift: drift.filter((e) => (!p.from || compareKeys(e, p.from) >= 0) && (!p.to || compareKeys(e, p.to) < 0)),
+      }));
+    });
   }
 
   return { segments: out, stats };
