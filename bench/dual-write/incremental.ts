@@ -163,7 +163,7 @@ export async function runIncrementalBench(options: {
       '',
       `- **Goal** (re-check of ${fmtInt(DW_OBJECTS)} objects after ${CHANGES} changed rows under ${GOAL * 100} % of a full pass): ${share < GOAL ? '**met**' : '**not met**'} — ${(share * 100).toFixed(1)} % (${fmtMs(recheckMs)} vs ${fmtMs(fullMs)}).`,
       `- Correctness: the re-check found exactly the ${expected.length} differences the full pass found: ${problems.length ? `**no** (${problems.join('; ')})` : 'yes'}.`,
-      "- Where the re-check's time goes: every segment's summary on both sides (index-only sums over all rows, one statement per window of segments per side) — a re-check without changes is nothing else — plus the row-by-row comparison of the segments whose summaries moved. Reading every row's stored fingerprint once per side is the floor of any read-only re-check; going below it needs summaries the stores keep themselves (a trigger-maintained per-segment aggregate), which this runbook does not install.",
+      "- Where the re-check's time goes: every stored segment's summary on both sides (index-only range sums over all rows, one statement per window of segments per side) — a re-check without changes is nothing else — plus the fingerprint lists of the segments whose summaries moved and the metadata of their unmatched rows. Reading every row's stored fingerprint once per side (the floor row above) bounds any read-only re-check from below; under 10 % of a full pass needs summaries the stores keep themselves (e.g. a trigger-maintained aggregate per key range, updated on every write), which this runbook does not install.",
     ];
     return { markdown: lines.join('\n'), problems };
   } finally {
