@@ -118,6 +118,12 @@ export async function runIncrementalBench(options: {
       (r) => incrementalNote(r.stats),
     );
 
+    await repeat(
+      'floor: one whole-table sum per side (`summarize({})`, both sides at once), no segments',
+      () => Promise.all([a.summarize!({}), b.summarize!({})]),
+      (r) => `${fmtInt(r[0].count)} / ${fmtInt(r[1].count)} rows`,
+    );
+
     log(`changing ${CHANGES} rows`);
     const changes = await changeRows(a, b);
     const fullAt = results.length;
