@@ -101,6 +101,14 @@ describe('runbook schedule: the dual-write consistency check', () => {
     const second = await run();
     expect(second).toMatchObject({ outcome: 'succeeded', results: { inconsistent: 0, severity: 'none' } });
     expect(gauge(await scrape(), t.envName, 'objects')).toBe(0);
+
+    // once, by hand, as the README shows it
+    const once = await runbook(
+      ['start', 'dual-write-check', '--env', t.envName, '--target', 'objects', '--wait', '--requester', 'rita'],
+      h.env(),
+    );
+    expect(once.code, once.stderr).toBe(0);
+    expect(once.stdout).toContain('succeeded');
   });
 
   it('refuses a schedule for a target without a dualWrite section, creating nothing', async () => {
