@@ -6,6 +6,7 @@ import { runbook } from './support/cli.js';
 import { sigkill, startChildWorker } from './support/child-worker.js';
 import { allMeta, differences, pairTarget } from './support/dual-write.js';
 import { Harness } from './support/harness.js';
+import { deleteSchedules } from './support/schedules.js';
 
 /**
  * `runbook schedule create dual-write-check`: a Temporal Schedule per dual-write target on the suite's real
@@ -18,11 +19,7 @@ const children: ChildProcess[] = [];
 const created: string[] = [];
 beforeAll(() => h.start({ worker: false }));
 afterAll(async () => {
-  for (const id of created)
-    await h.client.schedule
-      .getHandle(id)
-      .delete()
-      .catch(() => {});
+  await deleteSchedules(h.client, created);
   for (const c of children.splice(0)) await sigkill(c);
   await h.close();
   await pool.end();

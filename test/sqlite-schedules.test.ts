@@ -7,6 +7,7 @@ import type { RunbookResult } from '../src/shared/types.js';
 import type { DrillReport } from '../src/workflows/sqlite-drill.js';
 import { runbook } from './support/cli.js';
 import { Harness } from './support/harness.js';
+import { deleteSchedules } from './support/schedules.js';
 import { sqliteTarget, startRunbook, type SqliteTestTarget } from './support/sqlite.js';
 
 /**
@@ -17,11 +18,7 @@ const h = new Harness();
 const created: string[] = [];
 beforeAll(() => h.start());
 afterAll(async () => {
-  for (const id of created)
-    await h.client.schedule
-      .getHandle(id)
-      .delete()
-      .catch(() => {});
+  await deleteSchedules(h.client, created);
   await h.close();
 });
 
