@@ -1,0 +1,84 @@
+import { z } from 'zod';
+import { serviceSchema } from './adapters.js';
+import { baseInput } from './inputs.js';
+import { boundedDuration, envVarNameSchema, nameSchema } from './primitives.js';
+
+// The `postgres` section of a target: an application's Postgres database, its backups (pg_dump custom format with
+// a signed manifest) and what a restore checks (seed: feature-flag-dual-write-rollback.md, scenario 4).
+
+/** A Postgres database name a runbook creates or renames: lowercase, short enough for `<name>_pre_<8>` (≤ 63). */
+export const pgDatabaseName = z
+  .string()
+  .regex(/^[a-z_][a-z0-9_]{0,45}$/, 'must be a lowercase Postgres database name of at most 46 characters');
+
+/** A Postgres backup an operator may name: `<prefix>_<UTC time>[-tag].dump`, no path. */
+export const PG_BACKUP_FILE_PATTERN =
+  /^[a-z0-9][a-z0-9._-]{0,63}_\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}(-[a-z0-9]{1,16})?\.dump$/;
+
+/**
+ * Where backups live. A union on `type` so another location (an S3-compatible bucket) is one more member:
+ * only `local` exists today.
+ */
+export const pgBackupLocationSchema = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('local'), dir: z.string().min(1) }),
+]);
+export type PgBackupLocation = z.infer<typeof pgBackupLocationSchema>;
+
+/** How a count after the restore compares with the baseline taken before it. */
+const compareSchema = z
+  .union([z.literal('equal'), z.strictObject({ within: z.number().int().min(0) })])
+  .default('equal');
+
+export const postgresTargetSchema = z.strictObject({
+  /** the worker's environment variable holding a connection string to the server (credentials stay there) */
+  urlEnv: envVarNameSchema,
+  /** the application's database: what is backed up, and what a restore replaces */
+  database: pgDatabaseName,
+  /** where the runbooks connect to create, drop and rename databases (never the application's database) */
+  maintenanceDatabase: pgDatabaseName.default('postgres'),
+  /** the services that use the database: stopped before a restore, started after (Kubernetes: to their replicas) */
+  services: z.record(nameSchema, serviceSchema).default({}),
+  /** the seed's verification queries: each returns one number; compared with the baseline before the restore */
+  counts: z
+    .array(
+      z.strictObject({
+        name: nameSchema,
+        /** read-only SQL returning one row with one number */
+        query: z.string().min(1),
+        compare: compareSchema,
+      }),
+    )
+    .default([]),
+  backups: z.strictObject({
+    location: pgBackupLocationSchema,
+    /** backup files are `<prefix>_<UTC time>.dump` (default: the database name) */
+    prefix: nameSchema.optional(),
+    retention: boundedDuration({ min: '1h', max: '3650d' }).default('30d').transform(String),
+  }),
+});
+export type PostgresTargetConfig = z.infer<typeof postgresTargetSchema>;
+
+const pgBackupFile = z
+  .string()
+  .regex(PG_BACKUP_FILE_PATTERN, 'must be a backup file name of the target (<prefix>_<YYYY-MM-DD_HH-MM-SS>.dump), no path');
+
+export const postgresBackupInputSchema = z.strictObject({
+  ...baseInput,
+  /** a label in the file name, e.g. "manual" before a risky change */
+  tag: z
+    .string()
+    .regex(/^[a-z0-9]{1,16}$/, 'must be 1-16 lowercase letters or digits')
+    .optional(),
+  /** apply the retention policy after the backup (default true) */
+  prune: z.boolean().default(true),
+});
+export type PostgresBackupInput = z.input<typeof postgresBackupInputSchema>;
+
+export const postgresRestoreInputSchema = z.strictObject({
+  ...baseInput,
+  /** restore this backup instead of the newest verified one */
+  backup: pgBackupFile.optional(),
+  /** the newest verified backup taken before this time (ISO 8601) */
+  before: z.iso.datetime({ offset: true }).optional(),
+});
+export type PostgresRestoreInput = z.input<typeof postgresRestoreInputSchema>;
