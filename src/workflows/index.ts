@@ -10,3 +10,5 @@ export { sqliteRecovery } from './sqlite-recovery.js';
 export { sqliteRestore } from './sqlite-restore.js';
 export { sqliteFreshStart } from './sqlite-fresh-start.js';
 export { backendPhaseSwitch } from './backend-phase-switch.js';
+export { postgresBackup } from './postgres-backup.js';
+export { postgresRestore } from './postgres-restore.js';

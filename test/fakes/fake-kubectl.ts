@@ -39,7 +39,7 @@ import('node:fs').then((fs) => {
     object.spec = { ...(object.spec ?? {}), replicas: n };
     object.status = { ...(object.status ?? {}), replicas: n, availableReplicas: n, readyReplicas: n };
     save();
-    return process.stdout.write('deployment.apps/' + name + ' scaled\n');
+    return process.stdout.write('deployment.apps/' + name + ' scaled\\n');
   }
   if (['rollout', 'scale'].includes(verb)) return;
   if (!object && verb !== 'set') return fail('Error from server (NotFound): ' + kind + ' ' + (name ?? '') + ' not found');

@@ -66,7 +66,7 @@ export async function dumpWithManifest(
     await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     const snapshot = (await c.query<{ s: string }>('SELECT pg_export_snapshot() AS s')).rows[0]!.s;
     const at = new Date().toISOString();
-    const version = (await c.query<{ v: string }>('SHOW server_version')).rows[0]!.v;
+    const version = (await c.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]!.v;
     const counted = await countTableRows(c);
     await heartbeating(
       runCommand('pg_dump', ['--format=custom', `--snapshot=${snapshot}`, `--file=${partial}`, '--no-password'], {

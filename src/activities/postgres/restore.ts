@@ -107,7 +107,12 @@ export const createPostgresRestoreActivities = (deps: PostgresDeps) => {
       const out: PgServiceState[] = [];
       for (const [name, s] of Object.entries(t.services)) {
         const st = await s.status();
-        out.push({ name, running: st.running, detail: st.detail, replicas: s.replicas ? await s.replicas() : undefined });
+        out.push({
+          name,
+          running: st.running,
+          detail: st.detail,
+          replicas: s.replicas ? await s.replicas() : undefined,
+        });
       }
       return out;
     },

@@ -60,7 +60,10 @@ export type PostgresTargetConfig = z.infer<typeof postgresTargetSchema>;
 
 const pgBackupFile = z
   .string()
-  .regex(PG_BACKUP_FILE_PATTERN, 'must be a backup file name of the target (<prefix>_<YYYY-MM-DD_HH-MM-SS>.dump), no path');
+  .regex(
+    PG_BACKUP_FILE_PATTERN,
+    'must be a backup file name of the target (<prefix>_<YYYY-MM-DD_HH-MM-SS>.dump), no path',
+  );
 
 export const postgresBackupInputSchema = z.strictObject({
   ...baseInput,
