@@ -122,7 +122,7 @@ export async function pgTarget(h: Harness, o: PgTargetOptions = {}): Promise<PgT
     ...environmentHeader({ name: envName, sections: { evidence: { workerKeys: [h.workerKey.publicKey] } } }),
     targets: {
       db: {
-        health: { http: { url: `http://127.0.0.1:${port}/health`, expectBody: 'healthy', within: '20s' } },
+        health: { http: { url: `http://127.0.0.1:${port}/health`, expectBody: 'healthy', within: '8s' } },
         postgres: {
           urlEnv: PG_URL_ENV,
           database,
