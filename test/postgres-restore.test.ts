@@ -52,7 +52,7 @@ async function corruptNewerBackup(t: PgTestTarget): Promise<string> {
   const file = await pgBackup(h, t, { tag: 'newer' });
   const path = join(t.backupsDir, file);
   const bytes = readFileSync(path);
-  bytes[bytes.length - 10] ^= 0xff;
+  bytes[bytes.length - 10] = bytes[bytes.length - 10]! ^ 0xff;
   writeFileSync(path, bytes);
   return file;
 }

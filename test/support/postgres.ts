@@ -175,4 +175,5 @@ export const startPgRunbook = (
   runbook: 'postgres-backup' | 'postgres-restore',
   t: PgTestTarget,
   input: Record<string, unknown> = {},
-): Promise<WorkflowHandle> => startRunbook(h, runbook, { environment: t.envName, target: 'db', ...input });
+  workflowId?: string,
+): Promise<WorkflowHandle> => startRunbook(h, runbook, { environment: t.envName, target: 'db', ...input }, workflowId);
