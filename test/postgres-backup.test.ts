@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256 } from '../src/activities/digest.js';
@@ -10,6 +10,7 @@ import { runCommand } from '../src/activities/adapters/exec.js';
 import type { RunbookResult } from '../src/shared/types.js';
 import { readCalls } from './fakes/make-fake.js';
 import { readKubectlState } from './fakes/fake-kubectl.js';
+import { runbook } from './support/cli.js';
 import { Harness } from './support/harness.js';
 import { saveHistory } from './support/histories.js';
 import { pgTarget, startPgRunbook } from './support/postgres.js';
@@ -53,6 +54,32 @@ describe('postgres-backup', () => {
     for (const table of ['organizations_team', 'teams_team', 'organizations_teammigrationmap'])
       expect(toc).toMatch(new RegExp(`TABLE DATA public ${table} `));
     await saveHistory(h.client, handle.workflowId, 'manual-tag', 'postgres-backup');
+  });
+});
+
+describe('runbook schedule create postgres-backup, runbook postgres backups', () => {
+  it('a daily schedule whose trigger takes a real backup, listed as verified by the CLI', async () => {
+    const t = await pgTarget(h, { rows: 5 });
+    const id = `postgres-backup--${t.envName}--db`;
+    const cli = (...args: string[]) => runbook(args, h.env());
+    const made = await cli('schedule', 'create', 'postgres-backup', '--env', t.envName, '--target', 'db');
+    expect(made.code, made.stderr).toBe(0);
+    expect(made.stdout).toContain(`created schedule ${id}: daily Postgres backup (seed scenario 4)`);
+    expect(made.stdout).toContain('cron "30 2 * * *" (UTC)');
+    try {
+      expect((await cli('schedule', 'trigger', id)).code).toBe(0);
+      for (let i = 0; !existsSync(t.backupsDir) || !readdirSync(t.backupsDir).some((f) => f.endsWith('.json')); i++) {
+        if (i > 200) throw new Error('the triggered backup did not appear');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const listed = await cli('postgres', 'backups', '--env', t.envName, '--target', 'db', '--json');
+      expect(listed.code, listed.stderr).toBe(0);
+      const rows = JSON.parse(listed.stdout) as Array<{ verified: boolean; rows: Record<string, number> }>;
+      expect(rows).toHaveLength(1);
+      expect(rows[0]).toMatchObject({ verified: true, rows: { 'public.organizations_team': 5 } });
+    } finally {
+      await cli('schedule', 'delete', id);
+    }
   });
 });
 

@@ -38,6 +38,8 @@ export async function loadPostgresTarget(
   environmentsDir: string,
   ref: TargetRef,
   runner?: CommandRunner,
+  /** false: the connection variable may be absent (listing backups needs no server) */
+  connect = true,
 ): Promise<PostgresTarget> {
   const loaded = await withEnvironmentErrors(async () => {
     const t = await loadTarget(environmentsDir, ref.environment, ref.target);
@@ -46,7 +48,7 @@ export async function loadPostgresTarget(
   });
   const config = loaded.target.postgres!;
   const field = `targets.${ref.target}.postgres`;
-  const raw = process.env[config.urlEnv];
+  const raw = process.env[config.urlEnv] ?? (connect ? undefined : 'postgres://unset@localhost/unset');
   if (!raw)
     throw ApplicationFailure.nonRetryable(
       `${loaded.file}: ${field}.urlEnv: the worker has no ${config.urlEnv} in its environment`,
