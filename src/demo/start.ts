@@ -25,6 +25,7 @@ import { startTraffic } from './traffic.js';
 import { startSqliteDemo } from './sqlite-demo.js';
 import { startJobsDemo } from './jobs-demo.js';
 import { seedDemoPair } from './seed-drift.js';
+import { DEMO_TEAMS_DATABASE, ensureDemoTeams } from './postgres-teams.js';
 import { ensureDemoKey } from './keys.js';
 import { readOrCreatePrivateKey } from '../activities/keys.js';
 
@@ -104,6 +105,8 @@ async function main(): Promise<void> {
   say(`Postgres ready (${postgres.embedded ? 'embedded, data in .data/postgres' : 'DATABASE_URL'})`);
   const drift = await seedDemoPair(postgres.url, join(demoDir, 'objects'));
   say(`dual-write demo pair seeded: table demo_objects ↔ .data/demo/objects, 2000 objects, ${drift.length} drifted`);
+  const teams = await ensureDemoTeams(postgres.url);
+  say(`demo Postgres database ${DEMO_TEAMS_DATABASE} ${teams.seeded ? 'seeded (200 teams)' : 'reused'} (target teams)`);
   const service = serviceFor(await loadTarget(environmentsDir, 'demo', 'web'));
   await service.stop();
   await service.start();

@@ -5,6 +5,7 @@ import type { WorkflowHandle } from '@temporalio/client';
 import pg from 'pg';
 import { stringify } from 'yaml';
 import { environmentHeader } from '../../src/demo/environment.js';
+import { seedTeams } from '../../src/demo/postgres-teams.js';
 import { freePort } from '../../src/dev/ports.js';
 import type { RunbookResult } from '../../src/shared/types.js';
 import { makeStatefulKubectl, type KubectlState } from '../fakes/fake-kubectl.js';
@@ -46,19 +47,6 @@ export async function pgQuery<T>(url: string, sql: string): Promise<T[]> {
   } finally {
     await c.end();
   }
-}
-
-/** The seed's tables: vNext teams, legacy teams, the migration map; `rows` teams of each. */
-export async function seedTeams(url: string, rows: number): Promise<void> {
-  await pgQuery(
-    url,
-    `CREATE TABLE organizations_team (id bigint PRIMARY KEY, name text NOT NULL, slug text NOT NULL, created_at timestamptz NOT NULL DEFAULT now());
-     CREATE TABLE teams_team (id bigint PRIMARY KEY, name text NOT NULL, is_active boolean NOT NULL DEFAULT true);
-     CREATE TABLE organizations_teammigrationmap (vnext_team_id bigint PRIMARY KEY REFERENCES organizations_team(id), legacy_team_id bigint NOT NULL REFERENCES teams_team(id));
-     INSERT INTO organizations_team SELECT i, 'Team ' || i, 'team-' || i FROM generate_series(1, ${rows}) i;
-     INSERT INTO teams_team SELECT i, 'Legacy ' || i, i % 10 <> 0 FROM generate_series(1, ${rows}) i;
-     INSERT INTO organizations_teammigrationmap SELECT i, i FROM generate_series(1, ${rows}) i;`,
-  );
 }
 
 /** More teams after a backup (what a restore takes back). */
