@@ -17,6 +17,7 @@ const h = new Harness();
 beforeAll(() => h.start());
 afterAll(() => h.close());
 
+/** what an operator sees, in order (the test's own list: a step renamed or moved in the runbook fails here) */
 const STEPS = [
   'lock target',
   'load environment',

@@ -66,14 +66,7 @@ export const createPostgresBackupActivities = (deps: PostgresDeps) => {
     /** pg_dump (custom format) with row counts of the same snapshot, then the signed manifest. Heartbeats. */
     async takePostgresBackup(ref: TargetRef & { name: string; workflowId: string; runId: string }) {
       const t = await load(ref);
-      const m = await dumpWithManifest(t, {
-        database: t.database,
-        dir: t.backupsDir,
-        name: ref.name,
-        key: deps.signingKey,
-        workflowId: ref.workflowId,
-        runId: ref.runId,
-      });
+      const m = await dumpWithManifest(t, t.backupsDir, ref, deps.signingKey);
       deps.log.info({ target: `${ref.environment}/${ref.target}`, file: m.file }, 'postgres backup taken');
       return m;
     },

@@ -43,14 +43,24 @@ export const PG_BACKUPS: BackupKind<PgBackupManifest> = {
   stored: (m) => m.dump,
 };
 
+/** Which dump a run takes: its name (`<prefix>_<time>-<tag><run>`) and the run that takes it. */
+export interface DumpRef {
+  name: string;
+  workflowId?: string;
+  runId?: string;
+}
+
 /**
- * pg_dump of `database` into `dir/<name>.dump` with its signed manifest. Idempotent: a dump whose manifest exists
+ * pg_dump of the target's database into `dir/<name>.dump` with its signed manifest. Idempotent: a dump whose manifest exists
  * is returned as it is; a half-written one (`.partial`, from a killed attempt) is started over.
  */
 export async function dumpWithManifest(
   t: PostgresTarget,
-  o: { database: string; dir: string; name: string; key: KeyPair; workflowId?: string; runId?: string },
+  dir: string,
+  ref: DumpRef,
+  key: KeyPair,
 ): Promise<PgBackupManifest> {
+  const o = { ...ref, dir, key, database: t.database };
   const file = `${o.name}.dump`;
   const path = join(o.dir, file);
   const existing = await readFile(manifestPath(o.dir, file), 'utf8').then(

@@ -149,14 +149,7 @@ export const createPostgresRestoreActivities = (deps: PostgresDeps) => {
     /** pg_dump of the live database into <backups>/safety before anything replaces it (signed manifest). */
     async takePostgresSafetyDump(ref: TargetRef & { name: string; workflowId: string; runId: string }) {
       const t = await load(ref);
-      const m = await dumpWithManifest(t, {
-        database: t.database,
-        dir: t.safetyDir,
-        name: ref.name,
-        key: deps.signingKey,
-        workflowId: ref.workflowId,
-        runId: ref.runId,
-      });
+      const m = await dumpWithManifest(t, t.safetyDir, ref, deps.signingKey);
       return { file: `${t.safetyDir}/${m.file}`, bytes: m.dump.bytes, sha256: m.dump.sha256, rows: m.rows };
     },
 

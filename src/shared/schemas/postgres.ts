@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { serviceSchema } from './adapters.js';
 import { baseInput } from './inputs.js';
+import { backupRunInput } from './sqlite-inputs.js';
 import { boundedDuration, envVarNameSchema, nameSchema } from './primitives.js';
 
 // The `postgres` section of a target: an application's Postgres database, its backups (pg_dump custom format with
@@ -65,16 +66,7 @@ const pgBackupFile = z
     'must be a backup file name of the target (<prefix>_<YYYY-MM-DD_HH-MM-SS>.dump), no path',
   );
 
-export const postgresBackupInputSchema = z.strictObject({
-  ...baseInput,
-  /** a label in the file name, e.g. "manual" before a risky change */
-  tag: z
-    .string()
-    .regex(/^[a-z0-9]{1,16}$/, 'must be 1-16 lowercase letters or digits')
-    .optional(),
-  /** apply the retention policy after the backup (default true) */
-  prune: z.boolean().default(true),
-});
+export const postgresBackupInputSchema = z.strictObject({ ...baseInput, ...backupRunInput });
 export type PostgresBackupInput = z.input<typeof postgresBackupInputSchema>;
 
 export const postgresRestoreInputSchema = z.strictObject({
