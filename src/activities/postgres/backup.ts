@@ -2,7 +2,9 @@ import { unlink } from 'node:fs/promises';
 import { parseDuration } from '../../shared/duration.js';
 import type { ApprovalPolicy, EscalationLevel } from '../../shared/types.js';
 import { approvalPolicyOf } from '../environment.js';
-import { listBackups, manifestPath, type ListedBackup } from '../sqlite/backup-files.js';
+import { listBackups, MANIFEST_SUFFIX, manifestPath, type ListedBackup } from '../sqlite/backup-files.js';
+import { heartbeating } from '../sqlite/heartbeat.js';
+import { deleteFromS3, syncFromS3, uploadToS3 } from './s3.js';
 import { backupTime } from '../sqlite/backup.js';
 import type { SqliteDeps } from '../sqlite/deps.js';
 import { trustedWorkerKeys } from '../sqlite/target.js';
@@ -25,8 +27,11 @@ export interface PostgresTargetDescription {
 
 export type PostgresDeps = SqliteDeps;
 
-export const listPgBackups = async (t: PostgresTarget, ownKey: string): Promise<ListedBackup<PgBackupManifest>[]> =>
-  listBackups(t.backupsDir, t.prefix, await trustedWorkerKeys(t, ownKey), PG_BACKUPS);
+/** The target's backups, newest first, judged against the trusted keys (an s3 location is synced into its cache first). */
+export async function listPgBackups(t: PostgresTarget, ownKey: string): Promise<ListedBackup<PgBackupManifest>[]> {
+  if (t.s3) await heartbeating(syncFromS3(t));
+  return listBackups(t.backupsDir, t.prefix, await trustedWorkerKeys(t, ownKey), PG_BACKUPS);
+}
 
 export const createPostgresBackupActivities = (deps: PostgresDeps) => {
   const load = (ref: TargetRef) => loadPostgresTarget(deps.environmentsDir, ref, deps.runner);
@@ -67,6 +72,7 @@ export const createPostgresBackupActivities = (deps: PostgresDeps) => {
     async takePostgresBackup(ref: TargetRef & { name: string; workflowId: string; runId: string }) {
       const t = await load(ref);
       const m = await dumpWithManifest(t, t.backupsDir, ref, deps.signingKey);
+      if (t.s3) await heartbeating(uploadToS3(t, m.file));
       deps.log.info({ target: `${ref.environment}/${ref.target}`, file: m.file }, 'postgres backup taken');
       return m;
     },
@@ -83,6 +89,8 @@ export const createPostgresBackupActivities = (deps: PostgresDeps) => {
       const doomed = all.filter((b) => b.file !== newest && backupTime(b) < cutoff);
       if (!ref.dryRun)
         for (const b of doomed) {
+          // the manifest first: without it the dump is no backup
+          if (t.s3) for (const name of [`${b.file}${MANIFEST_SUFFIX}`, b.file]) await deleteFromS3(t, name);
           await unlink(b.path).catch(() => {});
           await unlink(manifestPath(t.backupsDir, b.file)).catch(() => {});
         }

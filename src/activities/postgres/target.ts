@@ -4,7 +4,8 @@ import { serviceFromConfig } from '../adapters/index.js';
 import type { CommandRunner, ServiceAdapter } from '../adapters/types.js';
 import { loadTarget, requireSection, withEnvironmentErrors, type LoadedTarget } from '../environment.js';
 import { ErrorType } from '../../shared/constants.js';
-import type { PostgresTargetConfig } from '../../shared/schemas.js';
+import type { PgBackupLocation, PostgresTargetConfig } from '../../shared/schemas.js';
+import { S3Client } from '@aws-sdk/client-s3';
 import { unsafePath } from '../sqlite/target.js';
 import { resolve, sep } from 'node:path';
 
@@ -28,8 +29,16 @@ export interface PostgresTarget {
   services: Record<string, ServiceAdapter>;
   /** a connection string to `database` (or another database of the same server) */
   url(database?: string): string;
+  /** an `s3` location: the bucket the local backupsDir mirrors */
+  s3?: S3Location;
   /** the environment for pg_dump / pg_restore: PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE */
   commandEnv(database: string): NodeJS.ProcessEnv;
+}
+
+export interface S3Location {
+  client: S3Client;
+  bucket: string;
+  prefix: string;
 }
 
 const SYSTEM_ROOTS = ['/proc', '/sys', '/dev', '/boot', '/bin', '/sbin', '/usr', '/lib', '/lib64', '/etc'];
@@ -64,9 +73,11 @@ export async function loadPostgresTarget(
     );
   }
   const location = config.backups.location;
-  const backupsDir = resolve(loaded.resolvePath(location.dir));
+  const dirField = `${field}.backups.location.${location.type === 'local' ? 'dir' : 'cacheDir'}`;
+  const backupsDir = resolve(loaded.resolvePath(location.type === 'local' ? location.dir : location.cacheDir));
   if (backupsDir === sep || SYSTEM_ROOTS.some((r) => backupsDir === r || backupsDir.startsWith(`${r}${sep}`)))
-    throw unsafePath(`${loaded.file}: ${field}.backups.location.dir: ${backupsDir} is a system path`);
+    throw unsafePath(`${loaded.file}: ${dirField}: ${backupsDir} is a system path`);
+  const s3 = location.type === 's3' ? s3Location(location, `${loaded.file}: ${field}.backups.location`) : undefined;
   const url = (database = config.database) => {
     const u = new URL(base.href);
     u.pathname = `/${database}`;
@@ -79,6 +90,7 @@ export async function loadPostgresTarget(
     backupsDir,
     prefix: config.backups.prefix ?? config.database.replace(/_/g, '-'),
     safetyDir: `${backupsDir}${sep}safety`,
+    s3,
     services: Object.fromEntries(
       Object.entries(config.services).map(([name, s]) => [name, serviceFromConfig(s, loaded.resolvePath, runner)]),
     ),
@@ -93,6 +105,31 @@ export async function loadPostgresTarget(
       PGCONNECT_TIMEOUT: '10',
     }),
   };
+}
+
+/** The S3 client of an `s3` location, its endpoint and credentials from the worker's variables it names. */
+function s3Location(l: Extract<PgBackupLocation, { type: 's3' }>, where: string): S3Location {
+  const need = (name: string, field: string) => {
+    const v = process.env[name];
+    if (!v)
+      throw ApplicationFailure.nonRetryable(
+        `${where}.${field}: the worker has no ${name} in its environment`,
+        ErrorType.EnvironmentInvalid,
+      );
+    return v;
+  };
+  const endpoint = l.endpointEnv ? need(l.endpointEnv, 'endpointEnv') : undefined;
+  const client = new S3Client({
+    region: l.region,
+    endpoint,
+    // an S3-compatible server on its own host name: bucket in the path, not in the host
+    forcePathStyle: endpoint !== undefined,
+    credentials: {
+      accessKeyId: need(l.accessKeyIdEnv, 'accessKeyIdEnv'),
+      secretAccessKey: need(l.secretAccessKeyEnv, 'secretAccessKeyEnv'),
+    },
+  });
+  return { client, bucket: l.bucket, prefix: l.prefix };
 }
 
 /** Runs `fn` with a connection to `database` (default: the application's), closed after. */

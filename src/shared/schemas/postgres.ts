@@ -16,12 +16,26 @@ export const pgDatabaseName = z
 export const PG_BACKUP_FILE_PATTERN =
   /^[a-z0-9][a-z0-9._-]{0,63}_\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}(-[a-z0-9]{1,16})?\.dump$/;
 
-/**
- * Where backups live. A union on `type` so another location (an S3-compatible bucket) is one more member:
- * only `local` exists today.
- */
+/** Where backups live: a local directory, or an S3-compatible bucket (with a local cache for dumps and downloads). */
 export const pgBackupLocationSchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('local'), dir: z.string().min(1) }),
+  z.strictObject({
+    type: z.literal('s3'),
+    bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be an S3 bucket name'),
+    /** key prefix of the backups, e.g. "staging/" (empty: the bucket's top) */
+    prefix: z
+      .string()
+      .regex(/^([A-Za-z0-9._-]+\/)*$/, 'must be path segments ending with "/" (or empty)')
+      .default(''),
+    region: z.string().min(1).default('us-east-1'),
+    /** the worker's variable holding the endpoint URL of an S3-compatible server (MinIO); absent: AWS S3 */
+    endpointEnv: envVarNameSchema.optional(),
+    /** the worker's variables holding the credentials (names only: the values never enter a file or history) */
+    accessKeyIdEnv: envVarNameSchema.default('AWS_ACCESS_KEY_ID'),
+    secretAccessKeyEnv: envVarNameSchema.default('AWS_SECRET_ACCESS_KEY'),
+    /** the worker's local copies: a dump before its upload, a backup downloaded before it is checked and restored */
+    cacheDir: z.string().min(1),
+  }),
 ]);
 export type PgBackupLocation = z.infer<typeof pgBackupLocationSchema>;
 
