@@ -6,6 +6,7 @@ import { createFlagActivities } from './flags.js';
 import { createDualWriteActivities } from './dual-write/index.js';
 import type { KeyPair } from './keys.js';
 import { createMigrationActivities } from './migration/index.js';
+import { createOutputActivities } from './migration/outputs.js';
 import { createRunActivities } from './runs.js';
 import { createSqliteActivities } from './sqlite/index.js';
 import type { StoreFactory } from './stores/index.js';
@@ -30,4 +31,5 @@ export const createActivities = (deps: ActivityDeps) => ({
   ...createDualWriteActivities(deps),
   ...createSqliteActivities(deps),
   ...createMigrationActivities(deps),
+  ...createOutputActivities(deps),
 });

@@ -8,6 +8,7 @@ import {
   sqliteDrillInputSchema,
   sqliteFreshStartInputSchema,
   sqliteRestoreInputSchema,
+  outputRecoveryInputSchema,
 } from './schemas.js';
 
 /** What every runbook's input has (baseInput in schemas.ts). */
@@ -79,6 +80,12 @@ export const RUNBOOKS: Record<string, RunbookDefinition> = {
     workflowType: 'sqliteFreshStart',
     description: 'Delete a failed SQLite database (forensic copy kept) and initialise it again from its schema',
     schema: sqliteFreshStartInputSchema,
+  },
+  'output-recovery': {
+    workflowType: 'outputRecovery',
+    description:
+      'Detect corrupt job outputs, quarantine them, restore verified backup copies, replay the rest (child job-replay)',
+    schema: outputRecoveryInputSchema,
   },
 };
 

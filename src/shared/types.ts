@@ -137,6 +137,8 @@ export interface RunbookStatus {
     records: ApprovalRecord[];
     /** ignored decisions past the record limit: counted, not kept */
     dropped?: number;
+    /** a child run whose parent's approved plan covers it (rb.approval(plan, { childInput })): what was found */
+    parentCover?: ParentCover;
   };
   /** the targets this run holds (or waits for): one runbook per target at a time */
   locks?: LockRecord[];
@@ -160,7 +162,21 @@ export interface LockRecord {
   grantedAt?: string;
   /** while waiting: the run that holds the target */
   holder?: LockHolder;
+  /** held through the parent run that holds the target (a child of the holder shares its lock) */
+  sharedWith?: LockHolder;
 }
+
+/** A child run's approval through its parent's approved plan (src/activities/cover.ts). */
+export type ParentCover =
+  | {
+      covered: true;
+      parent: { workflowId: string; runId: string; runbook: string };
+      planHash: string;
+      approvedBy: string[];
+      /** the digest of the child's input the parent's plan lists */
+      digest: string;
+    }
+  | { covered: false; why: string };
 
 export interface LockHolder {
   workflowId: string;

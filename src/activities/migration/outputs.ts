@@ -111,7 +111,10 @@ async function readPlan(d: Dirs, digest: string): Promise<RecoveryEntry[]> {
     text = await readFile(path, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT')
-      throw ApplicationFailure.retryable(`output recovery plan ${path} is not on this worker's host`, ErrorType.WorkFileMissing);
+      throw ApplicationFailure.retryable(
+        `output recovery plan ${path} is not on this worker's host`,
+        ErrorType.WorkFileMissing,
+      );
     throw err;
   }
   if (sha256(text) !== digest)
@@ -309,7 +312,10 @@ export const createOutputActivities = (deps: OutputActivityDeps) => ({
       await cp(source, staging, { recursive: true, preserveTimestamps: true });
       const copied = await readRun(staging, isSummary);
       if (!digestsEqual(copied.digests, backupDigests) || (await backupProblem(staging, isSummary)))
-        throw ApplicationFailure.retryable(`the copy of ${e.run} does not match its backup`, ErrorType.VerificationFailed);
+        throw ApplicationFailure.retryable(
+          `the copy of ${e.run} does not match its backup`,
+          ErrorType.VerificationFailed,
+        );
       await rename(staging, to);
       restored++;
       heartbeat({ restored });
@@ -367,7 +373,10 @@ export const createOutputActivities = (deps: OutputActivityDeps) => ({
       }
     }
     const missing = [...waiting].sort();
-    if (missing.length) problems.push(`no sound output for replayed jobs ${missing.slice(0, 20).join(', ')}${missing.length > 20 ? ', …' : ''}`);
+    if (missing.length)
+      problems.push(
+        `no sound output for replayed jobs ${missing.slice(0, 20).join(', ')}${missing.length > 20 ? ', …' : ''}`,
+      );
     if (problems.length) throw failure(ErrorType.VerificationFailed, problems.join('; '));
     return { restoredSound, replayedWithOutput: wanted };
   },

@@ -27,6 +27,7 @@ import { EscalationLadder } from './escalation.js';
 import { recordEvidence } from './evidence.js';
 import { onActivityAttempt } from './interceptors.js';
 import { errorMessage, nowIso, RunbookStop } from './stop.js';
+import { coveredByParent, describeCover } from './parent-cover.js';
 import { TargetLocks } from './target-locks.js';
 
 /** The engine's own first step; a runbook with an approval gate lists 'seal plan' and 'approval' itself. */
@@ -203,8 +204,10 @@ export class Runbook<S extends string> {
   /**
    * The approval gate: seals the plan (its hash covers workflow id, run id and plan), waits for a quorum of valid
    * approvals, a rejection, the timeout or an abort. A dry run records the plan and ends here as `dry_run`.
+   * `childInput` (the run's raw input): a child run whose parent's approved plan covers exactly this input
+   * (parent-cover.ts) passes the gate on that approval; otherwise, and for a run started by hand, it waits as usual.
    */
-  async approval(plan: Plan): Promise<void> {
+  async approval(plan: Plan, options: { childInput?: unknown } = {}): Promise<void> {
     await this.sealPlan(plan, 'dry run: stopped at the approval gate, nothing changed');
     if (!this.state.approval.policy) throw new Error('approval(): call usePolicy() first (the runbook has no policy)');
 
@@ -216,9 +219,13 @@ export class Runbook<S extends string> {
     this.state.currentStep = 'approval';
     approvalWaitsStarted.withTags({ runbook: this.options.runbook }).add(1);
     try {
-      await this.gate.wait(this.ladder);
+      const cover = await coveredByParent(this.state, options.childInput);
+      if (cover?.covered) record.result = describeCover(cover);
+      else {
+        await this.gate.wait(this.ladder);
+        record.result = `approved by ${this.state.approval.approvedBy.join(', ')}`;
+      }
       record.status = 'succeeded';
-      record.result = `approved by ${this.state.approval.approvedBy.join(', ')}`;
     } catch (err) {
       record.status = 'failed';
       const timedOut = err instanceof RunbookStop && err.outcome === 'timed_out';

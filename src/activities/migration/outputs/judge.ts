@@ -15,7 +15,9 @@ const LINE = /^[A-Za-z][A-Za-z _-]*:( .*)?$/;
 export function summaryMatcher(pattern: string): (name: string) => { job?: string } | undefined {
   const escaped = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\?/g, '.');
   const star = escaped.indexOf('*');
-  const re = new RegExp(`^${star < 0 ? escaped : `${escaped.slice(0, star)}(.+?)${escaped.slice(star + 1).replace(/\*/g, '.*')}`}$`);
+  const re = new RegExp(
+    `^${star < 0 ? escaped : `${escaped.slice(0, star)}(.+?)${escaped.slice(star + 1).replace(/\*/g, '.*')}`}$`,
+  );
   return (name) => {
     const m = re.exec(name);
     if (!m) return undefined;
@@ -40,7 +42,8 @@ export function judgeSummary(bytes: Buffer, job?: string): { kind: CorruptKind; 
   if (bad >= 0) return { kind: 'unparsable', detail: `line ${bad + 1} is not "key: value"` };
   const named = body.find((l) => l.startsWith('job: '))?.slice('job: '.length);
   if (named === undefined) return { kind: 'unparsable', detail: 'no "job:" line' };
-  if (job !== undefined && named !== job) return { kind: 'unparsable', detail: `"job: ${named}" in the file of ${job}` };
+  if (job !== undefined && named !== job)
+    return { kind: 'unparsable', detail: `"job: ${named}" in the file of ${job}` };
   return undefined;
 }
 
@@ -102,7 +105,10 @@ export async function readRun(dir: string, isSummary: ReturnType<typeof summaryM
  * Whether a backup copy of a run can be restored: it has a manifest listing every file it holds with the digest
  * of its bytes, and its summaries are sound. Returns why not, or undefined.
  */
-export async function backupProblem(dir: string, isSummary: ReturnType<typeof summaryMatcher>): Promise<string | undefined> {
+export async function backupProblem(
+  dir: string,
+  isSummary: ReturnType<typeof summaryMatcher>,
+): Promise<string | undefined> {
   let run: RunFiles;
   try {
     run = await readRun(dir, isSummary);

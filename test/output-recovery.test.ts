@@ -1,0 +1,132 @@
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ErrorType } from '../src/shared/constants.js';
+import { abortSignal, rejectSignal } from '../src/shared/messages.js';
+import type { RunbookResult } from '../src/shared/types.js';
+import { Harness } from './support/harness.js';
+import { saveHistory } from './support/histories.js';
+import { corruptOutputs, filesOf, snapshot, startRecovery } from './support/output-recovery.js';
+import { approve, failureOf } from './support/sqlite-recovery.js';
+
+const h = new Harness();
+beforeAll(() => h.start());
+afterAll(() => h.close());
+
+const stepOf = (r: RunbookResult, name: string) => r.steps.find((s) => s.name === name);
+
+describe('output-recovery', () => {
+  it('quarantines exactly the corrupt runs and restores the ones with a verified backup; nothing else moves', async () => {
+    const c = await corruptOutputs(h);
+    const { t } = c;
+    const before = snapshot(t);
+    const pid = (await t.stats()).pid;
+    const completedBefore = t.logLines().filter((l) => l.includes(' Completed job ')).length;
+    const handle = await startRecovery(h, t, { replay: false });
+    const status = await approve(h, handle);
+    expect(status.plan!.details).toMatchObject({
+      counts: { empty: 2, truncated: 2, digest: 2, unparsable: 1 },
+      restorable: 3,
+      covers: [],
+    });
+    expect(status.plan!.summary).toMatch(
+      /^quarantine 7 corrupt output runs .* restore 3 from .*; 4 jobs are NOT replayed/,
+    );
+    const result = (await handle.result()) as RunbookResult;
+    expect(result.outcome).toBe('succeeded');
+    expect(stepOf(result, 'replay jobs')).toMatchObject({ status: 'skipped', result: 'replay: false in the input' });
+
+    const quarantine = readdirSync(t.quarantineDir);
+    expect(quarantine).toHaveLength(1);
+    const qdir = join(t.quarantineDir, quarantine[0]!);
+    // every corrupt run, byte for byte as found, and nothing else
+    expect(
+      readdirSync(qdir)
+        .filter((n) => n !== 'quarantine.json')
+        .sort(),
+    ).toEqual(Object.keys(c.corrupt).sort());
+    for (const run of Object.keys(c.corrupt)) {
+      const found = Object.entries(before.outputs).filter(([p]) => p.startsWith(`${run}/`));
+      expect(filesOf(join(qdir, run))).toEqual(Object.fromEntries(found.map(([p, d]) => [p.slice(run.length + 1), d])));
+    }
+    const after = snapshot(t);
+    // restored runs are the backup copies; the unrestorable ones are gone from outputs; all others untouched
+    const expected = { ...before.outputs };
+    for (const run of Object.keys(c.corrupt))
+      for (const p of Object.keys(expected)) if (p.startsWith(`${run}/`)) delete expected[p];
+    for (const run of c.restorable)
+      for (const [p, d] of Object.entries(before.backup)) if (p.startsWith(`${run}/`)) expected[p] = d;
+    expect(after.outputs).toEqual(expected);
+    expect(after.backup).toEqual(before.backup);
+    expect(after.jobs).toEqual(before.jobs);
+    expect(after.ini).toBe(before.ini);
+    // the processor was stopped and started again; no job ran
+    expect((await t.stats()).pid).not.toBe(pid);
+    expect((await t.health()).status).toBe(200);
+    expect(t.logLines().filter((l) => l.includes(' Completed job ')).length).toBe(completedBefore);
+    expect(result.extra).toMatchObject({ recovery: { corrupt: 7, restorable: 3, replayJobs: 4 } });
+    await saveHistory(h.client, handle.workflowId, 'approve-no-replay', 'output-recovery');
+  });
+
+  it('a rejection leaves every output where it was', async () => {
+    const { t } = await corruptOutputs(h);
+    const before = snapshot(t);
+    const pid = (await t.stats()).pid;
+    const handle = await startRecovery(h, t, { replay: false });
+    const status = await h.waitForApproval(handle);
+    await handle.signal(rejectSignal, { by: 'bob', planHash: status.planHash!, comment: 'not now' });
+    const result = (await handle.result()) as RunbookResult;
+    expect(result.outcome).toBe('rejected');
+    const after = snapshot(t);
+    expect({ ...after, work: {} }).toEqual({ ...before, work: {} });
+    expect((await t.stats()).pid).toBe(pid);
+  });
+
+  it('an abort after the quarantine puts every run back, byte-identical, and the processor runs', async () => {
+    const { t } = await corruptOutputs(h, { healthWithin: '4s' });
+    const before = snapshot(t);
+    // the processor comes back unhealthy (its backend fails): the run waits in 'verify healthy' for the abort
+    await t.setFault('heavydb', { mode: 'fail' });
+    const handle = await startRecovery(h, t, { replay: false, backend: 'heavydb' });
+    await approve(h, handle);
+    await h.waitFor(handle, (s) => s.currentStep === 'verify healthy');
+    await handle.signal(abortSignal, { by: 'alice', reason: 'wrong outputs dir' });
+    const result = (await handle.result()) as RunbookResult;
+    expect(result.outcome).toBe('aborted');
+    const after = snapshot(t);
+    expect(after.outputs).toEqual(before.outputs);
+    expect(Object.keys(after.quarantine)).toEqual([]);
+    expect(result.compensations.map((x) => [x.step, x.status])).toEqual([
+      ['restore from backup', 'succeeded'],
+      ['quarantine outputs', 'succeeded'],
+      ['stop processor', 'succeeded'],
+    ]);
+    await t.setFault('heavydb', null);
+    await t.waitHealthy();
+  });
+
+  it("a backend that is not the target's is InvalidInput before anything changes", async () => {
+    const { t } = await corruptOutputs(h);
+    const before = snapshot(t);
+    const handle = await startRecovery(h, t, { backend: 'mysql' });
+    const failure = await failureOf(handle);
+    expect(failure.type).toBe(ErrorType.InvalidInput);
+    expect(failure.message).toMatch(/backend: "mysql" is not a backend of this target/);
+    expect(snapshot(t)).toEqual(before);
+    expect(existsSync(join(t.workDir, 'output-recovery'))).toBe(false);
+  });
+
+  it('nothing corrupt: the plan says so and nothing is stopped', async () => {
+    const t = (await corruptOutputs(h)).t;
+    // only the intact runs: the recovery of the first run put everything right
+    const first = await startRecovery(h, t, { replay: false });
+    await approve(h, first);
+    expect(((await first.result()) as RunbookResult).outcome).toBe('succeeded');
+    const pid = (await t.stats()).pid;
+    const second = (await (await startRecovery(h, t, { replay: false })).result()) as RunbookResult;
+    expect(second.outcome).toBe('succeeded');
+    expect(second.plan!.summary).toMatch(/^no corrupt outputs among 36 runs/);
+    expect(stepOf(second, 'stop processor')).toMatchObject({ status: 'skipped' });
+    expect((await t.stats()).pid).toBe(pid);
+  });
+});
