@@ -9,6 +9,7 @@ import { RUNBOOKS } from '../src/shared/runbooks.js';
 import { FEATURE_FLAG_MODES } from '../src/shared/schemas.js';
 import type { RunbookResult } from '../src/shared/types.js';
 import { pairTarget, startDualWrite } from './support/dual-write.js';
+import { corruptOutputs, startRecovery } from './support/output-recovery.js';
 import { Harness } from './support/harness.js';
 import { saveHistory } from './support/histories.js';
 import { sqliteTarget, startRunbook, type SqliteTargetOptions, type SqliteTestTarget } from './support/sqlite.js';
@@ -87,6 +88,22 @@ async function sqliteDryRun(
 }
 
 const CASES: Record<string, () => Promise<void>> = {
+  'output-recovery': async () => {
+    // corrupt outputs, some restorable: a real run would stop the processor, quarantine, restore and replay
+    const { t } = await corruptOutputs(h);
+    const before = filesBelow(t.dataDir);
+    const pid = (await t.stats()).pid;
+    const handle = await startRecovery(h, t, { dryRun: true });
+    const result = (await handle.result()) as RunbookResult;
+    expect(result.outcome).toBe('dry_run');
+    expect(result.plan!.summary).toMatch(/^quarantine 7 corrupt output runs .* restore 3 from .* replay 4 jobs/);
+    expect(result.steps.find((s) => s.name === 'quarantine outputs')).toMatchObject({ status: 'skipped' });
+    expect(result.compensations).toEqual([]);
+    expect(filesBelow(t.dataDir)).toEqual(before);
+    expect((await t.stats()).pid).toBe(pid);
+    await noLockTaken(t.envName, 'jobs');
+    await saveHistory(h.client, handle.workflowId, 'dry-run', 'output-recovery');
+  },
   'sqlite-backup': async () => {
     const result = await sqliteDryRun('sqlite-backup', { tag: 'dry' });
     expect(result.plan!.summary).toMatch(/^back up .*abathur\.db/);

@@ -103,6 +103,7 @@ describe('output-recovery', () => {
     ]);
     await t.setFault('heavydb', null);
     await t.waitHealthy();
+    await saveHistory(h.client, handle.workflowId, 'abort-after-quarantine', 'output-recovery');
   });
 
   it("a backend that is not the target's is InvalidInput before anything changes", async () => {

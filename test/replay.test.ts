@@ -44,6 +44,9 @@ describe('replay of stored histories', () => {
         'sqlite-restore.worker-killed.json',
         'sqlite-fresh-start.approve-path.json',
         'sqlite-fresh-start.abort-during-monitoring.json',
+        'output-recovery.approve-no-replay.json',
+        'output-recovery.abort-after-quarantine.json',
+        'output-recovery.dry-run.json',
         // runs started before engine v2 (unsigned approvals, plan-only hashes, no target lock) keep replaying
         'archive/before-engine-v2/feature-flag-rollback.approve-path.json',
         'archive/before-engine-v2/feature-flag-rollback.quorum-and-ignored-approvals.json',
