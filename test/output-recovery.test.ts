@@ -8,6 +8,7 @@ import { Harness } from './support/harness.js';
 import { saveHistory } from './support/histories.js';
 import { corruptOutputs, filesOf, snapshot, startRecovery } from './support/output-recovery.js';
 import { approve, failureOf } from './support/sqlite-recovery.js';
+import { runbook, temporalStart } from './support/cli.js';
 
 const h = new Harness();
 beforeAll(() => h.start());
@@ -129,5 +130,31 @@ describe('output-recovery', () => {
     expect(second.plan!.summary).toMatch(/^no corrupt outputs among 36 runs/);
     expect(stepOf(second, 'stop processor')).toMatchObject({ status: 'skipped' });
     expect((await t.stats()).pid).toBe(pid);
+  });
+
+  it('runs from the runbook CLI (dry run, start, approve) and from temporal workflow start', async () => {
+    const { t } = await corruptOutputs(h);
+    const args = ['--env', t.envName, '--target', 'jobs', '--requester', 'rita', '--reason', 'truncated summaries'];
+    const dry = await runbook(['start', 'output-recovery', ...args, '--dry-run', '--wait'], h.env());
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout).toMatch(/dry_run|DRY_RUN/i);
+    const started = await runbook(['start', 'output-recovery', ...args, '--input', '{"replay":false}'], h.env());
+    expect(started.code, started.stderr).toBe(0);
+    const id = `output-recovery--${t.envName}--jobs`;
+    await h.waitForApproval(h.client.workflow.getHandle(id));
+    const approved = await runbook(['approve', id, '--by', 'alice'], h.env());
+    expect(approved.code, approved.stderr).toBe(0);
+    expect(((await h.client.workflow.getHandle(id).result()) as RunbookResult).outcome).toBe('succeeded');
+    const status = await runbook(['status', id], h.env());
+    expect(status.stdout).toContain('quarantine outputs');
+
+    // the same with the temporal CLI: nothing corrupt any more, so no approval is needed
+    const tid = `tctl-output-recovery-${h.taskQueue}`;
+    const input = { environment: t.envName, target: 'jobs', requester: 'rita', reason: 'by hand', replay: false };
+    const viaTemporal = await temporalStart(h, 'outputRecovery', tid, input);
+    expect(viaTemporal.code, viaTemporal.stderr).toBe(0);
+    const result = (await h.client.workflow.getHandle(tid).result()) as RunbookResult;
+    expect(result.outcome).toBe('succeeded');
+    expect(result.plan!.summary).toMatch(/^no corrupt outputs/);
   });
 });

@@ -75,6 +75,8 @@ const exists = (path: string) =>
     () => false,
   );
 const SAFE_RUN = /^[^/\\\0]+$/;
+/** a run without manifest.json whose summaries changed this recently may still be being written */
+const IN_FLIGHT_MS = 60_000;
 
 interface Dirs {
   m: MigrationTargetConfig;
@@ -174,7 +176,10 @@ export const createOutputActivities = (deps: OutputActivityDeps) => ({
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // moved away meanwhile
         throw err;
       }
-      if (Object.keys(files.summaries).length === 0) {
+      // a run without summaries, or one still being written (no manifest yet, touched within the last minute),
+      // is not judged: the processor may be writing it right now
+      const writing = !files.digests['manifest.json'] && Date.now() - files.mtimeMs < IN_FLIGHT_MS;
+      if (Object.keys(files.summaries).length === 0 || writing) {
         incomplete++;
         continue;
       }
