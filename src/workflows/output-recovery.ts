@@ -143,6 +143,7 @@ export async function outputRecovery(rawInput: OutputRecoveryInput): Promise<Run
                 workflowType: REPLAY_WORKFLOW,
                 workflowId: childId,
                 jobs: p.replayJobs.length,
+                jobsSha256: p.replayJobsSha256,
                 jobsSample: p.replayJobs.slice(0, 20),
                 backend: input.backend,
               }

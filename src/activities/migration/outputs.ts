@@ -56,6 +56,8 @@ export interface OutputRecoveryPlan {
   restorable: number;
   /** the jobs of the runs no backup restores, in id order */
   replayJobs: string[];
+  /** sha256 of those ids, one per line */
+  replayJobsSha256: string;
   quarantineOnly: number;
   /** run directories read; without summaries (a run being written, or cut short) */
   scanned: number;
@@ -215,6 +217,7 @@ export const createOutputActivities = (deps: OutputActivityDeps) => ({
       counts,
       restorable: entries.filter((e) => e.action === 'restore').length,
       replayJobs,
+      replayJobsSha256: sha256(replayJobs.join('\n')),
       quarantineOnly: entries.filter((e) => e.action === 'quarantine-only').length,
       scanned: names.length,
       incomplete,
