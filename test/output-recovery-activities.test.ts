@@ -28,6 +28,8 @@ describe('output recovery activities', () => {
     const acts = createOutputActivities({ environmentsDir: h.environmentsDir, log: pino({ level: 'silent' }) });
     const ref = { environment: t.envName, target: 'jobs' };
     const before = snapshot(t);
+    const later = new Date(Date.now() + 60_000).toISOString();
+    expect(await acts.detectCorruptOutputs({ ...ref, dryRun: true, since: later })).toMatchObject({ total: 0 });
     const plan = await acts.detectCorruptOutputs({ ...ref, dryRun: false });
     expect(plan).toMatchObject({ total: 7, restorable: 3, replayJobs: c.replayJobs, file: { total: 7 } });
     const planRef = { ...ref, plan: plan.sha256 };
