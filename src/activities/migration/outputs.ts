@@ -248,7 +248,8 @@ export const createOutputActivities = (deps: OutputActivityDeps) => ({
     const dir = quarantineOf(d, input.plan);
     const todo: RecoveryEntry[] = [];
     let already = 0;
-    for (const e of entries) {
+    for (const [i, e] of entries.entries()) {
+      if (i % 200 === 0) heartbeat({ checked: i });
       const from = join(d.outputs, e.run);
       if (!(await exists(from))) {
         if (await exists(join(dir, e.run))) {
