@@ -11,6 +11,7 @@ import type { RunbookResult } from '../src/shared/types.js';
 import { pairTarget, startDualWrite } from './support/dual-write.js';
 import { corruptOutputs, startRecovery } from './support/output-recovery.js';
 import { Harness } from './support/harness.js';
+import { jobTarget } from './support/migration.js';
 import { saveHistory } from './support/histories.js';
 import { sqliteTarget, startRunbook, type SqliteTargetOptions, type SqliteTestTarget } from './support/sqlite.js';
 
@@ -103,6 +104,24 @@ const CASES: Record<string, () => Promise<void>> = {
     expect((await t.stats()).pid).toBe(pid);
     await noLockTaken(t.envName, 'jobs');
     await saveHistory(h.client, handle.workflowId, 'dry-run', 'output-recovery');
+  },
+  'backend-phase-switch': async () => {
+    // the processor at rest: its INI file, spool, logs and last-known-good directory are byte-identical after
+    const t = await jobTarget(h, { start: false });
+    for (const input of [{ to: 'cut-over', percent: 50 }, { checkpoint: '2.3' }]) {
+      const before = filesBelow(t.dataDir);
+      const handle = await startRunbook(h, 'backend-phase-switch', {
+        environment: t.envName,
+        target: 'jobs',
+        dryRun: true,
+        ...input,
+      });
+      const result = (await handle.result()) as RunbookResult;
+      expect(result.outcome).toBe('dry_run');
+      expect(result.compensations).toEqual([]);
+      expect(filesBelow(t.dataDir)).toEqual(before);
+      await noLockTaken(t.envName, 'jobs');
+    }
   },
   'sqlite-backup': async () => {
     const result = await sqliteDryRun('sqlite-backup', { tag: 'dry' });
