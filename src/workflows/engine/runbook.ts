@@ -13,6 +13,7 @@ import { ErrorType, type Outcome } from '../../shared/constants.js';
 import { statusQuery } from '../../shared/messages.js';
 import type {
   ApprovalPolicy,
+  ApprovalStage,
   EscalationLevel,
   Phase,
   Plan,
@@ -230,6 +231,65 @@ export class Runbook<S extends string> {
       approvalWaitsEnded.withTags({ runbook: this.options.runbook }).add(1);
     }
     this.enterPhase('execute');
+  }
+
+  /**
+   * Per-stage approvals: a runbook that asks again before each stage (the emergency ladder's levels) calls this
+   * with the declared step that stands for the stage. The stage's plan is sealed (its hash covers workflow id,
+   * run id, stage and plan, so an approval of one stage can never count for another) and recorded in
+   * `approval.stages`; then, unless its policy is `automatic`, the run waits for a quorum of that policy. A
+   * rejection or timeout ends the run (the undos registered so far run); a dry run ends here. Returns the hash.
+   */
+  async stageApproval(stage: S, plan: Plan, policy: ApprovalPolicy | 'automatic'): Promise<string> {
+    if (!this.v2) throw new Error('stageApproval(): per-stage approvals need engine v2');
+    const stages = (this.state.approval.stages ??= []);
+    if (stages.some((x) => x.stage === stage)) throw new Error(`stageApproval(): stage "${stage}" was sealed already`);
+    const { workflowId, runId } = this.state;
+    const record = this.record(stage);
+    const { planHash } = await this.runStep(
+      stage,
+      () => engineActivities.sealStagePlan({ workflowId, runId, stage, plan }),
+      { summarize: (r) => `plan ${r.planHash.slice(0, 12)} sealed` },
+    );
+    const entry: ApprovalStage = {
+      stage,
+      plan,
+      planHash,
+      policy,
+      status: policy === 'automatic' ? 'automatic' : 'waiting',
+      approvedBy: [],
+      sealedAt: nowIso(),
+    };
+    stages.push(entry);
+    if (this.state.dryRun) {
+      entry.status = 'ended';
+      throw new RunbookStop('dry_run', `dry run: stopped at the approval of "${stage}", nothing changed`);
+    }
+    if (policy === 'automatic') {
+      entry.decidedAt = entry.sealedAt;
+      record.result = `automatic (no approval needed), plan ${planHash.slice(0, 12)}`;
+      return planHash;
+    }
+    this.enterPhase('approval');
+    record.status = 'running';
+    this.state.currentStep = stage;
+    approvalWaitsStarted.withTags({ runbook: this.options.runbook }).add(1);
+    try {
+      await this.gate.waitStage(entry, policy, this.ladder);
+      record.status = 'succeeded';
+      record.result = `approved by ${entry.approvedBy.join(', ')}, plan ${planHash.slice(0, 12)}`;
+    } catch (err) {
+      record.status = 'failed';
+      const timedOut = err instanceof RunbookStop && err.outcome === 'timed_out';
+      record.error = timedOut ? `no quorum within ${policy.timeout}` : errorMessage(err);
+      throw err;
+    } finally {
+      record.endedAt = nowIso();
+      if (this.state.currentStep === stage) this.state.currentStep = undefined;
+      approvalWaitsEnded.withTags({ runbook: this.options.runbook }).add(1);
+    }
+    this.enterPhase('execute');
+    return planHash;
   }
 
   /**
