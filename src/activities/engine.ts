@@ -5,13 +5,7 @@ import { parseDuration } from '../shared/duration.js';
 import type { EvidenceInput, EvidenceRef, Plan } from '../shared/types.js';
 import { sha256 } from './digest.js';
 import { loadEnvironment, withEnvironmentErrors } from './environment.js';
-import {
-  buildEvidence,
-  evidencePath,
-  evidenceSigningText,
-  planHashOf,
-  stagePlanHashOf,
-} from './evidence/document.js';
+import { buildEvidence, evidencePath, evidenceSigningText, planHashOf, stagePlanHashOf } from './evidence/document.js';
 import { writeFileAtomically } from './files.js';
 import { signText, verifyText, type KeyPair } from './keys.js';
 

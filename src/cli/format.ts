@@ -63,7 +63,7 @@ export function formatStatus(s: RunbookStatus): string {
     lines.push('', 'compensations:');
     for (const c of s.compensations)
       lines.push(
-        `  ${c.status === 'succeeded' ? '↺' : '✘'} undo ${c.step}: ${c.status}${c.error ? ` — ${c.error}` : ''}`,
+        `  ${c.status === 'succeeded' ? '↺' : c.status === 'kept' ? '=' : '✘'} undo ${c.step}: ${c.status}${c.error ? ` — ${c.error}` : ''}${c.reason ? ` — ${c.reason}` : ''}`,
       );
   }
   const results = resultLines(s.results);

@@ -108,10 +108,13 @@ export interface EscalationRecord {
 
 export interface CompensationRecord {
   step: string;
-  status: 'succeeded' | 'failed';
+  /** kept: the run handed over to people and left this step's change in place on purpose (rb.handOver) */
+  status: 'succeeded' | 'failed' | 'kept';
   startedAt: string;
   endedAt: string;
   error?: string;
+  /** kept: why */
+  reason?: string;
 }
 
 export interface PlanChange {

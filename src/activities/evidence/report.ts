@@ -85,7 +85,9 @@ export function renderReport(e: EvidenceDocument): string {
     '## Compensations',
     '',
     ...(e.compensations.length
-      ? e.compensations.map((c) => `- undo **${c.step}**: ${c.status}${c.error ? ` — ${c.error}` : ''}`)
+      ? e.compensations.map(
+          (c) => `- undo **${c.step}**: ${c.status}${c.error ? ` — ${c.error}` : ''}${c.reason ? ` — ${c.reason}` : ''}`,
+        )
       : ['(none)']),
     ...(e.abort ? ['', `Aborted by ${e.abort.by} at ${e.abort.at}: ${e.abort.reason}`] : []),
     '',

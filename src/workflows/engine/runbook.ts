@@ -15,6 +15,7 @@ import type {
   ApprovalPolicy,
   ApprovalStage,
   EscalationLevel,
+  EscalationRecord,
   Phase,
   Plan,
   RunbookResult,
@@ -311,6 +312,25 @@ export class Runbook<S extends string> {
     this.state.plan = plan;
     this.state.planHash = planHash;
     if (this.state.dryRun) throw new RunbookStop('dry_run', dryRunMessage);
+  }
+
+  /**
+   * Escalates to people now (not on a timer): every level of the environment's escalation ladder is notified
+   * through its channels, naming its contact; recorded in `escalation` (status, evidence, report) like the timed
+   * notices. Never fails the run: undelivered notices are recorded with their error.
+   */
+  async escalateToPeople(reason: string, details: string): Promise<EscalationRecord[]> {
+    return this.ladder.notifyAll(reason, details);
+  }
+
+  /**
+   * Ends the run as `escalated`: the procedure did all it could without a fix and hands over to people. The
+   * changes made so far are left in place on purpose (the emergency ladder's safe configuration): each registered
+   * undo is recorded as `kept` with `why` in the status and the evidence, and none runs.
+   */
+  handOver(message: string, why: string): never {
+    this.compensations.keepAll(why, (entry) => this.state.compensations.push(entry));
+    throw new RunbookStop('escalated', message);
   }
 
   /** Runs started before engine v2 replay by its rules; a runbook branching on new behaviour asks this. */
