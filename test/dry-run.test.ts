@@ -11,6 +11,7 @@ import type { RunbookResult } from '../src/shared/types.js';
 import { pairTarget, startDualWrite } from './support/dual-write.js';
 import { Harness } from './support/harness.js';
 import { saveHistory } from './support/histories.js';
+import { jobTarget } from './support/migration.js';
 import { sqliteTarget, startRunbook, type SqliteTargetOptions, type SqliteTestTarget } from './support/sqlite.js';
 
 /**
@@ -181,6 +182,25 @@ const CASES: Record<string, () => Promise<void>> = {
       }
       await noLockTaken(t.envName, 'web');
     }
+  },
+  'emergency-ladder': async () => {
+    // a wedged processor: a real run would restart it (level 1) and could go on to the configuration
+    const t = await jobTarget(h);
+    await t.wedge();
+    const pid = (await t.stats()).pid;
+    const skip = [t.logDir, t.logFile];
+    const before = filesBelow(t.dataDir, skip);
+    const handle = await startRunbook(h, 'emergency-ladder', { environment: t.envName, target: 'jobs', dryRun: true });
+    const result = (await handle.result()) as RunbookResult;
+    expect(result.outcome).toBe('dry_run');
+    expect(result.plan!.summary).toMatch(/^emergency ladder for .*\/jobs from level 1: L1 restart \(automatic\)/);
+    expect(result.steps.find((s) => s.name === 'level 1 restart')).toMatchObject({ status: 'skipped' });
+    expect(result.approval.stages).toBeUndefined();
+    expect(result.compensations).toEqual([]);
+    expect(filesBelow(t.dataDir, skip)).toEqual(before);
+    expect((await t.stats()).pid, 'not restarted').toBe(pid);
+    expect((await t.health()).status, 'still wedged').toBe(503);
+    await noLockTaken(t.envName, 'jobs');
   },
   'sqlite-drill': async () => {
     const result = await sqliteDryRun('sqlite-drill');

@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import {
   dualWriteRollbackInputSchema,
+  emergencyLadderInputSchema,
   featureFlagRollbackInputSchema,
   sqliteBackupInputSchema,
   sqliteMilestoneRollbackInputSchema,
@@ -79,6 +80,11 @@ export const RUNBOOKS: Record<string, RunbookDefinition> = {
     workflowType: 'sqliteFreshStart',
     description: 'Delete a failed SQLite database (forensic copy kept) and initialise it again from its schema',
     schema: sqliteFreshStartInputSchema,
+  },
+  'emergency-ladder': {
+    workflowType: 'emergencyLadder',
+    description: 'L1 restart → L2 last known good → L3 emergency configuration → escalate; stops when healthy',
+    schema: emergencyLadderInputSchema,
   },
 };
 

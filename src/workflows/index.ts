@@ -9,3 +9,4 @@ export { sqliteMilestoneRollback } from './sqlite-milestone-rollback.js';
 export { sqliteRecovery } from './sqlite-recovery.js';
 export { sqliteRestore } from './sqlite-restore.js';
 export { sqliteFreshStart } from './sqlite-fresh-start.js';
+export { emergencyLadder } from './emergency-ladder.js';
