@@ -1,6 +1,6 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
@@ -9,12 +9,13 @@ import { createMigrationActivities } from '../src/activities/migration/index.js'
 import { personKeyPath } from '../src/activities/keys.js';
 import { buildDecision } from '../src/cli/commands/decide.js';
 import { EXIT_CODES } from '../src/shared/constants.js';
-import { approveSignal, rejectSignal } from '../src/shared/messages.js';
+import { abortSignal, approveSignal, rejectSignal, statusQuery } from '../src/shared/messages.js';
 import type { EmergencyLadderInput } from '../src/shared/schemas/migration-inputs.js';
 import type { RunbookResult, RunbookStatus } from '../src/shared/types.js';
 import { runbook, temporal } from './support/cli.js';
 import { Harness } from './support/harness.js';
 import { saveHistory } from './support/histories.js';
+import { captureWebhook } from './support/webhook.js';
 import { jobTarget, type Backend, type JobTestTarget } from './support/migration.js';
 
 const h = new Harness();
@@ -138,17 +139,8 @@ describe('emergency ladder on the demo job processor', () => {
   });
 
   it('escalates past level 3 when both backends fail: the contacts are notified, the emergency configuration stays', async () => {
-    const received: Array<{ text: string }> = [];
-    const hook = createServer((req, res) => {
-      let body = '';
-      req.on('data', (d: Buffer) => (body += d.toString()));
-      req.on('end', () => {
-        received.push(JSON.parse(body));
-        res.end('ok');
-      });
-    });
-    await new Promise<void>((r) => hook.listen(0, '127.0.0.1', () => r()));
-    process.env.TEST_LADDER_WEBHOOK_URL = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/hook`;
+    const hook = await captureWebhook('TEST_LADDER_WEBHOOK_URL');
+    const { received } = hook;
     try {
       const t = await jobTarget(h, {
         migration: emergency(),
@@ -243,6 +235,53 @@ describe('emergency ladder on the demo job processor', () => {
     await saveHistory(h.client, handle.workflowId, 'rejected-at-level-3', 'emergency-ladder');
   });
 
+  it('an abort during level 3 undoes level 3, then level 2: the configuration as found, byte for byte', async () => {
+    const t = await jobTarget(h, { migration: emergency() });
+    faults(t, { heavydb: { mode: 'fail' }, parquet: { mode: 'fail' } });
+    // the last known good differs from the emergency configuration, so each level writes something
+    t.writeIni(withBackend(t, { dual_write: 'true', phase: 'dual-write' }));
+    await saveGoodThenBreak(t, withBackend(t, { primary: 'parquet' }));
+    const found = t.iniBytes();
+    await unhealthy(t);
+
+    const handle = await start(t);
+    await h.waitFor(handle, (s) => s.currentStep === 'level 3 health check');
+    expect(t.readIni()).toMatch(/^dual_write = false$/m);
+    await handle.signal(abortSignal, { by: 'alice', reason: 'taking over by hand' });
+    const result = (await handle.result()) as RunbookResult;
+    expect(result.outcome).toBe('aborted');
+    expect(result.compensations.map((c) => [c.step, c.status])).toEqual([
+      ['level 3 set emergency configuration', 'succeeded'],
+      ['level 2 restore last known good', 'succeeded'],
+    ]);
+    expect(stepStatus(result, 'level 3 set emergency configuration')).toBe('compensated');
+    expect(t.iniBytes().equals(found)).toBe(true);
+    expect(ladderOf(result).healthyAfter).toBeNull();
+    await saveHistory(h.client, handle.workflowId, 'abort-during-level-3', 'emergency-ladder');
+  });
+
+  it('`temporal workflow cancel` while level 3 waits for approval puts the configuration as found back', async () => {
+    const t = await jobTarget(h, { migration: emergency({ emergencyConfig: { quorum: 1, timeout: '10m' } }) });
+    faults(t, { heavydb: { mode: 'fail' } });
+    await saveGoodThenBreak(t, withBackend(t, { cutover_percent: '150' }));
+    const found = t.iniBytes();
+    await unhealthy(t);
+
+    const handle = await start(t);
+    await h.waitFor(handle, (s) => s.approval.stage === 'level 3 approval');
+    expect(t.iniBytes().equals(found)).toBe(false);
+    const cancelled = await temporal(['workflow', 'cancel', '--workflow-id', handle.workflowId], h.address);
+    expect(cancelled.code, cancelled.stderr).toBe(0);
+    expect(await h.waitForClosed(handle.workflowId)).toBe('CANCELLED');
+    expect(t.iniBytes().equals(found)).toBe(true);
+    const status = await handle.query(statusQuery);
+    expect(status.outcome).toBe('cancelled');
+    expect(status.compensations.map((c) => [c.step, c.status])).toEqual([
+      ['level 2 restore last known good', 'succeeded'],
+    ]);
+    await saveHistory(h.client, handle.workflowId, 'cancelled-at-level-3-approval', 'emergency-ladder');
+  });
+
   it('signed per-stage approvals: a decision for one stage never counts for another; runbook approve and temporal workflow signal decide the stage waiting', async () => {
     const alice = await h.personKey('alice');
     const bob = await h.personKey('bob');
@@ -323,6 +362,17 @@ describe('emergency ladder on the demo job processor', () => {
     expect(report.code, report.stderr).toBe(0);
     expect(report.stdout).toContain('## Approval stages');
     expect(report.stdout).toContain('approve (stage "level 3 approval") by **alice** [signed');
+    // the exported bundle verifies (every stage's plan hash is the hash of its stage and plan); a changed stage does not
+    const out = join(mkdtempSync(join(tmpdir(), 'ladder-')), 'bundle');
+    expect((await runbook(['evidence', handle.workflowId, '--out', out], h.env())).code).toBe(0);
+    const anchors = ['--worker-key', h.workerKey.publicKey, '--server', h.address];
+    const verified = await runbook(['verify-evidence', out, ...anchors], h.env());
+    expect(verified.code, verified.stderr).toBe(0);
+    const file = join(out, 'evidence.json');
+    writeFileSync(file, readFileSync(file, 'utf8').replace('"status": "approved"', '"status": "automatic"'));
+    const tampered = await runbook(['verify-evidence', out, ...anchors], h.env());
+    expect(tampered.code).toBe(1);
+    expect(tampered.stderr).toContain('MISMATCH evidence.json: "stages" differs from what the chain records');
     await saveHistory(h.client, handle.workflowId, 'signed-stages', 'emergency-ladder');
   });
 

@@ -44,6 +44,12 @@ describe('replay of stored histories', () => {
         'sqlite-restore.worker-killed.json',
         'sqlite-fresh-start.approve-path.json',
         'sqlite-fresh-start.abort-during-monitoring.json',
+        'emergency-ladder.healthy-after-level-2.json',
+        'emergency-ladder.escalated.json',
+        'emergency-ladder.rejected-at-level-3.json',
+        'emergency-ladder.abort-during-level-3.json',
+        'emergency-ladder.cancelled-at-level-3-approval.json',
+        'emergency-ladder.signed-stages.json',
         // runs started before engine v2 (unsigned approvals, plan-only hashes, no target lock) keep replaying
         'archive/before-engine-v2/feature-flag-rollback.approve-path.json',
         'archive/before-engine-v2/feature-flag-rollback.quorum-and-ignored-approvals.json',
