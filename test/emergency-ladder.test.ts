@@ -88,7 +88,17 @@ describe('emergency ladder on the demo job processor', () => {
     await t.wedge();
     await unhealthy(t);
 
-    const handle = await start(t);
+    // started as an operator would (the README's command); --wait exits with the outcome's code
+    const started = await runbook(
+      ['start', 'emergency-ladder', '--env', t.envName, '--target', 'jobs', '--requester', 'rita'].concat([
+        '--reason',
+        'jobs stuck',
+        '--wait',
+      ]),
+      h.env(),
+    );
+    expect(started.code, started.stderr).toBe(EXIT_CODES.succeeded);
+    const handle = h.client.workflow.getHandle(`emergency-ladder--${t.envName}--jobs`);
     const result = (await handle.result()) as RunbookResult;
     expect(result.outcome).toBe('succeeded');
     expect(ladderOf(result)).toMatchObject({
@@ -380,8 +390,25 @@ describe('emergency ladder on the demo job processor', () => {
     const t = await jobTarget(h, { migration: emergency() });
     const pid = (await t.stats()).pid;
     const before = t.iniBytes();
-    const handle = await start(t, { dryRun: true, startLevel: 2 });
-    const result = (await handle.result()) as RunbookResult;
+    // started as an operator would with the temporal CLI (the README's command)
+    const id = `ladder-dry-${counter++}`;
+    const input = {
+      environment: t.envName,
+      target: 'jobs',
+      requester: 'rita',
+      reason: 'dry',
+      dryRun: true,
+      startLevel: 2,
+    };
+    const started = await temporal(
+      ['workflow', 'start', '--type', 'emergencyLadder', '--task-queue', h.taskQueue, '--workflow-id', id].concat([
+        '--input',
+        JSON.stringify(input),
+      ]),
+      h.address,
+    );
+    expect(started.code, started.stderr).toBe(0);
+    const result = (await h.client.workflow.getHandle(id).result()) as RunbookResult;
     expect(result.outcome).toBe('dry_run');
     expect(result.plan!.summary).toMatch(/^emergency ladder for .*\/jobs from level 2: L2 last known good/);
     expect(result.approval.stages).toBeUndefined();

@@ -87,7 +87,7 @@ export async function emergencyLadder(rawInput: EmergencyLadderInput): Promise<R
   });
   const levels: LevelReport[] = [];
   let healthyAfter: LadderLevel | null = null;
-  let escalatedTo: string[] = [];
+  let escalatedTo: string[] | undefined;
   let failedBackup: { file: string; digest: string } | undefined;
   let facts: LadderFacts | undefined;
 
@@ -97,13 +97,13 @@ export async function emergencyLadder(rawInput: EmergencyLadderInput): Promise<R
     outcome:
       healthyAfter !== null
         ? `healthy after level ${healthyAfter} (${LEVEL_NAMES[healthyAfter]})`
-        : escalatedTo.length
+        : escalatedTo
           ? 'nothing helped: escalated to people, the emergency configuration left in place'
           : 'not finished',
     levels,
     ...(failedBackup ? { failedBackup } : {}),
     ...(facts?.lastKnownGood ? { lastKnownGood: facts.lastKnownGood } : {}),
-    ...(escalatedTo.length ? { escalatedTo } : {}),
+    ...(escalatedTo ? { escalatedTo } : {}),
   });
   const publish = (): void => rb.publish('ladder', report());
 
@@ -157,7 +157,6 @@ export async function emergencyLadder(rawInput: EmergencyLadderInput): Promise<R
         publish();
       }
 
-      escalatedTo = target.escalation.map((e) => e.contact ?? `level ${e.level}`);
       const tried = levels.map((l) => `L${l.level} ${l.action}: ${l.skipped ?? l.problem ?? 'unhealthy'}`);
       const notices = await rb.step(
         'escalate to people',
@@ -177,8 +176,10 @@ export async function emergencyLadder(rawInput: EmergencyLadderInput): Promise<R
       );
       escalatedTo = notices.map((n) => n.contact ?? `level ${n.level}`);
       publish();
+      const climbed = levels.filter((l) => !l.skipped).map((l) => l.level);
       rb.handOver(
-        `nothing helped: the service is still unhealthy after levels ${levels.map((l) => l.level).join(', ')}; escalated to ${escalatedTo.join(', ')}`,
+        `nothing helped: the service is still unhealthy after levels ${climbed.join(', ')}; escalated to ` +
+          (escalatedTo.join(', ') || 'nobody: the environment lists no escalation levels'),
         'the ladder escalated to people: the emergency configuration is the safest state to hand over',
       );
     },
