@@ -416,6 +416,17 @@ describe('emergency ladder on the demo job processor', () => {
     expect(t.iniBytes().equals(before)).toBe(true);
     expect((await t.stats()).pid).toBe(pid);
     expect(existsSync(`${t.lastKnownGoodDir}`)).toBe(false);
+    // and with the CLI (the README's command)
+    const cli = await runbook(
+      ['start', 'emergency-ladder', '--env', t.envName, '--target', 'jobs', '--input', '{"startLevel":2}'].concat([
+        '--dry-run',
+        '--wait',
+      ]),
+      h.env(),
+    );
+    expect(cli.code, cli.stderr).toBe(EXIT_CODES.dry_run);
+    expect(t.iniBytes().equals(before)).toBe(true);
+    expect((await t.stats()).pid).toBe(pid);
   });
 
   it('invalid input is InvalidInput naming the field, before anything changes', async () => {
