@@ -198,6 +198,11 @@ describe('emergency ladder on the demo job processor', () => {
       expect(evidenceOf(result).compensations[0].reason).toMatch(/safest state to hand over/);
       const watched = await runbook(['watch', handle.workflowId], h.env());
       expect(watched.code).toBe(EXIT_CODES.escalated);
+      const postmortem = await runbook(['report', handle.workflowId, '--postmortem'], h.env());
+      expect(postmortem.stdout).toContain(
+        '- Left in place on purpose: level 3 set emergency configuration (the ladder escalated to people',
+      );
+      expect(postmortem.stdout).toContain(`- Services affected: ${t.envName}/jobs: processor`);
       await saveHistory(h.client, handle.workflowId, 'escalated', 'emergency-ladder');
     } finally {
       hook.close();

@@ -29,9 +29,13 @@ export function formatStatus(s: RunbookStatus): string {
   }
   const policy = s.approval.policy;
   if (policy) {
+    const who = `approvers: ${policy.approvers.join(', ') || 'anyone'}; timeout ${policy.timeout}`;
     lines.push(
       '',
-      `approvals ${s.approval.approvedBy.length}/${policy.quorum}${s.approval.waiting ? ' (waiting)' : ''}; approvers: ${policy.approvers.join(', ') || 'anyone'}; timeout ${policy.timeout}`,
+      // per-stage approvals: each stage has its own quorum (below); the run's policy judges aborts
+      s.approval.stages?.length
+        ? `approvals per stage (approval stages, below); aborts by the run's policy: ${who}`
+        : `approvals ${s.approval.approvedBy.length}/${policy.quorum}${s.approval.waiting ? ' (waiting)' : ''}; ${who}`,
     );
     if (policy.requireSignatures) lines.push('  decisions must be signed (requireSignatures)');
     for (const r of s.approval.records) {

@@ -183,7 +183,11 @@ export async function emergencyLadder(rawInput: EmergencyLadderInput): Promise<R
         'the ladder escalated to people: the emergency configuration is the safest state to hand over',
       );
     },
-    () => ({ ladder: report() }),
+    // servicesAffected also fills `runbook report --postmortem`
+    () => ({
+      ladder: report(),
+      ...(facts ? { servicesAffected: facts.services.map((s) => `${input.environment}/${input.target}: ${s}`) } : {}),
+    }),
   );
 
   function skipLevel(level: LadderLevel, why: string): void {
