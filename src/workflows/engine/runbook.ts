@@ -13,7 +13,6 @@ import { ErrorType, type Outcome } from '../../shared/constants.js';
 import { statusQuery } from '../../shared/messages.js';
 import type {
   ApprovalPolicy,
-  ApprovalStage,
   EscalationLevel,
   EscalationRecord,
   Phase,
@@ -28,6 +27,7 @@ import { Compensations } from './compensation.js';
 import { EscalationLadder } from './escalation.js';
 import { recordEvidence } from './evidence.js';
 import { onActivityAttempt } from './interceptors.js';
+import { PlanGates } from './plan-gates.js';
 import { errorMessage, nowIso, RunbookStop } from './stop.js';
 import { TargetLocks } from './target-locks.js';
 
@@ -64,13 +64,6 @@ export interface StepOptions<T> {
 const stepDuration = metricMeter.createHistogram('runbook_step_duration', 'int', 'ms', 'Duration of runbook steps');
 const runsStarted = metricMeter.createCounter('runbook_runs_started', 'runs', 'Runbook runs started');
 const runsFinished = metricMeter.createCounter('runbook_runs_finished', 'runs', 'Runbook runs finished, by outcome');
-// the workflow meter has no up-down counter: approvals waiting = waits_started - waits_ended
-const approvalWaitsStarted = metricMeter.createCounter(
-  'runbook_approval_waits_started',
-  'runs',
-  'Approval gates opened',
-);
-const approvalWaitsEnded = metricMeter.createCounter('runbook_approval_waits_ended', 'runs', 'Approval gates closed');
 
 /**
  * One run of a runbook: declared steps with status and timing, the target lock, an approval gate bound to a plan
@@ -86,6 +79,7 @@ export class Runbook<S extends string> {
   private readonly ladder: EscalationLadder;
   private readonly gate: ApprovalGate;
   private readonly locks: TargetLocks | undefined;
+  private readonly gates: PlanGates;
 
   constructor(private readonly options: RunbookOptions<S>) {
     const info = workflowInfo();
@@ -132,6 +126,16 @@ export class Runbook<S extends string> {
       this.scope.cancel();
     });
     this.locks = this.v2 ? new TargetLocks(this.state) : undefined;
+    this.gates = new PlanGates({
+      state: this.state,
+      v2: this.v2,
+      runbook: options.runbook,
+      gate: this.gate,
+      ladder: this.ladder,
+      runStep: (name, fn, o) => this.runStep(name, fn, o),
+      record: (name) => this.record(name),
+      enterPhase: (phase) => this.enterPhase(phase),
+    });
   }
 
   /**
@@ -206,32 +210,8 @@ export class Runbook<S extends string> {
    * The approval gate: seals the plan (its hash covers workflow id, run id and plan), waits for a quorum of valid
    * approvals, a rejection, the timeout or an abort. A dry run records the plan and ends here as `dry_run`.
    */
-  async approval(plan: Plan): Promise<void> {
-    await this.sealPlan(plan, 'dry run: stopped at the approval gate, nothing changed');
-    if (!this.state.approval.policy) throw new Error('approval(): call usePolicy() first (the runbook has no policy)');
-
-    this.enterPhase('approval');
-    const record = this.record('approval');
-    record.status = 'running';
-    record.startedAt = nowIso();
-    record.attempts = 1;
-    this.state.currentStep = 'approval';
-    approvalWaitsStarted.withTags({ runbook: this.options.runbook }).add(1);
-    try {
-      await this.gate.wait(this.ladder);
-      record.status = 'succeeded';
-      record.result = `approved by ${this.state.approval.approvedBy.join(', ')}`;
-    } catch (err) {
-      record.status = 'failed';
-      const timedOut = err instanceof RunbookStop && err.outcome === 'timed_out';
-      record.error = timedOut ? `no quorum within ${this.state.approval.policy.timeout}` : errorMessage(err);
-      throw err;
-    } finally {
-      record.endedAt = nowIso();
-      if (this.state.currentStep === 'approval') this.state.currentStep = undefined;
-      approvalWaitsEnded.withTags({ runbook: this.options.runbook }).add(1);
-    }
-    this.enterPhase('execute');
+  approval(plan: Plan): Promise<void> {
+    return this.gates.approval(plan);
   }
 
   /**
@@ -241,77 +221,16 @@ export class Runbook<S extends string> {
    * `approval.stages`; then, unless its policy is `automatic`, the run waits for a quorum of that policy. A
    * rejection or timeout ends the run (the undos registered so far run); a dry run ends here. Returns the hash.
    */
-  async stageApproval(stage: S, plan: Plan, policy: ApprovalPolicy | 'automatic'): Promise<string> {
-    if (!this.v2) throw new Error('stageApproval(): per-stage approvals need engine v2');
-    const stages = (this.state.approval.stages ??= []);
-    if (stages.some((x) => x.stage === stage)) throw new Error(`stageApproval(): stage "${stage}" was sealed already`);
-    const { workflowId, runId } = this.state;
-    const record = this.record(stage);
-    const { planHash } = await this.runStep(
-      stage,
-      () => engineActivities.sealStagePlan({ workflowId, runId, stage, plan }),
-      { summarize: (r) => `plan ${r.planHash.slice(0, 12)} sealed` },
-    );
-    const entry: ApprovalStage = {
-      stage,
-      plan,
-      planHash,
-      policy,
-      status: policy === 'automatic' ? 'automatic' : 'waiting',
-      approvedBy: [],
-      sealedAt: nowIso(),
-    };
-    stages.push(entry);
-    if (this.state.dryRun) {
-      entry.status = 'ended';
-      throw new RunbookStop('dry_run', `dry run: stopped at the approval of "${stage}", nothing changed`);
-    }
-    if (policy === 'automatic') {
-      entry.decidedAt = entry.sealedAt;
-      record.result = `automatic (no approval needed), plan ${planHash.slice(0, 12)}`;
-      return planHash;
-    }
-    this.enterPhase('approval');
-    record.status = 'running';
-    this.state.currentStep = stage;
-    approvalWaitsStarted.withTags({ runbook: this.options.runbook }).add(1);
-    try {
-      await this.gate.waitStage(entry, policy, this.ladder);
-      record.status = 'succeeded';
-      record.result = `approved by ${entry.approvedBy.join(', ')}, plan ${planHash.slice(0, 12)}`;
-    } catch (err) {
-      record.status = 'failed';
-      const timedOut = err instanceof RunbookStop && err.outcome === 'timed_out';
-      record.error = timedOut ? `no quorum within ${policy.timeout}` : errorMessage(err);
-      throw err;
-    } finally {
-      record.endedAt = nowIso();
-      if (this.state.currentStep === stage) this.state.currentStep = undefined;
-      approvalWaitsEnded.withTags({ runbook: this.options.runbook }).add(1);
-    }
-    this.enterPhase('execute');
-    return planHash;
+  stageApproval(stage: S, plan: Plan, policy: ApprovalPolicy | 'automatic'): Promise<string> {
+    return this.gates.stage(stage, plan, policy);
   }
 
   /**
    * For a runbook that needs no approval (a scheduled backup, a drill in its sandbox): seals and records the plan
    * as approval() does; a dry run ends here as `dry_run`. Its step list names 'seal plan' but no 'approval'.
    */
-  async seal(plan: Plan): Promise<void> {
-    await this.sealPlan(plan, 'dry run: stopped after planning, nothing changed');
-    this.enterPhase('execute');
-  }
-
-  private async sealPlan(plan: Plan, dryRunMessage: string): Promise<void> {
-    const { workflowId, runId } = this.state;
-    const { planHash } = await this.runStep(
-      'seal plan',
-      () => (this.v2 ? engineActivities.sealRunPlan({ workflowId, runId, plan }) : engineActivities.sealPlan(plan)),
-      { summarize: (r) => `plan ${r.planHash.slice(0, 12)}` },
-    );
-    this.state.plan = plan;
-    this.state.planHash = planHash;
-    if (this.state.dryRun) throw new RunbookStop('dry_run', dryRunMessage);
+  seal(plan: Plan): Promise<void> {
+    return this.gates.seal(plan);
   }
 
   /**
