@@ -50,6 +50,10 @@ describe('replay of stored histories', () => {
         'emergency-ladder.abort-during-level-3.json',
         'emergency-ladder.cancelled-at-level-3-approval.json',
         'emergency-ladder.signed-stages.json',
+        'backend-phase-switch.progressive-cut-over.json',
+        'backend-phase-switch.soak-fails-rolls-back.json',
+        'backend-phase-switch.checkpoint-2.1.json',
+        'backend-phase-switch.worker-killed-during-soak.json',
         // runs started before engine v2 (unsigned approvals, plan-only hashes, no target lock) keep replaying
         'archive/before-engine-v2/feature-flag-rollback.approve-path.json',
         'archive/before-engine-v2/feature-flag-rollback.quorum-and-ignored-approvals.json',

@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import {
+  backendPhaseSwitchInputSchema,
   dualWriteRollbackInputSchema,
   emergencyLadderInputSchema,
   featureFlagRollbackInputSchema,
@@ -85,6 +86,12 @@ export const RUNBOOKS: Record<string, RunbookDefinition> = {
     workflowType: 'emergencyLadder',
     description: 'L1 restart → L2 last known good → L3 emergency configuration → escalate; stops when healthy',
     schema: emergencyLadderInputSchema,
+  },
+  'backend-phase-switch': {
+    workflowType: 'backendPhaseSwitch',
+    description:
+      'Move a job processor between backend phases (soak after each forward step, automatic rollback) or back to a checkpoint',
+    schema: backendPhaseSwitchInputSchema,
   },
 };
 

@@ -10,3 +10,4 @@ export { sqliteRecovery } from './sqlite-recovery.js';
 export { sqliteRestore } from './sqlite-restore.js';
 export { sqliteFreshStart } from './sqlite-fresh-start.js';
 export { emergencyLadder } from './emergency-ladder.js';
+export { backendPhaseSwitch } from './backend-phase-switch.js';
