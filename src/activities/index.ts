@@ -7,6 +7,7 @@ import { createDualWriteActivities } from './dual-write/index.js';
 import type { KeyPair } from './keys.js';
 import { createRunActivities } from './runs.js';
 import { createSqliteActivities } from './sqlite/index.js';
+import { createJobActivities } from './migration/jobs/activities.js';
 import type { StoreFactory } from './stores/index.js';
 
 export interface ActivityDeps {
@@ -28,4 +29,5 @@ export const createActivities = (deps: ActivityDeps) => ({
   ...createFlagActivities(deps),
   ...createDualWriteActivities(deps),
   ...createSqliteActivities(deps),
+  ...createJobActivities(deps),
 });

@@ -9,3 +9,5 @@ export { sqliteMilestoneRollback } from './sqlite-milestone-rollback.js';
 export { sqliteRecovery } from './sqlite-recovery.js';
 export { sqliteRestore } from './sqlite-restore.js';
 export { sqliteFreshStart } from './sqlite-fresh-start.js';
+export { jobReplay } from './job-replay.js';
+export { jobReplayRequeue } from './job-replay-requeue.js';

@@ -1,0 +1,122 @@
+import { Context } from '@temporalio/activity';
+import type { RequeueOutcome } from '../types.js';
+import { jobTarget, type JobActivityDeps, type TargetRef } from './context.js';
+import { readPlanFile } from './plan-file.js';
+
+export interface BatchInput extends TargetRef {
+  plan: { path: string; sha256: string };
+  /** plan lines [from, to) */
+  from: number;
+  to: number;
+  /** `<workflowId>/<first run id>`: a job's key is `<keyPrefix>/<job id>` */
+  keyPrefix: string;
+}
+
+export type ReplayCounts = Record<RequeueOutcome, number>;
+
+export interface BatchResult extends ReplayCounts {
+  /** jobs gone between detection and replay, and jobs someone else moved (reported, not fatal) */
+  vanishedIds: string[];
+  movedIds: string[];
+}
+
+interface BatchCursor {
+  from: number;
+  to: number;
+  next: number;
+  result: BatchResult;
+}
+
+export const emptyBatch = (): BatchResult => ({
+  requeued: 0,
+  already: 0,
+  vanished: 0,
+  moved: 0,
+  vanishedIds: [],
+  movedIds: [],
+});
+
+/**
+ * Requeues plan lines [from, to) with the run's key, heartbeating after each job; a retry resumes after the last
+ * job it heartbeated (and a job requeued after that is `already`: the key is checked in every state).
+ */
+export async function requeueBatch(deps: JobActivityDeps, input: BatchInput): Promise<BatchResult> {
+  const ctx = Context.current();
+  const { source } = await jobTarget(deps, input);
+  const entries = await readPlanFile(input.plan);
+  const prior = ctx.info.heartbeatDetails as Partial<BatchCursor> | undefined;
+  const cursor: BatchCursor =
+    prior && prior.from === input.from && prior.to === input.to && typeof prior.next === 'number' && prior.result
+      ? (prior as BatchCursor)
+      : { from: input.from, to: input.to, next: input.from, result: emptyBatch() };
+  for (; cursor.next < Math.min(input.to, entries.length); cursor.next++) {
+    const e = entries[cursor.next]!;
+    const outcome = await source.requeue(e.id, e.from, `${input.keyPrefix}/${e.id}`);
+    cursor.result[outcome] += 1;
+    if (outcome === 'vanished') cursor.result.vanishedIds.push(e.id);
+    if (outcome === 'moved') cursor.result.movedIds.push(e.id);
+    ctx.heartbeat({ ...cursor, next: cursor.next + 1 });
+  }
+  return cursor.result;
+}
+
+export interface DrainInput extends TargetRef {
+  plan: { path: string; sha256: string };
+  keyPrefix: string;
+  /** ms since epoch: stop waiting then (fixed by the workflow, so a retry does not extend it) */
+  until: number;
+  /** ms between looks */
+  every?: number;
+}
+
+export interface DrainResult {
+  drained: boolean;
+  /** the replayed jobs (carrying this run's key) by their state now */
+  completed: number;
+  failed: number;
+  pending: number;
+  /** planned jobs without this run's key (vanished, moved) */
+  notReplayed: number;
+  failedSample: string[];
+}
+
+/**
+ * Waits (heartbeating) until no job of the plan is queued or processing any more, or `until`; then counts the
+ * replayed jobs (those carrying this run's key) by their state.
+ */
+export async function awaitReplayed(deps: JobActivityDeps, input: DrainInput): Promise<DrainResult> {
+  const ctx = Context.current();
+  const { source } = await jobTarget(deps, input);
+  const entries = await readPlanFile(input.plan);
+  const planned = new Set(entries.map((e) => e.id));
+  let drained = false;
+  for (;;) {
+    let active = 0;
+    for (let afterId: string | undefined; ;) {
+      const page = await source.list(['queue', 'processing'], { afterId, limit: 5000 });
+      if (page.length === 0) break;
+      for (const r of page) if (planned.has(r.id)) active += 1;
+      afterId = page[page.length - 1]!.id;
+    }
+    ctx.heartbeat({ active });
+    if (active === 0) {
+      drained = true;
+      break;
+    }
+    if (Date.now() >= input.until) break;
+    await new Promise((r) => setTimeout(r, Math.min(input.every ?? 1000, Math.max(0, input.until - Date.now()))));
+  }
+  const result: DrainResult = { drained, completed: 0, failed: 0, pending: 0, notReplayed: 0, failedSample: [] };
+  let i = 0;
+  for (const e of entries) {
+    const job = await source.get(e.id).catch(() => undefined);
+    if (++i % 500 === 0) ctx.heartbeat({ counted: i });
+    if (!job || job.replayKey !== `${input.keyPrefix}/${e.id}`) result.notReplayed += 1;
+    else if (job.state === 'completed') result.completed += 1;
+    else if (job.state === 'failed') {
+      result.failed += 1;
+      if (result.failedSample.length < 20) result.failedSample.push(e.id);
+    } else result.pending += 1;
+  }
+  return result;
+}
