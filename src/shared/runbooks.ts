@@ -8,6 +8,7 @@ import {
   sqliteDrillInputSchema,
   sqliteFreshStartInputSchema,
   sqliteRestoreInputSchema,
+  jobReplayInputSchema,
 } from './schemas.js';
 
 /** What every runbook's input has (baseInput in schemas.ts). */
@@ -79,6 +80,11 @@ export const RUNBOOKS: Record<string, RunbookDefinition> = {
     workflowType: 'sqliteFreshStart',
     description: 'Delete a failed SQLite database (forensic copy kept) and initialise it again from its schema',
     schema: sqliteFreshStartInputSchema,
+  },
+  'job-replay': {
+    workflowType: 'jobReplay',
+    description: 'Detect failed, stuck, incomplete and log-gap jobs; requeue them exactly once, paced, optional backend override',
+    schema: jobReplayInputSchema,
   },
 };
 
