@@ -1,4 +1,12 @@
-import { executeChild, getExternalWorkflowHandle, setHandler, workflowInfo } from '@temporalio/workflow';
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  executeChild,
+  getExternalWorkflowHandle,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
+import { ErrorType } from '../shared/constants.js';
 import type { DrainResult, JobActivities, ReplayPlan } from '../activities/migration/jobs/activities.js';
 import { parseDuration } from '../shared/duration.js';
 import { invalidInput, lengthenDuration, parseRunbookInput, tightenApproval, tightenLimit } from '../shared/input.js';
@@ -28,6 +36,18 @@ export const JOB_REPLAY_STEPS = [
   'wait for replayed jobs',
   'restore backend',
 ] as const;
+
+/** A job that is not JSON, found by detection: the run's failure is InvalidInput (nothing was changed). */
+async function asInvalidInput<T>(work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (err) {
+    const cause = err instanceof ActivityFailure ? err.cause : undefined;
+    if (cause instanceof ApplicationFailure && cause.type === ErrorType.InvalidInput)
+      throw ApplicationFailure.nonRetryable(cause.message, ErrorType.InvalidInput);
+    throw err;
+  }
+}
 
 const kindsLine = (p: ReplayPlan): string =>
   Object.entries(p.counts)
@@ -118,16 +138,18 @@ export async function jobReplay(rawInput: JobReplayInput): Promise<RunbookResult
       plan = await rb.step(
         'detect jobs',
         () =>
-          long.detectReplayJobs({
-            ...ref,
-            runKey: keyPrefix,
-            kinds: input.kinds,
-            since: input.since,
-            stuckAfter,
-            limit: input.limit,
-            jobs: input.jobs,
-            dryRun: input.dryRun,
-          }),
+          asInvalidInput(
+            long.detectReplayJobs({
+              ...ref,
+              runKey: keyPrefix,
+              kinds: input.kinds,
+              since: input.since,
+              stuckAfter,
+              limit: input.limit,
+              jobs: input.jobs,
+              dryRun: input.dryRun,
+            }),
+          ),
         {
           summarize: (p) =>
             `${p.total} jobs (${kindsLine(p)})${p.missing.count ? `; ${p.missing.count} named but missing` : ''}${p.active.count ? `; ${p.active.count} queued or processing now` : ''}; plan sha256 ${p.sha256.slice(0, 12)}`,

@@ -1,6 +1,7 @@
-import { open, readFile, stat, type FileHandle } from 'node:fs/promises';
+import { open, readFile, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
 import type { ReplayKind } from '../../../shared/schemas.js';
 import { parseDuration } from '../../../shared/duration.js';
 import { sha256 } from '../../digest.js';
@@ -175,13 +176,16 @@ async function pages(
   }
 }
 
-/** Looks each job up (a job that is not JSON stops detection here, before anything changed) and classifies it. */
+/**
+ * Looks each job up (a job that is not JSON stops detection here, before anything changed) and classifies it: a job
+ * queued or processing now is active (not replayed), except a stuck one, whose state is `processing`.
+ */
 async function lookUp(source: JobSource, ids: string[], kind: PlanKind): Promise<Found[]> {
   const out: Found[] = [];
   for (const id of ids) {
     const job = await source.get(id);
     if (!job) out.push({ id, kind, note: 'missing' });
-    else if (job.state === 'queue' || job.state === 'processing')
+    else if (job.state === 'queue' || (job.state === 'processing' && kind !== 'stuck'))
       out.push({ id, kind, from: job.state, note: 'active' });
     else out.push({ id, kind, from: job.state });
   }
@@ -276,9 +280,13 @@ export async function detectReplayJobs(deps: JobActivityDeps, input: DetectInput
         }
       }
     }
-  } finally {
+  } catch (err) {
     await f.close();
+    // a job that is not JSON (or any final error): nothing of this run is left behind; a retry resumes otherwise
+    if (staging && err instanceof ApplicationFailure && err.nonRetryable) await rm(staging, { force: true });
+    throw err;
   }
+  await f.close();
 
   const planned: PlanEntry[] = f.list.filter((x) => !x.note).map((x) => ({ id: x.id, kind: x.kind, from: x.from! }));
   const counts: Record<PlanKind, number> = { failed: 0, stuck: 0, incomplete: 0, gap: 0, requested: 0 };
@@ -290,6 +298,7 @@ export async function detectReplayJobs(deps: JobActivityDeps, input: DetectInput
   const file = input.dryRun
     ? { path: undefined, sha256: sha256(planText(planned)), total: planned.length }
     : await writePlanFile(t.workDir, planned);
+  if (staging) await rm(staging, { force: true });
   return {
     ...file,
     counts,
