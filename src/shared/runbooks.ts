@@ -83,7 +83,8 @@ export const RUNBOOKS: Record<string, RunbookDefinition> = {
   },
   'job-replay': {
     workflowType: 'jobReplay',
-    description: 'Detect failed, stuck, incomplete and log-gap jobs; requeue them exactly once, paced, optional backend override',
+    description:
+      'Detect failed, stuck, incomplete and log-gap jobs; requeue them exactly once, paced, optional backend override',
     schema: jobReplayInputSchema,
   },
 };
