@@ -20,6 +20,9 @@ export interface BatchResult extends ReplayCounts {
   movedIds: string[];
 }
 
+/** jobs of a batch requeued at once */
+const PARALLEL = 8;
+
 interface BatchCursor {
   from: number;
   to: number;
@@ -37,8 +40,8 @@ export const emptyBatch = (): BatchResult => ({
 });
 
 /**
- * Requeues plan lines [from, to) with the run's key, heartbeating after each job; a retry resumes after the last
- * job it heartbeated (and a job requeued after that is `already`: the key is checked in every state).
+ * Requeues plan lines [from, to) with the run's key, a few at a time, heartbeating after each few; a retry resumes
+ * after the last jobs it heartbeated (and a job requeued after that is `already`: the key is checked in every state).
  */
 export async function requeueBatch(deps: JobActivityDeps, input: BatchInput): Promise<BatchResult> {
   const ctx = Context.current();
@@ -49,13 +52,18 @@ export async function requeueBatch(deps: JobActivityDeps, input: BatchInput): Pr
     prior && prior.from === input.from && prior.to === input.to && typeof prior.next === 'number' && prior.result
       ? (prior as BatchCursor)
       : { from: input.from, to: input.to, next: input.from, result: emptyBatch() };
-  for (; cursor.next < Math.min(input.to, entries.length); cursor.next++) {
-    const e = entries[cursor.next]!;
-    const outcome = await source.requeue(e.id, e.from, `${input.keyPrefix}/${e.id}`);
-    cursor.result[outcome] += 1;
-    if (outcome === 'vanished') cursor.result.vanishedIds.push(e.id);
-    if (outcome === 'moved') cursor.result.movedIds.push(e.id);
-    ctx.heartbeat({ ...cursor, next: cursor.next + 1 });
+  // a few jobs at a time (their file operations overlap); the cursor advances over whole chunks
+  const end = Math.min(input.to, entries.length);
+  while (cursor.next < end) {
+    const chunk = entries.slice(cursor.next, Math.min(end, cursor.next + PARALLEL));
+    const outcomes = await Promise.all(chunk.map((e) => source.requeue(e.id, e.from, `${input.keyPrefix}/${e.id}`)));
+    outcomes.forEach((outcome, i) => {
+      cursor.result[outcome] += 1;
+      if (outcome === 'vanished') cursor.result.vanishedIds.push(chunk[i]!.id);
+      if (outcome === 'moved') cursor.result.movedIds.push(chunk[i]!.id);
+    });
+    cursor.next += chunk.length;
+    ctx.heartbeat(cursor);
   }
   return cursor.result;
 }

@@ -1,6 +1,5 @@
-import { link, mkdir, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { link, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileAtomically } from '../../files.js';
 import type { JobRecord, JobSource, JobState, RequeueOutcome } from '../types.js';
 import { invalidJob, JOB_STATES } from './errors.js';
 
@@ -29,6 +28,19 @@ export class SpoolJobSource implements JobSource {
 
   describe(): string {
     return `spool ${this.jobs}`;
+  }
+
+  private staging?: Promise<string>;
+
+  /** `jobs/.replay/` (not a state: the processor never looks there), and queue/, made once */
+  private stagingDir(): Promise<string> {
+    this.staging ??= (async () => {
+      const dir = join(this.jobs, '.replay');
+      await mkdir(dir, { recursive: true });
+      await mkdir(join(this.jobs, 'queue'), { recursive: true });
+      return dir;
+    })();
+    return this.staging;
   }
 
   private path(state: JobState, id: string): string {
@@ -65,13 +77,14 @@ export class SpoolJobSource implements JobSource {
     return records;
   }
 
-  /** The job's file in `state`, parsed; undefined when there is none. */
-  private async read(state: JobState, id: string): Promise<JobFile | undefined> {
+  /** The job's file in `state`, parsed; undefined when there is none (`since` only when asked: a stat more). */
+  private async read(state: JobState, id: string, withSince = false): Promise<JobFile | undefined> {
     const path = this.path(state, id);
     let text: string;
-    let since: number;
+    let since = 0;
     try {
-      [text, since] = await Promise.all([readFile(path, 'utf8'), stat(path).then((s) => s.mtimeMs)]);
+      text = await readFile(path, 'utf8');
+      if (withSince) since = (await stat(path)).mtimeMs;
     } catch (err) {
       if (isMissing(err)) return undefined;
       throw err;
@@ -89,7 +102,7 @@ export class SpoolJobSource implements JobSource {
 
   async get(id: string): Promise<(JobRecord & { payload: Record<string, unknown> }) | undefined> {
     for (const state of JOB_STATES) {
-      const f = await this.read(state, id);
+      const f = await this.read(state, id, true);
       if (f) return { id, state, since: f.since, replayKey: keyOf(f.payload), payload: f.payload };
     }
     return undefined;
@@ -118,12 +131,16 @@ export class SpoolJobSource implements JobSource {
     if (!source) return copies.size > 0 ? 'moved' : 'vanished';
     if (from !== 'queue' && copies.has('queue')) return 'moved';
 
-    // 2. the keyed copy, staged beside the state directories, fsynced; linked into queue/ (fails if one is there)
-    const staging = join(this.jobs, '.replay', `${id}.json`);
-    await writeFileAtomically(staging, `${JSON.stringify({ ...source.payload, replay: { key } })}\n`, {
-      mode: 0o644,
-    });
-    await mkdir(join(this.jobs, 'queue'), { recursive: true });
+    // 2. the keyed copy, staged beside the state directories (fsynced: a power loss after the source is removed
+    //    must not leave an empty job), linked into queue/ (fails if one is there)
+    const staging = join(await this.stagingDir(), `${id}.json`);
+    const fh = await open(staging, 'w', 0o644);
+    try {
+      await fh.writeFile(`${JSON.stringify({ ...source.payload, replay: { key } })}\n`);
+      await fh.datasync();
+    } finally {
+      await fh.close();
+    }
     const target = this.path('queue', id);
     if (from === 'queue') {
       // requeue in place: the rename over the queued file is the one atomic step
