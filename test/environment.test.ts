@@ -1,4 +1,5 @@
 import { demoMilestones } from '../src/demo/sqlite-environment.js';
+import { processorCheckpoints } from '../src/demo/job-processor-environment.js';
 import { SCHEMA, SCHEMA_SQL_PATH } from '../src/demo/sqlite-app/schema.js';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,7 +14,12 @@ import {
   withEnvironmentErrors,
 } from '../src/activities/environment.js';
 import { generateKeyPair, type KeyPair } from '../src/activities/keys.js';
-import { DEFAULT_ESCALATION, describeZodError, featureFlagRollbackInputSchema } from '../src/shared/schemas.js';
+import {
+  checkpointSchema,
+  DEFAULT_ESCALATION,
+  describeZodError,
+  featureFlagRollbackInputSchema,
+} from '../src/shared/schemas.js';
 
 const dirs: string[] = [];
 afterAll(() => {
@@ -145,8 +151,16 @@ describe('loadEnvironment', () => {
   it('loads the repository demo environment', async () => {
     const env = await loadEnvironment(resolve('environments'), 'demo');
     expect(env.config.name).toBe('demo');
-    expect(Object.keys(env.config.targets)).toEqual(['web', 'objects', 'app']);
+    expect(Object.keys(env.config.targets)).toEqual(['web', 'objects', 'app', 'jobs']);
     expect(env.resolvePath('../.data/demo/web.env')).toBe(resolve('.data/demo/web.env'));
+  });
+
+  it("the demo job processor's checkpoints are the ones the test environments get", async () => {
+    const env = await loadEnvironment(resolve('environments'), 'demo');
+    const written = Object.fromEntries(
+      Object.entries(processorCheckpoints()).map(([n, c]) => [n, checkpointSchema.parse(c)]),
+    );
+    expect(env.config.targets.jobs?.migration?.checkpoints).toEqual(written);
   });
 
   it("the demo SQLite target's milestone manifests name exactly the demo schema's objects", async () => {

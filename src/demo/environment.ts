@@ -63,15 +63,28 @@ export interface DemoEnvironmentOptions {
   sections?: Record<string, unknown>;
 }
 
-/** Writes an environment file like environments/demo.yaml with its own port and data directory (tests). */
-export function writeDemoEnvironment(o: DemoEnvironmentOptions): DemoTargetFiles & { file: string } {
-  const files = resetDemoFlags(o.dataDir);
-  const doc = {
+/** The top of a test environment file: name, approval (any one of alice, bob, carol), escalation, notifications. */
+export function environmentHeader(o: {
+  name: string;
+  approval?: Record<string, unknown>;
+  escalation?: Array<Record<string, unknown>>;
+  notifications?: Record<string, unknown>;
+  sections?: Record<string, unknown>;
+}): Record<string, unknown> {
+  return {
     name: o.name,
     approval: o.approval ?? { approvers: ['alice', 'bob', 'carol'], quorum: 1, timeout: '1h' },
     escalation: o.escalation ?? [{ level: 1, after: '0s', contact: 'on-call' }],
     notifications: o.notifications ?? { console: { type: 'log' } },
     ...o.sections,
+  };
+}
+
+/** Writes an environment file like environments/demo.yaml with its own port and data directory (tests). */
+export function writeDemoEnvironment(o: DemoEnvironmentOptions): DemoTargetFiles & { file: string } {
+  const files = resetDemoFlags(o.dataDir);
+  const doc = {
+    ...environmentHeader(o),
     targets: {
       web: {
         flags: {

@@ -2,6 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { repoRoot } from '../dev/temporal-server.js';
+import { environmentHeader } from './environment.js';
 import { SCHEMA, SCHEMA_SQL_PATH } from './sqlite-app/schema.js';
 
 // The demo SQLite application as a runbook target: environments/demo.yaml's `app` target, and the same shape
@@ -99,11 +100,7 @@ export function writeSqliteEnvironment(o: SqliteEnvironmentOptions): SqliteAppFi
   writeFileSync(files.flagsFile, INITIAL_APP_FLAGS);
   const base = `http://127.0.0.1:${o.port}`;
   const doc = {
-    name: o.name,
-    approval: o.approval ?? { approvers: ['alice', 'bob', 'carol'], quorum: 1, timeout: '1h' },
-    escalation: o.escalation ?? [{ level: 1, after: '0s', contact: 'on-call' }],
-    notifications: { console: { type: 'log' } },
-    ...o.sections,
+    ...environmentHeader(o),
     targets: {
       app: {
         description: 'demo SQLite application (src/demo/sqlite-app/service.mjs)',

@@ -23,9 +23,21 @@ import { StoreFactory } from '../activities/stores/index.js';
 import { resetDemoFlags } from './environment.js';
 import { startTraffic } from './traffic.js';
 import { startSqliteDemo } from './sqlite-demo.js';
+import { startJobsDemo } from './jobs-demo.js';
 import { seedDemoPair } from './seed-drift.js';
 import { ensureDemoKey } from './keys.js';
 import { readOrCreatePrivateKey } from '../activities/keys.js';
+
+/** how to run each backend-migration runbook on the demo job processor (printed by npm start) */
+const JOBS_RUNBOOKS = [
+  `backend-phase-switch --input '{"to":"dual-write"}'`,
+  `backend-phase-switch --input '{"to":"cut-over","percent":25}'`,
+  `backend-phase-switch --input '{"checkpoint":"2.1"}'`,
+  `job-replay --input '{"kinds":["failed","stuck"]}' --dry-run --wait`,
+  `job-replay --input '{"kinds":["failed"],"backend":"heavydb"}'`,
+  `emergency-ladder`,
+  `output-recovery --dry-run --wait`,
+];
 
 const { values: flags } = parseArgs({ options: { yes: { type: 'boolean', default: false } }, allowPositionals: true });
 const autoApprove = flags.yes || process.env.CI === 'true';
@@ -108,6 +120,13 @@ async function main(): Promise<void> {
   await waitForHttp('http://127.0.0.1:8790/health');
   say(
     `demo SQLite application up on http://127.0.0.1:8790 (${app.seeded ? 'seeded' : 'reusing'} .data/demo/app/abathur.db, WAL mode, writing continuously)`,
+  );
+  const jobs = await startJobsDemo(environmentsDir);
+  cleanups.push(() => jobs.service.stop());
+  await waitForHttp('http://127.0.0.1:8791/health');
+  const c = jobs.counts;
+  say(
+    `demo job processor up on http://127.0.0.1:8791 (${jobs.seeded ? 'seeded' : 'reusing'} .data/demo/jobs: ${c.completed} completed, ${c.failed} failed, ${c.processing} stuck in processing; INI .data/demo/jobs/config/production_config.ini)`,
   );
   const traffic = startTraffic('http://127.0.0.1:8787', 5);
   cleanups.push(() => traffic.stop());
@@ -210,6 +229,9 @@ async function main(): Promise<void> {
     `  .tools/bin/temporal workflow signal --workflow-id ${workflowId} --name approve --input '{"by":"alice","planHash":"${hash.slice(0, 16)}"}'`,
   );
   say(`watch it:  npx runbook watch ${workflowId}      status: npx runbook status ${workflowId}`);
+  say('');
+  say('the backend-migration runbooks on the demo job processor (demo/jobs):');
+  for (const line of JOBS_RUNBOOKS) say(`  npx runbook start ${line} --env demo --target jobs --reason demo`);
   say('');
   if (autoApprove) {
     say('--yes: approving as demo-approver');

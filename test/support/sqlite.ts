@@ -15,6 +15,7 @@ import {
 import { freePort } from '../../src/dev/ports.js';
 import { RUNBOOKS } from '../../src/shared/runbooks.js';
 import type { Harness } from './harness.js';
+import { httpHealth } from './wait.js';
 
 let counter = 0;
 
@@ -77,14 +78,7 @@ export async function sqliteTarget(h: Harness, o: SqliteTargetOptions = {}): Pro
   const t = await loadSqliteTarget(h.environmentsDir, { environment: envName, target: 'app' });
   const service = t.services.api!;
   const base = `http://127.0.0.1:${port}`;
-  const health = async () => {
-    try {
-      const r = await fetch(`${base}/health`);
-      return { status: r.status, body: await r.text() };
-    } catch (err) {
-      return { status: 0, body: (err as Error).message };
-    }
-  };
+  const health = () => httpHealth(base);
   const target: SqliteTestTarget = {
     ...files,
     envName,

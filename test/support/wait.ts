@@ -33,3 +33,13 @@ export async function waitForClosed(client: Client, workflowId: string, timeoutM
     await new Promise((r) => setTimeout(r, 200));
   }
 }
+
+/** GET <base>/health: the status and body (status 0 and the error when nothing answers). */
+export async function httpHealth(base: string): Promise<{ status: number; body: string }> {
+  try {
+    const r = await fetch(`${base}/health`);
+    return { status: r.status, body: await r.text() };
+  } catch (err) {
+    return { status: 0, body: (err as Error).message };
+  }
+}
