@@ -5,6 +5,7 @@ import { createEngineActivities } from './engine.js';
 import { createFlagActivities } from './flags.js';
 import { createDualWriteActivities } from './dual-write/index.js';
 import type { KeyPair } from './keys.js';
+import { createMigrationActivities } from './migration/index.js';
 import { createRunActivities } from './runs.js';
 import { createSqliteActivities } from './sqlite/index.js';
 import { createJobActivities } from './migration/jobs/activities.js';
@@ -29,5 +30,6 @@ export const createActivities = (deps: ActivityDeps) => ({
   ...createFlagActivities(deps),
   ...createDualWriteActivities(deps),
   ...createSqliteActivities(deps),
+  ...createMigrationActivities(deps),
   ...createJobActivities(deps),
 });
