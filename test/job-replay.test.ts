@@ -49,8 +49,11 @@ function expectExactlyOnce(t: JobTestTarget, ids: string[]) {
 async function replayMissedJobs(t: JobTestTarget, name: string) {
   const want = await seedMissedJobs(t);
   const all = [...want.failed, ...want.stuck, ...want.gap];
-  const handle = await startReplay(h, t, { kinds: ['failed', 'stuck', 'gap'] });
+  const ini = t.iniBytes();
+  expect(t.readIni()).toMatch(/^primary = heavydb$/m);
+  const handle = await startReplay(h, t, { kinds: ['failed', 'stuck', 'gap'], backend: 'parquet' });
   const waiting = await approve(h, handle);
+  expect(waiting.plan!.changes).toContainEqual({ item: 'data_backend.primary', from: 'heavydb', to: 'parquet' });
   const details = waiting.plan!.details as { counts: Record<string, number>; sample: Array<{ id: string }> };
   expect(details.counts).toMatchObject({ failed: 12, stuck: 4, gap: want.gap.length });
   const result = await outcomeOf(handle);
@@ -64,12 +67,28 @@ async function replayMissedJobs(t: JobTestTarget, name: string) {
   // every replayed job carries the run's key into its output
   const keys = t.logLines().filter((l) => l.includes(`replay=${extra.keyPrefix}/`) && l.includes('Completed job'));
   expect(keys).toHaveLength(all.length);
+  // replayed on the override's backend; the INI file is byte-identical again afterwards
+  expect(keys.every((l) => l.includes('backend=parquet'))).toBe(true);
+  expect(t.iniBytes().equals(ini)).toBe(true);
+  expect(result.steps.filter((s) => s.name.match(/override|restart|healthy|restore/)).map((s) => s.status)).toEqual([
+    'succeeded',
+    'succeeded',
+    'succeeded',
+    'succeeded',
+  ]);
+  await t.waitHealthy();
+  expect(
+    t
+      .logLines()
+      .filter((l) => l.includes('INFO Backend primary='))
+      .at(-1),
+  ).toContain('primary=heavydb');
   await saveHistory(h.client, handle.workflowId, name, 'job-replay');
   return { result, all };
 }
 
 describe('job-replay', () => {
-  it('replays failed, stuck and log-gap jobs exactly once; busy and finished jobs are left alone', async () => {
+  it('replays failed, stuck and log-gap jobs exactly once on the override backend, then restores it byte for byte; busy and finished jobs are left alone', async () => {
     const t = await jobTarget(h);
     await replayMissedJobs(t, 'approve-path');
   });

@@ -1,22 +1,62 @@
+import type { createMigrationActivities } from '../activities/migration/index.js';
+import { runbookActivities } from './engine/activity-options.js';
 import type { Runbook } from './engine/runbook.js';
 
-/** The backend override of a job-replay run (written through the migration config store activities). */
-export interface Override {
-  restore(): Promise<void>;
+type MigrationActivities = ReturnType<typeof createMigrationActivities>;
+
+const acts = runbookActivities<MigrationActivities>('quick');
+const verify = runbookActivities<MigrationActivities>('verify');
+const undo = runbookActivities<MigrationActivities>('undo');
+
+type OverrideSteps = 'override backend' | 'restart services' | 'verify healthy' | 'restore backend';
+
+/** The primary backend key's current value (null: not set). Called inside the run's 'load environment' step. */
+export async function readPrimary(ref: { environment: string; target: string }, key: string): Promise<string | null> {
+  const { values } = await acts.readConfig({ ...ref, names: [key] });
+  return values[key] ?? null;
 }
 
-export interface BackendOverride {
-  /** the primary backend's current value */
-  read(): Promise<string | undefined>;
-  /** sets it (undo registered before), restarts, waits healthy */
-  apply(current: string | undefined): Promise<Override>;
-}
-
-export function backendOverride(
-  _rb: Runbook<string>,
-  _ref: { environment: string; target: string },
-  _key: string,
-  _backend: string,
-): BackendOverride {
-  throw new Error('backend override: waiting for the migration config store activities (h-stores)');
+/**
+ * The backend override of a job-replay run, through the migration config store (the other keys and every byte
+ * around them stay as they are): set the primary backend key (its undo registered before it acts: the previous
+ * value back while the key still holds the override, restart, healthy), restart the services, wait healthy.
+ * `restore()` is the run's own last step; the undo covers failure, rejection, abort and cancel.
+ */
+export async function applyOverride<S extends string>(
+  rb: Runbook<S | OverrideSteps>,
+  ref: { environment: string; target: string },
+  key: string,
+  from: string | null,
+  to: string,
+): Promise<{ restore(): Promise<void> }> {
+  const putBack = async (always: boolean) => {
+    const { changed } = await undo.writeConfig({ ...ref, values: { [key]: from }, onlyIfCurrent: { [key]: to } });
+    if (!changed && !always) return { changed };
+    await undo.restartServices({ ...ref, action: 'restart' });
+    await verify.waitMigrationHealthy(ref);
+    return { changed };
+  };
+  await rb.step(
+    'override backend',
+    () => acts.writeConfig({ ...ref, values: { [key]: to }, expectCurrent: { [key]: from } }),
+    {
+      summarize: (r) => `${key}: ${from ?? '(unset)'} → ${to}${r.changed ? '' : ' (already)'}`,
+      // after the run's own restore, a later failure finds the previous value and restarts nothing
+      undoBefore: () => putBack(false),
+    },
+  );
+  await rb.step('restart services', () => acts.restartServices({ ...ref, action: 'restart' }), {
+    summarize: (s) => s.map((x) => `${x.name} ${x.state}`).join(', '),
+  });
+  await rb.step('verify healthy', () => verify.waitMigrationHealthy(ref), {
+    summarize: (h) => `HTTP ${h.status} after ${h.ms} ms`,
+  });
+  return {
+    restore: async () => {
+      await rb.step('restore backend', () => putBack(true), {
+        summarize: (r) =>
+          `${key}: ${to} → ${from ?? '(unset)'}${r.changed ? '' : ' (was already)'}; restarted, healthy`,
+      });
+    },
+  };
 }

@@ -16,7 +16,7 @@ import type { RunbookResult } from '../shared/types.js';
 import { runbookActivities } from './engine/activity-options.js';
 import { Runbook } from './engine/runbook.js';
 import { emptyProgress, jobReplayRequeue } from './job-replay-requeue.js';
-import { backendOverride, type Override } from './job-replay-override.js';
+import { applyOverride, readPrimary } from './job-replay-override.js';
 
 const acts = runbookActivities<JobActivities>('quick');
 const long = runbookActivities<JobActivities>('long');
@@ -85,7 +85,7 @@ export async function jobReplay(rawInput: JobReplayInput): Promise<RunbookResult
   let paused = false;
   let childStarted = false;
   let drain: DrainResult | undefined;
-  let override: Override | undefined;
+  let override: { restore(): Promise<void> } | undefined;
   const publish = () =>
     rb.publish('replay', {
       requeued: progress.requeued,
@@ -120,9 +120,19 @@ export async function jobReplay(rawInput: JobReplayInput): Promise<RunbookResult
 
   return rb.run(
     async () => {
-      const target = await rb.step('load environment', () => acts.describeJobReplay(ref), {
-        summarize: (t) => `${t.source}; backends ${t.backends.old} → ${t.backends.new}`,
-      });
+      const target = await rb.step(
+        'load environment',
+        async () => {
+          const t = await acts.describeJobReplay(ref);
+          // the override's "from": read before anything is planned
+          const current = input.backend === undefined ? undefined : await readPrimary(ref, t.primaryKey);
+          return { ...t, current };
+        },
+        {
+          summarize: (t) =>
+            `${t.source}; backends ${t.backends.old} → ${t.backends.new}${t.current !== undefined ? `; ${t.primaryKey} = ${t.current ?? '(unset)'}` : ''}`,
+        },
+      );
       rb.usePolicy(tightenApproval(target.approval, input.approval), target.escalation);
       const r = target.replay;
       const batch = tightenLimit('batch', r.batch, input.batch);
@@ -132,8 +142,8 @@ export async function jobReplay(rawInput: JobReplayInput): Promise<RunbookResult
       const known = [target.backends.old, target.backends.new];
       if (input.backend !== undefined && !known.includes(input.backend))
         throw invalidInput(`backend: "${input.backend}" is not a backend of this target (${known.join(', ')})`);
-      const ov = input.backend === undefined ? undefined : backendOverride(rb, ref, target.primaryKey, input.backend);
-      const current = ov ? await ov.read() : undefined;
+      const current = target.current ?? null;
+      const ov = input.backend;
 
       plan = await rb.step(
         'detect jobs',
@@ -161,14 +171,16 @@ export async function jobReplay(rawInput: JobReplayInput): Promise<RunbookResult
         summary:
           `requeue ${p.total} jobs of ${target.source} (${kindsLine(p)}) exactly once, ${batch} per batch, ` +
           `${concurrency} in flight, ${pace} between batches` +
-          (ov ? `, with ${target.primaryKey} = ${input.backend} (now ${current ?? 'unset'}; restored afterwards)` : ''),
+          (ov !== undefined
+            ? `, with ${target.primaryKey} = ${ov} (now ${current ?? 'unset'}; restored afterwards)`
+            : ''),
         changes: [
           {
             item: `${p.total} jobs`,
             from: Object.keys(p.counts).length ? 'failed / processing / completed' : '-',
             to: `queue, each with replay key ${keyPrefix}/<job id>`,
           },
-          ...(ov ? [{ item: target.primaryKey, from: current ?? '(unset)', to: input.backend! }] : []),
+          ...(ov !== undefined ? [{ item: target.primaryKey, from: current ?? '(unset)', to: ov }] : []),
         ],
         details: {
           planFile: { path: p.path, sha256: p.sha256, total: p.total },
@@ -185,8 +197,8 @@ export async function jobReplay(rawInput: JobReplayInput): Promise<RunbookResult
         },
       });
 
-      if (ov && current !== input.backend) {
-        override = await ov.apply(current);
+      if (ov !== undefined && current !== ov) {
+        override = await applyOverride(rb, ref, target.primaryKey, current, ov);
       } else {
         const why = ov ? `${target.primaryKey} is already ${input.backend}` : 'no backend override';
         for (const s of ['override backend', 'restart services', 'verify healthy'] as const) rb.skip(s, why);
