@@ -3,7 +3,8 @@ import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256 } from '../src/activities/digest.js';
 import { ErrorType } from '../src/shared/constants.js';
-import { pauseSignal, resumeSignal } from '../src/shared/messages.js';
+import { abortSignal } from '../src/shared/messages.js';
+import { runbook, temporal } from './support/cli.js';
 import type { RunbookResult } from '../src/shared/types.js';
 import { Harness } from './support/harness.js';
 import { saveHistory } from './support/histories.js';
@@ -98,13 +99,14 @@ describe('job-replay', () => {
     await replayMissedJobs(t, 'postgres');
   });
 
-  it('pause stops new batches and resume goes on (signals, as `temporal workflow signal --name pause` sends)', async () => {
+  it('pause stops new batches and resume goes on (runbook pause; temporal workflow signal --name resume)', async () => {
     const t = await jobTarget(h, { replay: { batch: 5, concurrency: 1, pace: '300ms' } });
     const ids = await t.seedJobs(60, 'failed', { prefix: 'p' });
     const handle = await startReplay(h, t, { kinds: ['failed'] });
     await approve(h, handle);
     await h.waitFor(handle, (s) => ((s.results?.replay as ReplayResults | undefined)?.requeued ?? 0) >= 10);
-    await handle.signal(pauseSignal, { by: 'rita', reason: 'test' });
+    const paused1 = await runbook(['pause', handle.workflowId, '--by', 'rita', '--reason', 'look first'], h.env());
+    expect(paused1.stdout + paused1.stderr).toContain(`pause sent to ${handle.workflowId}`);
     const paused = await h.waitFor(handle, (s) => (s.results?.replay as ReplayResults).paused);
     // the batch in flight finishes; then nothing more is requeued while paused
     let seen = -1;
@@ -117,12 +119,41 @@ describe('job-replay', () => {
     expect(now).toBeLessThan(60);
     const queuedOrDone = (await t.counts()).failed;
     expect(queuedOrDone).toBe(60 - now);
-    await handle.signal(resumeSignal, { by: 'rita' });
+    const resumed = await temporal(
+      ['workflow', 'signal', '--workflow-id', handle.workflowId, '--name', 'resume', '--input', '{"by":"rita"}'],
+      h.address,
+    );
+    expect(resumed.code, resumed.stderr).toBe(0);
     const result = await outcomeOf(handle);
     expect(result.outcome, result.error).toBe('succeeded');
     expect(extraOf(result).replay.requeued).toBe(60);
     expectExactlyOnce(t, ids);
     await saveHistory(h.client, handle.workflowId, 'pause-resume', 'job-replay');
+  });
+
+  it('abort during the replay: the override is undone (INI byte-identical, restarted on the old backend)', async () => {
+    const t = await jobTarget(h, { replay: { batch: 5, concurrency: 1, pace: '300ms' } });
+    await t.seedJobs(60, 'failed', { prefix: 'a' });
+    const ini = t.iniBytes();
+    const handle = await startReplay(h, t, { kinds: ['failed'], backend: 'parquet' });
+    await approve(h, handle);
+    await h.waitFor(handle, (s) => ((s.results?.replay as ReplayResults | undefined)?.requeued ?? 0) >= 5);
+    expect(t.readIni()).toMatch(/^primary = parquet$/m);
+    await handle.signal(abortSignal, { by: 'carol', reason: 'wrong backend' });
+    const result = await outcomeOf(handle);
+    expect(result.outcome).toBe('aborted');
+    expect(result.compensations.map((c) => [c.step, c.status])).toContainEqual(['override backend', 'succeeded']);
+    expect(t.iniBytes().equals(ini)).toBe(true);
+    await t.waitHealthy();
+    expect(
+      t
+        .logLines()
+        .filter((l) => l.includes('INFO Backend primary='))
+        .at(-1),
+    ).toContain('primary=heavydb');
+    // what was requeued stays requeued (each once); the rest is still failed
+    expect(t.duplicates()).toBe(0);
+    await saveHistory(h.client, handle.workflowId, 'abort-restores-override', 'job-replay');
   });
 
   it('a job that vanishes between detection and replay is reported, not fatal', async () => {
