@@ -58,5 +58,6 @@ describe('job-replay survives worker kills', () => {
     expect(last.workflowExecutionContinuedAsNewEventAttributes).toBeTruthy();
     expect(first.events!.length).toBeLessThan(10_000);
     await saveHistory(h.client, handle.workflowId, 'worker-killed', 'job-replay');
+    await saveHistory(h.client, started.workflowId!, 'continued-as-new', 'job-replay-requeue', started.runId!);
   }, 300_000);
 });
