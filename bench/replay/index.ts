@@ -11,8 +11,6 @@ import { join } from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import { pino } from 'pino';
 import { writeSpoolJobs } from '../../src/demo/jobs-seed.js';
-import { freePort } from '../../src/dev/ports.js';
-import { startDevServer } from '../../src/dev/temporal-server.js';
 import { approveSignal } from '../../src/shared/messages.js';
 import type { RunbookResult, RunbookStatus } from '../../src/shared/types.js';
 import { bundleWorkflows } from '../../src/worker/worker.js';
@@ -24,7 +22,8 @@ import { waitForStatus } from '../../test/support/wait.js';
 import { median } from '../engine/format.js';
 import { runDate } from '../support/machine.js';
 import type { Resources } from '../support/resources.js';
-import { directRequeue } from './direct.js';
+import { devServerAddress } from '../support/dev-server.js';
+import { directRequeue, sourceRequeue } from './direct.js';
 import { replayReport, type ReplayBenchResult, type TimedReplay } from './report.js';
 import { BASELINE_RUNS, KILL_AT, PROCESSOR, REPLAY_JOBS, REPLAY_SETTINGS, RUN_BUDGET_MS } from './settings.js';
 
@@ -47,15 +46,7 @@ export async function runReplayBench(options: ReplayBenchOptions): Promise<Repla
   const root = mkdtempSync(join(os.tmpdir(), 'durable-runbooks-replay-bench-'));
   let ok = false;
   try {
-    let address = options.temporalAddress;
-    if (!address) {
-      const server = await startDevServer({ port: await freePort(), logFile: join(root, 'temporal.log') });
-      resources.add(
-        () => server.stop(),
-        () => server.process.kill('SIGKILL'),
-      );
-      address = server.address;
-    }
+    const address = await devServerAddress(options.temporalAddress, root, resources);
     log('bundling the workflows');
     const bundlePath = join(root, 'workflow-bundle.js');
     writeFileSync(bundlePath, await bundleWorkflows());
@@ -76,12 +67,20 @@ export async function runReplayBench(options: ReplayBenchOptions): Promise<Repla
     let worker = await startWorker();
     const throughput = await timedReplay(h, a, () => undefined);
     const baseline = [];
-    for (let i = 0; i < BASELINE_RUNS; i++) {
-      const dir = join(root, `direct-${i}`);
+    const sourceAlone = [];
+    const fresh = (name: string) => {
+      const dir = join(root, name);
       for (const s of ['queue', 'failed']) mkdirSync(join(dir, 'jobs', s), { recursive: true });
       writeSpoolJobs(dir, idsOf(REPLAY_JOBS, 'a'), 'failed', { at: new Date(Date.now() - 3600_000) });
+      return dir;
+    };
+    for (let i = 0; i < BASELINE_RUNS; i++) {
+      const dir = fresh(`direct-${i}`);
       baseline.push(directRequeue(dir, `direct-${i}`));
       rmSync(dir, { recursive: true, force: true });
+      const other = fresh(`source-${i}`);
+      sourceAlone.push(await sourceRequeue(other, `source-${i}`));
+      rmSync(other, { recursive: true, force: true });
     }
 
     // (b) duplicates: the processor working the queue, the worker SIGKILLed three times while requeueing
@@ -97,7 +96,8 @@ export async function runReplayBench(options: ReplayBenchOptions): Promise<Repla
       for (const share of KILL_AT) {
         const s = await waitForStatus(
           handle,
-          (st) => requeuedOf(st) >= share * REPLAY_JOBS || Boolean(st.outcome),
+          (st) =>
+            requeuedOf(st) >= Math.max(share * REPLAY_JOBS, (kills.at(-1)?.requeued ?? -1) + 1) || Boolean(st.outcome),
           RUN_BUDGET_MS,
         );
         if (s.outcome || requeuedOf(s) >= REPLAY_JOBS) break;
@@ -112,6 +112,7 @@ export async function runReplayBench(options: ReplayBenchOptions): Promise<Repla
       jobs: REPLAY_JOBS,
       throughput,
       baseline: { runs: baseline, medianMs: median(baseline.map((r) => r.ms)) },
+      sourceAlone: { runs: sourceAlone, medianMs: median(sourceAlone.map((r) => r.ms)) },
       killed,
       kills,
       duplicates: b.duplicates(),
