@@ -4,6 +4,7 @@ import {
   executeChild,
   getExternalWorkflowHandle,
   setHandler,
+  sleep,
   workflowInfo,
 } from '@temporalio/workflow';
 import { ErrorType } from '../shared/constants.js';
@@ -84,6 +85,7 @@ export async function jobReplay(rawInput: JobReplayInput): Promise<RunbookResult
   let progress: ReplayProgress = emptyProgress();
   let paused = false;
   let childStarted = false;
+  let childDone = false;
   let drain: DrainResult | undefined;
   let override: { restore(): Promise<void> } | undefined;
   const publish = () =>
@@ -97,21 +99,26 @@ export async function jobReplay(rawInput: JobReplayInput): Promise<RunbookResult
       ...(progress.vanishedIds.length ? { vanishedIds: progress.vanishedIds } : {}),
       ...(progress.movedIds.length ? { movedIds: progress.movedIds } : {}),
     });
-  const toChild = async (pause: boolean) => {
-    if (!childStarted) return;
-    await getExternalWorkflowHandle(childId)
-      .signal(pause ? pauseSignal : resumeSignal)
-      .catch(() => undefined); // not running (yet, or any more): it starts with `paused`
+  /** tells the requeue child the current pause state; a child still starting gets it a moment later */
+  const toChild = async () => {
+    for (let attempt = 0; childStarted && !childDone && attempt < 10; attempt++) {
+      try {
+        await getExternalWorkflowHandle(childId).signal(paused ? pauseSignal : resumeSignal);
+        return;
+      } catch {
+        await sleep(1000);
+      }
+    }
   };
   setHandler(pauseSignal, async () => {
     paused = true;
     publish();
-    await toChild(true);
+    await toChild();
   });
   setHandler(resumeSignal, async () => {
     paused = false;
     publish();
-    await toChild(false);
+    await toChild();
   });
   setHandler(replayProgressSignal, (p) => {
     if (p.done >= progress.done) progress = p;
@@ -225,7 +232,7 @@ export async function jobReplay(rawInput: JobReplayInput): Promise<RunbookResult
                   paused,
                 },
               ],
-            });
+            }).finally(() => (childDone = true));
             progress = totals;
             publish();
             return totals;
