@@ -89,6 +89,24 @@ async function sqliteDryRun(
 }
 
 const CASES: Record<string, () => Promise<void>> = {
+  'backend-phase-switch': async () => {
+    // the processor at rest: its INI file, spool, logs and last-known-good directory are byte-identical after
+    const t = await jobTarget(h, { start: false });
+    for (const input of [{ to: 'cut-over', percent: 50 }, { checkpoint: '2.3' }]) {
+      const before = filesBelow(t.dataDir);
+      const handle = await startRunbook(h, 'backend-phase-switch', {
+        environment: t.envName,
+        target: 'jobs',
+        dryRun: true,
+        ...input,
+      });
+      const result = (await handle.result()) as RunbookResult;
+      expect(result.outcome).toBe('dry_run');
+      expect(result.compensations).toEqual([]);
+      expect(filesBelow(t.dataDir)).toEqual(before);
+      await noLockTaken(t.envName, 'jobs');
+    }
+  },
   'sqlite-backup': async () => {
     const result = await sqliteDryRun('sqlite-backup', { tag: 'dry' });
     expect(result.plan!.summary).toMatch(/^back up .*abathur\.db/);

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMigrationActivities, type MetricsSnapshot } from '../src/activities/migration/index.js';
 import { parsePrometheusText } from '../src/activities/migration/prometheus.js';
 import { sha256 } from '../src/activities/digest.js';
-import { phaseOf, phaseValues } from '../src/shared/migration.js';
+import { phaseOf, phaseValues, planPhaseSteps } from '../src/shared/migration.js';
 import { writeEnvironment } from './support/environments.js';
 
 // The migration activities against real files, a real managed process and a small HTTP server standing in for
@@ -156,6 +156,39 @@ describe('phaseValues and phaseOf', () => {
     expect(
       phaseOf({ ...phaseValues('new-only', undefined, target), 'data_backend.dual_write': 'true' }, target),
     ).toMatchObject({ phase: 'custom' });
+  });
+});
+
+describe('planPhaseSteps', () => {
+  const at = (phase: 'primary-only' | 'dual-write' | 'cut-over' | 'new-only', percent = 0) => ({ phase, percent });
+  const show = (steps: ReturnType<typeof planPhaseSteps>) =>
+    steps.map((s) => `${s.phase}${s.phase === 'cut-over' ? ` ${s.percent}` : ''}${s.forward ? '' : ' (back)'}`);
+
+  it('forward: through dual-write and the cut-over steps below the asked percent, each a step', () => {
+    expect(show(planPhaseSteps(at('primary-only'), at('cut-over', 50), [25, 50, 100]))).toEqual([
+      'dual-write',
+      'cut-over 25',
+      'cut-over 50',
+    ]);
+    expect(show(planPhaseSteps(at('cut-over', 25), at('cut-over', 60), [100, 25, 50]))).toEqual([
+      'cut-over 50',
+      'cut-over 60',
+    ]);
+    expect(show(planPhaseSteps(at('dual-write'), at('new-only'), [25, 50, 100]))).toEqual([
+      'cut-over 25',
+      'cut-over 50',
+      'cut-over 100',
+      'new-only',
+    ]);
+  });
+
+  it('back: one step straight there; already there: none; cut-over 0% is dual-write', () => {
+    expect(show(planPhaseSteps(at('cut-over', 50), at('primary-only'), [25, 50, 100]))).toEqual([
+      'primary-only (back)',
+    ]);
+    expect(show(planPhaseSteps(at('cut-over', 50), at('cut-over', 25), [25, 50, 100]))).toEqual(['cut-over 25 (back)']);
+    expect(planPhaseSteps(at('dual-write'), at('dual-write'), [25])).toEqual([]);
+    expect(planPhaseSteps(at('dual-write'), at('cut-over', 0), [25])).toEqual([]);
   });
 });
 

@@ -52,6 +52,10 @@ describe('replay of stored histories', () => {
         'job-replay.worker-killed.json',
         'job-replay.dry-run.json',
         'job-replay-requeue.continued-as-new.json',
+        'backend-phase-switch.progressive-cut-over.json',
+        'backend-phase-switch.soak-fails-rolls-back.json',
+        'backend-phase-switch.checkpoint-2.1.json',
+        'backend-phase-switch.worker-killed-during-soak.json',
         // runs started before engine v2 (unsigned approvals, plan-only hashes, no target lock) keep replaying
         'archive/before-engine-v2/feature-flag-rollback.approve-path.json',
         'archive/before-engine-v2/feature-flag-rollback.quorum-and-ignored-approvals.json',

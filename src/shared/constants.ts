@@ -36,6 +36,8 @@ export const ErrorType = {
   InsufficientSpace: 'InsufficientSpace',
   /** a path from the environment or the input is not one a runbook may touch */
   UnsafePath: 'UnsafePath',
+  /** a soak after a forward step of a backend migration failed a check (health, error rate, latency); rolled back */
+  SoakFailed: 'SoakFailed',
   RunbookFailed: 'RunbookFailed',
   CompensationFailed: 'CompensationFailed',
 } as const;
@@ -54,6 +56,7 @@ export const NON_RETRYABLE_ERROR_TYPES: string[] = [
   ErrorType.BackupInvalid,
   ErrorType.InsufficientSpace,
   ErrorType.UnsafePath,
+  ErrorType.SoakFailed,
 ];
 
 export const OUTCOMES = [

@@ -79,3 +79,36 @@ export function phaseRank(state: { phase: MigrationPhase; percent: number }): nu
 
 export const describePhase = (s: PhaseState): string =>
   s.phase === 'custom' ? `custom (${s.reason})` : s.phase === 'cut-over' ? `cut-over ${s.percent}%` : s.phase;
+
+/** One step of a phase switch: the phase it moves to, and whether a soak follows (forward steps only). */
+export interface PhaseStep {
+  phase: MigrationPhase;
+  percent: number;
+  forward: boolean;
+}
+
+/**
+ * The steps from `current` to `to` (at `percent` for cut-over). Forward: through dual-write, then the
+ * environment's cutoverSteps above the current percent and below the asked one, then the asked phase — each one
+ * a step with its soak. Backward: one step, straight to the asked phase (no soak). Empty when already there.
+ */
+export function planPhaseSteps(
+  current: { phase: MigrationPhase; percent: number },
+  to: { phase: MigrationPhase; percent: number },
+  cutoverSteps: number[],
+): PhaseStep[] {
+  const target = to.phase === 'cut-over' && to.percent === 0 ? { phase: 'dual-write' as const, percent: 0 } : to;
+  const from = phaseRank(current);
+  const goal = phaseRank(target);
+  if (goal === from) return [];
+  if (goal < from) return [{ ...target, forward: false }];
+  const path: PhaseStep[] = [];
+  const add = (phase: MigrationPhase, percent: number) => {
+    const rank = phaseRank({ phase, percent });
+    if (rank > from && rank < goal) path.push({ phase, percent, forward: true });
+  };
+  add('dual-write', 0);
+  for (const p of [...new Set(cutoverSteps)].sort((a, b) => a - b)) add('cut-over', p);
+  path.push({ ...target, forward: true });
+  return path;
+}

@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import {
+  backendPhaseSwitchInputSchema,
   dualWriteRollbackInputSchema,
   featureFlagRollbackInputSchema,
   sqliteBackupInputSchema,
@@ -86,6 +87,12 @@ export const RUNBOOKS: Record<string, RunbookDefinition> = {
     description:
       'Detect failed, stuck, incomplete and log-gap jobs; requeue them exactly once, paced, optional backend override',
     schema: jobReplayInputSchema,
+  },
+  'backend-phase-switch': {
+    workflowType: 'backendPhaseSwitch',
+    description:
+      'Move a job processor between backend phases (soak after each forward step, automatic rollback) or back to a checkpoint',
+    schema: backendPhaseSwitchInputSchema,
   },
 };
 

@@ -11,3 +11,4 @@ export { sqliteRestore } from './sqlite-restore.js';
 export { sqliteFreshStart } from './sqlite-fresh-start.js';
 export { jobReplay } from './job-replay.js';
 export { jobReplayRequeue } from './job-replay-requeue.js';
+export { backendPhaseSwitch } from './backend-phase-switch.js';

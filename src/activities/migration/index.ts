@@ -163,6 +163,14 @@ export const createMigrationActivities = (deps: MigrationActivityDeps) => {
       return result;
     },
 
+    /** The undo of restoreLastKnownGood: the replaced configuration back, while the store holds the snapshot. */
+    async putBackFailedBackup(ref: TargetRef & { replacedDigest: string }) {
+      const x = await load(ref);
+      const result = await lkg(x, ref).putBack(ref.replacedDigest);
+      deps.log.info({ target: label(ref), ...result }, 'configuration before the last known good put back');
+      return result;
+    },
+
     /** restart / reload / stop / start the named services (default: all), checking each one's state after. */
     async restartServices(
       ref: TargetRef & { names?: string[]; action: 'restart' | 'reload' | 'stop' | 'start' },

@@ -114,4 +114,22 @@ export class LastKnownGoodFiles {
       failedBackup: this.failedBackupFile,
     };
   }
+
+  /**
+   * The undo of restore(): puts the failed backup (the bytes restore replaced, `replacedDigest`) back — only while
+   * the store still holds the last known good bytes; what someone changed since is left alone (skipped).
+   */
+  async putBack(replacedDigest: string): Promise<{ changed: boolean; skipped?: boolean }> {
+    const backup = await readIfThere(this.failedBackupFile);
+    if (!backup || sha256(backup) !== replacedDigest)
+      throw ApplicationFailure.nonRetryable(
+        `${this.failedBackupFile} is not the configuration the restore replaced (${replacedDigest.slice(0, 12)}…)`,
+        ErrorType.EvidenceMismatch,
+      );
+    const current = await this.store.snapshot();
+    if (current.equals(backup)) return { changed: false };
+    const lkg = await this.read();
+    if (!current.equals(lkg.content)) return { changed: false, skipped: true };
+    return this.store.restoreSnapshot(backup);
+  }
 }

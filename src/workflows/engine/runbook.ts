@@ -29,6 +29,9 @@ import { onActivityAttempt } from './interceptors.js';
 import { errorMessage, nowIso, RunbookStop } from './stop.js';
 import { TargetLocks } from './target-locks.js';
 
+/** failure types a failed run keeps as its own (any other failure ends it as RunbookFailed) */
+const KEPT_FAILURE_TYPES: string[] = [ErrorType.InvalidInput, ErrorType.SoakFailed];
+
 /** The engine's own first step; a runbook with an approval gate lists 'seal plan' and 'approval' itself. */
 const LOCK_STEP = 'lock target';
 
@@ -168,12 +171,16 @@ export class Runbook<S extends string> {
     });
     if (outcome === 'cancelled') throw failure;
     if (outcome === 'failed' || outcome === 'compensation_failed') {
-      // input found invalid against the environment (a looser policy) keeps its type: nothing was changed
-      const invalidInput = failure instanceof ApplicationFailure && failure.type === ErrorType.InvalidInput;
+      // input found invalid against the environment (a looser policy) keeps its type: nothing was changed; so
+      // does a failed soak (its undo rolled the change back): the operator's first question is which of them
+      const kept =
+        failure instanceof ApplicationFailure && KEPT_FAILURE_TYPES.includes(failure.type ?? '')
+          ? failure.type
+          : undefined;
       const type = outcome === 'compensation_failed' ? ErrorType.CompensationFailed : ErrorType.RunbookFailed;
       throw ApplicationFailure.create({
         message: `${this.options.runbook} ${outcome}: ${result.error ?? 'see the step list'}`,
-        type: invalidInput && outcome === 'failed' ? ErrorType.InvalidInput : type,
+        type: kept && outcome === 'failed' ? kept : type,
         nonRetryable: true,
         details: [result],
       });
