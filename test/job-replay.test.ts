@@ -47,6 +47,12 @@ function expectExactlyOnce(t: JobTestTarget, ids: string[]) {
   for (const id of ids) expect(completions.get(id), id).toBe(1);
 }
 
+/** The processor's last "config loaded" line names this primary backend. */
+function expectRunningOn(t: JobTestTarget, backend: string) {
+  const loaded = t.logLines().filter((l) => l.includes('INFO Backend primary='));
+  expect(loaded.at(-1)).toContain(`primary=${backend}`);
+}
+
 async function replayMissedJobs(t: JobTestTarget, name: string) {
   const want = await seedMissedJobs(t);
   const all = [...want.failed, ...want.stuck, ...want.gap];
@@ -78,12 +84,7 @@ async function replayMissedJobs(t: JobTestTarget, name: string) {
     'succeeded',
   ]);
   await t.waitHealthy();
-  expect(
-    t
-      .logLines()
-      .filter((l) => l.includes('INFO Backend primary='))
-      .at(-1),
-  ).toContain('primary=heavydb');
+  expectRunningOn(t, 'heavydb');
   await saveHistory(h.client, handle.workflowId, name, 'job-replay');
   return { result, all };
 }
@@ -145,12 +146,7 @@ describe('job-replay', () => {
     expect(result.compensations.map((c) => [c.step, c.status])).toContainEqual(['override backend', 'succeeded']);
     expect(t.iniBytes().equals(ini)).toBe(true);
     await t.waitHealthy();
-    expect(
-      t
-        .logLines()
-        .filter((l) => l.includes('INFO Backend primary='))
-        .at(-1),
-    ).toContain('primary=heavydb');
+    expectRunningOn(t, 'heavydb');
     // what was requeued stays requeued (each once); the rest is still failed
     expect(t.duplicates()).toBe(0);
     await saveHistory(h.client, handle.workflowId, 'abort-restores-override', 'job-replay');

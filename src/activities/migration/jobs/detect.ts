@@ -192,6 +192,17 @@ async function lookUp(source: JobSource, ids: string[], kind: PlanKind): Promise
   return out;
 }
 
+/** Looks up named jobs (the input's, the logs'), in id order from the cursor on, a page at a time. */
+async function idPages(source: JobSource, named: string[], kind: PlanKind, cursor: Cursor, f: Findings): Promise<void> {
+  const ids = [...new Set(named)].sort().filter((id) => cursor.afterId === undefined || id > cursor.afterId);
+  for (let i = 0; i < ids.length && !f.full; i += PAGE) {
+    const slice = ids.slice(i, i + PAGE);
+    await f.add(await lookUp(source, slice, kind));
+    Object.assign(cursor, { afterId: slice[slice.length - 1], bytes: f.bytes });
+    heartbeat(cursor);
+  }
+}
+
 /**
  * Detection (seed "Detect Missed Jobs"): failed jobs since a time, jobs stuck in processing, completed jobs without
  * an output, and processing-log gaps — or exactly the jobs the input names. Pages through the source heartbeating
@@ -220,18 +231,9 @@ export async function detectReplayJobs(deps: JobActivityDeps, input: DetectInput
       heartbeat(cursor);
       if (!wanted.has(phase) || f.full) continue;
       switch (phase) {
-        case 'requested': {
-          const ids = [...new Set(input.jobs)]
-            .sort()
-            .filter((id) => cursor.afterId === undefined || id > cursor.afterId);
-          for (let i = 0; i < ids.length && !f.full; i += PAGE) {
-            const slice = ids.slice(i, i + PAGE);
-            await f.add(await lookUp(source, slice, 'requested'));
-            Object.assign(cursor, { afterId: slice[slice.length - 1], bytes: f.bytes });
-            heartbeat(cursor);
-          }
+        case 'requested':
+          await idPages(source, input.jobs ?? [], 'requested', cursor, f);
           break;
-        }
         case 'failed':
         case 'stuck': {
           const state = phase === 'failed' ? 'failed' : 'processing';
@@ -266,16 +268,9 @@ export async function detectReplayJobs(deps: JobActivityDeps, input: DetectInput
         case 'gap': {
           const scan = await scanLogs(t.t.resolvePath(t.m.logs.dir), t.m.logs.pattern, () => heartbeat(cursor));
           Object.assign(logs, { files: scan.files, lines: scan.lines });
-          const ids = [...new Set([...scan.unfinished, ...scan.dualWriteFailed])]
-            .sort()
-            .filter((id) => !f.seen.has(id) && (cursor.afterId === undefined || id > cursor.afterId));
-          for (let i = 0; i < ids.length && !f.full; i += PAGE) {
-            const slice = ids.slice(i, i + PAGE);
-            // a job still queued or processing is not a gap (the stuck ones were found above)
-            await f.add(await lookUp(source, slice, 'gap'));
-            Object.assign(cursor, { afterId: slice[slice.length - 1], bytes: f.bytes });
-            heartbeat(cursor);
-          }
+          // a job still queued or processing is not a gap (the stuck ones were found above)
+          const ids = [...scan.unfinished, ...scan.dualWriteFailed].filter((id) => !f.seen.has(id));
+          await idPages(source, ids, 'gap', cursor, f);
           break;
         }
       }
