@@ -9,7 +9,6 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
-import { pino } from 'pino';
 import { writeSpoolJobs } from '../../src/demo/jobs-seed.js';
 import { approveSignal } from '../../src/shared/messages.js';
 import type { RunbookResult, RunbookStatus } from '../../src/shared/types.js';
@@ -22,7 +21,7 @@ import { waitForStatus } from '../../test/support/wait.js';
 import { median } from '../engine/format.js';
 import { runDate } from '../support/machine.js';
 import type { Resources } from '../support/resources.js';
-import { devServerAddress } from '../support/dev-server.js';
+import { benchHarness, devServerAddress } from '../support/dev-server.js';
 import { directRequeue, sourceRequeue } from './direct.js';
 import { replayReport, type ReplayBenchResult, type TimedReplay } from './report.js';
 import { BASELINE_RUNS, KILL_AT, PROCESSOR, REPLAY_JOBS, REPLAY_SETTINGS, RUN_BUDGET_MS } from './settings.js';
@@ -50,14 +49,7 @@ export async function runReplayBench(options: ReplayBenchOptions): Promise<Repla
     log('bundling the workflows');
     const bundlePath = join(root, 'workflow-bundle.js');
     writeFileSync(bundlePath, await bundleWorkflows());
-    const h = new Harness({
-      temporalAddress: address,
-      workflowBundlePath: bundlePath,
-      databaseUrl: '',
-      log: pino({ level: 'warn' }, pino.destination(2)),
-    });
-    resources.add(() => h.close());
-    await h.start({ worker: false });
+    const h = await benchHarness(address, bundlePath, resources, { worker: false });
     const startWorker = () => startChildWorker(h, resources.children, 0, {}, { logFile: join(root, 'worker.log') });
 
     // (a) throughput: the processor stopped, so only the requeueing runs

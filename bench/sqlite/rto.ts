@@ -11,7 +11,6 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { WorkflowHandle } from '@temporalio/client';
-import { pino } from 'pino';
 import { loadSqliteTarget } from '../../src/activities/sqlite/target.js';
 import { writeSqliteEnvironment } from '../../src/demo/sqlite-environment.js';
 import { freePort } from '../../src/dev/ports.js';
@@ -19,12 +18,11 @@ import { approveSignal } from '../../src/shared/messages.js';
 import type { RunbookResult } from '../../src/shared/types.js';
 import { bundleWorkflows } from '../../src/worker/worker.js';
 import type { RtoReport } from '../../src/workflows/sqlite/rto.js';
-import { Harness } from '../../test/support/harness.js';
 import { startRunbook } from '../../test/support/sqlite.js';
 import { waitForStatus } from '../../test/support/wait.js';
 import { sqliteRtoReport, type SqliteRtoReportInput, type TimedRun } from './rto-report.js';
 import { sqliteSection, type SqliteSectionOptions } from './section.js';
-import { devServerAddress } from '../support/dev-server.js';
+import { benchHarness, devServerAddress } from '../support/dev-server.js';
 import {
   RTO_MONITOR_WINDOW_S,
   RTO_RUN_BUDGET_MS,
@@ -58,14 +56,7 @@ export function runSqliteRto(options: SqliteRtoOptions): Promise<SqliteRto> {
     const bundlePath = join(root, 'workflow-bundle.js');
     writeFileSync(bundlePath, await bundleWorkflows());
     const bundleMs = Date.now() - bundleStarted;
-    const h = new Harness({
-      temporalAddress: address,
-      workflowBundlePath: bundlePath,
-      databaseUrl: '',
-      log: pino({ level: 'warn' }, pino.destination(2)),
-    });
-    resources.add(() => h.close());
-    await h.start();
+    const h = await benchHarness(address, bundlePath, resources);
 
     const port = await freePort();
     const environment = 'sqlite-rto';
