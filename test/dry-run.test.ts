@@ -10,6 +10,7 @@ import { FEATURE_FLAG_MODES } from '../src/shared/schemas.js';
 import type { RunbookResult } from '../src/shared/types.js';
 import { pairTarget, startDualWrite } from './support/dual-write.js';
 import { Harness } from './support/harness.js';
+import { startReplay, writeGapLog } from './support/job-replay.js';
 import { jobTarget } from './support/migration.js';
 import { saveHistory } from './support/histories.js';
 import { sqliteTarget, startRunbook, type SqliteTargetOptions, type SqliteTestTarget } from './support/sqlite.js';
@@ -219,6 +220,25 @@ const CASES: Record<string, () => Promise<void>> = {
     expect((await t.stats()).pid, 'not restarted').toBe(pid);
     expect((await t.health()).status, 'still wedged').toBe(503);
     await noLockTaken(t.envName, 'jobs');
+  },
+  'job-replay': async () => {
+    // failed, stuck, incomplete and gap jobs at rest: a dry run plans them (digest, counts) and writes nothing
+    const t = await jobTarget(h, { start: false });
+    await t.seedJobs(4, 'failed', { prefix: 'f' });
+    await t.seedJobs(2, 'processing', { prefix: 's', ageMs: 2 * 3600_000 });
+    const [gap] = await t.seedJobs(2, 'completed', { prefix: 'c' });
+    writeGapLog(t.logDir, [gap!]);
+    const before = filesBelow(t.dataDir);
+    const handle = await startReplay(h, t, { dryRun: true });
+    const result = (await handle.result()) as RunbookResult;
+    expect(result.outcome).toBe('dry_run');
+    expect(result.plan!.summary).toMatch(
+      /^requeue 8 jobs of spool .* \(failed 4, stuck 2, incomplete 2\) exactly once/,
+    );
+    expect(result.steps.find((s) => s.name === 'requeue jobs')).toMatchObject({ status: 'skipped' });
+    expect(filesBelow(t.dataDir)).toEqual(before);
+    await noLockTaken(t.envName, 'jobs');
+    await saveHistory(h.client, handle.workflowId, 'dry-run', 'job-replay');
   },
   'sqlite-drill': async () => {
     const result = await sqliteDryRun('sqlite-drill');

@@ -9,6 +9,7 @@ import { createEmergencyActivities } from './migration/emergency.js';
 import { createMigrationActivities } from './migration/index.js';
 import { createRunActivities } from './runs.js';
 import { createSqliteActivities } from './sqlite/index.js';
+import { createJobActivities } from './migration/jobs/activities.js';
 import type { StoreFactory } from './stores/index.js';
 
 export interface ActivityDeps {
@@ -32,4 +33,5 @@ export const createActivities = (deps: ActivityDeps) => ({
   ...createSqliteActivities(deps),
   ...createMigrationActivities(deps),
   ...createEmergencyActivities(deps),
+  ...createJobActivities(deps),
 });

@@ -10,6 +10,7 @@ import {
   sqliteDrillInputSchema,
   sqliteFreshStartInputSchema,
   sqliteRestoreInputSchema,
+  jobReplayInputSchema,
 } from './schemas.js';
 
 /** What every runbook's input has (baseInput in schemas.ts). */
@@ -86,6 +87,12 @@ export const RUNBOOKS: Record<string, RunbookDefinition> = {
     workflowType: 'emergencyLadder',
     description: 'L1 restart → L2 last known good → L3 emergency configuration → escalate; stops when healthy',
     schema: emergencyLadderInputSchema,
+  },
+  'job-replay': {
+    workflowType: 'jobReplay',
+    description:
+      'Detect failed, stuck, incomplete and log-gap jobs; requeue them exactly once, paced, optional backend override',
+    schema: jobReplayInputSchema,
   },
   'backend-phase-switch': {
     workflowType: 'backendPhaseSwitch',
