@@ -1,11 +1,13 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { INITIAL_PROCESSOR_INI } from '../src/demo/job-processor-environment.js';
 import { ErrorType } from '../src/shared/constants.js';
 import { abortSignal, rejectSignal } from '../src/shared/messages.js';
 import type { RunbookResult } from '../src/shared/types.js';
 import { Harness } from './support/harness.js';
 import { saveHistory } from './support/histories.js';
+import { startRunbook } from './support/sqlite.js';
 import { corruptOutputs, filesOf, snapshot, startRecovery } from './support/output-recovery.js';
 import { approve, failureOf } from './support/sqlite-recovery.js';
 import { runbook, temporalStart } from './support/cli.js';
@@ -156,5 +158,74 @@ describe('output-recovery', () => {
     const result = (await h.client.workflow.getHandle(tid).result()) as RunbookResult;
     expect(result.outcome).toBe('succeeded');
     expect(result.plan!.summary).toMatch(/^no corrupt outputs/);
+  });
+
+  it('replays exactly the jobs no backup restores, in a child jobReplay that shares the lock and the approval', async () => {
+    const c = await corruptOutputs(h);
+    const { t } = c;
+    const before = snapshot(t);
+    const handle = await startRecovery(h, t, { backend: 'parquet' });
+    const status = await approve(h, handle);
+    expect(status.plan!.details).toMatchObject({
+      replay: { workflowType: 'jobReplay', jobs: 4, backend: 'parquet' },
+      covers: [{ workflowType: 'jobReplay', digest: expect.stringMatching(/^[0-9a-f]{64}$/) }],
+    });
+    const result = (await handle.result()) as RunbookResult;
+    expect(result.outcome, result.error).toBe('succeeded');
+    const child = (await h.client.workflow.getHandle(`${handle.workflowId}--replay`).result()) as RunbookResult;
+    expect(child.outcome).toBe('succeeded');
+    expect(stepOf(child, 'approval')!.result).toMatch(
+      new RegExp(
+        `^covered by the approved plan of output-recovery ${handle.workflowId} \\(plan [0-9a-f]{12}, approved by alice\\)$`,
+      ),
+    );
+    expect(child.approval.parentCover).toMatchObject({ covered: true, approvedBy: ['alice'] });
+    expect(child.locks).toEqual([
+      expect.objectContaining({
+        state: 'released',
+        sharedWith: expect.objectContaining({ workflowId: handle.workflowId }),
+      }),
+    ]);
+    // each affected job completed once more, carrying its replay key; no other job ran
+    const replayed = t
+      .logLines()
+      .map((l) => / INFO Completed job (\S+) backend=(\S+) ms=\d+ output=\S+ replay=(\S+)$/.exec(l))
+      .filter((m) => m && m[3] !== '-');
+    expect(replayed.map((m) => m![1]!).sort()).toEqual(c.replayJobs);
+    // on the backend the input named; the INI file is as it was afterwards
+    expect(new Set(replayed.map((m) => m![2]))).toEqual(new Set(['parquet']));
+    expect(t.readIni()).toBe(INITIAL_PROCESSOR_INI);
+    expect(t.duplicates()).toBe(0);
+    // outputs: the intact runs as they were, the restored ones from the backup, one new sound run per replayed job
+    const after = snapshot(t);
+    const kept = Object.entries(before.outputs).filter(([p]) => !Object.keys(c.corrupt).includes(p.split('/')[0]!));
+    for (const [p, d] of kept) expect(after.outputs[p], p).toBe(d);
+    for (const run of c.restorable)
+      for (const [p, d] of Object.entries(before.backup)) if (p.startsWith(`${run}/`)) expect(after.outputs[p]).toBe(d);
+    const fresh = t.outputs().filter((r) => !c.runs.includes(r.run));
+    expect(fresh.map((r) => Object.keys(r.files)[0]!.slice('optimization_summary_'.length, -4)).sort()).toEqual(
+      c.replayJobs,
+    );
+    for (const r of fresh) expect(Object.values(r.files)[0]).toMatch(/\nreplay: output-recovery-\S+\/\S+\nEND\n$/);
+    expect(result.extra).toMatchObject({
+      replay: { workflowId: `${handle.workflowId}--replay`, outcome: 'succeeded' },
+    });
+    await saveHistory(h.client, handle.workflowId, 'approve-with-replay', 'output-recovery');
+  });
+
+  it('a jobReplay started by hand for the same jobs waits for its own approval', async () => {
+    const c = await corruptOutputs(h);
+    const handle = await startRunbook(
+      h,
+      'job-replay',
+      { environment: c.t.envName, target: 'jobs', jobs: c.replayJobs },
+      `job-replay-by-hand-${h.taskQueue}`,
+    );
+    const waiting = await h.waitForApproval(handle);
+    expect(waiting.approval.parentCover).toBeUndefined();
+    expect(waiting.locks).toEqual([expect.objectContaining({ state: 'held' })]);
+    expect(waiting.locks![0]!.sharedWith).toBeUndefined();
+    await handle.signal(rejectSignal, { by: 'bob', planHash: waiting.planHash! });
+    expect(((await handle.result()) as RunbookResult).outcome).toBe('rejected');
   });
 });

@@ -10,4 +10,7 @@ export { sqliteRecovery } from './sqlite-recovery.js';
 export { sqliteRestore } from './sqlite-restore.js';
 export { sqliteFreshStart } from './sqlite-fresh-start.js';
 export { outputRecovery } from './output-recovery.js';
+export { emergencyLadder } from './emergency-ladder.js';
+export { jobReplay } from './job-replay.js';
+export { jobReplayRequeue } from './job-replay-requeue.js';
 export { backendPhaseSwitch } from './backend-phase-switch.js';
