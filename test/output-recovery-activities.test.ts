@@ -20,13 +20,17 @@ const failureType = (p: Promise<unknown>) =>
     (err: unknown) => (err instanceof ApplicationFailure ? err.type : String(err)),
   );
 
+/** Corrupt outputs with the processor stopped, and the activities as a worker builds them. */
+async function atRest() {
+  const c = await corruptOutputs(h);
+  await c.t.stopService();
+  const acts = createOutputActivities({ environmentsDir: h.environmentsDir, log: pino({ level: 'silent' }) });
+  return { c, t: c.t, acts, ref: { environment: c.t.envName, target: 'jobs' } };
+}
+
 describe('output recovery activities', () => {
   it('quarantine, restore and their undos are idempotent and end where they began', async () => {
-    const c = await corruptOutputs(h);
-    const { t } = c;
-    await t.stopService();
-    const acts = createOutputActivities({ environmentsDir: h.environmentsDir, log: pino({ level: 'silent' }) });
-    const ref = { environment: t.envName, target: 'jobs' };
+    const { c, t, acts, ref } = await atRest();
     const before = snapshot(t);
     const later = new Date(Date.now() + 60_000).toISOString();
     expect(await acts.detectCorruptOutputs({ ...ref, dryRun: true, since: later })).toMatchObject({ total: 0 });
@@ -55,11 +59,7 @@ describe('output recovery activities', () => {
   });
 
   it('a run changed since the plan stops the quarantine before anything moves (PlanStale)', async () => {
-    const c = await corruptOutputs(h);
-    const { t } = c;
-    await t.stopService();
-    const acts = createOutputActivities({ environmentsDir: h.environmentsDir, log: pino({ level: 'silent' }) });
-    const ref = { environment: t.envName, target: 'jobs' };
+    const { c, t, acts, ref } = await atRest();
     const plan = await acts.detectCorruptOutputs({ ...ref, dryRun: false });
     const last = Object.keys(c.corrupt).sort().at(-1)!;
     writeFileSync(join(t.outputDir, last, 'note.txt'), 'written after the plan\n');

@@ -8,6 +8,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { ErrorType } from '../shared/constants.js';
+import { countsLine } from '../shared/counts.js';
 import type { DrainResult, JobActivities, ReplayPlan } from '../activities/migration/jobs/activities.js';
 import { parseDuration } from '../shared/duration.js';
 import { invalidInput, lengthenDuration, parseRunbookInput, tightenApproval, tightenLimit } from '../shared/input.js';
@@ -50,11 +51,7 @@ async function asInvalidInput<T>(work: Promise<T>): Promise<T> {
   }
 }
 
-const kindsLine = (p: ReplayPlan): string =>
-  Object.entries(p.counts)
-    .filter(([, n]) => n > 0)
-    .map(([k, n]) => `${k} ${n}`)
-    .join(', ') || 'none';
+const kindsLine = (p: ReplayPlan): string => countsLine(p.counts);
 
 /**
  * Missed-job replay (seed "Missed Job Replay Procedures"): load → detect failed / stuck / incomplete / gap jobs (or

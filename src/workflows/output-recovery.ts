@@ -1,6 +1,7 @@
 import { executeChild, workflowInfo } from '@temporalio/workflow';
 import type { MigrationActivities } from '../activities/migration/index.js';
 import type { OutputActivities, OutputRecoveryPlan } from '../activities/migration/outputs.js';
+import { countsLine } from '../shared/counts.js';
 import { invalidInput, parseRunbookInput, tightenApproval } from '../shared/input.js';
 import { outputRecoveryInputSchema, type JobReplayInput, type OutputRecoveryInput } from '../shared/schemas.js';
 import type { RunbookResult } from '../shared/types.js';
@@ -27,12 +28,6 @@ export const OUTPUT_RECOVERY_STEPS = [
   'replay jobs',
   'verify outputs',
 ] as const;
-
-const countsLine = (p: OutputRecoveryPlan) =>
-  Object.entries(p.counts)
-    .filter(([, n]) => n > 0)
-    .map(([k, n]) => `${k} ${n}`)
-    .join(', ') || 'none';
 
 /**
  * Output corruption recovery (seed "Data Corruption Recovery"): load → detect run directories whose summaries are
@@ -92,7 +87,7 @@ export async function outputRecovery(rawInput: OutputRecoveryInput): Promise<Run
           }),
         {
           summarize: (x) =>
-            `${x.total} of ${x.scanned} runs corrupt (${countsLine(x)}); ${x.restorable} restorable from backup, ` +
+            `${x.total} of ${x.scanned} runs corrupt (${countsLine(x.counts)}); ${x.restorable} restorable from backup, ` +
             `${x.replayJobs.length} jobs to replay; plan sha256 ${x.sha256.slice(0, 12)}`,
         },
       );
@@ -113,7 +108,7 @@ export async function outputRecovery(rawInput: OutputRecoveryInput): Promise<Run
       const replaying = replayBase !== undefined && p.replayJobs.length > 0;
       await rb.approval({
         summary:
-          `quarantine ${p.total} corrupt output runs (${countsLine(p)}) of ${p.outputsDir} into ${p.quarantineDir}, ` +
+          `quarantine ${p.total} corrupt output runs (${countsLine(p.counts)}) of ${p.outputsDir} into ${p.quarantineDir}, ` +
           `restore ${p.restorable} from ${p.backupDir ?? 'no backup'}` +
           (replaying
             ? `, replay ${p.replayJobs.length} jobs exactly once in child ${REPLAY_WORKFLOW} ${childId}` +
