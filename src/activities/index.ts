@@ -2,6 +2,7 @@ import type { Client } from '@temporalio/client';
 import type { Logger } from 'pino';
 import type { CommandRunner } from './adapters/types.js';
 import { createEngineActivities } from './engine.js';
+import { createCleanupActivities } from './cleanup/index.js';
 import { createFlagActivities } from './flags.js';
 import { createDualWriteActivities } from './dual-write/index.js';
 import type { KeyPair } from './keys.js';
@@ -30,4 +31,5 @@ export const createActivities = (deps: ActivityDeps) => ({
   ...createDualWriteActivities(deps),
   ...createSqliteActivities(deps),
   ...createMigrationActivities(deps),
+  ...createCleanupActivities(deps),
 });

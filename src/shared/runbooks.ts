@@ -9,6 +9,7 @@ import {
   sqliteDrillInputSchema,
   sqliteFreshStartInputSchema,
   sqliteRestoreInputSchema,
+  testDataCleanupInputSchema,
 } from './schemas.js';
 
 /** What every runbook's input has (baseInput in schemas.ts). */
@@ -86,6 +87,12 @@ export const RUNBOOKS: Record<string, RunbookDefinition> = {
     description:
       'Move a job processor between backend phases (soak after each forward step, automatic rollback) or back to a checkpoint',
     schema: backendPhaseSwitchInputSchema,
+  },
+  'test-data-cleanup': {
+    workflowType: 'testDataCleanup',
+    description:
+      'Delete the test data an environment describes (tables, predicates, relations) in one verified transaction',
+    schema: testDataCleanupInputSchema,
   },
 };
 

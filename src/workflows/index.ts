@@ -10,3 +10,4 @@ export { sqliteRecovery } from './sqlite-recovery.js';
 export { sqliteRestore } from './sqlite-restore.js';
 export { sqliteFreshStart } from './sqlite-fresh-start.js';
 export { backendPhaseSwitch } from './backend-phase-switch.js';
+export { testDataCleanup } from './test-data-cleanup.js';

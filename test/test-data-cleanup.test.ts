@@ -1,0 +1,213 @@
+import { existsSync, readdirSync } from 'node:fs';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import type { ApplicationFailure } from '@temporalio/common';
+import { ErrorType } from '../src/shared/constants.js';
+import { approveSignal } from '../src/shared/messages.js';
+import type { RunbookResult, RunbookStatus } from '../src/shared/types.js';
+import { cleanupTarget, type CleanupTestTarget } from './support/cleanup.js';
+import { Harness } from './support/harness.js';
+import { saveHistory } from './support/histories.js';
+import { startRunbook } from './support/sqlite.js';
+
+/** test-data-cleanup (seed scenario 3) against the suite's real Postgres, one schema per test. */
+const h = new Harness();
+let pool: pg.Pool;
+beforeAll(async () => {
+  await h.start();
+  pool = new pg.Pool({ connectionString: h.databaseUrl, max: 4 });
+});
+afterAll(async () => {
+  await pool.end();
+  await h.close();
+});
+
+/** What the seed's test teams 11, 12, 13 (and their legacy teams 111-113) amount to. */
+const TEST_COUNTS = {
+  organizations_team: 3,
+  organizations_teammembership: 9,
+  organizations_teammigrationmap: 3,
+  teams_team: 3,
+  teams_teammembership: 9,
+};
+
+const start = (t: CleanupTestTarget, input: Record<string, unknown> = {}, id?: string) =>
+  startRunbook(h, 'test-data-cleanup', { environment: t.envName, target: 'cleanup', ...input }, id);
+
+async function failureOf(handle: WorkflowHandle): Promise<{ failure: ApplicationFailure; result: RunbookResult }> {
+  const err = await handle.result().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(WorkflowFailedError);
+  const failure = (err as WorkflowFailedError).cause as ApplicationFailure;
+  return { failure, result: failure.details![0] as RunbookResult };
+}
+
+const counts = (s: RunbookStatus, schema: string) =>
+  Object.fromEntries(
+    Object.entries(s.plan!.details!.counts as Record<string, number>).map(([k, v]) => [k.replace(`${schema}.`, ''), v]),
+  );
+
+/** The snapshot without the seed's test rows: what must be left after a cleanup. */
+function withoutTestRows(snapshot: Record<string, string[]>): Record<string, string[]> {
+  const test = (row: string, field: string, ids: number[]) => ids.includes(JSON.parse(row)[field]);
+  const vnext = [11, 12, 13];
+  const legacy = [111, 112, 113];
+  return {
+    organizations_team: snapshot.organizations_team!.filter((r) => !test(r, 'id', vnext)),
+    organizations_teammembership: snapshot.organizations_teammembership!.filter((r) => !test(r, 'team_id', vnext)),
+    organizations_teammigrationmap: snapshot.organizations_teammigrationmap!.filter(
+      (r) => !test(r, 'vnext_team_id', vnext),
+    ),
+    teams_team: snapshot.teams_team!.filter((r) => !test(r, 'id', legacy)),
+    teams_teammembership: snapshot.teams_teammembership!.filter((r) => !test(r, 'team_id', legacy)),
+  };
+}
+
+describe('test-data cleanup', () => {
+  it('deletes exactly the approved set in one transaction; real rows and the orphan baseline untouched', async () => {
+    const t = await cleanupTarget(h, pool);
+    const before = await t.snapshot();
+    const id = `test-data-cleanup-approve-${h.taskQueue}`;
+    const handle = await start(t, {}, id);
+    const waiting = await h.waitForApproval(handle);
+    expect(counts(waiting, t.schema)).toEqual(TEST_COUNTS);
+    const details = waiting.plan!.details!;
+    expect(details.order).toEqual(
+      [
+        'organizations_teammembership',
+        'organizations_teammigrationmap',
+        'teams_teammembership',
+        'organizations_team',
+        'teams_team',
+      ].map(t.t),
+    );
+    expect((details.sample as Record<string, unknown[]>)[t.t('organizations_team')]).toEqual([
+      { key: '11', label: 'Staging Test Alpha' },
+      { key: '12', label: 'Staging Test Beta' },
+      { key: '13', label: 'Dual Write Test Team' },
+    ]);
+    expect(Object.values(details.orphansBefore as Record<string, number>)).toEqual([0, 0, 1, 0]);
+    // the id set is in a private file named by its digest; only the digest is in the plan
+    const idsDigest = details.idsDigest as string;
+    expect(readdirSync(t.workDir)).toEqual([`ids-${idsDigest}.json`]);
+    expect(JSON.stringify(waiting.plan)).not.toContain('"1004"');
+
+    await handle.signal(approveSignal, { by: 'alice', planHash: waiting.planHash! });
+    const result = (await handle.result()) as RunbookResult;
+    await saveHistory(h.client, id, 'approve-path', 'test-data-cleanup');
+    expect(result.outcome, result.error).toBe('succeeded');
+    expect(result.steps.map((s) => [s.name, s.status])).toEqual([
+      ['lock target', 'succeeded'],
+      ['load environment', 'succeeded'],
+      ['identify', 'succeeded'],
+      ['seal plan', 'succeeded'],
+      ['approval', 'succeeded'],
+      ['export rows', 'succeeded'],
+      ['delete in one transaction', 'succeeded'],
+      ['verify', 'succeeded'],
+    ]);
+    expect(result.steps.find((s) => s.name === 'delete in one transaction')!.result).toMatch(/^committed: /);
+    const deleted = (result.extra!.deleted as Record<string, number>) ?? {};
+    expect(Object.values(deleted).reduce((a, b) => a + b, 0)).toBe(27);
+    expect(await t.snapshot()).toEqual(withoutTestRows(before));
+    expect(withoutTestRows(before).organizations_team).toHaveLength(4);
+  });
+
+  it('a row added to the set after the identification: counts differ, ROLLBACK, nothing deleted (CleanupRolledBack)', async () => {
+    const t = await cleanupTarget(h, pool);
+    const handle = await start(t);
+    const waiting = await h.waitForApproval(handle);
+    // a new membership of a test team appears before the delete
+    await pool.query(
+      `INSERT INTO "${t.schema}".organizations_teammembership (id, team_id, user_id, role) VALUES (5000, 12, 9999, 'member')`,
+    );
+    const before = await t.snapshot();
+    await handle.signal(approveSignal, { by: 'alice', planHash: waiting.planHash! });
+    const { failure, result } = await failureOf(handle);
+    expect(failure.type).toBe(ErrorType.CleanupRolledBack);
+    expect(failure.message).toContain(
+      `rolled back, nothing deleted: the selection differs from the approved set: ${t.t('organizations_teammembership')}: now 10, approved 9 (+1 not approved: 5000)`,
+    );
+    expect(result.steps.find((s) => s.name === 'delete in one transaction')!.status).toBe('failed');
+    expect(result.steps.find((s) => s.name === 'verify')!.status).toBe('skipped');
+    // the undo ran and found no commit of this run
+    expect(result.compensations.map((c) => [c.step, c.status])).toEqual([['delete in one transaction', 'succeeded']]);
+    expect(await t.snapshot()).toEqual(before);
+  });
+
+  it('a verify that fails after the commit: the undo re-inserts every row byte-identical', async () => {
+    const t = await cleanupTarget(h, pool);
+    const handle = await start(t, {}, `test-data-cleanup-undo-${h.taskQueue}`);
+    const waiting = await h.waitForApproval(handle);
+    // an orphaned mapping of a real team appears meanwhile: the orphans are not back at their baseline after
+    await pool.query(
+      `INSERT INTO "${t.schema}".organizations_teammigrationmap (id, vnext_team_id, legacy_team_id) VALUES (998, 1, 4242)`,
+    );
+    const before = await t.snapshot();
+    await handle.signal(approveSignal, { by: 'alice', planHash: waiting.planHash! });
+    const { failure, result } = await failureOf(handle);
+    await saveHistory(h.client, handle.workflowId, 'verify-fails-undo', 'test-data-cleanup');
+    expect(failure.type).toBe(ErrorType.RunbookFailed);
+    expect(result.steps.find((s) => s.name === 'delete in one transaction')).toMatchObject({ status: 'compensated' });
+    const verify = result.steps.find((s) => s.name === 'verify')!;
+    expect(verify.status).toBe('failed');
+    expect(verify.error).toContain(
+      `${t.t('organizations_teammigrationmap')}.legacy_team_id → ${t.t('teams_team')}.id: 2 orphans, 1 before the run`,
+    );
+    expect(result.compensations.map((c) => [c.step, c.status])).toEqual([['delete in one transaction', 'succeeded']]);
+    expect(await t.snapshot()).toEqual(before);
+  });
+
+  it('invalid configuration or input: EnvironmentInvalid / InvalidInput naming the field, nothing changed', async () => {
+    const cases: Array<[string, (s: Record<string, any>, schema: string) => void, RegExp]> = [
+      [
+        'a predicate column that is not an identifier',
+        (s, schema) => {
+          s.tables[`${schema}.organizations_team`].where.any[0].column = 'name; DROP TABLE x';
+        },
+        /tables\.cleanup_\d+_\d+\.organizations_team\.where\.any\.0\.column: must be an SQL identifier/,
+      ],
+      [
+        'a relation cycle',
+        (s, schema) => {
+          s.relations.push({
+            table: `${schema}.organizations_team`,
+            column: 'id',
+            references: `${schema}.organizations_teammembership`,
+          });
+        },
+        /relations: form a cycle through cleanup_\d+_\d+\.organizations_team, cleanup_\d+_\d+\.organizations_teammembership:/,
+      ],
+      [
+        'a column the table does not have',
+        (s, schema) => {
+          s.tables[`${schema}.teams_team`].label = 'title';
+        },
+        /tables\.cleanup_\d+_\d+\.teams_team\.label: table cleanup_\d+_\d+\.teams_team has no column "title"/,
+      ],
+    ];
+    for (const [name, mutate, message] of cases) {
+      const t = await cleanupTarget(h, pool, mutate);
+      const before = await t.snapshot();
+      const { failure, result } = await failureOf(await start(t));
+      expect(failure.message, name).toMatch(message);
+      // the file itself is invalid: the lock step (which reads it) fails; a missing column: loading the target
+      const failed = result.steps.filter((s) => s.status === 'failed').map((s) => s.name);
+      expect(failed, name).toEqual([name.includes('column the table') ? 'load environment' : 'lock target']);
+      expect(await t.snapshot(), name).toEqual(before);
+      expect(existsSync(t.workDir), name).toBe(false);
+    }
+    // input may only tighten the environment's maxRows
+    const t = await cleanupTarget(h, pool);
+    const { failure } = await failureOf(await start(t, { maxRows: 20_000 }));
+    expect(failure.type).toBe(ErrorType.InvalidInput);
+    expect(failure.message).toContain("maxRows: 20000 exceeds the environment's 10000");
+    // and a selection larger than maxRows is refused before anything is written
+    const small = await failureOf(await start(t, { maxRows: 10 }));
+    expect(small.failure.message).toContain('the selection exceeds maxRows (10)');
+    expect(existsSync(t.workDir)).toBe(false);
+  });
+});
