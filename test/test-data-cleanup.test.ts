@@ -131,10 +131,12 @@ describe('test-data cleanup', () => {
     expect(failure.message).toContain(
       `rolled back, nothing deleted: the selection differs from the approved set: ${t.t('organizations_teammembership')}: now 10, approved 9 (+1 not approved: 5000)`,
     );
-    expect(result.steps.find((s) => s.name === 'delete in one transaction')!.status).toBe('failed');
+    const step = result.steps.find((s) => s.name === 'delete in one transaction')!;
+    expect(step.error).toContain('rolled back, nothing deleted');
     expect(result.steps.find((s) => s.name === 'verify')!.status).toBe('skipped');
-    // the undo ran and found no commit of this run
+    // the undo ran and found no commit of this run: it re-inserted nothing
     expect(result.compensations.map((c) => [c.step, c.status])).toEqual([['delete in one transaction', 'succeeded']]);
+    expect(result.extra!.undo).toEqual({ state: 'nothing committed', inserted: {} });
     expect(await t.snapshot()).toEqual(before);
   });
 
@@ -158,6 +160,9 @@ describe('test-data cleanup', () => {
       `${t.t('organizations_teammigrationmap')}.legacy_team_id → ${t.t('teams_team')}.id: 2 orphans, 1 before the run`,
     );
     expect(result.compensations.map((c) => [c.step, c.status])).toEqual([['delete in one transaction', 'succeeded']]);
+    expect(Object.values((result.extra!.undo as { inserted: Record<string, number> }).inserted)).toEqual([
+      3, 3, 9, 3, 9,
+    ]);
     expect(await t.snapshot()).toEqual(before);
   });
 

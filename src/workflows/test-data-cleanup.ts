@@ -121,7 +121,9 @@ export async function testDataCleanup(rawInput: TestDataCleanupInput): Promise<R
         {
           summarize: (d) => `${d.state}: ${listCounts(d.deleted)}`,
           // registered before it acts; restores only when this run's transaction committed
-          undoBefore: () => undo.restoreTestData({ ...ref, exportDigest: exported.exportDigest }),
+          undoBefore: async () => {
+            report.undo = await undo.restoreTestData({ ...ref, exportDigest: exported.exportDigest });
+          },
         },
       );
       report.deleted = deleted.deleted;
