@@ -221,9 +221,7 @@ export const createCleanupActivities = (deps: CleanupDeps) => {
      * only when all hold, otherwise ROLLBACK and CleanupRolledBack. The transaction id is recorded before COMMIT so
      * the undo (and a retry) know whether this run's delete committed.
      */
-    async deleteTestData(
-      ref: TargetRef & { idsDigest: string; exportDigest: string },
-    ): Promise<{
+    async deleteTestData(ref: TargetRef & { idsDigest: string; exportDigest: string }): Promise<{
       state: 'committed' | 'already committed';
       deleted: Record<string, number>;
       orphans: Record<string, number>;
