@@ -3,8 +3,10 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import type { ApplicationFailure } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { createCleanupActivities } from '../src/activities/cleanup/index.js';
 import { ErrorType } from '../src/shared/constants.js';
-import { approveSignal } from '../src/shared/messages.js';
+import { abortSignal, approveSignal } from '../src/shared/messages.js';
 import type { RunbookResult, RunbookStatus } from '../src/shared/types.js';
 import { cleanupTarget, type CleanupTestTarget } from './support/cleanup.js';
 import { Harness } from './support/harness.js';
@@ -164,6 +166,81 @@ describe('test-data cleanup', () => {
       3, 3, 9, 3, 9,
     ]);
     expect(await t.snapshot()).toEqual(before);
+  });
+
+  it('abort while the delete waits on a row lock: the delete commits after the abort, the undo puts every row back', async () => {
+    const t = await cleanupTarget(h, pool);
+    const before = await t.snapshot();
+    const handle = await start(t, {}, `test-data-cleanup-abort-${h.taskQueue}`);
+    const waiting = await h.waitForApproval(handle);
+    // someone holds a test team's row: the delete's FOR UPDATE waits for it (a plain read does not)
+    const holder = await pool.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query(`SELECT id FROM "${t.schema}".organizations_team WHERE id = 11 FOR UPDATE`);
+      await handle.signal(approveSignal, { by: 'alice', planHash: waiting.planHash! });
+      await h.waitFor(handle, (s) => s.currentStep === 'delete in one transaction');
+      // the delete's transaction waits for the lock (its FOR UPDATE on the test's schema)
+      for (let i = 0; ; i++) {
+        const r = await pool.query(
+          `SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1`,
+          [`%"${t.schema}"%FOR UPDATE%`],
+        );
+        if (r.rows[0].n > 0) break;
+        if (i > 300) throw new Error('the delete never waited for the row lock');
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      await handle.signal(abortSignal, { by: 'bob', reason: 'wrong environment' });
+      await h.waitFor(handle, (s) => Boolean(s.abort));
+    } finally {
+      await holder.query('COMMIT');
+      holder.release();
+    }
+    const result = (await handle.result().catch((e: WorkflowFailedError) => e)) as RunbookResult | WorkflowFailedError;
+    const end =
+      result instanceof WorkflowFailedError
+        ? ((result.cause as ApplicationFailure).details![0] as RunbookResult)
+        : result;
+    await saveHistory(h.client, handle.workflowId, 'abort-during-delete', 'test-data-cleanup');
+    expect(end.outcome).toBe('aborted');
+    expect(end.extra!.undo).toMatchObject({ state: 'restored' });
+    expect(await t.snapshot()).toEqual(before);
+  });
+
+  it('activities: a second delete after the commit changes nothing; the undo is per run and idempotent', async () => {
+    const t = await cleanupTarget(h, pool);
+    const acts = createCleanupActivities({ environmentsDir: h.environmentsDir, stores: h.stores });
+    const ref = { environment: t.envName, target: 'cleanup' };
+    const inRun = <R>(runId: string, fn: () => Promise<R>) =>
+      new MockActivityEnvironment({ workflowExecution: { workflowId: 'w', runId } }).run<[], R, () => Promise<R>>(fn);
+    const before = await t.snapshot();
+    const found = await inRun('r1', () => acts.identifyTestData({ ...ref, maxRows: 100, dryRun: false }));
+    expect(found.total).toBe(27);
+    const { exportDigest } = await inRun('r1', () => acts.exportTestData({ ...ref, idsDigest: found.idsDigest }));
+    const args = { ...ref, idsDigest: found.idsDigest, exportDigest };
+    expect((await inRun('r1', () => acts.deleteTestData(args))).state).toBe('committed');
+    const after = await t.snapshot();
+    expect(after).toEqual(withoutTestRows(before));
+    // the activity ran again (its completion was lost): it finds its own commit and does nothing
+    expect(await inRun('r1', () => acts.deleteTestData(args))).toMatchObject({ state: 'already committed' });
+    expect(await t.snapshot()).toEqual(after);
+    // another run's undo did not commit anything: it re-inserts nothing
+    expect(await inRun('r2', () => acts.restoreTestData({ ...ref, exportDigest }))).toEqual({
+      state: 'nothing committed',
+      inserted: {},
+    });
+    expect(await t.snapshot()).toEqual(after);
+    const restored = await inRun('r1', () => acts.restoreTestData({ ...ref, exportDigest }));
+    expect(restored.state).toBe('restored');
+    expect(await t.snapshot()).toEqual(before);
+    // twice: ON CONFLICT DO NOTHING, nothing more
+    const again = await inRun('r1', () => acts.restoreTestData({ ...ref, exportDigest }));
+    expect(Object.values(again.inserted).every((n) => n === 0)).toBe(true);
+    expect(await t.snapshot()).toEqual(before);
+    await acts.verifyCleanup({ ...args, orphans: found.orphans }).then(
+      () => expect.fail('verify passed with the rows back'),
+      (e: ApplicationFailure) => expect(e.type).toBe(ErrorType.VerificationFailed),
+    );
   });
 
   it('invalid configuration or input: EnvironmentInvalid / InvalidInput naming the field, nothing changed', async () => {
