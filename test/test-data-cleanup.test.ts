@@ -116,6 +116,17 @@ describe('test-data cleanup', () => {
     expect(Object.values(deleted).reduce((a, b) => a + b, 0)).toBe(27);
     expect(await t.snapshot()).toEqual(withoutTestRows(before));
     expect(withoutTestRows(before).organizations_team).toHaveLength(4);
+
+    // a second run finds nothing: no approval asked, nothing written, nothing changed
+    const files = readdirSync(t.workDir).sort();
+    const again = (await (await start(t)).result()) as RunbookResult;
+    expect(again.outcome).toBe('succeeded');
+    expect(again.plan!.summary).toMatch(/^no test data matches on .*: nothing to delete$/);
+    expect(again.steps.find((s) => s.name === 'approval')).toMatchObject({
+      status: 'skipped',
+      result: 'nothing selected',
+    });
+    expect(readdirSync(t.workDir).sort()).toEqual(files);
   });
 
   it('a row added to the set after the identification: counts differ, ROLLBACK, nothing deleted (CleanupRolledBack)', async () => {

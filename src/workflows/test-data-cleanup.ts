@@ -71,7 +71,7 @@ export async function testDataCleanup(rawInput: TestDataCleanupInput): Promise<R
         () => acts.identifyTestData({ ...ref, maxRows, dryRun: input.dryRun }),
         {
           summarize: (i) =>
-            `${i.total} rows: ${listCounts(i.counts)}; ids sha256 ${i.idsDigest.slice(0, 12)}…${i.written ? '' : ' (dry run: not written)'}`,
+            `${i.total} rows: ${listCounts(i.counts)}; ids sha256 ${i.idsDigest.slice(0, 12)}…${i.written ? '' : input.dryRun ? ' (dry run: not written)' : ' (nothing to write)'}`,
         },
       );
       report.identified = { idsDigest: found.idsDigest, counts: found.counts, asOf: found.asOf };
@@ -93,7 +93,7 @@ export async function testDataCleanup(rawInput: TestDataCleanupInput): Promise<R
           `sha256 ${found.idsDigest}; rows exported first, re-inserted if anything fails after the commit`,
         changes: target.order
           .filter((t) => found.counts[t])
-          .map((t) => ({ item: t, from: `${found.counts[t]} rows`, to: null })),
+          .map((t) => ({ item: t, from: `${found.counts[t]} rows`, to: 'deleted (exported first)' })),
         details: {
           idsDigest: found.idsDigest,
           asOf: found.asOf,

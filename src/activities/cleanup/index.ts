@@ -180,16 +180,19 @@ export const createCleanupActivities = (deps: CleanupDeps) => {
       const asOf = new Date();
       const ids = await select(o, o.pool, asOf, ref.maxRows);
       const set: ApprovedSet = { asOf: asOf.toISOString(), tables: ids };
-      const idsDigest = ref.dryRun ? idSetBytes(set).digest : await writeIdSet(o.dir, set);
+      const total = Object.values(ids).reduce((n, list) => n + list.length, 0);
+      // a dry run writes nothing; an empty set has nothing to approve
+      const written = !ref.dryRun && total > 0;
+      const idsDigest = written ? await writeIdSet(o.dir, set) : idSetBytes(set).digest;
       const sample: Identification['sample'] = {};
       for (const [table, list] of Object.entries(ids)) sample[table] = await sampleOf(o.pool, o.c, table, list);
       const counts = counted(ids);
       return {
         asOf: set.asOf,
         idsDigest,
-        written: !ref.dryRun,
+        written,
         counts,
-        total: Object.values(counts).reduce((a, b) => a + b, 0),
+        total,
         sample,
         orphans: await orphanCounts(o.pool, o.c),
       };
