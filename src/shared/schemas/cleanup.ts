@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import { baseInput } from './inputs.js';
 import { boundedDuration, envVarNameSchema, sqlIdentifier } from './primitives.js';
 
 // The environment section `targets.<t>.cleanup` (test-data cleanup, seed: feature-flag-dual-write-rollback.md
@@ -119,10 +118,3 @@ export const cleanupTargetSchema = z
       });
   });
 export type CleanupTargetConfig = z.output<typeof cleanupTargetSchema>;
-
-export const testDataCleanupInputSchema = z.strictObject({
-  ...baseInput,
-  /** refuse a selection larger than this (at most the environment's maxRows) */
-  maxRows: z.number().int().min(1).optional(),
-});
-export type TestDataCleanupInput = z.input<typeof testDataCleanupInputSchema>;
