@@ -153,6 +153,23 @@ describe('test-data cleanup', () => {
     expect(await t.snapshot()).toEqual(before);
   });
 
+  it('a foreign key the configuration does not name refuses the delete: ROLLBACK, nothing deleted (CleanupRolledBack)', async () => {
+    // legacy memberships reference legacy teams in the database, but the configuration forgot that relation
+    const t = await cleanupTarget(h, pool, (s) => {
+      s.relations = (s.relations as Array<{ table: string }>).filter((r) => !r.table.endsWith('.teams_teammembership'));
+    });
+    const handle = await start(t);
+    const waiting = await h.waitForApproval(handle);
+    expect(counts(waiting, t.schema)).toEqual({ ...TEST_COUNTS, teams_teammembership: 0 });
+    const before = await t.snapshot();
+    await handle.signal(approveSignal, { by: 'alice', planHash: waiting.planHash! });
+    const { failure, result } = await failureOf(handle);
+    expect(failure.type).toBe(ErrorType.CleanupRolledBack);
+    expect(failure.message).toMatch(/rolled back, nothing deleted: .*teams_teammembership.* \(23503\)/);
+    expect(result.extra!.undo).toEqual({ state: 'nothing committed', inserted: {} });
+    expect(await t.snapshot()).toEqual(before);
+  });
+
   it('a verify that fails after the commit: the undo re-inserts every row byte-identical', async () => {
     const t = await cleanupTarget(h, pool);
     const handle = await start(t, {}, `test-data-cleanup-undo-${h.taskQueue}`);
