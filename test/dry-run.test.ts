@@ -11,6 +11,7 @@ import type { RunbookResult } from '../src/shared/types.js';
 import { cleanupTarget } from './support/cleanup.js';
 import { pairTarget, startDualWrite } from './support/dual-write.js';
 import { Harness } from './support/harness.js';
+import { startReplay, writeGapLog } from './support/job-replay.js';
 import { jobTarget } from './support/migration.js';
 import { saveHistory } from './support/histories.js';
 import { sqliteTarget, startRunbook, type SqliteTargetOptions, type SqliteTestTarget } from './support/sqlite.js';
@@ -219,6 +220,44 @@ const CASES: Record<string, () => Promise<void>> = {
       }
       await noLockTaken(t.envName, 'web');
     }
+  },
+  'emergency-ladder': async () => {
+    // a wedged processor: a real run would restart it (level 1) and could go on to the configuration
+    const t = await jobTarget(h);
+    await t.wedge();
+    const pid = (await t.stats()).pid;
+    const skip = [t.logDir, t.logFile];
+    const before = filesBelow(t.dataDir, skip);
+    const handle = await startRunbook(h, 'emergency-ladder', { environment: t.envName, target: 'jobs', dryRun: true });
+    const result = (await handle.result()) as RunbookResult;
+    expect(result.outcome).toBe('dry_run');
+    expect(result.plan!.summary).toMatch(/^emergency ladder for .*\/jobs from level 1: L1 restart \(automatic\)/);
+    expect(result.steps.find((s) => s.name === 'level 1 restart')).toMatchObject({ status: 'skipped' });
+    expect(result.approval.stages).toBeUndefined();
+    expect(result.compensations).toEqual([]);
+    expect(filesBelow(t.dataDir, skip)).toEqual(before);
+    expect((await t.stats()).pid, 'not restarted').toBe(pid);
+    expect((await t.health()).status, 'still wedged').toBe(503);
+    await noLockTaken(t.envName, 'jobs');
+  },
+  'job-replay': async () => {
+    // failed, stuck, incomplete and gap jobs at rest: a dry run plans them (digest, counts) and writes nothing
+    const t = await jobTarget(h, { start: false });
+    await t.seedJobs(4, 'failed', { prefix: 'f' });
+    await t.seedJobs(2, 'processing', { prefix: 's', ageMs: 2 * 3600_000 });
+    const [gap] = await t.seedJobs(2, 'completed', { prefix: 'c' });
+    writeGapLog(t.logDir, [gap!]);
+    const before = filesBelow(t.dataDir);
+    const handle = await startReplay(h, t, { dryRun: true });
+    const result = (await handle.result()) as RunbookResult;
+    expect(result.outcome).toBe('dry_run');
+    expect(result.plan!.summary).toMatch(
+      /^requeue 8 jobs of spool .* \(failed 4, stuck 2, incomplete 2\) exactly once/,
+    );
+    expect(result.steps.find((s) => s.name === 'requeue jobs')).toMatchObject({ status: 'skipped' });
+    expect(filesBelow(t.dataDir)).toEqual(before);
+    await noLockTaken(t.envName, 'jobs');
+    await saveHistory(h.client, handle.workflowId, 'dry-run', 'job-replay');
   },
   'sqlite-drill': async () => {
     const result = await sqliteDryRun('sqlite-drill');

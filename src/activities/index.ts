@@ -6,9 +6,11 @@ import { createCleanupActivities } from './cleanup/index.js';
 import { createFlagActivities } from './flags.js';
 import { createDualWriteActivities } from './dual-write/index.js';
 import type { KeyPair } from './keys.js';
+import { createEmergencyActivities } from './migration/emergency.js';
 import { createMigrationActivities } from './migration/index.js';
 import { createRunActivities } from './runs.js';
 import { createSqliteActivities } from './sqlite/index.js';
+import { createJobActivities } from './migration/jobs/activities.js';
 import type { StoreFactory } from './stores/index.js';
 
 export interface ActivityDeps {
@@ -32,4 +34,6 @@ export const createActivities = (deps: ActivityDeps) => ({
   ...createSqliteActivities(deps),
   ...createMigrationActivities(deps),
   ...createCleanupActivities(deps),
+  ...createEmergencyActivities(deps),
+  ...createJobActivities(deps),
 });

@@ -75,6 +75,8 @@ export const OUTCOMES = [
   'cancelled',
   'compensation_failed',
   'target_busy',
+  /** the procedure did all it could without a fix and handed over to people (its changes kept on purpose) */
+  'escalated',
 ] as const;
 export type Outcome = (typeof OUTCOMES)[number];
 
@@ -89,6 +91,7 @@ export const EXIT_CODES: Record<Outcome, number> = {
   cancelled: 14,
   compensation_failed: 15,
   target_busy: 16,
+  escalated: 17,
 };
 export const EXIT_USAGE = 2;
 

@@ -2,6 +2,7 @@ import type { z } from 'zod';
 import {
   backendPhaseSwitchInputSchema,
   dualWriteRollbackInputSchema,
+  emergencyLadderInputSchema,
   featureFlagRollbackInputSchema,
   sqliteBackupInputSchema,
   sqliteMilestoneRollbackInputSchema,
@@ -10,6 +11,7 @@ import {
   sqliteFreshStartInputSchema,
   sqliteRestoreInputSchema,
   testDataCleanupInputSchema,
+  jobReplayInputSchema,
 } from './schemas.js';
 
 /** What every runbook's input has (baseInput in schemas.ts). */
@@ -81,6 +83,17 @@ export const RUNBOOKS: Record<string, RunbookDefinition> = {
     workflowType: 'sqliteFreshStart',
     description: 'Delete a failed SQLite database (forensic copy kept) and initialise it again from its schema',
     schema: sqliteFreshStartInputSchema,
+  },
+  'emergency-ladder': {
+    workflowType: 'emergencyLadder',
+    description: 'L1 restart → L2 last known good → L3 emergency configuration → escalate; stops when healthy',
+    schema: emergencyLadderInputSchema,
+  },
+  'job-replay': {
+    workflowType: 'jobReplay',
+    description:
+      'Detect failed, stuck, incomplete and log-gap jobs; requeue them exactly once, paced, optional backend override',
+    schema: jobReplayInputSchema,
   },
   'backend-phase-switch': {
     workflowType: 'backendPhaseSwitch',

@@ -9,5 +9,8 @@ export { sqliteMilestoneRollback } from './sqlite-milestone-rollback.js';
 export { sqliteRecovery } from './sqlite-recovery.js';
 export { sqliteRestore } from './sqlite-restore.js';
 export { sqliteFreshStart } from './sqlite-fresh-start.js';
+export { emergencyLadder } from './emergency-ladder.js';
+export { jobReplay } from './job-replay.js';
+export { jobReplayRequeue } from './job-replay-requeue.js';
 export { backendPhaseSwitch } from './backend-phase-switch.js';
 export { testDataCleanup } from './test-data-cleanup.js';
