@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import type { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { createCleanupActivities } from '../src/activities/cleanup/index.js';
+import { createCleanupActivities, type Identification } from '../src/activities/cleanup/index.js';
 import { ErrorType } from '../src/shared/constants.js';
 import { abortSignal, approveSignal } from '../src/shared/messages.js';
 import type { RunbookResult, RunbookStatus } from '../src/shared/types.js';
@@ -269,6 +269,34 @@ describe('test-data cleanup', () => {
       () => expect.fail('verify passed with the rows back'),
       (e: ApplicationFailure) => expect(e.type).toBe(ErrorType.VerificationFailed),
     );
+  });
+
+  it('predicates: ILIKE and a creation window select through the relations; a dry-run identification writes nothing', async () => {
+    const t = await cleanupTarget(h, pool, (s, schema) => {
+      s.tables[`${schema}.organizations_team`].where = {
+        // "testarossa racing" (a real team, created 2026-01-04) matches the pattern but not the window
+        any: [{ ilike: '%test%', column: 'name' }],
+        all: [
+          { column: 'created_at', after: '2026-01-03T00:00:00Z' },
+          { column: 'created_at', before: '2026-01-13T00:00:00Z' },
+          { column: 'created_at', within: '3650d' },
+        ],
+      };
+    });
+    const acts = createCleanupActivities({ environmentsDir: h.environmentsDir, stores: h.stores });
+    const found: Identification = await new MockActivityEnvironment().run(() =>
+      acts.identifyTestData({ environment: t.envName, target: 'cleanup', maxRows: 100, dryRun: true }),
+    );
+    // teams 4 (Testarossa, 2026-01-04), 11 and 12 (13 was created on 2026-01-13)
+    expect(found.sample[t.t('organizations_team')]!.map((r) => r.label)).toEqual([
+      'Testarossa Racing',
+      'Staging Test Alpha',
+      'Staging Test Beta',
+    ]);
+    expect(found.counts[t.t('organizations_teammembership')]).toBe(3 + 4 + 2);
+    expect(found.counts[t.t('teams_team')]).toBe(3);
+    expect(found.written).toBe(false);
+    expect(existsSync(t.workDir)).toBe(false);
   });
 
   it('invalid configuration or input: EnvironmentInvalid / InvalidInput naming the field, nothing changed', async () => {
