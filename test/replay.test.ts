@@ -66,6 +66,9 @@ describe('replay of stored histories', () => {
         'backend-phase-switch.soak-fails-rolls-back.json',
         'backend-phase-switch.checkpoint-2.1.json',
         'backend-phase-switch.worker-killed-during-soak.json',
+        'test-data-cleanup.approve-path.json',
+        'test-data-cleanup.verify-fails-undo.json',
+        'test-data-cleanup.abort-during-delete.json',
         // runs started before engine v2 (unsigned approvals, plan-only hashes, no target lock) keep replaying
         'archive/before-engine-v2/feature-flag-rollback.approve-path.json',
         'archive/before-engine-v2/feature-flag-rollback.quorum-and-ignored-approvals.json',

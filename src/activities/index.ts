@@ -2,6 +2,7 @@ import type { Client } from '@temporalio/client';
 import type { Logger } from 'pino';
 import type { CommandRunner } from './adapters/types.js';
 import { createEngineActivities } from './engine.js';
+import { createCleanupActivities } from './cleanup/index.js';
 import { createFlagActivities } from './flags.js';
 import { createDualWriteActivities } from './dual-write/index.js';
 import type { KeyPair } from './keys.js';
@@ -34,6 +35,7 @@ export const createActivities = (deps: ActivityDeps) => ({
   ...createSqliteActivities(deps),
   ...createMigrationActivities(deps),
   ...createOutputActivities(deps),
+  ...createCleanupActivities(deps),
   ...createEmergencyActivities(deps),
   ...createJobActivities(deps),
 });

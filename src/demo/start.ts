@@ -23,6 +23,7 @@ import { StoreFactory } from '../activities/stores/index.js';
 import { resetDemoFlags } from './environment.js';
 import { startTraffic } from './traffic.js';
 import { startSqliteDemo } from './sqlite-demo.js';
+import { startCleanupDemo } from './cleanup-demo.js';
 import { startJobsDemo } from './jobs-demo.js';
 import { seedDemoPair } from './seed-drift.js';
 import { ensureDemoKey } from './keys.js';
@@ -104,6 +105,10 @@ async function main(): Promise<void> {
   say(`Postgres ready (${postgres.embedded ? 'embedded, data in .data/postgres' : 'DATABASE_URL'})`);
   const drift = await seedDemoPair(postgres.url, join(demoDir, 'objects'));
   say(`dual-write demo pair seeded: table demo_objects ↔ .data/demo/objects, 2000 objects, ${drift.length} drifted`);
+  await startCleanupDemo(postgres.url);
+  say(
+    'team tables seeded in schema deltacrown (real and test teams; npx runbook start test-data-cleanup --target cleanup)',
+  );
   const service = serviceFor(await loadTarget(environmentsDir, 'demo', 'web'));
   await service.stop();
   await service.start();

@@ -11,6 +11,7 @@ import {
   sqliteFreshStartInputSchema,
   sqliteRestoreInputSchema,
   outputRecoveryInputSchema,
+  testDataCleanupInputSchema,
   jobReplayInputSchema,
 } from './schemas.js';
 
@@ -106,6 +107,12 @@ export const RUNBOOKS: Record<string, RunbookDefinition> = {
     description:
       'Move a job processor between backend phases (soak after each forward step, automatic rollback) or back to a checkpoint',
     schema: backendPhaseSwitchInputSchema,
+  },
+  'test-data-cleanup': {
+    workflowType: 'testDataCleanup',
+    description:
+      'Delete the test data an environment describes (tables, predicates, relations) in one verified transaction',
+    schema: testDataCleanupInputSchema,
   },
 };
 

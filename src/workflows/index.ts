@@ -14,3 +14,4 @@ export { emergencyLadder } from './emergency-ladder.js';
 export { jobReplay } from './job-replay.js';
 export { jobReplayRequeue } from './job-replay-requeue.js';
 export { backendPhaseSwitch } from './backend-phase-switch.js';
+export { testDataCleanup } from './test-data-cleanup.js';
