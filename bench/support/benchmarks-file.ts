@@ -12,6 +12,7 @@ const RESULTS = { start: '<!-- bench:results:start -->', end: '<!-- bench:result
 const DUAL_WRITE = { start: '<!-- bench:dual-write:start -->', end: '<!-- bench:dual-write:end -->' };
 const SQLITE = { start: '<!-- bench:sqlite:start -->', end: '<!-- bench:sqlite:end -->' };
 const SQLITE_RTO = { start: '<!-- bench:sqlite-rto:start -->', end: '<!-- bench:sqlite-rto:end -->' };
+const REPLAY = { start: '<!-- bench:replay:start -->', end: '<!-- bench:replay:end -->' };
 
 /** the file's beginning when there is no file yet */
 const INTRO = [
@@ -46,6 +47,9 @@ const INTRO = [
   '   demo database with the demo service running and writing, after a `sqlite-backup` run: from start to healthy',
   '   against the 2-minute goal and the 1-hour target, per phase and per step. `npx tsx bench/sqlite/main.ts rto`',
   '   runs this section alone.',
+  '6. **Missed-job replay** (bench/replay/): the `job-replay` runbook requeueing 10,000 failed jobs of the demo',
+  '   processor, unpaced, against a direct loop over the same files, and the duplicates after three worker SIGKILLs',
+  '   during the replay. `npx tsx bench/replay/main.ts` runs this section alone.',
   '',
   'The results below are from one run on the machine described; rerun `npm run bench` to refresh them.',
   '',
@@ -93,3 +97,7 @@ export const writeSqliteResults = (markdown: string, file = benchmarksFile): voi
 /** The results of section 5, after those of section 4 when its block is new. */
 export const writeSqliteRtoResults = (markdown: string, file = benchmarksFile): void =>
   writeBlock(file, SQLITE_RTO, markdown, { after: SQLITE.end, intro: INTRO });
+
+/** The results of section 6 (missed-job replay), after those of section 5 when its block is new. */
+export const writeReplayResults = (markdown: string, file = benchmarksFile): void =>
+  writeBlock(file, REPLAY, markdown, { after: SQLITE_RTO.end, intro: INTRO });

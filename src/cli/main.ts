@@ -8,6 +8,7 @@ import { registerReportCommands } from './commands/report.js';
 import { registerRunCommands } from './commands/runs.js';
 import { registerSqliteCommands } from './commands/sqlite.js';
 import { registerPostgresCommands } from './commands/postgres.js';
+import { registerReplayCommands } from './commands/replay.js';
 import { registerScheduleCommands } from './commands/schedule.js';
 import { CliError } from './errors.js';
 
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerPostgresCommands(program);
   registerScheduleCommands(program);
   registerReportCommands(program);
+  registerReplayCommands(program);
   return program;
 }
 

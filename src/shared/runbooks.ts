@@ -2,6 +2,7 @@ import type { z } from 'zod';
 import {
   backendPhaseSwitchInputSchema,
   dualWriteRollbackInputSchema,
+  emergencyLadderInputSchema,
   featureFlagRollbackInputSchema,
   sqliteBackupInputSchema,
   sqliteMilestoneRollbackInputSchema,
@@ -11,6 +12,9 @@ import {
   sqliteRestoreInputSchema,
   postgresBackupInputSchema,
   postgresRestoreInputSchema,
+  outputRecoveryInputSchema,
+  testDataCleanupInputSchema,
+  jobReplayInputSchema,
 } from './schemas.js';
 
 /** What every runbook's input has (baseInput in schemas.ts). */
@@ -83,6 +87,23 @@ export const RUNBOOKS: Record<string, RunbookDefinition> = {
     description: 'Delete a failed SQLite database (forensic copy kept) and initialise it again from its schema',
     schema: sqliteFreshStartInputSchema,
   },
+  'output-recovery': {
+    workflowType: 'outputRecovery',
+    description:
+      'Detect corrupt job outputs, quarantine them, restore verified backup copies, replay the rest (child job-replay)',
+    schema: outputRecoveryInputSchema,
+  },
+  'emergency-ladder': {
+    workflowType: 'emergencyLadder',
+    description: 'L1 restart → L2 last known good → L3 emergency configuration → escalate; stops when healthy',
+    schema: emergencyLadderInputSchema,
+  },
+  'job-replay': {
+    workflowType: 'jobReplay',
+    description:
+      'Detect failed, stuck, incomplete and log-gap jobs; requeue them exactly once, paced, optional backend override',
+    schema: jobReplayInputSchema,
+  },
   'backend-phase-switch': {
     workflowType: 'backendPhaseSwitch',
     description:
@@ -100,6 +121,12 @@ export const RUNBOOKS: Record<string, RunbookDefinition> = {
     description:
       'Restore a Postgres database from its newest verified backup into a new database, swap it in by rename (old one kept)',
     schema: postgresRestoreInputSchema,
+  },
+  'test-data-cleanup': {
+    workflowType: 'testDataCleanup',
+    description:
+      'Delete the test data an environment describes (tables, predicates, relations) in one verified transaction',
+    schema: testDataCleanupInputSchema,
   },
 };
 

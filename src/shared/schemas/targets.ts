@@ -5,6 +5,7 @@ import { flagStoreSchema, logSourceSchema, serviceSchema } from './adapters.js';
 import { sqliteTargetSchema } from './sqlite.js';
 import { migrationTargetSchema } from './migration.js';
 import { postgresTargetSchema } from './postgres.js';
+import { cleanupTargetSchema } from './cleanup.js';
 
 /** What a target is made of: flag stores, services, health checks, dual-write pairs; and notification channels. */
 export const notificationChannelSchema = z.discriminatedUnion('type', [
@@ -158,6 +159,8 @@ export const targetSchema = z.strictObject({
   migration: migrationTargetSchema.optional(),
   /** an application's Postgres database: pg_dump backups with signed manifests, restores by rename */
   postgres: postgresTargetSchema.optional(),
+  /** test data to remove in one verified transaction: tables, predicates, relations (test-data-cleanup) */
+  cleanup: cleanupTargetSchema.optional(),
   health: z
     .strictObject({
       http: z.strictObject({
