@@ -3,7 +3,7 @@ import { ErrorType } from '../../shared/constants.js';
 import { runCommand } from '../adapters/exec.js';
 import { pollHttp } from '../health.js';
 import { backupInvalid, verifyBackupDigest } from '../sqlite/backup-files.js';
-import { chooseVerifiedBackup, type SkippedBackup } from '../sqlite/choose.js';
+import { chooseBackupIn, type SkippedBackup } from '../sqlite/choose.js';
 import { heartbeating } from '../sqlite/heartbeat.js';
 import { listPgBackups, type PostgresDeps } from './backup.js';
 import { dumpWithManifest, PG_BACKUPS } from './dump.js';
@@ -74,12 +74,11 @@ export const createPostgresRestoreActivities = (deps: PostgresDeps) => {
     ): Promise<{ chosen: ChosenPgBackup; skipped: SkippedBackup[] }> {
       const t = await load(ref);
       const all = await listPgBackups(t, deps.signingKey.publicKey);
-      const { chosen, skipped } = await heartbeating(
-        chooseVerifiedBackup(all, ref.backup, ref.before, PG_BACKUPS),
-      ).catch((err: unknown) => {
-        if (!(err instanceof ApplicationFailure) || err.type !== ErrorType.BackupInvalid) throw err;
-        throw backupInvalid(`no verified backup of ${t.prefix} in ${t.backupsDir}: ${err.message}`);
-      });
+      const { chosen, skipped } = await chooseBackupIn(
+        all,
+        { prefix: t.prefix, dir: t.backupsDir },
+        { wanted: ref.backup, before: ref.before, kind: PG_BACKUPS },
+      );
       const m = chosen.manifest;
       return {
         chosen: {

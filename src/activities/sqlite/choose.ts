@@ -90,17 +90,28 @@ export async function chooseVerifiedBackup<M extends SignedManifest = BackupMani
   );
 }
 
+/**
+ * chooseVerifiedBackup of the backups in `dir` (heartbeating while digests are checked); when none will do, the
+ * error names the prefix and the directory.
+ */
+export function chooseBackupIn<M extends SignedManifest = BackupManifest>(
+  backups: ListedBackup<M>[],
+  where: { prefix: string; dir: string },
+  o: { wanted?: string; before?: string; kind?: BackupKind<M> } = {},
+): Promise<{ chosen: ListedBackup<M> & { manifest: M }; skipped: SkippedBackup[] }> {
+  return heartbeating(chooseVerifiedBackup(backups, o.wanted, o.before, o.kind)).catch((err: unknown) => {
+    if (!isBackupInvalid(err)) throw err;
+    throw backupInvalid(`no verified backup of ${where.prefix} in ${where.dir}: ${(err as Error).message}`);
+  });
+}
+
 export const createSqliteChooseActivities = (deps: SqliteDeps) => ({
   /** Read-only: picks the backup to restore (input.backup, or the newest verified one) and says what it skipped. */
   async chooseBackup(ref: TargetRef & { backup?: string; before?: string }): Promise<BackupChoice> {
     const t = await loadSqliteTarget(deps.environmentsDir, ref, deps.runner);
     const all = await listTargetBackups(t, deps.signingKey.publicKey);
-    const { chosen, skipped } = await heartbeating(chooseVerifiedBackup(all, ref.backup, ref.before)).catch(
-      (err: unknown) => {
-        if (!isBackupInvalid(err)) throw err;
-        throw backupInvalid(`no verified backup of ${t.prefix} in ${t.backupsDir}: ${(err as Error).message}`);
-      },
-    );
+    const where = { prefix: t.prefix, dir: t.backupsDir };
+    const { chosen, skipped } = await chooseBackupIn(all, where, { wanted: ref.backup, before: ref.before });
     const m = chosen.manifest;
     return {
       chosen: {
