@@ -3,9 +3,9 @@
  * (bench/engine/resume.ts) against a Temporal dev server this script starts (free port, headless, in-memory) and
  * stops; then dual-write drift detection and repair at 1M objects (bench/dual-write/, which starts its own Postgres);
  * then backup + verify of a 1 GB SQLite database (bench/sqlite/), then the emergency restore's RTO on it
- * (bench/sqlite/rto.ts). Prints Markdown and rewrites the results blocks of BENCHMARKS.md. Every process it starts is
+ * (bench/sqlite/rto.ts), then the missed-job replay of 10,000 jobs (bench/replay/). Prints Markdown and rewrites the results blocks of BENCHMARKS.md. Every process it starts is
  * stopped at the end, on error, on Ctrl-C, and when the time budget runs out. BENCH_SKIP_DUAL_WRITE=1 skips section 3,
- * BENCH_SKIP_SQLITE=1 section 4, BENCH_SKIP_SQLITE_RTO=1 section 5; BENCH_SMOKE=1 runs every section small, without
+ * BENCH_SKIP_SQLITE=1 section 4, BENCH_SKIP_SQLITE_RTO=1 section 5, BENCH_SKIP_REPLAY=1 section 6; BENCH_SMOKE=1 runs every section small, without
  * writing BENCHMARKS.md.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -28,6 +28,7 @@ import type { EngineWorld } from './engine/world.js';
 import { SEED_FOLDER, seedDirFor } from './sqlite/database.js';
 import { runSqliteBench, sqliteSmokeProblems } from './sqlite/index.js';
 import { runSqliteRto, sqliteRtoSmokeProblems } from './sqlite/rto.js';
+import { replaySmokeProblems, runReplayBench } from './replay/index.js';
 import {
   benchmarksFile,
   writeDualWriteResults,
@@ -35,6 +36,7 @@ import {
   writeEngineResults,
   writeSqliteResults,
   writeSqliteRtoResults,
+  writeReplayResults,
 } from './support/benchmarks-file.js';
 import { SMOKE } from './support/env.js';
 import { machine, runDate } from './support/machine.js';
@@ -43,12 +45,13 @@ import { installQuietRuntime } from './support/runtime.js';
 
 /**
  * sections 1 and 2 take about a minute, section 3 (dual-write, 1M objects) about six to seven, section 4 (SQLite,
- * 1 GB) about nine, section 5 (restore RTO, 1 GB) about two to three
+ * 1 GB) about nine, section 5 (restore RTO, 1 GB) about two to three, section 6 (replay, 10,000 jobs) one to two
  */
 const BUDGET_MS = 30 * 60_000;
 const SKIP_DUAL_WRITE = process.env.BENCH_SKIP_DUAL_WRITE === '1';
 const SKIP_SQLITE = process.env.BENCH_SKIP_SQLITE === '1';
 const SKIP_SQLITE_RTO = process.env.BENCH_SKIP_SQLITE_RTO === '1';
+const SKIP_REPLAY = process.env.BENCH_SKIP_REPLAY === '1';
 const workflowsPath = fileURLToPath(new URL('engine/workflows.ts', import.meta.url));
 const log = (message: string): void => void process.stderr.write(`[bench] ${message}\n`);
 
@@ -165,6 +168,16 @@ async function main(): Promise<void> {
         log: (message) => log(`sqlite-rto: ${message}`),
       });
       sectionDone('SQLite restore RTO', rto.markdown, () => sqliteRtoSmokeProblems(rto), writeSqliteRtoResults);
+    }
+    if (SKIP_REPLAY) log('6. missed-job replay: skipped (BENCH_SKIP_REPLAY=1)');
+    else {
+      log(`6. missed-job replay${SMOKE ? '' : ' (10,000 jobs; about a minute and a half)'}`);
+      const replay = await runReplayBench({
+        resources,
+        temporalAddress: server.address,
+        log: (message) => log(`replay: ${message}`),
+      });
+      sectionDone('missed-job replay', replay.markdown, () => replaySmokeProblems(replay), writeReplayResults);
     }
     if (SMOKE) log('smoke run: every section ran (the numbers above are not results)');
     ok = true;

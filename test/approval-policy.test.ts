@@ -229,6 +229,46 @@ describe('judgeDecision (engine v2)', () => {
   });
 });
 
+describe('judgeDecision with per-stage approvals', () => {
+  const LEVEL1 = 'cd'.repeat(32);
+  const stages = (over: Partial<GateFacts> = {}) =>
+    facts({
+      stage: 'level 2 approval',
+      stagePlans: [
+        { stage: 'level 1 approval', planHash: LEVEL1 },
+        { stage: 'level 2 approval', planHash: PLAN },
+      ],
+      ...over,
+    });
+
+  it("a decision signed for one stage's plan does not count for the stage waiting, and says whose plan it names", () => {
+    const forLevel1 = signed('approve', 'alice', alice, { planHash: LEVEL1 });
+    expect(reason('approve', forLevel1, stages())).toBe(
+      `plan ${LEVEL1.slice(0, 12)} is stage "level 1 approval"'s, not the waiting stage "level 2 approval"'s`,
+    );
+    expect(reason('reject', signed('reject', 'alice', alice, { planHash: LEVEL1 }), stages())).toMatch(
+      /is stage "level 1 approval"'s/,
+    );
+    expect(reason('approve', signed('approve', 'alice'), stages())).toBe('verify');
+  });
+
+  it("an abort may name any stage's plan of the run (stopping is never harder than approving)", () => {
+    const f = stages({ planHash: 'ef'.repeat(32), stage: undefined, gateOpen: false });
+    expect(reason('abort', signed('abort', 'alice', alice, { planHash: LEVEL1, reason: 'stop' }), f)).toBe('verify');
+    expect(reason('abort', signed('abort', 'alice', alice, { planHash: '01'.repeat(32), reason: 'x' }), f)).toMatch(
+      /^stale plan hash/,
+    );
+  });
+
+  it('a verified approval no longer counts when the stage it was judged for closed meanwhile', () => {
+    expect(stillCounts('approve', 'alice', alice.keyId, stages({ planHash: LEVEL1 }), PLAN)).toBe(
+      'the stage it was for is no longer waiting (now "level 2 approval")',
+    );
+    expect(stillCounts('approve', 'alice', alice.keyId, stages(), PLAN)).toBeUndefined();
+    expect(stillCounts('abort', 'alice', alice.keyId, stages({ planHash: LEVEL1 }), PLAN)).toBeUndefined();
+  });
+});
+
 describe('judgeDecision (engine v1, runs from before signed approvals)', () => {
   const v1 = (over: Partial<GateFacts> = {}) =>
     facts({

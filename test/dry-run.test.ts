@@ -1,4 +1,4 @@
-import { closeSync, openSync, readdirSync, readFileSync, statSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import pg from 'pg';
 import { parse as parseYaml } from 'yaml';
@@ -8,9 +8,14 @@ import { targetLockId } from '../src/shared/messages.js';
 import { RUNBOOKS } from '../src/shared/runbooks.js';
 import { FEATURE_FLAG_MODES } from '../src/shared/schemas.js';
 import type { RunbookResult } from '../src/shared/types.js';
+import { cleanupTarget } from './support/cleanup.js';
 import { pairTarget, startDualWrite } from './support/dual-write.js';
+import { corruptOutputs, startRecovery } from './support/output-recovery.js';
 import { Harness } from './support/harness.js';
+import { startReplay, writeGapLog } from './support/job-replay.js';
 import { jobTarget } from './support/migration.js';
+import { pgBackup, pgTarget, startPgRunbook } from './support/postgres.js';
+import { readCalls } from './fakes/make-fake.js';
 import { saveHistory } from './support/histories.js';
 import { sqliteTarget, startRunbook, type SqliteTargetOptions, type SqliteTestTarget } from './support/sqlite.js';
 
@@ -87,7 +92,74 @@ async function sqliteDryRun(
   return result;
 }
 
+/**
+ * A Postgres runbook's dry run: the backups directory is byte-identical, the server has the same databases and the
+ * target's rows, kubectl was not asked to scale, and no lock was taken.
+ */
+async function postgresDryRun(runbook: 'postgres-backup' | 'postgres-restore'): Promise<RunbookResult> {
+  const t = await pgTarget(h, { rows: 20 });
+  await pgBackup(h, t);
+  const state = async () => ({
+    files: filesBelow(t.backupsDir),
+    databases: await t.databases(),
+    teams: await t.query('SELECT * FROM organizations_team ORDER BY id'),
+    scales: readCalls(t.kubeDir, 'kubectl').filter((c) => c[0] === 'scale').length,
+  });
+  const before = await state();
+  const lockBefore = await lockState(t.envName, 'db');
+  const result = (await (await startPgRunbook(h, runbook, t, { dryRun: true })).result()) as RunbookResult;
+  expect(result.outcome, runbook).toBe('dry_run');
+  expect(result.compensations).toEqual([]);
+  expect(await state(), runbook).toEqual(before);
+  expect(await lockState(t.envName, 'db'), 'the target lock was not asked').toEqual(lockBefore);
+  return result;
+}
+
 const CASES: Record<string, () => Promise<void>> = {
+  'postgres-backup': async () => {
+    const result = await postgresDryRun('postgres-backup');
+    expect(result.plan!.summary).toMatch(/^pg_dump pgr_\d+_\d+ .* with a signed manifest/);
+    expect(result.steps.find((s) => s.name === 'dump')).toMatchObject({ status: 'skipped' });
+  },
+  'postgres-restore': async () => {
+    const result = await postgresDryRun('postgres-restore');
+    expect(result.plan!.summary).toMatch(/^restore pgr_\d+_\d+ from pgr-\d+-\d+_\S+\.dump taken .*every write after/);
+    expect(result.steps.find((s) => s.name === 'swap')).toMatchObject({ status: 'skipped' });
+  },
+  'output-recovery': async () => {
+    // corrupt outputs, some restorable: a real run would stop the processor, quarantine, restore and replay
+    const { t } = await corruptOutputs(h);
+    const before = filesBelow(t.dataDir);
+    const pid = (await t.stats()).pid;
+    const handle = await startRecovery(h, t, { dryRun: true });
+    const result = (await handle.result()) as RunbookResult;
+    expect(result.outcome).toBe('dry_run');
+    expect(result.plan!.summary).toMatch(/^quarantine 7 corrupt output runs .* restore 3 from .* replay 4 jobs/);
+    expect(result.steps.find((s) => s.name === 'quarantine outputs')).toMatchObject({ status: 'skipped' });
+    expect(result.compensations).toEqual([]);
+    expect(filesBelow(t.dataDir)).toEqual(before);
+    expect((await t.stats()).pid).toBe(pid);
+    await noLockTaken(t.envName, 'jobs');
+    await saveHistory(h.client, handle.workflowId, 'dry-run', 'output-recovery');
+  },
+  'test-data-cleanup': async () => {
+    // identify only: no row deleted, no id file written (the plan holds the digest, counts and a sample), no lock
+    const t = await cleanupTarget(h, pool);
+    const before = await t.snapshot();
+    const handle = await startRunbook(h, 'test-data-cleanup', {
+      environment: t.envName,
+      target: 'cleanup',
+      dryRun: true,
+    });
+    const result = (await handle.result()) as RunbookResult;
+    expect(result.outcome).toBe('dry_run');
+    expect(result.plan!.summary).toMatch(/^delete 27 rows of test data on .* in one transaction/);
+    expect(result.steps.find((s) => s.name === 'identify')!.result).toMatch(/\(dry run: not written\)$/);
+    expect(result.compensations).toEqual([]);
+    expect(await t.snapshot()).toEqual(before);
+    expect(existsSync(t.workDir)).toBe(false);
+    await noLockTaken(t.envName, 'cleanup');
+  },
   'backend-phase-switch': async () => {
     // the processor at rest: its INI file, spool, logs and last-known-good directory are byte-identical after
     const t = await jobTarget(h, { start: false });
@@ -218,6 +290,44 @@ const CASES: Record<string, () => Promise<void>> = {
     expect(result.steps.find((s) => s.name === 'detect')).toMatchObject({ status: 'skipped' });
     expect({ files: filesBelow(dir), rows: await rows(t.where[0]) }).toEqual(before);
     await noLockTaken(t.envName, 'objects');
+  },
+  'emergency-ladder': async () => {
+    // a wedged processor: a real run would restart it (level 1) and could go on to the configuration
+    const t = await jobTarget(h);
+    await t.wedge();
+    const pid = (await t.stats()).pid;
+    const skip = [t.logDir, t.logFile];
+    const before = filesBelow(t.dataDir, skip);
+    const handle = await startRunbook(h, 'emergency-ladder', { environment: t.envName, target: 'jobs', dryRun: true });
+    const result = (await handle.result()) as RunbookResult;
+    expect(result.outcome).toBe('dry_run');
+    expect(result.plan!.summary).toMatch(/^emergency ladder for .*\/jobs from level 1: L1 restart \(automatic\)/);
+    expect(result.steps.find((s) => s.name === 'level 1 restart')).toMatchObject({ status: 'skipped' });
+    expect(result.approval.stages).toBeUndefined();
+    expect(result.compensations).toEqual([]);
+    expect(filesBelow(t.dataDir, skip)).toEqual(before);
+    expect((await t.stats()).pid, 'not restarted').toBe(pid);
+    expect((await t.health()).status, 'still wedged').toBe(503);
+    await noLockTaken(t.envName, 'jobs');
+  },
+  'job-replay': async () => {
+    // failed, stuck, incomplete and gap jobs at rest: a dry run plans them (digest, counts) and writes nothing
+    const t = await jobTarget(h, { start: false });
+    await t.seedJobs(4, 'failed', { prefix: 'f' });
+    await t.seedJobs(2, 'processing', { prefix: 's', ageMs: 2 * 3600_000 });
+    const [gap] = await t.seedJobs(2, 'completed', { prefix: 'c' });
+    writeGapLog(t.logDir, [gap!]);
+    const before = filesBelow(t.dataDir);
+    const handle = await startReplay(h, t, { dryRun: true });
+    const result = (await handle.result()) as RunbookResult;
+    expect(result.outcome).toBe('dry_run');
+    expect(result.plan!.summary).toMatch(
+      /^requeue 8 jobs of spool .* \(failed 4, stuck 2, incomplete 2\) exactly once/,
+    );
+    expect(result.steps.find((s) => s.name === 'requeue jobs')).toMatchObject({ status: 'skipped' });
+    expect(filesBelow(t.dataDir)).toEqual(before);
+    await noLockTaken(t.envName, 'jobs');
+    await saveHistory(h.client, handle.workflowId, 'dry-run', 'job-replay');
   },
   'sqlite-drill': async () => {
     const result = await sqliteDryRun('sqlite-drill');

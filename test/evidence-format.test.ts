@@ -8,6 +8,7 @@ import {
   factsDifferingFromChain,
   factsFromChain,
   planHashOf,
+  stagePlanHashOf,
 } from '../src/activities/evidence/document.js';
 import { buildChain, chainGenesis, verifyChain, type ChainLink } from '../src/activities/evidence/chain.js';
 import { sha256 } from '../src/activities/digest.js';
@@ -390,6 +391,46 @@ describe('buildEvidence', () => {
     expect(planHashOf('wf', 'run-1', plan)).toBe(sha256(canonicalJson({ workflowId: 'wf', runId: 'run-1', plan })));
     expect(planHashOf('wf', 'run-1', plan)).not.toBe(planHashOf('wf', 'run-2', plan));
     expect(planHashOf('wf', 'run-1', plan, 'v1')).toBe(sha256(canonicalJson(plan)));
+  });
+});
+
+describe('per-stage approvals in the evidence', () => {
+  const plan = { summary: 'restart the processor', changes: [] };
+  const withStages = (): RunbookStatus => {
+    const status = finishedRun();
+    status.approval.stages = [
+      {
+        stage: 'level 1 approval',
+        plan,
+        planHash: stagePlanHashOf(status.workflowId, status.runId, 'level 1 approval', plan),
+        policy: 'automatic',
+        status: 'automatic',
+        approvedBy: [],
+        sealedAt: '2025-03-04T10:00:04.000Z',
+      },
+    ];
+    return status;
+  };
+
+  it("chains each stage after the decisions; runs with one gate have no 'stage' record and read back null", () => {
+    const doc = buildEvidence({ status: withStages() });
+    expect(doc.chain.map((l) => l.kind).filter((k) => k === 'stage')).toHaveLength(1);
+    expect(doc.stages).toEqual(withStages().approval.stages);
+    expect(factsDifferingFromChain(JSON.parse(JSON.stringify(doc)), doc.chain)).toEqual([]);
+    const single = buildEvidence({ status: finishedRun() });
+    expect(single.stages).toBeNull();
+    expect(factsFromChain(single.chain).stages).toBeNull();
+    const tampered = JSON.parse(JSON.stringify(doc));
+    tampered.stages[0].status = 'approved';
+    expect(factsDifferingFromChain(tampered, tampered.chain)).toEqual(['stages']);
+  });
+
+  it('binds a stage plan hash to the stage: the same plan in two stages has two hashes', () => {
+    expect(stagePlanHashOf('wf', 'run-1', 'level 1', plan)).toBe(
+      sha256(canonicalJson({ workflowId: 'wf', runId: 'run-1', stage: 'level 1', plan })),
+    );
+    expect(stagePlanHashOf('wf', 'run-1', 'level 1', plan)).not.toBe(stagePlanHashOf('wf', 'run-1', 'level 2', plan));
+    expect(stagePlanHashOf('wf', 'run-1', 'level 1', plan)).not.toBe(planHashOf('wf', 'run-1', plan));
   });
 });
 

@@ -1,6 +1,4 @@
 import { appendFileSync, existsSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
@@ -10,6 +8,7 @@ import { chainGenesis, verifyChain } from '../src/activities/evidence/chain.js';
 import pg from 'pg';
 import { Harness } from './support/harness.js';
 import { saveHistory } from './support/histories.js';
+import { captureWebhook } from './support/webhook.js';
 
 const h = new Harness();
 beforeAll(() => h.start());
@@ -229,17 +228,8 @@ describe('feature-flag rollback against a real dev server and a real demo servic
   });
 
   it('a step running past its expected duration escalates; notifications reach the webhook', async () => {
-    const received: Array<{ text: string }> = [];
-    const hook = createServer((req, res) => {
-      let body = '';
-      req.on('data', (d: Buffer) => (body += d.toString()));
-      req.on('end', () => {
-        received.push(JSON.parse(body));
-        res.end('ok');
-      });
-    });
-    await new Promise<void>((r) => hook.listen(0, '127.0.0.1', () => r()));
-    process.env.TEST_WEBHOOK_URL = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/hook`;
+    const hook = await captureWebhook('TEST_WEBHOOK_URL');
+    const { received } = hook;
     try {
       const t = await h.demoTarget({
         quietWindow: '2s',

@@ -274,12 +274,12 @@ describe('runbook schedule: backups and drills as Temporal Schedules', () => {
       [
         ['create', 'feature-flag-rollback', '--env', env, '--target', 'app'],
         `feature-flag-rollback--${env}--app`,
-        /^runbook: "feature-flag-rollback" cannot run unattended: only these can be scheduled: dual-write-check, sqlite-backup, sqlite-drill$/,
+        /^runbook: "feature-flag-rollback" cannot run unattended: only these can be scheduled: dual-write-check, sqlite-backup, sqlite-drill, postgres-backup$/,
       ],
       [
         ['create', 'sqlite-restore-all', '--env', env, '--target', 'app'],
         `sqlite-restore-all--${env}--app`,
-        /^runbook: unknown runbook "sqlite-restore-all": only these can be scheduled: dual-write-check, sqlite-backup, sqlite-drill$/,
+        /^runbook: unknown runbook "sqlite-restore-all": only these can be scheduled: dual-write-check, sqlite-backup, sqlite-drill, postgres-backup$/,
       ],
       [
         ['create', 'sqlite-backup', '--env', env, '--target', 'app', '--cron', '61 25 * * *'],

@@ -11,20 +11,18 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { WorkflowHandle } from '@temporalio/client';
-import { pino } from 'pino';
 import { loadSqliteTarget } from '../../src/activities/sqlite/target.js';
 import { writeSqliteEnvironment } from '../../src/demo/sqlite-environment.js';
 import { freePort } from '../../src/dev/ports.js';
-import { startDevServer } from '../../src/dev/temporal-server.js';
 import { approveSignal } from '../../src/shared/messages.js';
 import type { RunbookResult } from '../../src/shared/types.js';
 import { bundleWorkflows } from '../../src/worker/worker.js';
 import type { RtoReport } from '../../src/workflows/sqlite/rto.js';
-import { Harness } from '../../test/support/harness.js';
 import { startRunbook } from '../../test/support/sqlite.js';
 import { waitForStatus } from '../../test/support/wait.js';
 import { sqliteRtoReport, type SqliteRtoReportInput, type TimedRun } from './rto-report.js';
 import { sqliteSection, type SqliteSectionOptions } from './section.js';
+import { benchHarness, devServerAddress } from '../support/dev-server.js';
 import {
   RTO_MONITOR_WINDOW_S,
   RTO_RUN_BUDGET_MS,
@@ -52,28 +50,13 @@ interface ServiceStats {
 /** Runs section 5; stops everything it started and removes its files (after a failure too, unless KEEP_BENCH_FILES=1). */
 export function runSqliteRto(options: SqliteRtoOptions): Promise<SqliteRto> {
   return sqliteSection('sqlite-rto', options, async ({ log, resources, root, db, date, started, loadAtStart }) => {
-    let address = options.temporalAddress;
-    if (!address) {
-      const server = await startDevServer({ port: await freePort(), logFile: join(root, 'temporal.log') });
-      resources.add(
-        () => server.stop(),
-        () => server.process.kill('SIGKILL'),
-      );
-      address = server.address;
-    }
+    const address = await devServerAddress(options.temporalAddress, root, resources);
     log('bundling the workflows');
     const bundleStarted = Date.now();
     const bundlePath = join(root, 'workflow-bundle.js');
     writeFileSync(bundlePath, await bundleWorkflows());
     const bundleMs = Date.now() - bundleStarted;
-    const h = new Harness({
-      temporalAddress: address,
-      workflowBundlePath: bundlePath,
-      databaseUrl: '',
-      log: pino({ level: 'warn' }, pino.destination(2)),
-    });
-    resources.add(() => h.close());
-    await h.start();
+    const h = await benchHarness(address, bundlePath, resources);
 
     const port = await freePort();
     const environment = 'sqlite-rto';

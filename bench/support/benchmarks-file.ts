@@ -16,6 +16,7 @@ const DUAL_WRITE_INCREMENTAL = {
 };
 const SQLITE = { start: '<!-- bench:sqlite:start -->', end: '<!-- bench:sqlite:end -->' };
 const SQLITE_RTO = { start: '<!-- bench:sqlite-rto:start -->', end: '<!-- bench:sqlite-rto:end -->' };
+const REPLAY = { start: '<!-- bench:replay:start -->', end: '<!-- bench:replay:end -->' };
 
 /** the file's beginning when there is no file yet */
 const INTRO = [
@@ -50,6 +51,9 @@ const INTRO = [
   '   demo database with the demo service running and writing, after a `sqlite-backup` run: from start to healthy',
   '   against the 2-minute goal and the 1-hour target, per phase and per step. `npx tsx bench/sqlite/main.ts rto`',
   '   runs this section alone.',
+  '6. **Missed-job replay** (bench/replay/): the `job-replay` runbook requeueing 10,000 failed jobs of the demo',
+  '   processor, unpaced, against a direct loop over the same files, and the duplicates after three worker SIGKILLs',
+  '   during the replay. `npx tsx bench/replay/main.ts` runs this section alone.',
   '',
   'The results below are from one run on the machine described; rerun `npm run bench` to refresh them.',
   '',
@@ -101,3 +105,7 @@ export const writeSqliteRtoResults = (markdown: string, file = benchmarksFile): 
 /** The incremental re-check's results (bench/dual-write/incremental.ts), after those of section 3 when new. */
 export const writeDualWriteIncrementalResults = (markdown: string, file = benchmarksFile): void =>
   writeBlock(file, DUAL_WRITE_INCREMENTAL, markdown, { after: DUAL_WRITE.end, intro: INTRO });
+
+/** The results of section 6 (missed-job replay), after those of section 5 when its block is new. */
+export const writeReplayResults = (markdown: string, file = benchmarksFile): void =>
+  writeBlock(file, REPLAY, markdown, { after: SQLITE_RTO.end, intro: INTRO });

@@ -5,7 +5,7 @@ import { parseDuration } from '../shared/duration.js';
 import type { EvidenceInput, EvidenceRef, Plan } from '../shared/types.js';
 import { sha256 } from './digest.js';
 import { loadEnvironment, withEnvironmentErrors } from './environment.js';
-import { buildEvidence, evidencePath, evidenceSigningText, planHashOf } from './evidence/document.js';
+import { buildEvidence, evidencePath, evidenceSigningText, planHashOf, stagePlanHashOf } from './evidence/document.js';
 import { writeFileAtomically } from './files.js';
 import { signText, verifyText, type KeyPair } from './keys.js';
 
@@ -26,6 +26,16 @@ export const createEngineActivities = (deps: EngineDeps) => ({
   /** The plan hash approvers quote: it covers workflow id, run id and the plan (see planHashOf). */
   async sealRunPlan(input: { workflowId: string; runId: string; plan: Plan }): Promise<{ planHash: string }> {
     return { planHash: planHashOf(input.workflowId, input.runId, input.plan) };
+  },
+
+  /** A stage's plan hash (per-stage approvals): it covers workflow id, run id, the stage's name and its plan. */
+  async sealStagePlan(input: {
+    workflowId: string;
+    runId: string;
+    stage: string;
+    plan: Plan;
+  }): Promise<{ planHash: string }> {
+    return { planHash: stagePlanHashOf(input.workflowId, input.runId, input.stage, input.plan) };
   },
 
   /** Whether a decision's signature verifies (the result is in history, so replay never re-verifies). */

@@ -70,7 +70,7 @@ export async function loadEnvironment(dir: string, name: string): Promise<Loaded
 }
 
 /** A public key line kept in a file the environment names. */
-async function readKeyLine(file: string, field: string, path: string): Promise<string> {
+export async function readKeyLine(file: string, field: string, path: string): Promise<string> {
   const text = await readFile(path, 'utf8').catch(() => {
     throw new EnvironmentError(
       `${file}: ${field}: cannot read ${path} (runbook keys init / show prints the line it holds)`,

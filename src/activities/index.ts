@@ -2,12 +2,17 @@ import type { Client } from '@temporalio/client';
 import type { Logger } from 'pino';
 import type { CommandRunner } from './adapters/types.js';
 import { createEngineActivities } from './engine.js';
+import { createCleanupActivities } from './cleanup/index.js';
 import { createFlagActivities } from './flags.js';
 import { createDualWriteActivities } from './dual-write/index.js';
 import type { KeyPair } from './keys.js';
+import { createEmergencyActivities } from './migration/emergency.js';
 import { createMigrationActivities } from './migration/index.js';
+import { createPostgresActivities } from './postgres/index.js';
+import { createOutputActivities } from './migration/outputs.js';
 import { createRunActivities } from './runs.js';
 import { createSqliteActivities } from './sqlite/index.js';
+import { createJobActivities } from './migration/jobs/activities.js';
 import type { StoreFactory } from './stores/index.js';
 
 export interface ActivityDeps {
@@ -30,4 +35,9 @@ export const createActivities = (deps: ActivityDeps) => ({
   ...createDualWriteActivities(deps),
   ...createSqliteActivities(deps),
   ...createMigrationActivities(deps),
+  ...createPostgresActivities(deps),
+  ...createOutputActivities(deps),
+  ...createCleanupActivities(deps),
+  ...createEmergencyActivities(deps),
+  ...createJobActivities(deps),
 });

@@ -1,5 +1,6 @@
 import { SingleBar, Presets } from 'cli-progress';
 import type { Client } from '@temporalio/client';
+import { currentGate } from '../shared/approval-stages.js';
 import { statusQuery } from '../shared/messages.js';
 import type { RunbookStatus } from '../shared/types.js';
 import { exitCodeFor, finished } from './client.js';
@@ -23,8 +24,9 @@ export async function watchRun(client: Client, id: string): Promise<number> {
   );
   const render = (status: RunbookStatus): void => {
     const done = status.steps.filter((s) => DONE.has(s.status)).length;
+    const gate = currentGate(status);
     const label = status.approval.waiting
-      ? `waiting for approval (${status.approval.approvedBy.length}/${status.approval.policy?.quorum})`
+      ? `waiting for approval${gate.stage ? ` of "${gate.stage}"` : ''} (${gate.approvedBy.length}/${gate.policy?.quorum})`
       : (status.currentStep ?? status.phase);
     if (bar) {
       if (!started) bar.start(status.steps.length, done, { step: label });

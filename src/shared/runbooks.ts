@@ -3,6 +3,7 @@ import {
   backendPhaseSwitchInputSchema,
   dualWriteRollbackInputSchema,
   dualWriteCheckInputSchema,
+  emergencyLadderInputSchema,
   featureFlagRollbackInputSchema,
   sqliteBackupInputSchema,
   sqliteMilestoneRollbackInputSchema,
@@ -10,6 +11,11 @@ import {
   sqliteDrillInputSchema,
   sqliteFreshStartInputSchema,
   sqliteRestoreInputSchema,
+  postgresBackupInputSchema,
+  postgresRestoreInputSchema,
+  outputRecoveryInputSchema,
+  testDataCleanupInputSchema,
+  jobReplayInputSchema,
 } from './schemas.js';
 
 /** What every runbook's input has (baseInput in schemas.ts). */
@@ -92,11 +98,46 @@ export const RUNBOOKS: Record<string, RunbookDefinition> = {
     description: 'Delete a failed SQLite database (forensic copy kept) and initialise it again from its schema',
     schema: sqliteFreshStartInputSchema,
   },
+  'output-recovery': {
+    workflowType: 'outputRecovery',
+    description:
+      'Detect corrupt job outputs, quarantine them, restore verified backup copies, replay the rest (child job-replay)',
+    schema: outputRecoveryInputSchema,
+  },
+  'emergency-ladder': {
+    workflowType: 'emergencyLadder',
+    description: 'L1 restart → L2 last known good → L3 emergency configuration → escalate; stops when healthy',
+    schema: emergencyLadderInputSchema,
+  },
+  'job-replay': {
+    workflowType: 'jobReplay',
+    description:
+      'Detect failed, stuck, incomplete and log-gap jobs; requeue them exactly once, paced, optional backend override',
+    schema: jobReplayInputSchema,
+  },
   'backend-phase-switch': {
     workflowType: 'backendPhaseSwitch',
     description:
       'Move a job processor between backend phases (soak after each forward step, automatic rollback) or back to a checkpoint',
     schema: backendPhaseSwitchInputSchema,
+  },
+  'postgres-backup': {
+    workflowType: 'postgresBackup',
+    description: 'pg_dump (custom format) of a Postgres database with a signed manifest (digest, size, row counts)',
+    schema: postgresBackupInputSchema,
+    schedule: { defaultCron: '30 2 * * *', description: 'daily Postgres backup (seed scenario 4)' },
+  },
+  'postgres-restore': {
+    workflowType: 'postgresRestore',
+    description:
+      'Restore a Postgres database from its newest verified backup into a new database, swap it in by rename (old one kept)',
+    schema: postgresRestoreInputSchema,
+  },
+  'test-data-cleanup': {
+    workflowType: 'testDataCleanup',
+    description:
+      'Delete the test data an environment describes (tables, predicates, relations) in one verified transaction',
+    schema: testDataCleanupInputSchema,
   },
 };
 

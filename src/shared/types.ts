@@ -39,6 +39,28 @@ export interface ApprovalRecord {
   signature?: string;
   issuedAt?: string;
   nonce?: string;
+  /** the approval stage the decision was judged for (runs with per-stage approvals; absent: the run's gate) */
+  stage?: string;
+}
+
+/** How an approval stage ended (or that it waits). */
+export type ApprovalStageStatus = 'waiting' | 'approved' | 'automatic' | 'rejected' | 'timed_out' | 'ended';
+
+/**
+ * One stage of a run with per-stage approvals (rb.stageApproval): its own plan, sealed and hashed with the
+ * workflow id, run id and stage name, and its own policy (`automatic`: no gate, recorded as such).
+ */
+export interface ApprovalStage {
+  /** the stage's name: the declared step that seals and waits */
+  stage: string;
+  plan: Plan;
+  planHash: string;
+  policy: ApprovalPolicy | 'automatic';
+  status: ApprovalStageStatus;
+  /** names of the accepted approvals of this stage */
+  approvedBy: string[];
+  sealedAt: string;
+  decidedAt?: string;
 }
 
 /** A key a person signs decisions with (from the environment's approvers / abortBy). */
@@ -86,10 +108,13 @@ export interface EscalationRecord {
 
 export interface CompensationRecord {
   step: string;
-  status: 'succeeded' | 'failed';
+  /** kept: the run handed over to people and left this step's change in place on purpose (rb.handOver) */
+  status: 'succeeded' | 'failed' | 'kept';
   startedAt: string;
   endedAt: string;
   error?: string;
+  /** kept: why */
+  reason?: string;
 }
 
 export interface PlanChange {
@@ -137,6 +162,12 @@ export interface RunbookStatus {
     records: ApprovalRecord[];
     /** ignored decisions past the record limit: counted, not kept */
     dropped?: number;
+    /** a child run whose parent's approved plan covers it (rb.approval(plan, { childInput })): what was found */
+    parentCover?: ParentCover;
+    /** per-stage approvals, in the order sealed (absent in runs with one gate) */
+    stages?: ApprovalStage[];
+    /** the stage waiting now: approve and reject are judged against its plan hash and policy */
+    stage?: string;
   };
   /** the targets this run holds (or waits for): one runbook per target at a time */
   locks?: LockRecord[];
@@ -160,7 +191,21 @@ export interface LockRecord {
   grantedAt?: string;
   /** while waiting: the run that holds the target */
   holder?: LockHolder;
+  /** held through the parent run that holds the target (a child of the holder shares its lock) */
+  sharedWith?: LockHolder;
 }
+
+/** A child run's approval through its parent's approved plan (src/activities/cover.ts). */
+export type ParentCover =
+  | {
+      covered: true;
+      parent: { workflowId: string; runId: string; runbook: string };
+      planHash: string;
+      approvedBy: string[];
+      /** the digest of the child's input the parent's plan lists */
+      digest: string;
+    }
+  | { covered: false; why: string };
 
 export interface LockHolder {
   workflowId: string;

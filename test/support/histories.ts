@@ -14,9 +14,11 @@ export async function saveHistory(
   workflowId: string,
   name: string,
   runbook = 'feature-flag-rollback',
+  /** a run other than the latest (a child's first run, before it continued as new) */
+  runId?: string,
 ): Promise<void> {
   if (process.env.UPDATE_HISTORIES !== '1') return;
-  const history = await client.workflow.getHandle(workflowId).fetchHistory();
+  const history = await client.workflow.getHandle(workflowId, runId).fetchHistory();
   mkdirSync(HISTORIES_DIR, { recursive: true });
   // the history itself does not name its workflow id, and a run's decisions are bound to it: keep it beside
   const json = { workflowId, ...JSON.parse(historyToJSON(history)) };

@@ -14,6 +14,8 @@ export const CHAIN_KINDS = [
   'abort',
   'extra',
   'outcome',
+  /** per-stage approvals (absent from runs with one gate) */
+  'stage',
 ] as const;
 export type ChainKind = (typeof CHAIN_KINDS)[number];
 

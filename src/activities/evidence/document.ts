@@ -4,6 +4,7 @@ import type { Outcome } from '../../shared/constants.js';
 import type {
   ApprovalPolicy,
   ApprovalRecord,
+  ApprovalStage,
   CompensationRecord,
   EscalationRecord,
   EvidenceInput,
@@ -41,6 +42,8 @@ export interface EvidenceFacts {
   steps: StepRecord[];
   approvals: ApprovalRecord[];
   approvalsDropped: number;
+  /** per-stage approvals: each stage's plan, hash, policy and how it ended (null: a run with one gate) */
+  stages: ApprovalStage[] | null;
   escalations: EscalationRecord[];
   compensations: CompensationRecord[];
   locks: LockRecord[];
@@ -68,6 +71,7 @@ export const FACT_FIELDS = [
   'steps',
   'approvals',
   'approvalsDropped',
+  'stages',
   'escalations',
   'compensations',
   'locks',
@@ -111,6 +115,7 @@ export function factsOf({ status, extra }: EvidenceInput): EvidenceFacts {
     steps: status.steps,
     approvals: status.approval.records,
     approvalsDropped: status.approval.dropped ?? 0,
+    stages: status.approval.stages?.length ? status.approval.stages : null,
     escalations: status.escalation.history,
     compensations: status.compensations,
     locks: status.locks ?? [],
@@ -131,6 +136,7 @@ export function chainEntries(f: EvidenceFacts): Array<{ kind: ChainKind; record:
     { kind: 'plan', record: { plan: f.plan, planHash: f.planHash, approvalPolicy: f.approvalPolicy } },
     ...f.steps.map((record) => ({ kind: 'step' as const, record })),
     ...f.approvals.map((record) => ({ kind: 'approval' as const, record })),
+    ...(f.stages ?? []).map((record) => ({ kind: 'stage' as const, record })),
     ...f.escalations.map((record) => ({ kind: 'escalation' as const, record })),
     ...f.compensations.map((record) => ({ kind: 'compensation' as const, record })),
     ...f.locks.map((record) => ({ kind: 'lock' as const, record })),
@@ -172,6 +178,7 @@ export function factsFromChain(chain: ChainLink[]): EvidenceFacts {
     steps: all('step'),
     approvals: all('approval'),
     approvalsDropped: outcome.approvalsDropped,
+    stages: chain.some((l) => l.kind === 'stage') ? all<ApprovalStage>('stage') : null,
     escalations: all('escalation'),
     compensations: all('compensation'),
     locks: all('lock'),
@@ -196,6 +203,14 @@ export function factsDifferingFromChain(doc: Record<string, unknown>, chain: Cha
  */
 export function planHashOf(workflowId: string, runId: string, plan: Plan, engine: 'v1' | 'v2' = 'v2'): string {
   return sha256(canonicalJson(engine === 'v1' ? plan : { workflowId, runId, plan }));
+}
+
+/**
+ * A stage's plan hash (per-stage approvals): the stage's name is hashed with the run and the plan, so two stages
+ * with the same plan still have different hashes and an approval signed for one cannot be replayed for another.
+ */
+export function stagePlanHashOf(workflowId: string, runId: string, stage: string, plan: Plan): string {
+  return sha256(canonicalJson({ workflowId, runId, stage, plan }));
 }
 
 /** The text a worker signs: the chain head, bound to its run. */

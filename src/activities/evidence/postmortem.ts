@@ -53,13 +53,16 @@ function timeline(f: PostmortemSource, rto: RtoReport | undefined): Event[] {
     const note = a.comment ?? a.reason;
     events.push({
       at: a.at,
-      text: `${a.kind} by ${a.by} [${auth}]${a.accepted ? '' : ` ignored: ${a.ignoredBecause}`}${note ? ` — ${note}` : ''}`,
+      text: `${a.kind}${a.stage ? ` (stage "${a.stage}")` : ''} by ${a.by} [${auth}]${a.accepted ? '' : ` ignored: ${a.ignoredBecause}`}${note ? ` — ${note}` : ''}`,
     });
   }
   for (const e of f.escalations)
     events.push({ at: e.at, text: `escalated to level ${e.level}${e.contact ? ` (${e.contact})` : ''}: ${e.reason}` });
   for (const c of f.compensations)
-    events.push({ at: c.endedAt, text: `undo of "${c.step}" ${c.status}${c.error ? `: ${c.error}` : ''}` });
+    events.push({
+      at: c.endedAt,
+      text: `undo of "${c.step}" ${c.status}${c.error ? `: ${c.error}` : ''}${c.reason ? `: ${c.reason}` : ''}`,
+    });
   if (f.endedAt) events.push({ at: f.endedAt, text: `run ended: ${String(f.outcome).toUpperCase()}` });
   // stable: events at one instant keep the order above (a step before the undo it caused)
   return events.map((e, i) => ({ e, i })).sort((a, b) => a.e.at.localeCompare(b.e.at) || a.i - b.i).map(({ e }) => e);
@@ -77,6 +80,8 @@ export function renderPostmortem(f: PostmortemSource): string {
   const forensic = obj(extra.forensicCopy);
   const services = Array.isArray(extra.servicesAffected) ? extra.servicesAffected.map(String) : [];
   const approvals = f.approvals.filter((a) => a.kind === 'approve' && a.accepted);
+  const undone = f.compensations.filter((c) => c.status !== 'kept');
+  const kept = f.compensations.filter((c) => c.status === 'kept');
   const succeeded = f.steps.filter((s) => s.status === 'succeeded' || s.status === 'compensated').map((s) => s.name);
   const definition = RUNBOOKS[f.runbook];
 
@@ -111,11 +116,17 @@ export function renderPostmortem(f: PostmortemSource): string {
     `- Actions taken: ${succeeded.length ? succeeded.join(' → ') : 'none'}`,
     `- Backup used: ${backup ? `${str(backup.file) ?? '?'} (taken ${str(backup.createdAt) ?? '?'})` : 'n/a'}`,
     ...(forensic ? [`- Forensic copy: ${str(forensic.dir) ?? '?'}`] : []),
-    `- Undone: ${f.compensations.length ? f.compensations.map((c) => `${c.step} (${c.status})`).join(', ') : 'nothing'}`,
+    `- Undone: ${undone.length ? undone.map((c) => `${c.step} (${c.status})`).join(', ') : 'nothing'}`,
+    ...(kept.length ? [`- Left in place on purpose: ${kept.map((c) => `${c.step} (${c.reason})`).join(', ')}`] : []),
     ...(f.abort ? [`- Aborted by ${f.abort.by} at ${f.abort.at}: ${f.abort.reason}`] : []),
     `- Approvals: ${
       approvals.length
-        ? approvals.map((a) => `${a.by} (${a.auth === 'signed' ? `signed, key ${a.keyId}` : 'unsigned'})`).join(', ')
+        ? approvals
+            .map(
+              (a) =>
+                `${a.by} (${a.auth === 'signed' ? `signed, key ${a.keyId}` : 'unsigned'}${a.stage ? `, ${a.stage}` : ''})`,
+            )
+            .join(', ')
         : 'none'
     }`,
     `- Phase durations: ${f.phases.map((p) => `${p.phase} ${p.durationMs === undefined ? 'n/a' : formatDuration(p.durationMs)}`).join(', ')}`,

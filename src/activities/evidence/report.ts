@@ -1,6 +1,6 @@
 import { stringify } from 'yaml';
 import { formatDuration } from '../../shared/duration.js';
-import type { ApprovalRecord } from '../../shared/types.js';
+import type { ApprovalRecord, ApprovalStage } from '../../shared/types.js';
 import { formatRto, isRtoReport } from '../../workflows/sqlite/rto.js';
 import type { EvidenceDocument } from './document.js';
 
@@ -10,7 +10,27 @@ function decision(a: ApprovalRecord): string {
   const auth = a.auth === 'signed' ? `signed, key ${a.keyId}` : 'unsigned';
   const verdict = a.accepted ? 'accepted' : `ignored (${a.ignoredBecause})`;
   const note = a.comment ?? a.reason;
-  return `- ${a.at} ${a.kind} by **${a.by}** [${auth}]: ${verdict}${note ? ` — ${note}` : ''}`;
+  const stage = a.stage ? ` (stage "${a.stage}")` : '';
+  return `- ${a.at} ${a.kind}${stage} by **${a.by}** [${auth}]: ${verdict}${note ? ` — ${note}` : ''}`;
+}
+
+/** Per-stage approvals (only runs that have them: older reports render exactly as they did). */
+function stagesSection(stages: ApprovalStage[] | null | undefined): string[] {
+  if (!stages?.length) return [];
+  return [
+    '## Approval stages',
+    '',
+    '| stage | policy | status | approved by | plan hash | plan |',
+    '|---|---|---|---|---|---|',
+    ...stages.map((s) => {
+      const policy =
+        s.policy === 'automatic'
+          ? 'automatic'
+          : `${s.policy.quorum} of ${s.policy.approvers.join(', ') || 'anyone'}${s.policy.requireSignatures ? ', signed' : ''}`;
+      return `| ${s.stage} | ${cell(policy)} | ${s.status} | ${cell(s.approvedBy.join(', '))} | \`${s.planHash.slice(0, 12)}\` | ${cell(s.plan.summary)} |`;
+    }),
+    '',
+  ];
 }
 
 /**
@@ -49,6 +69,7 @@ export function renderReport(e: EvidenceDocument): string {
     ...(e.approvals.length ? e.approvals.map(decision) : ['(none)']),
     ...(e.approvalsDropped ? [`- ${e.approvalsDropped} more ignored decisions were counted, not kept`] : []),
     '',
+    ...stagesSection(e.stages),
     '## Target locks',
     '',
     ...(e.locks.length
@@ -64,7 +85,9 @@ export function renderReport(e: EvidenceDocument): string {
     '## Compensations',
     '',
     ...(e.compensations.length
-      ? e.compensations.map((c) => `- undo **${c.step}**: ${c.status}${c.error ? ` — ${c.error}` : ''}`)
+      ? e.compensations.map(
+          (c) => `- undo **${c.step}**: ${c.status}${c.error ? ` — ${c.error}` : ''}${c.reason ? ` — ${c.reason}` : ''}`,
+        )
       : ['(none)']),
     ...(e.abort ? ['', `Aborted by ${e.abort.by} at ${e.abort.at}: ${e.abort.reason}`] : []),
     '',

@@ -10,6 +10,7 @@ import {
   evidenceSigningText,
   factsDifferingFromChain,
   planHashOf,
+  stagePlanHashOf,
   type EvidenceDocument,
 } from './document.js';
 import { evidenceRefsIn, resultIn, startedEvent, type HistoryJson } from './history.js';
@@ -87,6 +88,11 @@ export async function checkBundle(dir: string, trustedKeys: string[]): Promise<B
     const expected = planHashOf(evidence.workflowId, evidence.runId, evidence.plan, evidence.engine);
     if (evidence.planHash !== expected) problems.push(`${BUNDLE_FILES.evidence}: planHash is not the hash of plan`);
   } else if (evidence.planHash) problems.push(`${BUNDLE_FILES.evidence}: planHash without a plan`);
+  for (const stage of evidence.stages ?? []) {
+    if (stage.planHash !== stagePlanHashOf(evidence.workflowId, evidence.runId, stage.stage, stage.plan)) {
+      problems.push(`${BUNDLE_FILES.evidence}: the plan hash of stage "${stage.stage}" is not the hash of its plan`);
+    }
+  }
 
   if (files[BUNDLE_FILES.report] !== undefined && files[BUNDLE_FILES.report] !== renderReport(evidence)) {
     problems.push(`${BUNDLE_FILES.report}: ${firstDifference(files[BUNDLE_FILES.report]!, renderReport(evidence))}`);

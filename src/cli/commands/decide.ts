@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import type { Client } from '@temporalio/client';
 import { newNonce, personKeyPath, readPrivateKey, signText, KeyError } from '../../activities/keys.js';
+import { currentGate } from '../../shared/approval-stages.js';
 import { claimsOf, decisionSigningText, type Decision, type DecisionSignal } from '../../shared/decisions.js';
 import { abortSignal, approveSignal, rejectSignal, statusQuery } from '../../shared/messages.js';
 import { canonicalName } from '../../shared/names.js';
@@ -29,7 +30,9 @@ export async function buildDecision(
   o: DecideOptions,
 ): Promise<DecisionSignal> {
   const by = o.by.trim();
-  let planHash = o.plan?.trim().toLowerCase() || status.planHash;
+  // per-stage approvals: approve and reject name the waiting stage's plan; an abort the run's
+  const gate = currentGate(status, decision);
+  let planHash = o.plan?.trim().toLowerCase() || gate.planHash;
   if (decision === 'approve' && !planHash) {
     throw new CliError(
       `${status.workflowId} has no plan yet (phase ${status.phase}); try again when it waits for approval`,
@@ -42,7 +45,7 @@ export async function buildDecision(
     key = await readPrivateKey(keyFile);
   } catch (err) {
     if (!(err instanceof KeyError) || o.key) throw new CliError(`--key ${keyFile}: ${(err as Error).message}`);
-    if (status.approval.policy?.requireSignatures) {
+    if (gate.policy?.requireSignatures || status.approval.policy?.requireSignatures) {
       throw new CliError(
         `no key for ${by} at ${keyFile}, and ${status.environment} requires signed decisions: ` +
           `create one with "runbook keys init --name ${by}" and add its public key to the environment's approvers`,
@@ -52,10 +55,10 @@ export async function buildDecision(
   }
   // a signature names the whole plan hash: a prefix given with --plan must be of the current plan
   if (planHash && planHash.length < 64) {
-    if (!status.planHash?.startsWith(planHash)) {
-      throw new CliError(`--plan ${planHash} is not the current plan (${status.planHash?.slice(0, 12) ?? 'none'})`);
+    if (!gate.planHash?.startsWith(planHash)) {
+      throw new CliError(`--plan ${planHash} is not the current plan (${gate.planHash?.slice(0, 12) ?? 'none'})`);
     }
-    planHash = status.planHash;
+    planHash = gate.planHash;
   }
   const unsigned: DecisionSignal = {
     by,
@@ -145,11 +148,15 @@ async function report(
     if (status && record) {
       if (!record.accepted) throw new CliError(`${decision} by ${sent.by} was ignored: ${record.ignoredBecause}`, 1);
       const how = record.auth === 'signed' ? `signed with key ${record.keyId}` : 'unsigned';
+      const gate = currentGate(status);
+      const stage = record.stage ? ` for stage "${record.stage}"` : '';
       const quorum =
-        decision === 'approve'
+        decision === 'approve' && !record.stage
           ? ` (${status.approval.approvedBy.length}/${status.approval.policy?.quorum ?? '?'} approvals)`
-          : '';
-      console.log(`${decision} by ${sent.by} accepted, ${how}${quorum}`);
+          : decision === 'approve' && gate.stage === record.stage
+            ? ` (${gate.approvedBy.length}/${gate.policy?.quorum ?? '?'} approvals)`
+            : '';
+      console.log(`${decision}${stage} by ${sent.by} accepted, ${how}${quorum}`);
       if (decision === 'abort') console.log(`follow the compensation with: runbook watch ${id}`);
       return;
     }

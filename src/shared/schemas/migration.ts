@@ -172,7 +172,10 @@ export const migrationTargetSchema = z.strictObject({
     .strictObject({
       /** level 3: the emergency configuration (default: old backend only, dual write off, cut-over 0) */
       set: configValuesSchema.optional(),
-      /** approval per level: `automatic`, or a policy (tightened by the environment's) */
+      /**
+       * approval per level: `automatic`, or a policy of its own (levels 2 and 3 when absent: the environment's);
+       * the input's approval may only tighten it
+       */
       levels: z
         .strictObject({
           restart: levelPolicySchema.default('automatic'),

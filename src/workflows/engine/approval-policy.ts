@@ -41,6 +41,10 @@ export interface GateFacts {
   usedNonces: ReadonlySet<string>;
   /** signature checks run so far */
   verifications: number;
+  /** runs with per-stage approvals: the stage waiting (approve/reject are judged against its plan and policy) */
+  stage?: string;
+  /** runs with per-stage approvals: every stage sealed so far (a decision naming another stage's plan is named so) */
+  stagePlans?: ReadonlyArray<{ stage: string; planHash: string }>;
 }
 
 export type Verdict =
@@ -143,7 +147,14 @@ function judgeV2(decision: Decision, signal: Record<string, unknown>, x: Fields,
     if (!HEX_PREFIX.test(x.planHash)) return ignore('planHash must be at least 12 hex characters');
   }
   if (x.planHash && f.planHash && !f.planHash.startsWith(x.planHash)) {
-    return ignore(`stale plan hash ${x.planHash.slice(0, 12)} (current ${f.planHash.slice(0, 12)})`);
+    const other = f.stagePlans?.find((p) => p.planHash.startsWith(x.planHash!));
+    // an abort may name any plan of this run; approve and reject count only for the stage waiting
+    if (other && decision !== 'abort') {
+      return ignore(
+        `plan ${x.planHash.slice(0, 12)} is stage "${other.stage}"'s, not the waiting stage ${f.stage ? `"${f.stage}"` : '(none)'}'s`,
+      );
+    }
+    if (!other) return ignore(`stale plan hash ${x.planHash.slice(0, 12)} (current ${f.planHash.slice(0, 12)})`);
   }
   if (!x.signed && policy?.requireSignatures) {
     return ignore(`unsigned: this environment requires signed decisions (runbook ${decision} signs with your key)`);
@@ -211,9 +222,19 @@ function judgeSignature(decision: Decision, signal: Record<string, unknown>, x: 
  * After a signature verified (the gate awaited an activity meanwhile, so other decisions may have landed):
  * whether the decision still counts.
  */
-export function stillCounts(decision: Decision, by: string, keyId: string, f: GateFacts): string | undefined {
+export function stillCounts(
+  decision: Decision,
+  by: string,
+  keyId: string,
+  f: GateFacts,
+  judgedFor?: string,
+): string | undefined {
   if (decision === 'abort') return f.ending ? 'the run is already ending' : undefined;
   if (!f.gateOpen) return 'no approval is pending';
+  // per-stage approvals: the stage it was judged for closed while its signature was checked
+  if (judgedFor !== undefined && f.planHash !== judgedFor) {
+    return `the stage it was for is no longer waiting${f.stage ? ` (now "${f.stage}")` : ''}`;
+  }
   if (decision === 'approve') {
     if (inList(f.approvedBy, by)) return 'duplicate approval';
     if (f.usedKeys.includes(keyId)) return `key ${keyId} already approved`;

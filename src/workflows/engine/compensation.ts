@@ -23,6 +23,17 @@ export class Compensations {
     this.undos.push({ step, undo });
   }
 
+  /**
+   * Releases every undo without running it, each recorded as `kept` with the reason: the run hands over a state
+   * on purpose (nothing is swallowed: the evidence names each change left in place and why).
+   */
+  keepAll(reason: string, record: (entry: CompensationRecord) => void): void {
+    const at = nowIso();
+    for (const { step } of this.undos.splice(0).reverse()) {
+      record({ step, status: 'kept', startedAt: at, endedAt: at, reason });
+    }
+  }
+
   /** Runs every undo, newest first; reports each through `record`. Returns false when any undo failed. */
   async runAll(hooks: { onStart(step: string): void; record(entry: CompensationRecord): void }): Promise<boolean> {
     let allUndone = true;

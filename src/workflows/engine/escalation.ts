@@ -39,7 +39,19 @@ export class EscalationLadder {
     }
   }
 
-  private async escalate(level: EscalationLevel, reason: string): Promise<void> {
+  /**
+   * Hands over to people now: notifies every level of the ladder at once (each through its channels, naming its
+   * contact), recorded like the timed levels. Returns the records (delivered or not, with the error).
+   */
+  async notifyAll(reason: string, details: string): Promise<EscalationRecord[]> {
+    const records: EscalationRecord[] = [];
+    for (const level of [...this.levels].sort((a, b) => a.level - b.level)) {
+      records.push(await this.escalate(level, reason, details));
+    }
+    return records;
+  }
+
+  private async escalate(level: EscalationLevel, reason: string, details?: string): Promise<EscalationRecord> {
     const s = this.state;
     const entry: EscalationRecord = {
       level: level.level,
@@ -53,7 +65,8 @@ export class EscalationLadder {
     const subject = `[L${level.level}] ${s.runbook} on ${s.environment}/${s.target}: ${reason}`;
     const text =
       `${subject}\nworkflow ${s.workflowId}; requested by ${s.requester}; contact: ${level.contact ?? 'n/a'}` +
-      (s.planHash ? `\nplan ${s.planHash.slice(0, 12)}: ${s.plan?.summary ?? ''}` : '');
+      (s.planHash ? `\nplan ${s.planHash.slice(0, 12)}: ${s.plan?.summary ?? ''}` : '') +
+      (details ? `\n${details}` : '');
     try {
       await engineActivities.notify({ environment: s.environment, subject, text, channels: level.channels });
       entry.delivered = true;
@@ -61,5 +74,6 @@ export class EscalationLadder {
       if (isCancellation(err)) throw err;
       entry.error = errorMessage(err);
     }
+    return entry;
   }
 }

@@ -14,6 +14,7 @@ import { statusQuery } from '../../shared/messages.js';
 import type {
   ApprovalPolicy,
   EscalationLevel,
+  EscalationRecord,
   Phase,
   Plan,
   RunbookResult,
@@ -26,11 +27,12 @@ import { Compensations } from './compensation.js';
 import { EscalationLadder } from './escalation.js';
 import { recordEvidence } from './evidence.js';
 import { onActivityAttempt } from './interceptors.js';
+import { PlanGates } from './plan-gates.js';
 import { errorMessage, nowIso, RunbookStop } from './stop.js';
 import { TargetLocks } from './target-locks.js';
 
 /** failure types a failed run keeps as its own (any other failure ends it as RunbookFailed) */
-const KEPT_FAILURE_TYPES: string[] = [ErrorType.InvalidInput, ErrorType.SoakFailed];
+const KEPT_FAILURE_TYPES: string[] = [ErrorType.InvalidInput, ErrorType.SoakFailed, ErrorType.CleanupRolledBack];
 
 /** The engine's own first step; a runbook with an approval gate lists 'seal plan' and 'approval' itself. */
 const LOCK_STEP = 'lock target';
@@ -65,13 +67,6 @@ export interface StepOptions<T> {
 const stepDuration = metricMeter.createHistogram('runbook_step_duration', 'int', 'ms', 'Duration of runbook steps');
 const runsStarted = metricMeter.createCounter('runbook_runs_started', 'runs', 'Runbook runs started');
 const runsFinished = metricMeter.createCounter('runbook_runs_finished', 'runs', 'Runbook runs finished, by outcome');
-// the workflow meter has no up-down counter: approvals waiting = waits_started - waits_ended
-const approvalWaitsStarted = metricMeter.createCounter(
-  'runbook_approval_waits_started',
-  'runs',
-  'Approval gates opened',
-);
-const approvalWaitsEnded = metricMeter.createCounter('runbook_approval_waits_ended', 'runs', 'Approval gates closed');
 
 /**
  * One run of a runbook: declared steps with status and timing, the target lock, an approval gate bound to a plan
@@ -87,6 +82,7 @@ export class Runbook<S extends string> {
   private readonly ladder: EscalationLadder;
   private readonly gate: ApprovalGate;
   private readonly locks: TargetLocks | undefined;
+  private readonly gates: PlanGates;
 
   constructor(private readonly options: RunbookOptions<S>) {
     const info = workflowInfo();
@@ -133,6 +129,16 @@ export class Runbook<S extends string> {
       this.scope.cancel();
     });
     this.locks = this.v2 ? new TargetLocks(this.state) : undefined;
+    this.gates = new PlanGates({
+      state: this.state,
+      v2: this.v2,
+      runbook: options.runbook,
+      gate: this.gate,
+      ladder: this.ladder,
+      runStep: (name, fn, o) => this.runStep(name, fn, o),
+      record: (name) => this.record(name),
+      enterPhase: (phase) => this.enterPhase(phase),
+    });
   }
 
   /**
@@ -172,7 +178,8 @@ export class Runbook<S extends string> {
     if (outcome === 'cancelled') throw failure;
     if (outcome === 'failed' || outcome === 'compensation_failed') {
       // input found invalid against the environment (a looser policy) keeps its type: nothing was changed; so
-      // does a failed soak (its undo rolled the change back): the operator's first question is which of them
+      // does a failed soak (its undo rolled the change back) and a rolled-back cleanup (nothing was deleted): the
+      // operator's first question is which of them
       const kept =
         failure instanceof ApplicationFailure && KEPT_FAILURE_TYPES.includes(failure.type ?? '')
           ? failure.type
@@ -210,54 +217,49 @@ export class Runbook<S extends string> {
   /**
    * The approval gate: seals the plan (its hash covers workflow id, run id and plan), waits for a quorum of valid
    * approvals, a rejection, the timeout or an abort. A dry run records the plan and ends here as `dry_run`.
+   * `childInput` (the run's raw input): a child run whose parent's approved plan covers exactly this input
+   * (parent-cover.ts) passes the gate on that approval; otherwise, and for a run started by hand, it waits as usual.
    */
-  async approval(plan: Plan): Promise<void> {
-    await this.sealPlan(plan, 'dry run: stopped at the approval gate, nothing changed');
-    if (!this.state.approval.policy) throw new Error('approval(): call usePolicy() first (the runbook has no policy)');
+  approval(plan: Plan, options: { childInput?: unknown } = {}): Promise<void> {
+    return this.gates.approval(plan, options);
+  }
 
-    this.enterPhase('approval');
-    const record = this.record('approval');
-    record.status = 'running';
-    record.startedAt = nowIso();
-    record.attempts = 1;
-    this.state.currentStep = 'approval';
-    approvalWaitsStarted.withTags({ runbook: this.options.runbook }).add(1);
-    try {
-      await this.gate.wait(this.ladder);
-      record.status = 'succeeded';
-      record.result = `approved by ${this.state.approval.approvedBy.join(', ')}`;
-    } catch (err) {
-      record.status = 'failed';
-      const timedOut = err instanceof RunbookStop && err.outcome === 'timed_out';
-      record.error = timedOut ? `no quorum within ${this.state.approval.policy.timeout}` : errorMessage(err);
-      throw err;
-    } finally {
-      record.endedAt = nowIso();
-      if (this.state.currentStep === 'approval') this.state.currentStep = undefined;
-      approvalWaitsEnded.withTags({ runbook: this.options.runbook }).add(1);
-    }
-    this.enterPhase('execute');
+  /**
+   * Per-stage approvals: a runbook that asks again before each stage (the emergency ladder's levels) calls this
+   * with the declared step that stands for the stage. The stage's plan is sealed (its hash covers workflow id,
+   * run id, stage and plan, so an approval of one stage can never count for another) and recorded in
+   * `approval.stages`; then, unless its policy is `automatic`, the run waits for a quorum of that policy. A
+   * rejection or timeout ends the run (the undos registered so far run); a dry run ends here. Returns the hash.
+   */
+  stageApproval(stage: S, plan: Plan, policy: ApprovalPolicy | 'automatic'): Promise<string> {
+    return this.gates.stage(stage, plan, policy);
   }
 
   /**
    * For a runbook that needs no approval (a scheduled backup, a drill in its sandbox): seals and records the plan
    * as approval() does; a dry run ends here as `dry_run`. Its step list names 'seal plan' but no 'approval'.
    */
-  async seal(plan: Plan): Promise<void> {
-    await this.sealPlan(plan, 'dry run: stopped after planning, nothing changed');
-    this.enterPhase('execute');
+  seal(plan: Plan): Promise<void> {
+    return this.gates.seal(plan);
   }
 
-  private async sealPlan(plan: Plan, dryRunMessage: string): Promise<void> {
-    const { workflowId, runId } = this.state;
-    const { planHash } = await this.runStep(
-      'seal plan',
-      () => (this.v2 ? engineActivities.sealRunPlan({ workflowId, runId, plan }) : engineActivities.sealPlan(plan)),
-      { summarize: (r) => `plan ${r.planHash.slice(0, 12)}` },
-    );
-    this.state.plan = plan;
-    this.state.planHash = planHash;
-    if (this.state.dryRun) throw new RunbookStop('dry_run', dryRunMessage);
+  /**
+   * Escalates to people now (not on a timer): every level of the environment's escalation ladder is notified
+   * through its channels, naming its contact; recorded in `escalation` (status, evidence, report) like the timed
+   * notices. Never fails the run: undelivered notices are recorded with their error.
+   */
+  async escalateToPeople(reason: string, details: string): Promise<EscalationRecord[]> {
+    return this.ladder.notifyAll(reason, details);
+  }
+
+  /**
+   * Ends the run as `escalated`: the procedure did all it could without a fix and hands over to people. The
+   * changes made so far are left in place on purpose (the emergency ladder's safe configuration): each registered
+   * undo is recorded as `kept` with `why` in the status and the evidence, and none runs.
+   */
+  handOver(message: string, why: string): never {
+    this.compensations.keepAll(why, (entry) => this.state.compensations.push(entry));
+    throw new RunbookStop('escalated', message);
   }
 
   /** Runs started before engine v2 replay by its rules; a runbook branching on new behaviour asks this. */

@@ -1,0 +1,14 @@
+import { SMOKE, intEnv } from '../support/env.js';
+
+/** Section 6's knobs (BENCH_SMOKE=1: small). */
+export const REPLAY_JOBS = SMOKE ? 1000 : intEnv('BENCH_REPLAY_JOBS', 10_000);
+/** the environment's replay section for both runs: unpaced, large batches */
+export const REPLAY_SETTINGS = { batch: SMOKE ? 100 : 500, concurrency: 4, pace: '0s' } as const;
+/** runs of the direct loop (the median is the baseline) */
+export const BASELINE_RUNS = SMOKE ? 1 : 3;
+/** the kill run: SIGKILL the worker when this share of the jobs is requeued */
+export const KILL_AT = [0.25, 0.5, 0.75];
+/** the processor's own concurrency and per-job work in the kill run */
+export const PROCESSOR = { concurrency: 8, workMs: 1 };
+/** a run that takes longer is terminated (and the section fails) */
+export const RUN_BUDGET_MS = 10 * 60_000;

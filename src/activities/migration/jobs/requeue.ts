@@ -1,0 +1,130 @@
+import { Context } from '@temporalio/activity';
+import type { RequeueOutcome } from '../types.js';
+import { jobTarget, type JobActivityDeps, type TargetRef } from './context.js';
+import { readPlanFile } from './plan-file.js';
+
+export interface BatchInput extends TargetRef {
+  plan: { path: string; sha256: string };
+  /** plan lines [from, to) */
+  from: number;
+  to: number;
+  /** `<workflowId>/<first run id>`: a job's key is `<keyPrefix>/<job id>` */
+  keyPrefix: string;
+}
+
+export type ReplayCounts = Record<RequeueOutcome, number>;
+
+export interface BatchResult extends ReplayCounts {
+  /** jobs gone between detection and replay, and jobs someone else moved (reported, not fatal) */
+  vanishedIds: string[];
+  movedIds: string[];
+}
+
+/** jobs of a batch requeued at once */
+const PARALLEL = 8;
+
+interface BatchCursor {
+  from: number;
+  to: number;
+  next: number;
+  result: BatchResult;
+}
+
+export const emptyBatch = (): BatchResult => ({
+  requeued: 0,
+  already: 0,
+  vanished: 0,
+  moved: 0,
+  vanishedIds: [],
+  movedIds: [],
+});
+
+/**
+ * Requeues plan lines [from, to) with the run's key, a few at a time, heartbeating after each few; a retry resumes
+ * after the last jobs it heartbeated (and a job requeued after that is `already`: the key is checked in every state).
+ */
+export async function requeueBatch(deps: JobActivityDeps, input: BatchInput): Promise<BatchResult> {
+  const ctx = Context.current();
+  const { source } = await jobTarget(deps, input);
+  const entries = await readPlanFile(input.plan);
+  const prior = ctx.info.heartbeatDetails as Partial<BatchCursor> | undefined;
+  const cursor: BatchCursor =
+    prior && prior.from === input.from && prior.to === input.to && typeof prior.next === 'number' && prior.result
+      ? (prior as BatchCursor)
+      : { from: input.from, to: input.to, next: input.from, result: emptyBatch() };
+  // a few jobs at a time (their file operations overlap); the cursor advances over whole chunks
+  const end = Math.min(input.to, entries.length);
+  while (cursor.next < end) {
+    const chunk = entries.slice(cursor.next, Math.min(end, cursor.next + PARALLEL));
+    const outcomes = await Promise.all(chunk.map((e) => source.requeue(e.id, e.from, `${input.keyPrefix}/${e.id}`)));
+    outcomes.forEach((outcome, i) => {
+      cursor.result[outcome] += 1;
+      if (outcome === 'vanished') cursor.result.vanishedIds.push(chunk[i]!.id);
+      if (outcome === 'moved') cursor.result.movedIds.push(chunk[i]!.id);
+    });
+    cursor.next += chunk.length;
+    ctx.heartbeat(cursor);
+  }
+  return cursor.result;
+}
+
+export interface DrainInput extends TargetRef {
+  plan: { path: string; sha256: string };
+  keyPrefix: string;
+  /** ms since epoch: stop waiting then (fixed by the workflow, so a retry does not extend it) */
+  until: number;
+  /** ms between looks */
+  every?: number;
+}
+
+export interface DrainResult {
+  drained: boolean;
+  /** the replayed jobs (carrying this run's key) by their state now */
+  completed: number;
+  failed: number;
+  pending: number;
+  /** planned jobs without this run's key (vanished, moved) */
+  notReplayed: number;
+  failedSample: string[];
+}
+
+/**
+ * Waits (heartbeating) until no job of the plan is queued or processing any more, or `until`; then counts the
+ * replayed jobs (those carrying this run's key) by their state.
+ */
+export async function awaitReplayed(deps: JobActivityDeps, input: DrainInput): Promise<DrainResult> {
+  const ctx = Context.current();
+  const { source } = await jobTarget(deps, input);
+  const entries = await readPlanFile(input.plan);
+  const planned = new Set(entries.map((e) => e.id));
+  let drained = false;
+  for (;;) {
+    let active = 0;
+    for (let afterId: string | undefined; ;) {
+      const page = await source.list(['queue', 'processing'], { afterId, limit: 5000 });
+      if (page.length === 0) break;
+      for (const r of page) if (planned.has(r.id)) active += 1;
+      afterId = page[page.length - 1]!.id;
+    }
+    ctx.heartbeat({ active });
+    if (active === 0) {
+      drained = true;
+      break;
+    }
+    if (Date.now() >= input.until) break;
+    await new Promise((r) => setTimeout(r, Math.min(input.every ?? 1000, Math.max(0, input.until - Date.now()))));
+  }
+  const result: DrainResult = { drained, completed: 0, failed: 0, pending: 0, notReplayed: 0, failedSample: [] };
+  let i = 0;
+  for (const e of entries) {
+    const job = await source.get(e.id).catch(() => undefined);
+    if (++i % 500 === 0) ctx.heartbeat({ counted: i });
+    if (!job || job.replayKey !== `${input.keyPrefix}/${e.id}`) result.notReplayed += 1;
+    else if (job.state === 'completed') result.completed += 1;
+    else if (job.state === 'failed') {
+      result.failed += 1;
+      if (result.failedSample.length < 20) result.failedSample.push(e.id);
+    } else result.pending += 1;
+  }
+  return result;
+}

@@ -1,0 +1,259 @@
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import { PostgresJobSource, SpoolJobSource } from '../src/activities/migration/jobs/index.js';
+import type { JobSource, JobState } from '../src/activities/migration/types.js';
+import { ErrorType } from '../src/shared/constants.js';
+import { createJobsTable } from './support/job-replay.js';
+
+/** One conformance suite for every JobSource: the spool (real files) and a jobs table (the suite's Postgres). */
+
+interface Seed {
+  id: string;
+  state: JobState;
+  payload?: Record<string, unknown>;
+  /** ms since epoch the job entered its state */
+  since?: number;
+}
+
+interface Subject {
+  name: string;
+  source(): JobSource;
+  reset(): Promise<void>;
+  seed(jobs: Seed[]): Promise<void>;
+  /** a stored job that is not a JSON object */
+  corrupt(id: string, state: JobState): Promise<void>;
+  remove(id: string): Promise<void>;
+  /** every stored copy of the job: its state and the key it carries */
+  copies(id: string): Promise<Array<{ state: JobState; key?: string }>>;
+  /** the processor's claim/finish: moves the job keeping its payload (and key) */
+  move(id: string, to: JobState): Promise<void>;
+}
+
+const STATES: JobState[] = ['queue', 'processing', 'failed', 'completed'];
+
+function spoolSubject(): Subject {
+  let root = '';
+  const file = (state: JobState, id: string) => join(root, 'jobs', state, `${id}.json`);
+  const copies = async (id: string) =>
+    STATES.filter((s) => existsSync(file(s, id))).map((state) => {
+      const j = JSON.parse(readFileSync(file(state, id), 'utf8')) as { replay?: { key: string } };
+      return { state, ...(j.replay ? { key: j.replay.key } : {}) };
+    });
+  return {
+    name: 'spool',
+    source: () => new SpoolJobSource(root),
+    reset: async () => {
+      if (root) rmSync(root, { recursive: true, force: true });
+      root = mkdtempSync(join(tmpdir(), 'job-spool-'));
+      for (const s of STATES) mkdirSync(join(root, 'jobs', s), { recursive: true });
+    },
+    seed: async (jobs) => {
+      for (const j of jobs) {
+        writeFileSync(file(j.state, j.id), JSON.stringify({ id: j.id, timestamp: '20260101_000000', ...j.payload }));
+        if (j.since) utimesSync(file(j.state, j.id), j.since / 1000, j.since / 1000);
+      }
+    },
+    corrupt: async (id, state) => writeFileSync(file(state, id), '{"id": "half a job'),
+    remove: async (id) => {
+      for (const s of STATES) rmSync(file(s, id), { force: true });
+    },
+    copies,
+    move: async (id, to) => {
+      const [from] = await copies(id);
+      const text = readFileSync(file(from!.state, id));
+      writeFileSync(file(to, id), text);
+      rmSync(file(from!.state, id));
+    },
+  };
+}
+
+function postgresSubject(): Subject {
+  const pool = new pg.Pool({ connectionString: inject('databaseUrl'), max: 4 });
+  const table = `jobs_conformance_${process.pid}`;
+  afterAll(async () => {
+    await pool.query(`DROP TABLE IF EXISTS ${table}`);
+    await pool.end();
+  });
+  return {
+    name: 'postgres',
+    source: () => new PostgresJobSource(pool, table),
+    reset: async () => {
+      await pool.query(`DROP TABLE IF EXISTS ${table}`);
+      await createJobsTable(pool, table);
+    },
+    seed: async (jobs) => {
+      for (const j of jobs)
+        await pool.query(
+          `INSERT INTO ${table} (id, payload, status, attempts, updated_at) VALUES ($1, $2, $3, 1, to_timestamp($4 / 1000.0))`,
+          [j.id, { id: j.id, ...j.payload }, j.state, j.since ?? Date.now()],
+        );
+    },
+    corrupt: async (id, state) => {
+      await pool.query(`INSERT INTO ${table} (id, payload, status) VALUES ($1, '"half a job"'::jsonb, $2)`, [
+        id,
+        state,
+      ]);
+    },
+    remove: async (id) => {
+      await pool.query(`DELETE FROM ${table} WHERE id = $1`, [id]);
+    },
+    copies: async (id) => {
+      const { rows } = await pool.query<{ status: JobState; replay_key: string | null }>(
+        `SELECT status, replay_key FROM ${table} WHERE id = $1`,
+        [id],
+      );
+      return rows.map((r) => ({ state: r.status, ...(r.replay_key ? { key: r.replay_key } : {}) }));
+    },
+    move: async (id, to) => {
+      await pool.query(`UPDATE ${table} SET status = $2, updated_at = now() WHERE id = $1`, [id, to]);
+    },
+  };
+}
+
+for (const subject of [spoolSubject(), postgresSubject()]) {
+  describe(`job source: ${subject.name}`, () => {
+    let s: JobSource;
+    beforeEach(async () => {
+      await subject.reset();
+      s = subject.source();
+    });
+
+    it('describes itself', () => {
+      expect(s.describe()).toMatch(subject.name);
+    });
+
+    it('lists jobs of the asked states in id order, page by page, with the time they entered their state', async () => {
+      const t = Date.parse('2026-01-02T03:04:05Z');
+      await subject.seed([
+        { id: 'j-03', state: 'failed', since: t },
+        { id: 'j-01', state: 'failed', since: t + 1000 },
+        { id: 'j-02', state: 'processing', since: t + 2000 },
+        { id: 'j-04', state: 'completed', since: t },
+        { id: 'j-05', state: 'queue', since: t },
+      ]);
+      const first = await s.list(['failed', 'processing'], { limit: 2 });
+      expect(first.map((r) => [r.id, r.state])).toEqual([
+        ['j-01', 'failed'],
+        ['j-02', 'processing'],
+      ]);
+      expect(first[0]!.since).toBe(t + 1000);
+      const second = await s.list(['failed', 'processing'], { afterId: 'j-02', limit: 2 });
+      expect(second.map((r) => r.id)).toEqual(['j-03']);
+      expect(await s.list(['failed', 'processing'], { afterId: 'j-03', limit: 2 })).toEqual([]);
+      expect((await s.list(['completed', 'queue'], { limit: 10 })).map((r) => r.id)).toEqual(['j-04', 'j-05']);
+    });
+
+    it('gets a job with its payload and state; a missing job is undefined', async () => {
+      await subject.seed([{ id: 'a1', state: 'failed', payload: { n: 7 } }]);
+      const job = await s.get('a1');
+      expect(job).toMatchObject({ id: 'a1', state: 'failed', payload: { id: 'a1', n: 7 } });
+      expect(job!.replayKey).toBeUndefined();
+      expect(await s.get('nope')).toBeUndefined();
+    });
+
+    it('a job that is not a JSON object is a non-retryable InvalidInput naming it', async () => {
+      await subject.corrupt('bad1', 'failed');
+      const err = await s.get('bad1').then(
+        () => undefined,
+        (e: unknown) => e as { type?: string; nonRetryable?: boolean; message: string },
+      );
+      expect(err?.type).toBe(ErrorType.InvalidInput);
+      expect(err?.nonRetryable).toBe(true);
+      expect(err?.message).toContain('bad1');
+      if (subject.name === 'spool') expect(err?.message).toContain(join('failed', 'bad1.json'));
+      await expect(s.requeue('bad1', 'failed', 'run/1/bad1')).rejects.toMatchObject({ type: ErrorType.InvalidInput });
+      expect(await s.list(['queue'], { limit: 10 })).toEqual([]);
+    });
+
+    it('requeues a job once per key: the key travels with it through every state', async () => {
+      await subject.seed([{ id: 'r1', state: 'failed', payload: { n: 1 } }]);
+      expect(await s.requeue('r1', 'failed', 'wf/run/r1')).toBe('requeued');
+      expect(await subject.copies('r1')).toEqual([{ state: 'queue', key: 'wf/run/r1' }]);
+      expect(await s.get('r1')).toMatchObject({ state: 'queue', replayKey: 'wf/run/r1', payload: { n: 1 } });
+      expect(await s.requeue('r1', 'failed', 'wf/run/r1')).toBe('already');
+      for (const state of ['processing', 'failed', 'completed'] as const) {
+        await subject.move('r1', state);
+        expect(await s.requeue('r1', 'failed', 'wf/run/r1')).toBe('already');
+        expect(await subject.copies('r1')).toEqual([{ state, key: 'wf/run/r1' }]);
+      }
+      // another run (another key) may requeue it again
+      await subject.move('r1', 'failed');
+      expect(await s.requeue('r1', 'failed', 'wf2/run/r1')).toBe('requeued');
+      expect(await subject.copies('r1')).toEqual([{ state: 'queue', key: 'wf2/run/r1' }]);
+    });
+
+    it('requeues stuck and completed jobs from their state', async () => {
+      await subject.seed([
+        { id: 's1', state: 'processing' },
+        { id: 'c1', state: 'completed' },
+      ]);
+      expect(await s.requeue('s1', 'processing', 'k/s1')).toBe('requeued');
+      expect(await s.requeue('c1', 'completed', 'k/c1')).toBe('requeued');
+      expect(await subject.copies('s1')).toEqual([{ state: 'queue', key: 'k/s1' }]);
+      expect(await subject.copies('c1')).toEqual([{ state: 'queue', key: 'k/c1' }]);
+    });
+
+    it('a job that is gone is vanished; one in another state than planned is moved, and neither is touched', async () => {
+      await subject.seed([
+        { id: 'v1', state: 'failed' },
+        { id: 'm1', state: 'failed' },
+      ]);
+      await subject.remove('v1');
+      await subject.move('m1', 'completed');
+      expect(await s.requeue('v1', 'failed', 'k/v1')).toBe('vanished');
+      expect(await s.requeue('m1', 'failed', 'k/m1')).toBe('moved');
+      expect(await subject.copies('v1')).toEqual([]);
+      expect(await subject.copies('m1')).toEqual([{ state: 'completed' }]);
+    });
+
+    it('many requeues in parallel: each job once', async () => {
+      const ids = Array.from({ length: 200 }, (_, i) => `p${String(i).padStart(4, '0')}`);
+      await subject.seed(ids.map((id) => ({ id, state: 'failed' as const })));
+      const outcomes = await Promise.all(ids.map((id) => s.requeue(id, 'failed', `k/${id}`)));
+      expect(outcomes.every((o) => o === 'requeued')).toBe(true);
+      expect(await s.list(['failed'], { limit: 1000 })).toEqual([]);
+      expect((await s.list(['queue'], { limit: 1000 })).length).toBe(200);
+    });
+
+    if (subject.name === 'spool') {
+      it('a crash after the queued copy exists but before the source is removed: the retry is already and the job exists once', async () => {
+        await subject.seed([{ id: 'x1', state: 'failed', payload: { n: 2 } }]);
+        const root = (s as SpoolJobSource).root;
+        const failed = join(root, 'jobs', 'failed', 'x1.json');
+        const original = readFileSync(failed, 'utf8');
+        expect(await s.requeue('x1', 'failed', 'k/x1')).toBe('requeued');
+        writeFileSync(failed, original); // as if the removal never happened
+        expect(await s.requeue('x1', 'failed', 'k/x1')).toBe('already');
+        expect(await subject.copies('x1')).toEqual([{ state: 'queue', key: 'k/x1' }]);
+        // ... also when the processor already moved the keyed copy on
+        await subject.move('x1', 'processing');
+        writeFileSync(failed, original);
+        expect(await s.requeue('x1', 'failed', 'k/x1')).toBe('already');
+        expect(await subject.copies('x1')).toEqual([{ state: 'processing', key: 'k/x1' }]);
+      });
+
+      it('a crash after staging but before the link: the retry requeues once, no staging file is left in the spool states', async () => {
+        await subject.seed([{ id: 'y1', state: 'failed' }]);
+        const root = (s as SpoolJobSource).root;
+        mkdirSync(join(root, 'jobs', '.replay'), { recursive: true });
+        writeFileSync(join(root, 'jobs', '.replay', 'y1.json'), '{"id":"y1","replay":{"key":"k/y1"}}');
+        expect(await s.requeue('y1', 'failed', 'k/y1')).toBe('requeued');
+        expect(await subject.copies('y1')).toEqual([{ state: 'queue', key: 'k/y1' }]);
+        expect(readdirSync(join(root, 'jobs', 'queue'))).toEqual(['y1.json']);
+        expect(readdirSync(join(root, 'jobs', '.replay'))).toEqual([]);
+      });
+    }
+  });
+}
