@@ -1,7 +1,8 @@
 import { link, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { JobRecord, JobSource, JobState, RequeueOutcome } from '../types.js';
+import type { JobRecord, JobSource, JobState, RequeueOutcome, RequeueRequest } from '../types.js';
 import { invalidJob, JOB_STATES } from './errors.js';
+import { requeueSpoolBatch } from './spool-batch.js';
 
 const isMissing = (err: unknown): boolean => (err as NodeJS.ErrnoException).code === 'ENOENT';
 
@@ -17,7 +18,8 @@ interface JobFile {
  * its `replay.key` to a staging file beside the state directories (`jobs/.replay/`), links it to `queue/<id>.json`
  * (never over an existing file), then removes the source. Every crash point is safe to retry: the key is looked
  * for in every state first, so a job whose keyed copy exists is `already` (and a source left behind by a crash
- * between the link and the removal is removed then, so the job never exists twice).
+ * between the link and the removal is removed then, so the job never exists twice). `requeueMany` does the same
+ * for a group of jobs at once (spool-batch.ts): one fdatasync round and one fsync per directory for the group.
  */
 export class SpoolJobSource implements JobSource {
   private readonly jobs: string;
@@ -33,7 +35,7 @@ export class SpoolJobSource implements JobSource {
   private staging?: Promise<string>;
 
   /** `jobs/.replay/` (not a state: the processor never looks there), and queue/, made once */
-  private stagingDir(): Promise<string> {
+  stagingDir(): Promise<string> {
     this.staging ??= (async () => {
       const dir = join(this.jobs, '.replay');
       await mkdir(dir, { recursive: true });
@@ -43,7 +45,7 @@ export class SpoolJobSource implements JobSource {
     return this.staging;
   }
 
-  private path(state: JobState, id: string): string {
+  path(state: JobState, id: string): string {
     return join(this.jobs, state, `${id}.json`);
   }
 
@@ -123,6 +125,8 @@ export class SpoolJobSource implements JobSource {
         const left =
           copies.get(from) ?? (state === from ? undefined : await this.read(from, id).catch(() => undefined));
         if (left && keyOf(left.payload) !== key) await unlink(left.path).catch(ignoreMissing);
+        // ... and a staging name a crash left beside the queued copy
+        await unlink(join(await this.stagingDir(), `${id}.json`)).catch(ignoreMissing);
         return 'already';
       }
       copies.set(state, f);
@@ -134,7 +138,8 @@ export class SpoolJobSource implements JobSource {
     // 2. the keyed copy, staged beside the state directories (fsynced: a power loss after the source is removed
     //    must not leave an empty job), linked into queue/ (fails if one is there)
     const staging = join(await this.stagingDir(), `${id}.json`);
-    const fh = await open(staging, 'w', 0o644);
+    await unlink(staging).catch(ignoreMissing); // a crash's leftover may be linked already: never write through it
+    const fh = await open(staging, 'wx', 0o644);
     try {
       await fh.writeFile(`${JSON.stringify({ ...source.payload, replay: { key } })}\n`);
       await fh.datasync();
@@ -161,6 +166,10 @@ export class SpoolJobSource implements JobSource {
     // 3. the source goes; a crash before this is repaired by the next attempt's step 1
     await unlink(source.path).catch(ignoreMissing);
     return 'requeued';
+  }
+
+  requeueMany(jobs: RequeueRequest[], onGroup?: (outcomes: RequeueOutcome[]) => void): Promise<RequeueOutcome[]> {
+    return requeueSpoolBatch(this, jobs, onGroup);
   }
 }
 

@@ -1,0 +1,168 @@
+import { closeSync, fdatasync, linkSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
+import type { JobState, RequeueOutcome, RequeueRequest } from '../types.js';
+import { invalidJob, JOB_STATES } from './errors.js';
+
+const fdatasyncAsync = promisify(fdatasync);
+
+/** What the batch requeue needs of the spool (SpoolJobSource). */
+export interface SpoolLayout {
+  /** `jobs/<state>/<id>.json` */
+  path(state: JobState, id: string): string;
+  /** `jobs/.replay/`, made (with queue/) once */
+  stagingDir(): Promise<string>;
+  /** the one-job requeue: every case that is not the plain one goes through it */
+  requeue(id: string, from: JobState, key: string): Promise<RequeueOutcome>;
+}
+
+/** jobs per group: one group's staged copies are fdatasynced together, its directories fsynced once */
+export const SPOOL_GROUP = 250;
+
+interface Plain {
+  i: number;
+  source: string;
+  staged: string;
+  target: string;
+  text: string;
+  fd?: number;
+  linked?: boolean;
+}
+
+const code = (err: unknown): string | undefined => (err as NodeJS.ErrnoException).code;
+
+const unlinkIfThere = (path: string): void => {
+  try {
+    unlinkSync(path);
+  } catch (err) {
+    if (code(err) !== 'ENOENT') throw err;
+  }
+};
+
+/** a new file (its fd): a crash's leftover of that name (maybe linked into queue/ already) is never written through */
+function createNew(path: string): number {
+  try {
+    return openSync(path, 'wx', 0o644);
+  } catch (err) {
+    if (code(err) !== 'EEXIST') throw err;
+  }
+  unlinkSync(path);
+  return openSync(path, 'wx', 0o644);
+}
+
+/** fsync of a directory: the names linked into or removed from it are durable */
+async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * The plain case of a job, or undefined for the one-job path: its source in `from` is a JSON object without the
+ * key, and it has no file in any other state. Looked at in the processor's order (queue → processing →
+ * failed/completed) as the one-job path does, so a keyed copy moving on while we look is still seen.
+ */
+function plainCase(spool: SpoolLayout, job: RequeueRequest): { source: string; text: string } | undefined {
+  if (job.from === 'queue') return undefined; // requeue in place: a rename, one by one
+  let text: string | undefined;
+  const source = spool.path(job.from, job.id);
+  for (const state of JOB_STATES) {
+    if (state !== job.from) {
+      if (statSync(spool.path(state, job.id), { throwIfNoEntry: false })) return undefined;
+      continue;
+    }
+    try {
+      text = readFileSync(source, 'utf8');
+    } catch (err) {
+      if (code(err) === 'ENOENT') return undefined; // vanished or moved: the one-job path tells which
+      throw err;
+    }
+  }
+  let payload: unknown;
+  try {
+    payload = JSON.parse(text!);
+  } catch (err) {
+    throw invalidJob(job.id, source, `not JSON (${(err as Error).message})`);
+  }
+  if (!payload || typeof payload !== 'object' || Array.isArray(payload))
+    throw invalidJob(job.id, source, 'not a JSON object');
+  const replay = (payload as { replay?: { key?: unknown } }).replay;
+  if (replay && replay.key === job.key) return undefined; // already: the one-job path says so
+  return { source, text: `${JSON.stringify({ ...payload, replay: { key: job.key } })}\n` };
+}
+
+/**
+ * One group, durable as a whole: every plain job's keyed copy is staged (written, then all fdatasynced together),
+ * linked into queue/ (never over a file), queue/ fsynced once; then the staging names and the sources are removed
+ * and their directories fsynced once. Every crash point leaves each job once with its key or not requeued yet: a
+ * staged copy alone is rewritten by the retry, a linked copy beside its source is found by the retry's key check
+ * (the source and the staging name are removed then). The rest of the group takes the one-job path.
+ */
+async function requeueGroup(spool: SpoolLayout, jobs: RequeueRequest[]): Promise<RequeueOutcome[]> {
+  const staging = await spool.stagingDir();
+  const outcomes: Array<RequeueOutcome | undefined> = new Array(jobs.length);
+  const plain: Plain[] = [];
+  jobs.forEach((job, i) => {
+    const p = plainCase(spool, job);
+    if (p) plain.push({ i, ...p, staged: join(staging, `${job.id}.json`), target: spool.path('queue', job.id) });
+  });
+  try {
+    for (const p of plain) {
+      p.fd = createNew(p.staged);
+      writeSync(p.fd, p.text);
+    }
+    // concurrent syncs share journal commits: a power loss after the sources go never leaves an empty job
+    await Promise.all(plain.map((p) => fdatasyncAsync(p.fd!)));
+  } finally {
+    for (const p of plain) if (p.fd !== undefined) closeSync(p.fd);
+  }
+  for (const p of plain) {
+    try {
+      linkSync(p.staged, p.target);
+      p.linked = true;
+    } catch (err) {
+      if (code(err) !== 'EEXIST') throw err;
+      unlinkIfThere(p.staged); // a queued file appeared meanwhile: the one-job path tells whose
+    }
+  }
+  const linked = plain.filter((p) => p.linked);
+  if (linked.length === 0) return finishOneByOne(spool, jobs, outcomes);
+  await syncDir(dirname(linked[0]!.target));
+  for (const p of linked) {
+    unlinkIfThere(p.staged);
+    unlinkIfThere(p.source);
+    outcomes[p.i] = 'requeued';
+  }
+  const dirs = new Set([staging, ...linked.map((p) => dirname(p.source))]);
+  await Promise.all([...dirs].map(syncDir));
+  return finishOneByOne(spool, jobs, outcomes);
+}
+
+async function finishOneByOne(
+  spool: SpoolLayout,
+  jobs: RequeueRequest[],
+  outcomes: Array<RequeueOutcome | undefined>,
+): Promise<RequeueOutcome[]> {
+  for (const [i, job] of jobs.entries()) outcomes[i] ??= await spool.requeue(job.id, job.from, job.key);
+  return outcomes as RequeueOutcome[];
+}
+
+/** `JobSource.requeueMany` of the spool: groups of SPOOL_GROUP, one after another. */
+export async function requeueSpoolBatch(
+  spool: SpoolLayout,
+  jobs: RequeueRequest[],
+  onGroup?: (outcomes: RequeueOutcome[]) => void,
+  group = SPOOL_GROUP,
+): Promise<RequeueOutcome[]> {
+  const all: RequeueOutcome[] = [];
+  for (let i = 0; i < jobs.length; i += group) {
+    const outcomes = await requeueGroup(spool, jobs.slice(i, i + group));
+    all.push(...outcomes);
+    onGroup?.(outcomes);
+  }
+  return all;
+}
