@@ -317,17 +317,18 @@ for (const subject of [spoolSubject(), postgresSubject()]) {
       });
 
       it('requeueMany, crashed at each point of a group: the retry leaves each job once with its key, no staging file', async () => {
-        // a group of four crashed: c1 staged only, c2 linked into queue/ (source and staging name left), c3 linked
-        // and its source removed (staging name left), c4 not reached
-        const ids = ['c1', 'c2', 'c3', 'c4'];
+        // a group crashed: c1 staged only, c2 staged and its source removed, c3 linked into queue/ too (staging name
+        // left), c4 not reached; c5 as older code crashed (linked into queue/, source and staging name left)
+        const ids = ['c1', 'c2', 'c3', 'c4', 'c5'];
         await subject.seed(ids.map((id) => ({ id, state: 'failed' as const, payload: { n: id } })));
         const root = (s as SpoolJobSource).root;
         const jobs = join(root, 'jobs');
         mkdirSync(join(jobs, '.replay'), { recursive: true });
-        const keyed = (id: string) => `${JSON.stringify({ id, n: id, replay: { key: `k/${id}` } })}\n`;
-        for (const id of ['c1', 'c2', 'c3']) writeFileSync(join(jobs, '.replay', `${id}.json`), keyed(id));
-        for (const id of ['c2', 'c3']) linkSync(join(jobs, '.replay', `${id}.json`), join(jobs, 'queue', `${id}.json`));
-        rmSync(join(jobs, 'failed', 'c3.json'));
+        const keyed = (id: string) =>
+          `${JSON.stringify({ id, timestamp: '20260101_000000', n: id, replay: { key: `k/${id}` } })}\n`;
+        for (const id of ['c1', 'c2', 'c3', 'c5']) writeFileSync(join(jobs, '.replay', `${id}.json`), keyed(id));
+        for (const id of ['c2', 'c3']) rmSync(join(jobs, 'failed', `${id}.json`));
+        for (const id of ['c3', 'c5']) linkSync(join(jobs, '.replay', `${id}.json`), join(jobs, 'queue', `${id}.json`));
 
         const outcomes = await requeueSpoolBatch(
           s as SpoolJobSource,
@@ -335,17 +336,21 @@ for (const subject of [spoolSubject(), postgresSubject()]) {
           undefined,
           2,
         );
-        expect(outcomes).toEqual(['requeued', 'already', 'already', 'requeued']);
+        expect(outcomes).toEqual(['requeued', 'requeued', 'already', 'requeued', 'already']);
         for (const id of ids) expect(await subject.copies(id)).toEqual([{ state: 'queue', key: `k/${id}` }]);
+        for (const id of ids)
+          expect(JSON.parse(readFileSync(join(jobs, 'queue', `${id}.json`), 'utf8'))).toEqual(JSON.parse(keyed(id)));
         expect(readdirSync(join(jobs, '.replay'))).toEqual([]);
         expect(readdirSync(join(jobs, 'failed'))).toEqual([]);
-        // the staged leftover was not trusted: the queued copy is the source's payload with the key
-        expect(JSON.parse(readFileSync(join(jobs, 'queue', 'c1.json'), 'utf8'))).toEqual({
-          id: 'c1',
-          timestamp: '20260101_000000',
-          n: 'c1',
-          replay: { key: 'k/c1' },
-        });
+      });
+
+      it('a job found only staged with another key is vanished, and its staged copy is left alone', async () => {
+        const root = (s as SpoolJobSource).root;
+        mkdirSync(join(root, 'jobs', '.replay'), { recursive: true });
+        writeFileSync(join(root, 'jobs', '.replay', 'e1.json'), '{"id":"e1","replay":{"key":"other/e1"}}');
+        expect(await s.requeueMany([{ id: 'e1', from: 'failed', key: 'k/e1' }])).toEqual(['vanished']);
+        expect(await subject.copies('e1')).toEqual([]);
+        expect(readdirSync(join(root, 'jobs', '.replay'))).toEqual(['e1.json']);
       });
 
       it('requeueMany never writes through a staging name a crash left linked to a queued job', async () => {

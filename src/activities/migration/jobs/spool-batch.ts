@@ -27,7 +27,6 @@ interface Plain {
   target: string;
   text: string;
   fd?: number;
-  linked?: boolean;
 }
 
 const code = (err: unknown): string | undefined => (err as NodeJS.ErrnoException).code;
@@ -52,7 +51,7 @@ function createNew(path: string): number {
 }
 
 /** fsync of a directory: the names linked into or removed from it are durable */
-async function syncDir(dir: string): Promise<void> {
+export async function syncDir(dir: string): Promise<void> {
   const fh = await open(dir, 'r');
   try {
     await fh.sync();
@@ -96,11 +95,13 @@ function plainCase(spool: SpoolLayout, job: RequeueRequest): { source: string; t
 }
 
 /**
- * One group, durable as a whole: every plain job's keyed copy is staged (written, then all fdatasynced together),
- * linked into queue/ (never over a file), queue/ fsynced once; then the staging names and the sources are removed
- * and their directories fsynced once. Every crash point leaves each job once with its key or not requeued yet: a
- * staged copy alone is rewritten by the retry, a linked copy beside its source is found by the retry's key check
- * (the source and the staging name are removed then). The rest of the group takes the one-job path.
+ * One group, durable as a whole: every plain job's keyed copy is staged (written, then all fdatasynced together,
+ * `.replay/` fsynced); then the sources are removed (before a copy is in queue/, so the processor cannot have
+ * written a new file at a source's path yet), the staged copies linked into queue/ (never over a file), queue/ and
+ * the sources' directories fsynced once; then the staging names removed. Every crash point leaves each job once
+ * with its key or not requeued yet: a staged copy beside its source is rewritten by the retry, a staged copy whose
+ * source is gone is linked by the retry (the one-job path), a queued copy is the retry's `already`. The rest of the
+ * group (and a source that moved meanwhile) takes the one-job path.
  */
 async function requeueGroup(spool: SpoolLayout, jobs: RequeueRequest[]): Promise<RequeueOutcome[]> {
   const staging = await spool.stagingDir();
@@ -110,6 +111,7 @@ async function requeueGroup(spool: SpoolLayout, jobs: RequeueRequest[]): Promise
     const p = plainCase(spool, job);
     if (p) plain.push({ i, ...p, staged: join(staging, `${job.id}.json`), target: spool.path('queue', job.id) });
   });
+  if (plain.length === 0) return finishOneByOne(spool, jobs, outcomes);
   try {
     for (const p of plain) {
       p.fd = createNew(p.staged);
@@ -120,25 +122,34 @@ async function requeueGroup(spool: SpoolLayout, jobs: RequeueRequest[]): Promise
   } finally {
     for (const p of plain) if (p.fd !== undefined) closeSync(p.fd);
   }
-  for (const p of plain) {
+  await syncDir(staging);
+  const taken = plain.filter((p) => {
+    try {
+      unlinkSync(p.source);
+      return true;
+    } catch (err) {
+      if (code(err) !== 'ENOENT') throw err;
+      unlinkIfThere(p.staged); // moved since it was read: the one-job path tells where
+      return false;
+    }
+  });
+  const linked = taken.filter((p) => {
     try {
       linkSync(p.staged, p.target);
-      p.linked = true;
+      return true;
     } catch (err) {
       if (code(err) !== 'EEXIST') throw err;
       unlinkIfThere(p.staged); // a queued file appeared meanwhile: the one-job path tells whose
+      return false;
     }
-  }
-  const linked = plain.filter((p) => p.linked);
-  if (linked.length === 0) return finishOneByOne(spool, jobs, outcomes);
-  await syncDir(dirname(linked[0]!.target));
+  });
+  const dirs = new Set([spool.path('queue', '_'), ...taken.map((p) => p.source)].map((f) => dirname(f)));
+  await Promise.all([...dirs].map(syncDir));
   for (const p of linked) {
     unlinkIfThere(p.staged);
-    unlinkIfThere(p.source);
     outcomes[p.i] = 'requeued';
   }
-  const dirs = new Set([staging, ...linked.map((p) => dirname(p.source))]);
-  await Promise.all([...dirs].map(syncDir));
+  await syncDir(staging);
   return finishOneByOne(spool, jobs, outcomes);
 }
 
