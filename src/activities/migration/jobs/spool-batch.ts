@@ -1,7 +1,7 @@
 import { closeSync, fdatasync, linkSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
-import { open } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
+import { fsyncDir as syncDir } from '../../sqlite/forensics.js';
 import type { JobState, RequeueOutcome, RequeueRequest } from '../types.js';
 import { invalidJob, JOB_STATES } from './errors.js';
 
@@ -48,16 +48,6 @@ function createNew(path: string): number {
   }
   unlinkSync(path);
   return openSync(path, 'wx', 0o644);
-}
-
-/** fsync of a directory: the names linked into or removed from it are durable */
-export async function syncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
 }
 
 /**

@@ -2,7 +2,8 @@ import { link, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node
 import { dirname, join } from 'node:path';
 import type { JobRecord, JobSource, JobState, RequeueOutcome, RequeueRequest } from '../types.js';
 import { invalidJob, JOB_STATES } from './errors.js';
-import { requeueSpoolBatch, syncDir } from './spool-batch.js';
+import { fsyncDir as syncDir } from '../../sqlite/forensics.js';
+import { requeueSpoolBatch } from './spool-batch.js';
 
 const isMissing = (err: unknown): boolean => (err as NodeJS.ErrnoException).code === 'ENOENT';
 
