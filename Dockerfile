@@ -36,7 +36,8 @@ ENV TEMPORAL_ADDRESS=temporal:7233 \
     ENVIRONMENTS_DIR=/app/environments \
     EVIDENCE_DIR=/app/evidence \
     WORKER_KEY_FILE=/app/keys/worker.key \
-    LOG_LEVEL=info
+    LOG_LEVEL=info \
+    UV_THREADPOOL_SIZE=64
 
 USER node
 EXPOSE 9464

@@ -298,8 +298,10 @@ describe('Dockerfile', () => {
   });
 
   it('has a default for every variable the worker reads, and no stray ones', () => {
-    const { NODE_ENV, ...rest } = dockerEnv;
+    // NODE_ENV and UV_THREADPOOL_SIZE are the runtime's (libuv threads for job-replay's concurrent fdatasyncs)
+    const { NODE_ENV, UV_THREADPOOL_SIZE, ...rest } = dockerEnv;
     expect(NODE_ENV).toBe('production');
+    expect(UV_THREADPOOL_SIZE).toBe('64');
     expect(Object.keys(rest).sort()).toEqual([...WORKER_ENV_VARS].sort());
   });
 

@@ -1,5 +1,6 @@
 import {
   existsSync,
+  linkSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -13,6 +14,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { PostgresJobSource, SpoolJobSource } from '../src/activities/migration/jobs/index.js';
+import { requeueSpoolBatch } from '../src/activities/migration/jobs/spool-batch.js';
 import type { JobSource, JobState } from '../src/activities/migration/types.js';
 import { ErrorType } from '../src/shared/constants.js';
 import { createJobsTable } from './support/job-replay.js';
@@ -227,6 +229,65 @@ for (const subject of [spoolSubject(), postgresSubject()]) {
       expect((await s.list(['queue'], { limit: 1000 })).length).toBe(200);
     });
 
+    it('requeues many at once with the outcomes one by one would give, in order, reported group by group', async () => {
+      await subject.seed([
+        { id: 'b1', state: 'failed', payload: { n: 1 } },
+        { id: 'b2', state: 'processing' },
+        { id: 'b3', state: 'failed' },
+        { id: 'b4', state: 'failed' },
+        { id: 'b5', state: 'failed' },
+        { id: 'b6', state: 'queue' },
+      ]);
+      expect(await s.requeue('b3', 'failed', 'k/b3')).toBe('requeued'); // requeued before by this run
+      await subject.move('b3', 'processing');
+      await subject.remove('b4');
+      await subject.move('b5', 'completed');
+      const jobs = ['b1', 'b2', 'b3', 'b4', 'b5', 'b6', 'b0'].map((id) => ({
+        id,
+        from: (id === 'b2' ? 'processing' : id === 'b6' ? 'queue' : 'failed') as JobState,
+        key: `k/${id}`,
+      }));
+      const reported: string[] = [];
+      const outcomes = await s.requeueMany(jobs, (group) => reported.push(...group));
+      expect(outcomes).toEqual(['requeued', 'requeued', 'already', 'vanished', 'moved', 'requeued', 'vanished']);
+      expect(reported).toEqual(outcomes);
+      expect(await subject.copies('b1')).toEqual([{ state: 'queue', key: 'k/b1' }]);
+      expect(await subject.copies('b2')).toEqual([{ state: 'queue', key: 'k/b2' }]);
+      expect(await subject.copies('b3')).toEqual([{ state: 'processing', key: 'k/b3' }]);
+      expect(await subject.copies('b5')).toEqual([{ state: 'completed' }]);
+      expect(await subject.copies('b6')).toEqual([{ state: 'queue', key: 'k/b6' }]);
+      expect(await s.get('b1')).toMatchObject({ payload: { n: 1 } });
+      // again: every job is already, nothing moves
+      expect(await s.requeueMany(jobs.slice(0, 3))).toEqual(['already', 'already', 'already']);
+      expect(await subject.copies('b1')).toEqual([{ state: 'queue', key: 'k/b1' }]);
+    });
+
+    it('requeueMany: a job that is not a JSON object is the InvalidInput naming it', async () => {
+      await subject.seed([{ id: 'g1', state: 'failed' }]);
+      await subject.corrupt('g2', 'failed');
+      await expect(
+        s.requeueMany([
+          { id: 'g1', from: 'failed', key: 'k/g1' },
+          { id: 'g2', from: 'failed', key: 'k/g2' },
+        ]),
+      ).rejects.toMatchObject({ type: ErrorType.InvalidInput, message: expect.stringContaining('g2') });
+    });
+
+    it('requeueMany of many jobs: each once, none left behind', async () => {
+      const ids = Array.from({ length: 700 }, (_, i) => `m${String(i).padStart(4, '0')}`);
+      await subject.seed(ids.map((id) => ({ id, state: 'failed' as const })));
+      const groups: number[] = [];
+      const outcomes = await s.requeueMany(
+        ids.map((id) => ({ id, from: 'failed' as const, key: `k/${id}` })),
+        (g) => groups.push(g.length),
+      );
+      expect(outcomes.every((o) => o === 'requeued')).toBe(true);
+      expect(groups.reduce((a, b) => a + b, 0)).toBe(700);
+      expect(await s.list(['failed'], { limit: 1000 })).toEqual([]);
+      expect((await s.list(['queue'], { limit: 1000 })).length).toBe(700);
+      expect(await subject.copies('m0699')).toEqual([{ state: 'queue', key: 'k/m0699' }]);
+    });
+
     if (subject.name === 'spool') {
       it('a crash after the queued copy exists but before the source is removed: the retry is already and the job exists once', async () => {
         await subject.seed([{ id: 'x1', state: 'failed', payload: { n: 2 } }]);
@@ -253,6 +314,65 @@ for (const subject of [spoolSubject(), postgresSubject()]) {
         expect(await subject.copies('y1')).toEqual([{ state: 'queue', key: 'k/y1' }]);
         expect(readdirSync(join(root, 'jobs', 'queue'))).toEqual(['y1.json']);
         expect(readdirSync(join(root, 'jobs', '.replay'))).toEqual([]);
+      });
+
+      it('requeueMany, crashed at each point of a group: the retry leaves each job once with its key, no staging file', async () => {
+        // a group crashed: c1 staged only, c2 staged and its source removed, c3 linked into queue/ too (staging name
+        // left), c4 not reached; c5 as older code crashed (linked into queue/, source and staging name left)
+        const ids = ['c1', 'c2', 'c3', 'c4', 'c5'];
+        await subject.seed(ids.map((id) => ({ id, state: 'failed' as const, payload: { n: id } })));
+        const root = (s as SpoolJobSource).root;
+        const jobs = join(root, 'jobs');
+        mkdirSync(join(jobs, '.replay'), { recursive: true });
+        const keyed = (id: string) =>
+          `${JSON.stringify({ id, timestamp: '20260101_000000', n: id, replay: { key: `k/${id}` } })}\n`;
+        for (const id of ['c1', 'c2', 'c3', 'c5']) writeFileSync(join(jobs, '.replay', `${id}.json`), keyed(id));
+        for (const id of ['c2', 'c3']) rmSync(join(jobs, 'failed', `${id}.json`));
+        for (const id of ['c3', 'c5']) linkSync(join(jobs, '.replay', `${id}.json`), join(jobs, 'queue', `${id}.json`));
+
+        const outcomes = await requeueSpoolBatch(
+          s as SpoolJobSource,
+          ids.map((id) => ({ id, from: 'failed' as const, key: `k/${id}` })),
+          undefined,
+          2,
+        );
+        expect(outcomes).toEqual(['requeued', 'requeued', 'already', 'requeued', 'already']);
+        for (const id of ids) expect(await subject.copies(id)).toEqual([{ state: 'queue', key: `k/${id}` }]);
+        for (const id of ids)
+          expect(JSON.parse(readFileSync(join(jobs, 'queue', `${id}.json`), 'utf8'))).toEqual(JSON.parse(keyed(id)));
+        expect(readdirSync(join(jobs, '.replay'))).toEqual([]);
+        expect(readdirSync(join(jobs, 'failed'))).toEqual([]);
+      });
+
+      it('a job found only staged with another key is vanished, and its staged copy is left alone', async () => {
+        const root = (s as SpoolJobSource).root;
+        mkdirSync(join(root, 'jobs', '.replay'), { recursive: true });
+        writeFileSync(join(root, 'jobs', '.replay', 'e1.json'), '{"id":"e1","replay":{"key":"other/e1"}}');
+        expect(await s.requeueMany([{ id: 'e1', from: 'failed', key: 'k/e1' }])).toEqual(['vanished']);
+        expect(await subject.copies('e1')).toEqual([]);
+        expect(readdirSync(join(root, 'jobs', '.replay'))).toEqual(['e1.json']);
+      });
+
+      it('requeueMany never writes through a staging name a crash left linked to a queued job', async () => {
+        // d1 was requeued by a crashed attempt (staging name still linked to its queued copy), the processor took it
+        // and it failed again; a retry sees its key and the queued file's bytes never change
+        await subject.seed([{ id: 'd1', state: 'failed' }]);
+        const root = (s as SpoolJobSource).root;
+        const jobs = join(root, 'jobs');
+        expect(await s.requeueMany([{ id: 'd1', from: 'failed', key: 'k/d1' }])).toEqual(['requeued']);
+        const queued = readFileSync(join(jobs, 'queue', 'd1.json'), 'utf8');
+        linkSync(join(jobs, 'queue', 'd1.json'), join(jobs, '.replay', 'd1.json'));
+        expect(await s.requeueMany([{ id: 'd1', from: 'failed', key: 'k/d1' }])).toEqual(['already']);
+        expect(readFileSync(join(jobs, 'queue', 'd1.json'), 'utf8')).toBe(queued);
+        expect(readdirSync(join(jobs, '.replay'))).toEqual([]);
+        // another run's key: a new staged file, the inode the leftover name points at (still someone's) untouched
+        linkSync(join(jobs, 'queue', 'd1.json'), join(jobs, '.replay', 'd1.json'));
+        linkSync(join(jobs, 'queue', 'd1.json'), join(root, 'elsewhere.json'));
+        await subject.move('d1', 'failed');
+        expect(await s.requeueMany([{ id: 'd1', from: 'failed', key: 'k2/d1' }])).toEqual(['requeued']);
+        expect(await subject.copies('d1')).toEqual([{ state: 'queue', key: 'k2/d1' }]);
+        expect(readFileSync(join(root, 'elsewhere.json'), 'utf8')).toBe(queued);
+        expect(readdirSync(join(jobs, '.replay'))).toEqual([]);
       });
     }
   });

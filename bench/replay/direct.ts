@@ -23,15 +23,29 @@ export function directRequeue(root: string, key: string): { jobs: number; ms: nu
   return { jobs, ms: performance.now() - started };
 }
 
-/** The runbook's job source alone, as a batch activity calls it (8 at a time), without a workflow around it. */
-export async function sourceRequeue(root: string, key: string): Promise<{ jobs: number; ms: number }> {
+/**
+ * The runbook's job source alone, as the batch activities call it (`requeueMany` on batches of `batch` jobs,
+ * `concurrency` batches at once), without a workflow around it.
+ */
+export async function sourceRequeue(
+  root: string,
+  key: string,
+  pacing: { batch: number; concurrency: number },
+): Promise<{ jobs: number; ms: number }> {
   const started = performance.now();
   const source = new SpoolJobSource(root);
   const ids = readdirSync(join(root, 'jobs', 'failed'))
     .filter((n) => n.endsWith('.json') && !n.startsWith('.'))
     .map((n) => n.slice(0, -'.json'.length))
     .sort();
-  for (let i = 0; i < ids.length; i += 8)
-    await Promise.all(ids.slice(i, i + 8).map((id) => source.requeue(id, 'failed', `${key}/${id}`)));
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < ids.length) {
+      const batch = ids.slice(next, next + pacing.batch);
+      next += batch.length;
+      await source.requeueMany(batch.map((id) => ({ id, from: 'failed' as const, key: `${key}/${id}` })));
+    }
+  };
+  await Promise.all(Array.from({ length: pacing.concurrency }, lane));
   return { jobs: ids.length, ms: performance.now() - started };
 }

@@ -71,7 +71,7 @@ export async function runReplayBench(options: ReplayBenchOptions): Promise<Repla
       baseline.push(directRequeue(dir, `direct-${i}`));
       rmSync(dir, { recursive: true, force: true });
       const other = fresh(`source-${i}`);
-      sourceAlone.push(await sourceRequeue(other, `source-${i}`));
+      sourceAlone.push(await sourceRequeue(other, `source-${i}`, REPLAY_SETTINGS));
       rmSync(other, { recursive: true, force: true });
     }
 

@@ -41,7 +41,13 @@ export async function startChildWorker(
   const spawnedAt = Date.now();
   const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, options.entry ?? 'src/worker/main.ts')], {
     cwd: repoRoot,
-    env: h.env({ METRICS_PORT: String(port), LOG_LEVEL: 'info', ...extraEnv }),
+    // as `npm run worker`: libuv threads enough for a replay batch's concurrent fdatasyncs
+    env: h.env({
+      METRICS_PORT: String(port),
+      LOG_LEVEL: 'info',
+      UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? '64',
+      ...extraEnv,
+    }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.push(child);

@@ -44,6 +44,12 @@ export type RequeueOutcome =
   /** the job is no longer in the state it was planned from (someone else moved it) */
   | 'moved';
 
+export interface RequeueRequest {
+  id: string;
+  from: JobState;
+  key: string;
+}
+
 export interface JobSource {
   /** jobs in the given states, in id order, from after `afterId` (paging: at most `limit`) */
   list(states: JobState[], page: { afterId?: string; limit: number }): Promise<JobRecord[]>;
@@ -54,5 +60,11 @@ export interface JobSource {
    * key: a job that carries the key in any state is 'already'. Atomic (rename; one UPDATE).
    */
   requeue(id: string, from: JobState, key: string): Promise<RequeueOutcome>;
+  /**
+   * `requeue` of many jobs at once, with the same guarantees per job, the outcomes in the jobs' order. Works in
+   * groups: `onGroup` gets each group's outcomes (in order) once that group is final and durable, so a caller can
+   * record a cursor after it; a crash inside a group leaves every job of it safe to requeue again.
+   */
+  requeueMany(jobs: RequeueRequest[], onGroup?: (outcomes: RequeueOutcome[]) => void): Promise<RequeueOutcome[]>;
   describe(): string;
 }

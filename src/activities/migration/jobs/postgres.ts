@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { query } from '../../stores/postgres/connection.js';
 import { quoteIdentifier } from '../../stores/sql.js';
-import type { JobRecord, JobSource, JobState, RequeueOutcome } from '../types.js';
+import type { JobRecord, JobSource, JobState, RequeueOutcome, RequeueRequest } from '../types.js';
 import { invalidJob } from './errors.js';
 
 interface Row {
@@ -84,4 +84,55 @@ export class PostgresJobSource implements JobSource {
       throw invalidJob(id, `${this.tableName}.payload`, 'not a JSON object');
     return rows[0].replay_key === key ? 'already' : 'moved';
   }
+
+  /**
+   * Groups of PG_GROUP jobs, each one UPDATE over `unnest` of (id, from, key) with the same guards as `requeue`;
+   * the jobs it did not move are told apart by one SELECT (already, moved, vanished; a payload that is not an
+   * object in its planned state is the error `requeue` gives).
+   */
+  async requeueMany(jobs: RequeueRequest[], onGroup?: (outcomes: RequeueOutcome[]) => void): Promise<RequeueOutcome[]> {
+    const all: RequeueOutcome[] = [];
+    for (let i = 0; i < jobs.length; i += PG_GROUP) {
+      const group = jobs.slice(i, i + PG_GROUP);
+      const outcomes = await this.requeueGroup(group);
+      all.push(...outcomes);
+      onGroup?.(outcomes);
+    }
+    return all;
+  }
+
+  private async requeueGroup(jobs: RequeueRequest[]): Promise<RequeueOutcome[]> {
+    const { rows: moved } = await query<{ id: string }>(
+      this.pool,
+      `UPDATE ${this.table} AS j SET status = 'queue', replay_key = r.key, started_at = NULL, updated_at = now(),
+         error = NULL
+       FROM unnest($1::text[], $2::text[], $3::text[]) AS r(id, from_state, key)
+       WHERE j.id = r.id AND j.status = r.from_state AND j.replay_key IS DISTINCT FROM r.key
+         AND jsonb_typeof(j.payload) = 'object'
+       RETURNING j.id`,
+      [jobs.map((j) => j.id), jobs.map((j) => j.from), jobs.map((j) => j.key)],
+    );
+    const requeued = new Set(moved.map((r) => r.id));
+    const rest = jobs.filter((j) => !requeued.has(j.id));
+    const found = new Map<string, { replay_key: string | null; status: string; kind: string | null }>();
+    if (rest.length > 0) {
+      const { rows } = await query<{ id: string; replay_key: string | null; status: string; kind: string | null }>(
+        this.pool,
+        `SELECT id, replay_key, status, jsonb_typeof(payload) AS kind FROM ${this.table} WHERE id = ANY($1::text[])`,
+        [rest.map((j) => j.id)],
+      );
+      for (const r of rows) found.set(r.id, r);
+    }
+    return jobs.map((j) => {
+      if (requeued.has(j.id)) return 'requeued';
+      const row = found.get(j.id);
+      if (!row) return 'vanished';
+      if (row.status === j.from && row.kind !== 'object' && row.replay_key !== j.key)
+        throw invalidJob(j.id, `${this.tableName}.payload`, 'not a JSON object');
+      return row.replay_key === j.key ? 'already' : 'moved';
+    });
+  }
 }
+
+/** jobs per UPDATE of `requeueMany` */
+const PG_GROUP = 500;

@@ -20,9 +20,6 @@ export interface BatchResult extends ReplayCounts {
   movedIds: string[];
 }
 
-/** jobs of a batch requeued at once */
-const PARALLEL = 8;
-
 interface BatchCursor {
   from: number;
   to: number;
@@ -40,8 +37,9 @@ export const emptyBatch = (): BatchResult => ({
 });
 
 /**
- * Requeues plan lines [from, to) with the run's key, a few at a time, heartbeating after each few; a retry resumes
- * after the last jobs it heartbeated (and a job requeued after that is `already`: the key is checked in every state).
+ * Requeues plan lines [from, to) with the run's key through the source's `requeueMany`, heartbeating after each of
+ * its groups (final and durable when reported); a retry resumes after the last group it heartbeated (and a job
+ * requeued after that is `already`: the key is checked in every state).
  */
 export async function requeueBatch(deps: JobActivityDeps, input: BatchInput): Promise<BatchResult> {
   const ctx = Context.current();
@@ -52,19 +50,21 @@ export async function requeueBatch(deps: JobActivityDeps, input: BatchInput): Pr
     prior && prior.from === input.from && prior.to === input.to && typeof prior.next === 'number' && prior.result
       ? (prior as BatchCursor)
       : { from: input.from, to: input.to, next: input.from, result: emptyBatch() };
-  // a few jobs at a time (their file operations overlap); the cursor advances over whole chunks
-  const end = Math.min(input.to, entries.length);
-  while (cursor.next < end) {
-    const chunk = entries.slice(cursor.next, Math.min(end, cursor.next + PARALLEL));
-    const outcomes = await Promise.all(chunk.map((e) => source.requeue(e.id, e.from, `${input.keyPrefix}/${e.id}`)));
-    outcomes.forEach((outcome, i) => {
-      cursor.result[outcome] += 1;
-      if (outcome === 'vanished') cursor.result.vanishedIds.push(chunk[i]!.id);
-      if (outcome === 'moved') cursor.result.movedIds.push(chunk[i]!.id);
-    });
-    cursor.next += chunk.length;
-    ctx.heartbeat(cursor);
-  }
+  // the cursor advances over whole groups, each final and durable when the source reports it
+  const rest = entries.slice(cursor.next, Math.min(input.to, entries.length));
+  await source.requeueMany(
+    rest.map((e) => ({ id: e.id, from: e.from, key: `${input.keyPrefix}/${e.id}` })),
+    (outcomes) => {
+      outcomes.forEach((outcome, i) => {
+        const id = entries[cursor.next + i]!.id;
+        cursor.result[outcome] += 1;
+        if (outcome === 'vanished') cursor.result.vanishedIds.push(id);
+        if (outcome === 'moved') cursor.result.movedIds.push(id);
+      });
+      cursor.next += outcomes.length;
+      ctx.heartbeat(cursor);
+    },
+  );
   return cursor.result;
 }
 

@@ -1,7 +1,9 @@
 import { link, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
-import type { JobRecord, JobSource, JobState, RequeueOutcome } from '../types.js';
+import { dirname, join } from 'node:path';
+import type { JobRecord, JobSource, JobState, RequeueOutcome, RequeueRequest } from '../types.js';
 import { invalidJob, JOB_STATES } from './errors.js';
+import { fsyncDir as syncDir } from '../../sqlite/forensics.js';
+import { requeueSpoolBatch } from './spool-batch.js';
 
 const isMissing = (err: unknown): boolean => (err as NodeJS.ErrnoException).code === 'ENOENT';
 
@@ -14,10 +16,12 @@ interface JobFile {
 
 /**
  * The seed's spool: `<root>/jobs/{queue,processing,failed,completed}/<id>.json`. A requeue writes the job with
- * its `replay.key` to a staging file beside the state directories (`jobs/.replay/`), links it to `queue/<id>.json`
- * (never over an existing file), then removes the source. Every crash point is safe to retry: the key is looked
- * for in every state first, so a job whose keyed copy exists is `already` (and a source left behind by a crash
- * between the link and the removal is removed then, so the job never exists twice).
+ * its `replay.key` to a staging file beside the state directories (`jobs/.replay/`, fdatasynced), removes the
+ * source, then links the staged copy to `queue/<id>.json` (never over an existing file). Every crash point is safe
+ * to retry: the key is looked for in every state first, so a job whose keyed copy exists is `already` (a source a
+ * crash of older code left beside it is removed then, so the job never exists twice), and a job found only staged
+ * with the key is linked then. `requeueMany` does the same
+ * for a group of jobs at once (spool-batch.ts): one fdatasync round and one fsync per directory for the group.
  */
 export class SpoolJobSource implements JobSource {
   private readonly jobs: string;
@@ -33,7 +37,7 @@ export class SpoolJobSource implements JobSource {
   private staging?: Promise<string>;
 
   /** `jobs/.replay/` (not a state: the processor never looks there), and queue/, made once */
-  private stagingDir(): Promise<string> {
+  stagingDir(): Promise<string> {
     this.staging ??= (async () => {
       const dir = join(this.jobs, '.replay');
       await mkdir(dir, { recursive: true });
@@ -43,7 +47,7 @@ export class SpoolJobSource implements JobSource {
     return this.staging;
   }
 
-  private path(state: JobState, id: string): string {
+  path(state: JobState, id: string): string {
     return join(this.jobs, state, `${id}.json`);
   }
 
@@ -123,18 +127,21 @@ export class SpoolJobSource implements JobSource {
         const left =
           copies.get(from) ?? (state === from ? undefined : await this.read(from, id).catch(() => undefined));
         if (left && keyOf(left.payload) !== key) await unlink(left.path).catch(ignoreMissing);
+        // ... and a staging name a crash left beside the queued copy
+        await unlink(join(await this.stagingDir(), `${id}.json`)).catch(ignoreMissing);
         return 'already';
       }
       copies.set(state, f);
     }
+    const staging = join(await this.stagingDir(), `${id}.json`);
     const source = copies.get(from);
-    if (!source) return copies.size > 0 ? 'moved' : 'vanished';
+    if (!source) return copies.size > 0 ? 'moved' : this.finishStaged(id, key, staging);
     if (from !== 'queue' && copies.has('queue')) return 'moved';
 
-    // 2. the keyed copy, staged beside the state directories (fsynced: a power loss after the source is removed
-    //    must not leave an empty job), linked into queue/ (fails if one is there)
-    const staging = join(await this.stagingDir(), `${id}.json`);
-    const fh = await open(staging, 'w', 0o644);
+    // 2. the keyed copy, staged beside the state directories (fsynced, and its name: a power loss after the source
+    //    is removed must not leave an empty job or none)
+    await unlink(staging).catch(ignoreMissing); // a crash's leftover may be linked already: never write through it
+    const fh = await open(staging, 'wx', 0o644);
     try {
       await fh.writeFile(`${JSON.stringify({ ...source.payload, replay: { key } })}\n`);
       await fh.datasync();
@@ -147,20 +154,45 @@ export class SpoolJobSource implements JobSource {
       await rename(staging, target);
       return 'requeued';
     }
+    await syncDir(dirname(staging));
+    // 3. the source goes before the copy is queued (the processor cannot have written a new file at its path yet);
+    //    a crash now leaves the job staged only, which the retry links (finishStaged)
     try {
-      await link(staging, target);
+      await unlink(source.path);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
-        await unlink(staging).catch(ignoreMissing);
-        const queued = await this.read('queue', id).catch(() => undefined);
-        return queued && keyOf(queued.payload) === key ? 'already' : 'moved';
-      }
-      throw err;
+      if (!isMissing(err)) throw err;
+      await unlink(staging).catch(ignoreMissing); // moved since it was read: look again
+      return this.requeue(id, from, key);
     }
+    // 4. linked into queue/ (fails if one is there)
+    return this.finishStaged(id, key, staging);
+  }
+
+  /**
+   * No copy in any state: a staged copy carrying the key (a crash after its source was removed) is linked into
+   * queue/ and the job is requeued; otherwise it vanished.
+   */
+  private async finishStaged(id: string, key: string, staging: string): Promise<RequeueOutcome> {
+    const staged = await readFile(staging, 'utf8').then(
+      (text) => keyOf(JSON.parse(text) as Record<string, unknown>),
+      () => undefined,
+    );
+    if (staged !== key) return 'vanished';
+    try {
+      await link(staging, this.path('queue', id));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      await unlink(staging).catch(ignoreMissing);
+      const queued = await this.read('queue', id).catch(() => undefined);
+      return queued && keyOf(queued.payload) === key ? 'already' : 'moved';
+    }
+    await syncDir(join(this.jobs, 'queue'));
     await unlink(staging).catch(ignoreMissing);
-    // 3. the source goes; a crash before this is repaired by the next attempt's step 1
-    await unlink(source.path).catch(ignoreMissing);
     return 'requeued';
+  }
+
+  requeueMany(jobs: RequeueRequest[], onGroup?: (outcomes: RequeueOutcome[]) => void): Promise<RequeueOutcome[]> {
+    return requeueSpoolBatch(this, jobs, onGroup);
   }
 }
 
