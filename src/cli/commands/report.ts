@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import { buildEvidence, type EvidenceDocument } from '../../activities/evidence/document.js';
+import { renderCommunication } from '../../activities/evidence/communication.js';
 import { isClosed, type HistoryJson } from '../../activities/evidence/history.js';
 import { renderPostmortem } from '../../activities/evidence/postmortem.js';
 import { renderReport } from '../../activities/evidence/report.js';
@@ -33,20 +34,26 @@ async function reportSource(client: Client, id: string): Promise<{ doc: Evidence
 export function registerReportCommands(program: Command): void {
   program
     .command('report <id>')
-    .description("a run's report (Markdown) from its evidence; --postmortem: the seed's post-mortem template, filled")
+    .description(
+      "a run's report (Markdown) from its evidence; --communication / --postmortem: the seed's templates, filled",
+    )
+    .option('--communication', 'the communication template (action, impact, undone, current state, approvals)')
     .option('--postmortem', 'the post-mortem template (summary, impact, timeline, resolution) filled from the run')
     .option('--out <file>', 'write it to this file instead of stdout')
-    .action(async (id: string, opts: { postmortem?: boolean; out?: string }) =>
+    .action(async (id: string, opts: { communication?: boolean; postmortem?: boolean; out?: string }) =>
       withClient(async (client) => {
+        if (opts.communication && opts.postmortem) throw new CliError('give --communication or --postmortem, not both');
         const { doc, signed } = await reportSource(client, id);
         if (!signed)
           console.error(`note: ${id} has no evidence here (yet): this is from its status, not from signed evidence`);
-        const text = opts.postmortem
-          ? renderPostmortem(signed ? doc : { ...doc, chainHead: undefined })
-          : renderReport(doc);
+        const [kind, text] = opts.postmortem
+          ? ['post-mortem', renderPostmortem(signed ? doc : { ...doc, chainHead: undefined })]
+          : opts.communication
+            ? ['communication', `${renderCommunication(doc)}\n`]
+            : ['report', renderReport(doc)];
         if (opts.out) {
           await writeFileAtomically(opts.out, text);
-          console.log(`${opts.postmortem ? 'post-mortem' : 'report'} written to ${opts.out}`);
+          console.log(`${kind} written to ${opts.out}`);
         } else process.stdout.write(text);
       }),
     );
