@@ -1,4 +1,4 @@
-import { closeSync, openSync, readdirSync, readFileSync, statSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import pg from 'pg';
 import { parse as parseYaml } from 'yaml';
@@ -8,7 +8,9 @@ import { targetLockId } from '../src/shared/messages.js';
 import { RUNBOOKS } from '../src/shared/runbooks.js';
 import { FEATURE_FLAG_MODES } from '../src/shared/schemas.js';
 import type { RunbookResult } from '../src/shared/types.js';
+import { cleanupTarget } from './support/cleanup.js';
 import { pairTarget, startDualWrite } from './support/dual-write.js';
+import { corruptOutputs, startRecovery } from './support/output-recovery.js';
 import { Harness } from './support/harness.js';
 import { startReplay, writeGapLog } from './support/job-replay.js';
 import { jobTarget } from './support/migration.js';
@@ -89,6 +91,40 @@ async function sqliteDryRun(
 }
 
 const CASES: Record<string, () => Promise<void>> = {
+  'output-recovery': async () => {
+    // corrupt outputs, some restorable: a real run would stop the processor, quarantine, restore and replay
+    const { t } = await corruptOutputs(h);
+    const before = filesBelow(t.dataDir);
+    const pid = (await t.stats()).pid;
+    const handle = await startRecovery(h, t, { dryRun: true });
+    const result = (await handle.result()) as RunbookResult;
+    expect(result.outcome).toBe('dry_run');
+    expect(result.plan!.summary).toMatch(/^quarantine 7 corrupt output runs .* restore 3 from .* replay 4 jobs/);
+    expect(result.steps.find((s) => s.name === 'quarantine outputs')).toMatchObject({ status: 'skipped' });
+    expect(result.compensations).toEqual([]);
+    expect(filesBelow(t.dataDir)).toEqual(before);
+    expect((await t.stats()).pid).toBe(pid);
+    await noLockTaken(t.envName, 'jobs');
+    await saveHistory(h.client, handle.workflowId, 'dry-run', 'output-recovery');
+  },
+  'test-data-cleanup': async () => {
+    // identify only: no row deleted, no id file written (the plan holds the digest, counts and a sample), no lock
+    const t = await cleanupTarget(h, pool);
+    const before = await t.snapshot();
+    const handle = await startRunbook(h, 'test-data-cleanup', {
+      environment: t.envName,
+      target: 'cleanup',
+      dryRun: true,
+    });
+    const result = (await handle.result()) as RunbookResult;
+    expect(result.outcome).toBe('dry_run');
+    expect(result.plan!.summary).toMatch(/^delete 27 rows of test data on .* in one transaction/);
+    expect(result.steps.find((s) => s.name === 'identify')!.result).toMatch(/\(dry run: not written\)$/);
+    expect(result.compensations).toEqual([]);
+    expect(await t.snapshot()).toEqual(before);
+    expect(existsSync(t.workDir)).toBe(false);
+    await noLockTaken(t.envName, 'cleanup');
+  },
   'backend-phase-switch': async () => {
     // the processor at rest: its INI file, spool, logs and last-known-good directory are byte-identical after
     const t = await jobTarget(h, { start: false });

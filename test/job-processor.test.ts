@@ -3,6 +3,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadTarget } from '../src/activities/environment.js';
+import { IniConfigStore } from '../src/activities/migration/config/ini.js';
 import { INITIAL_PROCESSOR_INI } from '../src/demo/job-processor-environment.js';
 import { Harness } from './support/harness.js';
 import { jobTarget, type JobTestTarget } from './support/migration.js';
@@ -201,6 +202,30 @@ describe('demo job processor', () => {
     await t.waitHealthy();
     await t.waitForDrain();
     expect((await t.counts()).queue).toBe(0);
+  });
+
+  it("takes what the runbooks' INI store writes: [data_backend] changed, every other byte as it was", async () => {
+    const t = await jobTarget(h);
+    const store = new IniConfigStore(t.ini);
+    const phase = {
+      'data_backend.primary': 'heavydb',
+      'data_backend.dual_write': 'true',
+      'data_backend.cutover_percent': '25',
+      'data_backend.phase': 'cut-over',
+    };
+    expect(await store.write(phase)).toEqual({ changed: true });
+    expect(t.readIni()).toBe(iniWith({ dual_write: 'true', cutover_percent: '25', phase: 'cut-over' }));
+    await t.reload();
+    await until(
+      () => t.metric('job_processor_config_info', { dual_write: 'true', cutover_percent: '25' }),
+      (n) => n === 1,
+      'the processor reads the rewritten INI',
+    );
+    // the checkpoints' other keys are in the file too
+    expect(await store.read(['validation.validation_enabled', 'deployment.environment'])).toEqual({
+      'validation.validation_enabled': 'true',
+      'deployment.environment': 'blue',
+    });
   });
 
   it('finishes the job in flight on SIGTERM', async () => {

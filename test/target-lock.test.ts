@@ -1,7 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT_CODES } from '../src/shared/constants.js';
-import { approveSignal, lockStatusQuery, rejectSignal, targetLockId } from '../src/shared/messages.js';
+import {
+  approveSignal,
+  lockAcquireUpdate,
+  lockReleaseSignal,
+  lockStatusQuery,
+  rejectSignal,
+  targetLockId,
+} from '../src/shared/messages.js';
 import type { RunbookResult } from '../src/shared/types.js';
 import { runbook, temporal, temporalStart, startFlagRollback } from './support/cli.js';
 import { Harness } from './support/harness.js';
@@ -97,5 +104,38 @@ describe('one runbook per target, however it was started', () => {
     const waiting = await h.waitForApproval(next);
     expect(waiting.locks![0]!.state).toBe('held');
     await next.cancel();
+  });
+
+  it('a child of the holding run shares its hold; a request naming another parent waits its turn', async () => {
+    const t = await h.demoTarget();
+    await startByHand(`parent-${t.envName}`, t.envName);
+    const parent = h.client.workflow.getHandle(`parent-${t.envName}`);
+    const holding = await h.waitForApproval(parent);
+    const lock = h.client.workflow.getHandle(targetLockId(t.envName, 'web'));
+    const ask = (workflowId: string, parentRun: { workflowId: string; runId: string }) =>
+      lock.executeUpdate(lockAcquireUpdate, {
+        args: [
+          {
+            workflowId,
+            runId: `${workflowId}-run`,
+            runbook: 'job-replay',
+            requestedAt: new Date().toISOString(),
+            parent: parentRun,
+          },
+        ],
+      });
+    const child = await ask('child', { workflowId: parent.workflowId, runId: holding.runId });
+    expect(child).toMatchObject({ granted: true, shared: true, holder: { workflowId: parent.workflowId } });
+    const stranger = await ask('stranger', { workflowId: parent.workflowId, runId: 'another-run' });
+    expect(stranger).toMatchObject({ granted: false, position: 1, holder: { workflowId: parent.workflowId } });
+    // the child's release leaves the parent's hold alone; the stranger withdraws
+    await lock.signal(lockReleaseSignal, { workflowId: 'child', runId: 'child-run' });
+    await lock.signal(lockReleaseSignal, { workflowId: 'stranger', runId: 'stranger-run' });
+    const state = await lock.query(lockStatusQuery);
+    expect(state.holder).toMatchObject({ workflowId: parent.workflowId, runId: holding.runId });
+    expect(state.queue).toEqual([]);
+    await parent.signal(rejectSignal, { by: 'bob' });
+    expect(((await parent.result()) as RunbookResult).outcome).toBe('rejected');
+    await h.waitForClosed(lock.workflowId);
   });
 });

@@ -2,11 +2,13 @@ import type { Client } from '@temporalio/client';
 import type { Logger } from 'pino';
 import type { CommandRunner } from './adapters/types.js';
 import { createEngineActivities } from './engine.js';
+import { createCleanupActivities } from './cleanup/index.js';
 import { createFlagActivities } from './flags.js';
 import { createDualWriteActivities } from './dual-write/index.js';
 import type { KeyPair } from './keys.js';
 import { createEmergencyActivities } from './migration/emergency.js';
 import { createMigrationActivities } from './migration/index.js';
+import { createOutputActivities } from './migration/outputs.js';
 import { createRunActivities } from './runs.js';
 import { createSqliteActivities } from './sqlite/index.js';
 import { createJobActivities } from './migration/jobs/activities.js';
@@ -32,6 +34,8 @@ export const createActivities = (deps: ActivityDeps) => ({
   ...createDualWriteActivities(deps),
   ...createSqliteActivities(deps),
   ...createMigrationActivities(deps),
+  ...createOutputActivities(deps),
+  ...createCleanupActivities(deps),
   ...createEmergencyActivities(deps),
   ...createJobActivities(deps),
 });

@@ -3,7 +3,8 @@ import { WithStartWorkflowOperation, WorkflowNotFoundError, type Client } from '
 import { ApplicationFailure } from '@temporalio/common';
 import { ErrorType } from '../shared/constants.js';
 import { lockAcquireUpdate, statusQuery, targetLockId, type LockAnswer, type LockRequest } from '../shared/messages.js';
-import type { ApprovalPolicy } from '../shared/types.js';
+import type { ApprovalPolicy, ParentCover } from '../shared/types.js';
+import { coverDigest, type ChildCover } from './cover.js';
 import { approvalPolicyOf, loadTarget, withEnvironmentErrors } from './environment.js';
 
 export interface RunDeps {
@@ -85,5 +86,48 @@ export const createRunActivities = (deps: RunDeps) => ({
     if (s.currentStep !== 'execute')
       throw refuse(`the parent is not executing (current step: ${s.currentStep ?? 'none'})`);
     return { parent: `${parent.workflowId} (${parent.runId})`, approvedBy: s.approval.approvedBy };
+  },
+
+  /**
+   * Whether a child run's approval is covered by its parent's (engine: rb.approval(plan, { childInput })): the
+   * parent — workflowInfo().parent of the child, which nobody sets from outside — is running on the same
+   * environment and target, past its approval gate with a quorum, and its sealed plan lists this child's workflow
+   * type with the digest of exactly this input under `details.covers` (src/activities/cover.ts). Anything else:
+   * not covered (the child then waits for its own approval), with why.
+   */
+  async parentCovers(input: {
+    parent: { workflowId: string; runId: string };
+    environment: string;
+    target: string;
+    workflowType: string;
+    input: unknown;
+  }): Promise<ParentCover> {
+    const no = (why: string): ParentCover => ({ covered: false, why });
+    const handle = deps.client.workflow.getHandle(input.parent.workflowId, input.parent.runId);
+    const parent = await handle.describe().catch((err: unknown) => {
+      if (err instanceof WorkflowNotFoundError) return undefined;
+      throw err;
+    });
+    if (!parent) return no(`parent ${input.parent.workflowId} not found`);
+    if (parent.status.name !== 'RUNNING') return no(`parent ${parent.workflowId} is ${parent.status.name}`);
+    const s = await handle.query(statusQuery);
+    if (s.environment !== input.environment || s.target !== input.target)
+      return no(`the parent acts on ${s.environment}/${s.target}, not ${input.environment}/${input.target}`);
+    const gate = s.steps.find((step) => step.name === 'approval');
+    if (gate?.status !== 'succeeded' || s.approval.approvedBy.length < (s.approval.policy?.quorum ?? Infinity))
+      return no('the parent run is not approved');
+    const covers = (s.plan?.details as { covers?: ChildCover[] } | undefined)?.covers ?? [];
+    const digest = coverDigest(input.workflowType, input.input);
+    if (!covers.some((c) => c.workflowType === input.workflowType && c.digest === digest))
+      return no(
+        `the parent's approved plan does not cover this ${input.workflowType} input (sha256 ${digest.slice(0, 12)})`,
+      );
+    return {
+      covered: true,
+      parent: { workflowId: parent.workflowId, runId: parent.runId, runbook: s.runbook },
+      planHash: s.planHash ?? '',
+      approvedBy: s.approval.approvedBy,
+      digest,
+    };
   },
 });

@@ -223,6 +223,8 @@ export interface JobProcessorEnvironmentOptions extends ProcessorTuning {
   replay?: Record<string, unknown>;
   /** per-level approval of the emergency ladder: `automatic` or a policy */
   emergencyLevels?: Record<string, unknown>;
+  /** endpoints.within: how long a runbook waits for a healthy answer (default 15s) */
+  healthWithin?: string;
   /** false: no outputs.backupDir */
   backup?: boolean;
   /** merged over the whole migration section last */
@@ -256,7 +258,12 @@ export function writeJobProcessorEnvironment(
         ...(o.postgresTable && { passEnv: ['JOBS_DATABASE_URL'] }),
       },
     },
-    endpoints: { health: `${base}/health`, metrics: `${base}/metrics`, timeout: '5s', within: '15s' },
+    endpoints: {
+      health: `${base}/health`,
+      metrics: `${base}/metrics`,
+      timeout: '5s',
+      within: o.healthWithin ?? '15s',
+    },
     soak: {
       window: '2s',
       interval: '200ms',

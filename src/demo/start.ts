@@ -23,6 +23,7 @@ import { StoreFactory } from '../activities/stores/index.js';
 import { resetDemoFlags } from './environment.js';
 import { startTraffic } from './traffic.js';
 import { startSqliteDemo } from './sqlite-demo.js';
+import { startCleanupDemo } from './cleanup-demo.js';
 import { startJobsDemo } from './jobs-demo.js';
 import { seedDemoPair } from './seed-drift.js';
 import { ensureDemoKey } from './keys.js';
@@ -30,13 +31,13 @@ import { readOrCreatePrivateKey } from '../activities/keys.js';
 
 /** how to run each backend-migration runbook on the demo job processor (printed by npm start) */
 const JOBS_RUNBOOKS = [
-  `backend-phase-switch --input '{"to":"dual-write"}'`,
-  `backend-phase-switch --input '{"to":"cut-over","percent":25}'`,
-  `backend-phase-switch --input '{"checkpoint":"2.1"}'`,
-  `job-replay --input '{"kinds":["failed","stuck"]}' --dry-run --wait`,
-  `job-replay --input '{"kinds":["failed"],"backend":"heavydb"}'`,
-  `emergency-ladder`,
-  `output-recovery --dry-run --wait`,
+  `backend-phase-switch --env demo --target jobs --reason demo --input '{"to":"dual-write"}'`,
+  `backend-phase-switch --env demo --target jobs --reason demo --input '{"to":"cut-over","percent":25}'`,
+  `backend-phase-switch --env demo --target jobs --reason demo --input '{"checkpoint":"2.1"}'`,
+  `job-replay --env demo --target jobs --reason demo --input '{"kinds":["failed","stuck"]}' --dry-run --wait`,
+  `job-replay --env demo --target jobs --reason demo --input '{"kinds":["failed"],"backend":"heavydb"}'`,
+  `emergency-ladder --env demo --target jobs --reason demo`,
+  `output-recovery --env demo --target jobs --reason demo --dry-run --wait`,
 ];
 
 const { values: flags } = parseArgs({ options: { yes: { type: 'boolean', default: false } }, allowPositionals: true });
@@ -104,6 +105,10 @@ async function main(): Promise<void> {
   say(`Postgres ready (${postgres.embedded ? 'embedded, data in .data/postgres' : 'DATABASE_URL'})`);
   const drift = await seedDemoPair(postgres.url, join(demoDir, 'objects'));
   say(`dual-write demo pair seeded: table demo_objects ↔ .data/demo/objects, 2000 objects, ${drift.length} drifted`);
+  await startCleanupDemo(postgres.url);
+  say(
+    'team tables seeded in schema deltacrown (real and test teams; npx runbook start test-data-cleanup --target cleanup)',
+  );
   const service = serviceFor(await loadTarget(environmentsDir, 'demo', 'web'));
   await service.stop();
   await service.start();
@@ -231,7 +236,7 @@ async function main(): Promise<void> {
   say(`watch it:  npx runbook watch ${workflowId}      status: npx runbook status ${workflowId}`);
   say('');
   say('the backend-migration runbooks on the demo job processor (demo/jobs):');
-  for (const line of JOBS_RUNBOOKS) say(`  npx runbook start ${line} --env demo --target jobs --reason demo`);
+  for (const line of JOBS_RUNBOOKS) say(`  npx runbook start ${line}`);
   say('');
   if (autoApprove) {
     say('--yes: approving as demo-approver');

@@ -38,6 +38,11 @@ export const ErrorType = {
   UnsafePath: 'UnsafePath',
   /** a soak after a forward step of a backend migration failed a check (health, error rate, latency); rolled back */
   SoakFailed: 'SoakFailed',
+  /**
+   * a cleanup transaction found what it would delete or orphan differs from the approved set (a row added, gone or
+   * changed since approval); it rolled back: nothing was deleted
+   */
+  CleanupRolledBack: 'CleanupRolledBack',
   RunbookFailed: 'RunbookFailed',
   CompensationFailed: 'CompensationFailed',
 } as const;
@@ -57,6 +62,7 @@ export const NON_RETRYABLE_ERROR_TYPES: string[] = [
   ErrorType.InsufficientSpace,
   ErrorType.UnsafePath,
   ErrorType.SoakFailed,
+  ErrorType.CleanupRolledBack,
 ];
 
 export const OUTCOMES = [

@@ -32,6 +32,8 @@ export interface LockRequest {
   runId: string;
   runbook: string;
   requestedAt: string;
+  /** the requesting run's parent (workflowInfo().parent): when it holds the target, the child shares its hold */
+  parent?: { workflowId: string; runId: string };
 }
 export interface LockState {
   lockId: string;
@@ -41,6 +43,8 @@ export interface LockState {
 /** What the lock answers a request: the target is the run's now, or it is queued behind `holder`. */
 export interface LockAnswer {
   granted: boolean;
+  /** granted because the requester's parent holds the target (the holder stays the parent) */
+  shared?: boolean;
   holder?: LockHolder;
   position?: number;
 }

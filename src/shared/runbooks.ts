@@ -10,6 +10,8 @@ import {
   sqliteDrillInputSchema,
   sqliteFreshStartInputSchema,
   sqliteRestoreInputSchema,
+  outputRecoveryInputSchema,
+  testDataCleanupInputSchema,
   jobReplayInputSchema,
 } from './schemas.js';
 
@@ -83,6 +85,12 @@ export const RUNBOOKS: Record<string, RunbookDefinition> = {
     description: 'Delete a failed SQLite database (forensic copy kept) and initialise it again from its schema',
     schema: sqliteFreshStartInputSchema,
   },
+  'output-recovery': {
+    workflowType: 'outputRecovery',
+    description:
+      'Detect corrupt job outputs, quarantine them, restore verified backup copies, replay the rest (child job-replay)',
+    schema: outputRecoveryInputSchema,
+  },
   'emergency-ladder': {
     workflowType: 'emergencyLadder',
     description: 'L1 restart → L2 last known good → L3 emergency configuration → escalate; stops when healthy',
@@ -99,6 +107,12 @@ export const RUNBOOKS: Record<string, RunbookDefinition> = {
     description:
       'Move a job processor between backend phases (soak after each forward step, automatic rollback) or back to a checkpoint',
     schema: backendPhaseSwitchInputSchema,
+  },
+  'test-data-cleanup': {
+    workflowType: 'testDataCleanup',
+    description:
+      'Delete the test data an environment describes (tables, predicates, relations) in one verified transaction',
+    schema: testDataCleanupInputSchema,
   },
 };
 

@@ -9,3 +9,5 @@ export * from './schemas/sqlite.js';
 export * from './schemas/sqlite-inputs.js';
 export * from './schemas/migration.js';
 export * from './schemas/migration-inputs.js';
+export * from './schemas/cleanup.js';
+export * from './schemas/cleanup-inputs.js';

@@ -162,6 +162,8 @@ export interface RunbookStatus {
     records: ApprovalRecord[];
     /** ignored decisions past the record limit: counted, not kept */
     dropped?: number;
+    /** a child run whose parent's approved plan covers it (rb.approval(plan, { childInput })): what was found */
+    parentCover?: ParentCover;
     /** per-stage approvals, in the order sealed (absent in runs with one gate) */
     stages?: ApprovalStage[];
     /** the stage waiting now: approve and reject are judged against its plan hash and policy */
@@ -189,7 +191,21 @@ export interface LockRecord {
   grantedAt?: string;
   /** while waiting: the run that holds the target */
   holder?: LockHolder;
+  /** held through the parent run that holds the target (a child of the holder shares its lock) */
+  sharedWith?: LockHolder;
 }
+
+/** A child run's approval through its parent's approved plan (src/activities/cover.ts). */
+export type ParentCover =
+  | {
+      covered: true;
+      parent: { workflowId: string; runId: string; runbook: string };
+      planHash: string;
+      approvedBy: string[];
+      /** the digest of the child's input the parent's plan lists */
+      digest: string;
+    }
+  | { covered: false; why: string };
 
 export interface LockHolder {
   workflowId: string;

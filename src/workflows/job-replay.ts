@@ -8,6 +8,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { ErrorType } from '../shared/constants.js';
+import { countsLine } from '../shared/counts.js';
 import type { DrainResult, JobActivities, ReplayPlan } from '../activities/migration/jobs/activities.js';
 import { parseDuration } from '../shared/duration.js';
 import { invalidInput, lengthenDuration, parseRunbookInput, tightenApproval, tightenLimit } from '../shared/input.js';
@@ -50,11 +51,7 @@ async function asInvalidInput<T>(work: Promise<T>): Promise<T> {
   }
 }
 
-const kindsLine = (p: ReplayPlan): string =>
-  Object.entries(p.counts)
-    .filter(([, n]) => n > 0)
-    .map(([k, n]) => `${k} ${n}`)
-    .join(', ') || 'none';
+const kindsLine = (p: ReplayPlan): string => countsLine(p.counts);
 
 /**
  * Missed-job replay (seed "Missed Job Replay Procedures"): load → detect failed / stuck / incomplete / gap jobs (or
@@ -174,35 +171,39 @@ export async function jobReplay(rawInput: JobReplayInput): Promise<RunbookResult
       );
       publish();
       const p = plan;
-      await rb.approval({
-        summary:
-          `requeue ${p.total} jobs of ${target.source} (${kindsLine(p)}) exactly once, ${batch} per batch, ` +
-          `${concurrency} in flight, ${pace} between batches` +
-          (ov !== undefined
-            ? `, with ${target.primaryKey} = ${ov} (now ${current ?? 'unset'}; restored afterwards)`
-            : ''),
-        changes: [
-          {
-            item: `${p.total} jobs`,
-            from: Object.keys(p.counts).length ? 'failed / processing / completed' : '-',
-            to: `queue, each with replay key ${keyPrefix}/<job id>`,
+      await rb.approval(
+        {
+          summary:
+            `requeue ${p.total} jobs of ${target.source} (${kindsLine(p)}) exactly once, ${batch} per batch, ` +
+            `${concurrency} in flight, ${pace} between batches` +
+            (ov !== undefined
+              ? `, with ${target.primaryKey} = ${ov} (now ${current ?? 'unset'}; restored afterwards)`
+              : ''),
+          changes: [
+            {
+              item: `${p.total} jobs`,
+              from: Object.keys(p.counts).length ? 'failed / processing / completed' : '-',
+              to: `queue, each with replay key ${keyPrefix}/<job id>`,
+            },
+            ...(ov !== undefined ? [{ item: target.primaryKey, from: current ?? '(unset)', to: ov }] : []),
+          ],
+          details: {
+            planFile: { path: p.path, sha256: p.sha256, total: p.total },
+            counts: p.counts,
+            sample: p.sample,
+            missing: p.missing,
+            active: p.active,
+            since: p.since,
+            stuckBefore: p.stuckBefore,
+            truncated: p.truncated,
+            keyPrefix,
+            pacing: { batch, concurrency, pace },
+            reason: input.reason,
           },
-          ...(ov !== undefined ? [{ item: target.primaryKey, from: current ?? '(unset)', to: ov }] : []),
-        ],
-        details: {
-          planFile: { path: p.path, sha256: p.sha256, total: p.total },
-          counts: p.counts,
-          sample: p.sample,
-          missing: p.missing,
-          active: p.active,
-          since: p.since,
-          stuckBefore: p.stuckBefore,
-          truncated: p.truncated,
-          keyPrefix,
-          pacing: { batch, concurrency, pace },
-          reason: input.reason,
         },
-      });
+        // started by output-recovery: its approved plan covers exactly this input (engine: parent-cover.ts)
+        { childInput: rawInput },
+      );
 
       if (ov !== undefined && current !== ov) {
         override = await applyOverride(rb, ref, target.primaryKey, current, ov);

@@ -35,7 +35,11 @@ const same = (a: { workflowId: string; runId: string } | undefined, b: { workflo
   Boolean(a && a.workflowId === b.workflowId && a.runId === b.runId);
 const isRequest = (r: unknown): r is LockRequest => {
   const x = r as Partial<LockRequest> | null;
-  return Boolean(x && typeof x.workflowId === 'string' && typeof x.runId === 'string' && typeof x.runbook === 'string');
+  const parentOk =
+    x?.parent === undefined || (typeof x.parent?.workflowId === 'string' && typeof x.parent.runId === 'string');
+  return Boolean(
+    x && typeof x.workflowId === 'string' && typeof x.runId === 'string' && typeof x.runbook === 'string' && parentOk,
+  );
 };
 
 /**
@@ -55,6 +59,9 @@ export async function targetLock(input: TargetLockInput): Promise<void> {
   const acquire = (r: LockRequest): LockAnswer => {
     changes++;
     if (same(holder, r)) return { granted: true };
+    // a child of the holding run acts within its parent's hold (the holder stays the parent); the request names
+    // the parent from workflowInfo().parent, which a run started by hand does not have
+    if (r.parent && same(holder, r.parent)) return { granted: true, shared: true, holder };
     if (!holder && queue.length === 0) {
       holder = { ...r, since: new Date().toISOString() };
       return { granted: true };

@@ -56,6 +56,8 @@ export interface ProcessorStats {
   reloads: number;
   wedged: boolean;
   inflight: number;
+  /** taking jobs out of the queue right now */
+  claiming: boolean;
   faults: Partial<Record<Backend, Fault>>;
 }
 
@@ -70,7 +72,7 @@ export interface JobTestTarget extends JobProcessorFiles {
   service: ServiceAdapter;
   startService(): Promise<void>;
   stopService(): Promise<void>;
-  /** SIGHUP: the processor re-reads its INI file */
+  /** SIGHUP; returns once the processor has re-read its INI file */
   reload(): Promise<void>;
   health(): Promise<{ status: number; body: string }>;
   waitHealthy(timeoutMs?: number): Promise<void>;
@@ -205,7 +207,14 @@ export async function jobTarget(h: Harness, o: JobTargetOptions = {}): Promise<J
       await waitHealthy();
     },
     stopService: () => service.stop(),
-    reload: () => service.reload(),
+    async reload() {
+      const before = (await stats()).reloads;
+      await service.reload();
+      for (let i = 0; (await stats()).reloads === before; i++) {
+        if (i > 200) throw new Error('the job processor did not reload after SIGHUP');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    },
     health,
     waitHealthy,
     metrics,
@@ -270,7 +279,8 @@ export async function jobTarget(h: Harness, o: JobTargetOptions = {}): Promise<J
       const deadline = Date.now() + timeoutMs;
       let quiet = 0;
       while (quiet < 2) {
-        const idle = (await counts()).queue === 0 && (await stats()).inflight === 0;
+        const st = await stats();
+        const idle = (await counts()).queue === 0 && st.inflight === 0 && !st.claiming;
         quiet = idle ? quiet + 1 : 0;
         if (Date.now() > deadline) throw new Error(`jobs not drained: ${JSON.stringify(await counts())}`);
         await new Promise((r) => setTimeout(r, 50));

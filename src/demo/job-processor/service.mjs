@@ -214,6 +214,8 @@ async function processJob(c, cfg) {
 // ---- the loop: up to --concurrency jobs in flight
 
 const inflight = new Set();
+/** between taking jobs out of the queue and counting them in flight */
+let claiming = false;
 let stopping = false;
 let wake = () => {};
 const nap = (ms) =>
@@ -232,12 +234,14 @@ async function loop() {
       continue;
     }
     let claimed = [];
+    claiming = true;
     try {
       claimed = await source.claim(concurrency - inflight.size);
     } catch (err) {
       log('ERROR', `Claim failed error=${String(err.message).replace(/\s+/g, ' ')}`);
     }
     if (claimed.length === 0) {
+      claiming = false;
       await nap(pollMs);
       continue;
     }
@@ -251,6 +255,7 @@ async function loop() {
         });
       inflight.add(p);
     }
+    claiming = false;
   }
 }
 
@@ -290,7 +295,15 @@ const server = createServer(async (req, res) => {
     }
     if (req.method === 'GET' && req.url === '/metrics') return send(200, await metrics.text(), metrics.contentType);
     if (req.method === 'GET' && req.url === '/stats') {
-      const body = { ...stats, reloads, wedged, inflight: inflight.size, config, faults: readFaults(faultsFile) };
+      const body = {
+        ...stats,
+        reloads,
+        wedged,
+        inflight: inflight.size,
+        claiming,
+        config,
+        faults: readFaults(faultsFile),
+      };
       return send(200, JSON.stringify(body), 'application/json');
     }
     if (req.method === 'POST' && req.url === '/faults') {

@@ -4,6 +4,7 @@ import { boundedDuration, durationSchema, envVarNameSchema, nameSchema, sqlIdent
 import { flagStoreSchema, logSourceSchema, serviceSchema } from './adapters.js';
 import { sqliteTargetSchema } from './sqlite.js';
 import { migrationTargetSchema } from './migration.js';
+import { cleanupTargetSchema } from './cleanup.js';
 
 /** What a target is made of: flag stores, services, health checks, dual-write pairs; and notification channels. */
 export const notificationChannelSchema = z.discriminatedUnion('type', [
@@ -155,6 +156,8 @@ export const targetSchema = z.strictObject({
   sqlite: sqliteTargetSchema.optional(),
   /** a job-processing service migrating between data backends: phases, soak, replay, emergency ladder */
   migration: migrationTargetSchema.optional(),
+  /** test data to remove in one verified transaction: tables, predicates, relations (test-data-cleanup) */
+  cleanup: cleanupTargetSchema.optional(),
   health: z
     .strictObject({
       http: z.strictObject({

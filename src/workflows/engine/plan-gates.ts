@@ -3,6 +3,7 @@ import type { ApprovalPolicy, ApprovalStage, Phase, Plan, RunbookStatus, StepRec
 import { engineActivities } from './activities.js';
 import type { ApprovalGate } from './approval-gate.js';
 import type { EscalationLadder } from './escalation.js';
+import { coveredByParent, describeCover } from './parent-cover.js';
 import type { StepOptions } from './runbook.js';
 import { errorMessage, nowIso, RunbookStop } from './stop.js';
 
@@ -33,15 +34,21 @@ export interface GateHost {
 export class PlanGates {
   constructor(private readonly run: GateHost) {}
 
-  async approval(plan: Plan): Promise<void> {
+  async approval(plan: Plan, options: { childInput?: unknown } = {}): Promise<void> {
     const { state, gate, ladder } = this.run;
     await this.sealPlan(plan, 'dry run: stopped at the approval gate, nothing changed');
     if (!state.approval.policy) throw new Error('approval(): call usePolicy() first (the runbook has no policy)');
+    let covered: string | undefined;
     await this.waitAsStep(
       'approval',
-      () => gate.wait(ladder),
+      async () => {
+        // a child run whose parent's approved plan covers its exact input passes on that approval (parent-cover.ts)
+        const cover = await coveredByParent(state, options.childInput);
+        if (cover?.covered) covered = describeCover(cover);
+        else await gate.wait(ladder);
+      },
       () => state.approval.policy!.timeout,
-      () => `approved by ${state.approval.approvedBy.join(', ')}`,
+      () => covered ?? `approved by ${state.approval.approvedBy.join(', ')}`,
     );
   }
 

@@ -32,7 +32,7 @@ import { errorMessage, nowIso, RunbookStop } from './stop.js';
 import { TargetLocks } from './target-locks.js';
 
 /** failure types a failed run keeps as its own (any other failure ends it as RunbookFailed) */
-const KEPT_FAILURE_TYPES: string[] = [ErrorType.InvalidInput, ErrorType.SoakFailed];
+const KEPT_FAILURE_TYPES: string[] = [ErrorType.InvalidInput, ErrorType.SoakFailed, ErrorType.CleanupRolledBack];
 
 /** The engine's own first step; a runbook with an approval gate lists 'seal plan' and 'approval' itself. */
 const LOCK_STEP = 'lock target';
@@ -178,7 +178,8 @@ export class Runbook<S extends string> {
     if (outcome === 'cancelled') throw failure;
     if (outcome === 'failed' || outcome === 'compensation_failed') {
       // input found invalid against the environment (a looser policy) keeps its type: nothing was changed; so
-      // does a failed soak (its undo rolled the change back): the operator's first question is which of them
+      // does a failed soak (its undo rolled the change back) and a rolled-back cleanup (nothing was deleted): the
+      // operator's first question is which of them
       const kept =
         failure instanceof ApplicationFailure && KEPT_FAILURE_TYPES.includes(failure.type ?? '')
           ? failure.type
@@ -216,9 +217,11 @@ export class Runbook<S extends string> {
   /**
    * The approval gate: seals the plan (its hash covers workflow id, run id and plan), waits for a quorum of valid
    * approvals, a rejection, the timeout or an abort. A dry run records the plan and ends here as `dry_run`.
+   * `childInput` (the run's raw input): a child run whose parent's approved plan covers exactly this input
+   * (parent-cover.ts) passes the gate on that approval; otherwise, and for a run started by hand, it waits as usual.
    */
-  approval(plan: Plan): Promise<void> {
-    return this.gates.approval(plan);
+  approval(plan: Plan, options: { childInput?: unknown } = {}): Promise<void> {
+    return this.gates.approval(plan, options);
   }
 
   /**

@@ -1,7 +1,7 @@
-import { condition, getExternalWorkflowHandle, setHandler } from '@temporalio/workflow';
+import { condition, getExternalWorkflowHandle, setHandler, workflowInfo } from '@temporalio/workflow';
 import { parseDuration } from '../../shared/duration.js';
 import { tightenDuration } from '../../shared/input.js';
-import { lockGrantedSignal, lockReleaseSignal } from '../../shared/messages.js';
+import { lockGrantedSignal, lockReleaseSignal, type LockRequest } from '../../shared/messages.js';
 import type { ApprovalPolicy, LockRecord, RunbookStatus } from '../../shared/types.js';
 import { engineActivities } from './activities.js';
 import { nowIso, RunbookStop } from './stop.js';
@@ -26,7 +26,15 @@ export class TargetLocks {
    */
   async acquire(environment: string, target: string, wait?: string): Promise<{ approval: ApprovalPolicy }> {
     const s = this.state;
-    const request = { workflowId: s.workflowId, runId: s.runId, runbook: s.runbook, requestedAt: nowIso() };
+    const parent = workflowInfo().parent;
+    const request: LockRequest = {
+      workflowId: s.workflowId,
+      runId: s.runId,
+      runbook: s.runbook,
+      requestedAt: nowIso(),
+      // a child of the run holding this target shares its hold (target-lock.ts checks the parent is the holder)
+      ...(parent && { parent: { workflowId: parent.workflowId, runId: parent.runId } }),
+    };
     const answer = await engineActivities.requestTargetLock({ environment, target, request });
     const { lockId, lockWait, approval } = answer;
     const record: LockRecord = { environment, target, lockId, state: 'waiting', requestedAt: request.requestedAt };
@@ -46,6 +54,7 @@ export class TargetLocks {
     }
     record.state = 'held';
     record.grantedAt = nowIso();
+    if (answer.shared && answer.holder) record.sharedWith = answer.holder;
     delete record.holder;
     return { approval };
   }
@@ -59,9 +68,11 @@ export class TargetLocks {
     const open = (this.state.locks ?? []).filter((record) => record.state !== 'released');
     // a held target is released; a request still waiting is withdrawn
     for (const record of open) record.state = record.state === 'held' ? 'released' : 'gave_up';
+    // a hold shared with the parent stays the parent's: nothing to signal
+    const own = open.filter((record) => !record.sharedWith);
     const release = { workflowId: this.state.workflowId, runId: this.state.runId };
     return Promise.all(
-      open.map((record) =>
+      own.map((record) =>
         getExternalWorkflowHandle(record.lockId)
           .signal(lockReleaseSignal, release)
           // the lock workflow already ended: nothing is held
