@@ -30,7 +30,7 @@ describe('every recorded run: both templates filled from its own evidence', () =
       'job-replay',
     ])
       expect(runbooks).toContain(rb);
-    expect(runbooks.has('backend-phase-switch')).toBe(true);
+    for (const rb of ['backend-phase-switch', 'test-data-cleanup', 'output-recovery']) expect(runbooks).toContain(rb);
   });
 
   it.each(names)('%s', (name) => {
@@ -161,6 +161,20 @@ describe('other runbooks: their own action, numbers and state', () => {
     expect(pm).toContain(`- Backup used: ${extra.backup.file} (taken ${extra.backup.createdAt})`);
     expect(pm).toContain(`- Forensic copy: ${extra.forensicCopy.dir}`);
     expect(pm).toContain('- Measured by the run:\n  - ');
+  });
+
+  it('test-data cleanup whose verification failed: counts deleted and re-inserted, the rows back', () => {
+    const doc = recordedEvidence('test-data-cleanup.verify-fails-undo');
+    const comm = renderCommunication(doc);
+    const line = (counts: Record<string, number>) =>
+      Object.entries(counts)
+        .map(([table, n]) => `${table} ${n}`)
+        .join(', ');
+    const extra = doc.extra as { deleted: Record<string, number>; undo: { inserted: Record<string, number> } };
+    expect(comm).toContain(`  - deleted: ${line(extra.deleted)}\n  - undo.inserted: ${line(extra.undo.inserted)}`);
+    for (const c of doc.plan!.changes)
+      expect(section(comm, 'Current State')).toContain(`- ${c.item}: ${c.from} (change undone)`);
+    expect(comm).toContain(`**Outcome:** FAILED: ${doc.error}`);
   });
 
   it('sqlite milestone rollback: the backup named as a file, the undo of each step listed', () => {

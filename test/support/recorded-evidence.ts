@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildEvidence, type EvidenceDocument, type EvidenceInput } from '../../src/activities/evidence/document.js';
+import { buildEvidence, type EvidenceDocument } from '../../src/activities/evidence/document.js';
+import type { EvidenceInput } from '../../src/shared/types.js';
 
 const DIR = join(import.meta.dirname, '..', 'histories');
 
