@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { renderCommunication } from '../src/activities/evidence/communication.js';
+import { communicationContext, renderCommunication } from '../src/activities/evidence/communication.js';
 import type { EvidenceDocument } from '../src/activities/evidence/document.js';
+import { startedInput } from '../src/activities/evidence/history.js';
 import { renderPostmortem } from '../src/activities/evidence/postmortem.js';
 import { formatRto, isRtoReport } from '../src/workflows/sqlite/rto.js';
-import { recordedEvidence, recordedRunsWithEvidence } from './support/recorded-evidence.js';
+import { recordedEvidence, recordedHistory, recordedRunsWithEvidence } from './support/recorded-evidence.js';
 
 // The communication and post-mortem templates filled from the evidence of real runs the runbooks' tests recorded
 // (test/histories): every assertion below reads its expectation from that evidence, not from a fixture.
@@ -156,6 +157,12 @@ describe('other runbooks: their own action, numbers and state', () => {
     const extra = doc.extra as Record<string, any>;
     expect(comm).toContain(`- Services affected: ${extra.servicesAffected.join(', ')}`);
     expect(comm).toContain('- User-facing impact: None expected (service health verified after the change)');
+    // the ticket the run was started with: not in its evidence, in its history (as `runbook report` reads it)
+    const history = recordedHistory('sqlite-restore.approve-path');
+    const ticket = startedInput(history)!.incidentTicket as string;
+    expect(ticket).toBeTruthy();
+    expect(comm).toContain('**Incident Ticket:** n/a');
+    expect(renderCommunication(doc, communicationContext(history))).toContain(`**Incident Ticket:** ${ticket}`);
     const pm = renderPostmortem(doc);
     expect(pm).toContain(`- Severity: ${extra.severity}`);
     expect(pm).toContain(`- Backup used: ${extra.backup.file} (taken ${extra.backup.createdAt})`);

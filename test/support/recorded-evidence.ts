@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildEvidence, type EvidenceDocument } from '../../src/activities/evidence/document.js';
+import type { HistoryJson } from '../../src/activities/evidence/history.js';
 import type { EvidenceInput } from '../../src/shared/types.js';
 
 const DIR = join(import.meta.dirname, '..', 'histories');
@@ -21,6 +22,9 @@ export function recordedEvidence(name: string): EvidenceDocument {
   const input = JSON.parse(Buffer.from(write.input.payloads[0].data, 'base64').toString('utf8')) as EvidenceInput;
   return buildEvidence(input);
 }
+
+export const recordedHistory = (name: string): HistoryJson =>
+  JSON.parse(readFileSync(join(DIR, `${name}.json`), 'utf8')) as HistoryJson;
 
 /** Every recorded run that wrote evidence (child workflows and the lock workflow write none). */
 export function recordedRunsWithEvidence(): string[] {

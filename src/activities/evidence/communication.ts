@@ -2,6 +2,7 @@ import { HEALTH_VERIFIED, renderNotification, team } from '../../shared/communic
 import { formatRto, isRtoReport } from '../../workflows/sqlite/rto.js';
 import { COMMUNICATION_HOOKS, type CommunicationHook } from './communication-hooks.js';
 import type { EvidenceFacts } from './document.js';
+import { startedInput, type HistoryJson } from './history.js';
 import {
   approvers,
   changeState,
@@ -18,7 +19,8 @@ import {
  * runbook: the plan (and approved stages) as the action, the runbook's own numbers from `extra` as the impact,
  * what was undone, the plan's changes as they stand now, who approved. A runbook with a natural "action taken" or
  * "current state" adds a hook (communication-hooks.ts); nothing here is specific to one runbook.
- * `extra` names it reads: severity, servicesAffected, dataLoss, rto, incidentTicket (and every number: figures()).
+ * `extra` names it reads: severity, servicesAffected, dataLoss, rto, incidentTicket (and every number: figures());
+ * the incident ticket otherwise comes from the run's input in its history (context).
  */
 /** What the run did and what stands after it: the communication's "Action Taken" and "Current State". */
 export function runSummary(f: EvidenceFacts): { action: string; currentState: string[]; state: ChangeState } {
@@ -45,7 +47,18 @@ export function runSummary(f: EvidenceFacts): { action: string; currentState: st
   };
 }
 
-export function renderCommunication(f: EvidenceFacts): string {
+/** What the evidence does not hold but the run's history does (the CLI reads it from the start event's input). */
+export interface CommunicationContext {
+  incidentTicket?: string;
+}
+
+/** The context from a run's history: the incident ticket it was started with. */
+export function communicationContext(history: HistoryJson): CommunicationContext {
+  const ticket = startedInput(history)?.incidentTicket;
+  return typeof ticket === 'string' && ticket ? { incidentTicket: ticket } : {};
+}
+
+export function renderCommunication(f: EvidenceFacts, context: CommunicationContext = {}): string {
   const hook: CommunicationHook = COMMUNICATION_HOOKS[f.runbook] ?? {};
   const extra = f.extra ?? {};
   const { action, currentState, state } = runSummary(f);
@@ -73,7 +86,7 @@ export function renderCommunication(f: EvidenceFacts): string {
     currentState,
     nextSteps: (state === 'applied' && hook.nextSteps) || nextSteps(f, state),
     team: team(f.requester, approvers(f)),
-    incidentTicket: str(extra.incidentTicket),
+    incidentTicket: str(extra.incidentTicket) ?? context.incidentTicket,
     workflowId: f.workflowId,
   });
 }
