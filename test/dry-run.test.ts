@@ -14,6 +14,8 @@ import { corruptOutputs, startRecovery } from './support/output-recovery.js';
 import { Harness } from './support/harness.js';
 import { startReplay, writeGapLog } from './support/job-replay.js';
 import { jobTarget } from './support/migration.js';
+import { pgBackup, pgTarget, startPgRunbook } from './support/postgres.js';
+import { readCalls } from './fakes/make-fake.js';
 import { saveHistory } from './support/histories.js';
 import { sqliteTarget, startRunbook, type SqliteTargetOptions, type SqliteTestTarget } from './support/sqlite.js';
 
@@ -90,7 +92,40 @@ async function sqliteDryRun(
   return result;
 }
 
+/**
+ * A Postgres runbook's dry run: the backups directory is byte-identical, the server has the same databases and the
+ * target's rows, kubectl was not asked to scale, and no lock was taken.
+ */
+async function postgresDryRun(runbook: 'postgres-backup' | 'postgres-restore'): Promise<RunbookResult> {
+  const t = await pgTarget(h, { rows: 20 });
+  await pgBackup(h, t);
+  const state = async () => ({
+    files: filesBelow(t.backupsDir),
+    databases: await t.databases(),
+    teams: await t.query('SELECT * FROM organizations_team ORDER BY id'),
+    scales: readCalls(t.kubeDir, 'kubectl').filter((c) => c[0] === 'scale').length,
+  });
+  const before = await state();
+  const lockBefore = await lockState(t.envName, 'db');
+  const result = (await (await startPgRunbook(h, runbook, t, { dryRun: true })).result()) as RunbookResult;
+  expect(result.outcome, runbook).toBe('dry_run');
+  expect(result.compensations).toEqual([]);
+  expect(await state(), runbook).toEqual(before);
+  expect(await lockState(t.envName, 'db'), 'the target lock was not asked').toEqual(lockBefore);
+  return result;
+}
+
 const CASES: Record<string, () => Promise<void>> = {
+  'postgres-backup': async () => {
+    const result = await postgresDryRun('postgres-backup');
+    expect(result.plan!.summary).toMatch(/^pg_dump pgr_\d+_\d+ .* with a signed manifest/);
+    expect(result.steps.find((s) => s.name === 'dump')).toMatchObject({ status: 'skipped' });
+  },
+  'postgres-restore': async () => {
+    const result = await postgresDryRun('postgres-restore');
+    expect(result.plan!.summary).toMatch(/^restore pgr_\d+_\d+ from pgr-\d+-\d+_\S+\.dump taken .*every write after/);
+    expect(result.steps.find((s) => s.name === 'swap')).toMatchObject({ status: 'skipped' });
+  },
   'output-recovery': async () => {
     // corrupt outputs, some restorable: a real run would stop the processor, quarantine, restore and replay
     const { t } = await corruptOutputs(h);

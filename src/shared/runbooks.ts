@@ -10,6 +10,8 @@ import {
   sqliteDrillInputSchema,
   sqliteFreshStartInputSchema,
   sqliteRestoreInputSchema,
+  postgresBackupInputSchema,
+  postgresRestoreInputSchema,
   outputRecoveryInputSchema,
   testDataCleanupInputSchema,
   jobReplayInputSchema,
@@ -107,6 +109,18 @@ export const RUNBOOKS: Record<string, RunbookDefinition> = {
     description:
       'Move a job processor between backend phases (soak after each forward step, automatic rollback) or back to a checkpoint',
     schema: backendPhaseSwitchInputSchema,
+  },
+  'postgres-backup': {
+    workflowType: 'postgresBackup',
+    description: 'pg_dump (custom format) of a Postgres database with a signed manifest (digest, size, row counts)',
+    schema: postgresBackupInputSchema,
+    schedule: { defaultCron: '30 2 * * *', description: 'daily Postgres backup (seed scenario 4)' },
+  },
+  'postgres-restore': {
+    workflowType: 'postgresRestore',
+    description:
+      'Restore a Postgres database from its newest verified backup into a new database, swap it in by rename (old one kept)',
+    schema: postgresRestoreInputSchema,
   },
   'test-data-cleanup': {
     workflowType: 'testDataCleanup',
