@@ -31,7 +31,8 @@ describe('every recorded run: both templates filled from its own evidence', () =
       'job-replay',
     ])
       expect(runbooks).toContain(rb);
-    for (const rb of ['backend-phase-switch', 'test-data-cleanup', 'output-recovery']) expect(runbooks).toContain(rb);
+    for (const rb of ['backend-phase-switch', 'test-data-cleanup', 'output-recovery', 'postgres-restore'])
+      expect(runbooks).toContain(rb);
   });
 
   it.each(names)('%s', (name) => {
@@ -182,6 +183,19 @@ describe('other runbooks: their own action, numbers and state', () => {
     for (const c of doc.plan!.changes)
       expect(section(comm, 'Current State')).toContain(`- ${c.item}: ${c.from} (change undone)`);
     expect(comm).toContain(`**Outcome:** FAILED: ${doc.error}`);
+  });
+
+  it('postgres restore: the baseline counts it took, the databases as they stand, the data loss', () => {
+    const doc = recordedEvidence('postgres-restore.approve-path');
+    const comm = renderCommunication(doc);
+    const baseline = doc.extra!.baseline as Record<string, number>;
+    expect(comm).toContain(
+      `  - baseline: ${Object.entries(baseline)
+        .map(([k, n]) => `${k} ${n}`)
+        .join(', ')}`,
+    );
+    for (const c of doc.plan!.changes) expect(section(comm, 'Current State')).toContain(`- ${c.item}: ${c.to}`);
+    expect(comm).toContain(`- Data loss: ${doc.extra!.dataLoss as string}`);
   });
 
   it('sqlite milestone rollback: the backup named as a file, the undo of each step listed', () => {
