@@ -80,25 +80,41 @@ const MAX_FIGURE_LINES = 12;
  * Lists of names count their items; keys ending in `Ms` are durations.
  */
 export function figures(extra: Record<string, unknown> | null | undefined): string[] {
-  const groups = new Map<string, string[]>();
-  const add = (path: string, text: string): void => {
-    const group = groups.get(path) ?? [];
-    group.push(text);
-    groups.set(path, group);
+  const groups = new Map<string, Array<{ key: string; value: string }>>();
+  const add = (path: string, key: string, value: string): void => {
+    groups.set(path, [...(groups.get(path) ?? []), { key, value }]);
   };
   const walk = (value: Record<string, unknown>, path: string, depth: number): void => {
     for (const [key, v] of Object.entries(value)) {
       if (!path && SHOWN_APART.has(key)) continue;
-      if (typeof v === 'number') add(path, /Ms$/.test(key) ? `${key.slice(0, -2)} ${formatDuration(v)}` : `${key} ${v.toLocaleString("en-US")}`);
-      else if (typeof v === 'boolean') add(path, `${key} ${v ? 'yes' : 'no'}`);
+      if (typeof v === 'number')
+        add(path, ...(/Ms$/.test(key) ? ([key.slice(0, -2), formatDuration(v)] as const) : ([key, v.toLocaleString('en-US')] as const)));
+      else if (typeof v === 'boolean') add(path, key, v ? 'yes' : 'no');
       // a list of names counts; a list of records is the runbook's own detail (in the report)
       else if (Array.isArray(v)) {
-        if (v.length && v.every((x) => typeof x === 'string')) add(path, `${key} ${v.length}`);
+        if (v.length && v.every((x) => typeof x === 'string')) add(path, key, String(v.length));
       } else if (obj(v) && depth < 4) walk(obj(v)!, path ? `${path}.${key}` : key, depth + 1);
     }
   };
   walk(extra ?? {}, '', 0);
-  const lines = [...groups].map(([path, items]) => `${path ? `${path}: ` : ''}${items.join(', ')}`);
+  // siblings with one figure of the same name each (tables.a: rows 1, tables.b: rows 2) make one line: tables rows: a 1, b 2
+  const lines: string[] = [];
+  const merged = new Map<string, number>();
+  for (const [path, items] of groups) {
+    const cut = path.lastIndexOf('.');
+    const sibling = (p: string, i: Array<{ key: string }>) =>
+      i.length === 1 && i[0]!.key === items[0]!.key && p.lastIndexOf('.') === cut && p.slice(0, cut) === path.slice(0, cut);
+    const siblings = cut > 0 && items.length === 1 ? [...groups].filter(([p, i]) => sibling(p, i)).length : 0;
+    if (siblings < 2) {
+      lines.push(`${path ? `${path}: ` : ''}${items.map((i) => `${i.key} ${i.value}`).join(', ')}`);
+      continue;
+    }
+    const head = `${path.slice(0, cut)} ${items[0]!.key}: `;
+    const item = `${path.slice(cut + 1)} ${items[0]!.value}`;
+    const at = merged.get(head);
+    if (at === undefined) merged.set(head, lines.push(head + item) - 1);
+    else lines[at] += `, ${item}`;
+  }
   return lines.length > MAX_FIGURE_LINES
     ? [...lines.slice(0, MAX_FIGURE_LINES), `… ${lines.length - MAX_FIGURE_LINES} more in the evidence (runbook report)`]
     : lines;
