@@ -273,6 +273,24 @@ const CASES: Record<string, () => Promise<void>> = {
       await noLockTaken(t.envName, 'web');
     }
   },
+  'dual-write-check': async () => {
+    // detection only, and a dry run ends at the sealed plan: no state, no diff file, no lock
+    const t = await pairTarget(h, pool, 'postgres-objectstore', { objects: 40, drift: { content_mismatch: 2 } });
+    await Promise.all([t.a.close(), t.b.close()]);
+    const dir = join(h.root, 'dw', t.envName);
+    const before = { files: filesBelow(dir), rows: await rows(t.where[0]) };
+    const handle = await startRunbook(h, 'dual-write-check', {
+      environment: t.envName,
+      target: 'objects',
+      dryRun: true,
+    });
+    const result = (await handle.result()) as RunbookResult;
+    expect(result.outcome).toBe('dry_run');
+    expect(result.plan!.summary).toMatch(/^compare postgres and store of .*\(detection only: nothing is changed\)/);
+    expect(result.steps.find((s) => s.name === 'detect')).toMatchObject({ status: 'skipped' });
+    expect({ files: filesBelow(dir), rows: await rows(t.where[0]) }).toEqual(before);
+    await noLockTaken(t.envName, 'objects');
+  },
   'emergency-ladder': async () => {
     // a wedged processor: a real run would restart it (level 1) and could go on to the configuration
     const t = await jobTarget(h);

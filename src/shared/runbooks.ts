@@ -2,6 +2,7 @@ import type { z } from 'zod';
 import {
   backendPhaseSwitchInputSchema,
   dualWriteRollbackInputSchema,
+  dualWriteCheckInputSchema,
   emergencyLadderInputSchema,
   featureFlagRollbackInputSchema,
   sqliteBackupInputSchema,
@@ -34,6 +35,8 @@ export interface RunbookDefinition {
   schema: z.ZodType<RunbookInputBase>;
   /** runbooks that make sense unattended: `runbook schedule create <name>` turns them into Temporal Schedules */
   schedule?: RunbookSchedule;
+  /** the section of `targets.<t>` the runbook acts on: `runbook start|schedule create` refuse a target without it */
+  requiresSection?: 'dualWrite' | 'sqlite' | 'migration' | 'flags';
 }
 
 export interface RunbookSchedule {
@@ -54,6 +57,14 @@ export const RUNBOOKS: Record<string, RunbookDefinition> = {
     workflowType: 'dualWriteRollback',
     description: 'Detect, isolate, decide, snapshot, repair and verify drift between two dual-written stores',
     schema: dualWriteRollbackInputSchema,
+  },
+  'dual-write-check': {
+    workflowType: 'dualWriteCheck',
+    description:
+      'Detection only: compare the two stores of a dual-write pair incrementally, set the gauge, alert by severity',
+    schema: dualWriteCheckInputSchema,
+    schedule: { defaultCron: '*/15 * * * *', description: 'dual-write consistency check (detection only)' },
+    requiresSection: 'dualWrite',
   },
   'sqlite-backup': {
     workflowType: 'sqliteBackup',
