@@ -198,6 +198,17 @@ describe('other runbooks: their own action, numbers and state', () => {
     expect(comm).toContain(`- Data loss: ${doc.extra!.dataLoss as string}`);
   });
 
+  it('dual-write check: the differences it found now and at the check before, its severity', () => {
+    const doc = recordedEvidence('dual-write-check.critical-page');
+    const comm = renderCommunication(doc);
+    const detection = doc.extra!.detection as { total: number; severity: string; previous: { total: number } };
+    expect(section(comm, 'Current State')).toContain(
+      `- Differences between the stores: ${detection.total} (${detection.severity})`,
+    );
+    expect(section(comm, 'Current State')).toContain(`): ${detection.previous.total}`);
+    expect(comm).toContain(`- Severity: ${doc.extra!.severity as string}`);
+  });
+
   it('sqlite milestone rollback: the backup named as a file, the undo of each step listed', () => {
     const doc = recordedEvidence('sqlite-milestone-rollback.abort-after-drop');
     const pm = renderPostmortem(doc);

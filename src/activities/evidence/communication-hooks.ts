@@ -131,9 +131,25 @@ const jobReplay: CommunicationHook = {
   },
 };
 
+/** dual-write-check (detection only): the differences it found, against the check before */
+const dualWriteCheck: CommunicationHook = {
+  currentState: (f) => {
+    const detection = obj(f.extra?.detection);
+    if (typeof detection?.total !== 'number') return undefined;
+    const previous = obj(detection.previous);
+    return [
+      `Differences between the stores: ${detection.total}${str(detection.severity) ? ` (${str(detection.severity)})` : ''}`,
+      ...(typeof previous?.total === 'number'
+        ? [`At the check before (${str(previous.checkedAt) ?? '?'}): ${previous.total}`]
+        : []),
+    ];
+  },
+};
+
 export const COMMUNICATION_HOOKS: Record<string, CommunicationHook> = {
   'feature-flag-rollback': featureFlagRollback,
   'backend-phase-switch': backendPhaseSwitch,
   'emergency-ladder': emergencyLadder,
   'job-replay': jobReplay,
+  'dual-write-check': dualWriteCheck,
 };
