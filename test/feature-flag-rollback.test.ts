@@ -5,7 +5,10 @@ import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { abortSignal, approveSignal, rejectSignal, statusQuery } from '../src/shared/messages.js';
 import type { RunbookResult } from '../src/shared/types.js';
 import { chainGenesis, verifyChain } from '../src/activities/evidence/chain.js';
+import { renderCommunication } from '../src/activities/evidence/communication.js';
+import { renderPostmortem } from '../src/activities/evidence/postmortem.js';
 import pg from 'pg';
+import { runbook } from './support/cli.js';
 import { Harness } from './support/harness.js';
 import { saveHistory } from './support/histories.js';
 import { captureWebhook } from './support/webhook.js';
@@ -91,6 +94,16 @@ describe('feature-flag rollback against a real dev server and a real demo servic
     expect(doc.approvals).toMatchObject([{ kind: 'approve', by: 'alice', accepted: true, comment: 'go' }]);
     expect(doc.extra.notification).toContain(`- ${DUAL}: false`);
     expect(doc.extra.notification).toContain('**Incident Ticket:** INC-7');
+    expect(doc.extra).toMatchObject({ incidentTicket: 'INC-7', flags: { [DUAL]: 'false' } });
+    // the communication from the CLI: the notification the run sent (dated by the run's end, not the send)
+    const comm = await runbook(['report', handle.workflowId, '--communication'], h.env());
+    expect(comm.code).toBe(0);
+    expect(comm.stdout).toBe(`${renderCommunication(doc)}\n`);
+    const undated = (text: string) => text.replace(/\*\*Date:\*\* .*\n/, '');
+    expect(undated(comm.stdout)).toBe(undated(`${doc.extra.notification}\n`));
+    const pm = await runbook(['report', handle.workflowId, '--postmortem'], h.env());
+    expect(pm.stdout).toBe(renderPostmortem(doc));
+    expect(pm.stdout).toContain(`- State after the run:\n  - ${DUAL}: false\n`);
     expect(doc.phases.map((p: { phase: string }) => p.phase)).toEqual(['prepare', 'approval', 'execute', 'finalize']);
     const described = await handle.describe();
     expect(described.typedSearchAttributes.get({ name: 'Outcome', type: 'KEYWORD' } as never)).toBe('succeeded');
@@ -224,7 +237,14 @@ describe('feature-flag rollback against a real dev server and a real demo servic
     expect(result!.compensations).toHaveLength(1);
     expect(result!.compensations[0]).toMatchObject({ step: 'set flags', status: 'failed' });
     expect(result!.compensations[0]!.error).toMatch(/EISDIR/);
-    expect(evidenceOf(result!).compensations[0].status).toBe('failed');
+    const doc = evidenceOf(result!);
+    expect(doc.compensations[0].status).toBe('failed');
+    // the communication does not claim a state it cannot know
+    const comm = renderCommunication(doc);
+    expect(comm).toContain(`- set flags: undo failed — ${result!.compensations[0]!.error}`);
+    expect(comm).toContain(`- ${DUAL}: unknown — true before, false planned; check it (an undo failed)`);
+    expect(comm).toContain('- vNext operations: Unknown (an undo failed: check the flags)');
+    expect(comm).toContain('1. Check the state the failed undo left (see Undone) and put it right by hand');
   });
 
   it('a step running past its expected duration escalates; notifications reach the webhook', async () => {

@@ -55,6 +55,8 @@ export async function featureFlagRollback(rawInput: FeatureFlagRollbackInput): P
     lockWait: input.lockWait,
   });
   let notification: string | undefined;
+  /** the flags as read when notifying: `runbook report --communication` shows them as the current state */
+  let flagsAfter: Record<string, string | null> | undefined;
 
   return rb.run(
     async () => {
@@ -117,6 +119,7 @@ export async function featureFlagRollback(rawInput: FeatureFlagRollbackInput): P
         'notify',
         async () => {
           const after = await acts.readFlags({ ...ref, names });
+          flagsAfter = Object.fromEntries(names.map((name) => [name, after[name] ?? null]));
           notification = rollbackNotification({
             date: new Date().toISOString(),
             environment: input.environment,
@@ -134,6 +137,11 @@ export async function featureFlagRollback(rawInput: FeatureFlagRollbackInput): P
         { summarize: (sent) => (sent ? 'sent' : 'delivery failed (see worker log)') },
       );
     },
-    () => ({ mode: input.mode, notification }),
+    () => ({
+      mode: input.mode,
+      notification,
+      ...(flagsAfter ? { flags: flagsAfter } : {}),
+      ...(input.incidentTicket ? { incidentTicket: input.incidentTicket } : {}),
+    }),
   );
 }

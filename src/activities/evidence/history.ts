@@ -22,6 +22,13 @@ export function startedEvent(history: HistoryJson): { workflowType?: string; run
   return { workflowType: attrs?.workflowType?.name, runId: attrs?.originalExecutionRunId };
 }
 
+/** The input the run was started with (its first argument), when it is an object: what the operator typed. */
+export function startedInput(history: HistoryJson): Record<string, unknown> | undefined {
+  const attrs = history.events?.[0]?.workflowExecutionStartedEventAttributes;
+  const input = decode(attrs?.input?.payloads?.[0]);
+  return input && typeof input === 'object' && !Array.isArray(input) ? (input as Record<string, unknown>) : undefined;
+}
+
 /** Every evidence reference the run's writeEvidence activities returned, in order. */
 export function evidenceRefsIn(history: HistoryJson): EvidenceRef[] {
   const events = history.events ?? [];

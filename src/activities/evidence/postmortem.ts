@@ -1,7 +1,9 @@
 import { formatDuration } from '../../shared/duration.js';
 import { RUNBOOKS } from '../../shared/runbooks.js';
 import { formatRto, isRtoReport, type RtoReport } from '../../workflows/sqlite/rto.js';
+import { runSummary } from './communication.js';
 import type { EvidenceFacts } from './document.js';
+import { automatic, figures, obj, str } from './run-facts.js';
 
 /**
  * The seed's post-mortem template (sqlite-rollback-and-disaster-recovery.md §7.2) filled from one run: its facts
@@ -11,10 +13,12 @@ import type { EvidenceFacts } from './document.js';
  * - `severity`: "CRITICAL" | "HIGH" | …            → Summary
  * - `servicesAffected`: string[]                    → Impact (default: the environment/target)
  * - `dataLoss`: string                              → Impact
- * - `backup`: { file, createdAt }                   → Resolution
- * - `forensicCopy`: { dir }                         → Resolution
+ * - `backup`: { file, createdAt } or a file name   → Resolution
+ * - `forensicCopy`: { dir } or a directory          → Resolution
+ * - every number (and yes/no) at any depth          → Impact ("measured by the run", see figures())
  * - `rto`: RtoReport (src/workflows/sqlite/rto.ts)  → Summary (start/end), Resolution
  *
+ * What the run did and the state it left come from the communication's per-runbook hooks (communication-hooks.ts).
  * What only people know (users impacted, root cause, lessons, action items) stays a placeholder to fill in.
  */
 export interface PostmortemSource extends EvidenceFacts {
@@ -23,12 +27,6 @@ export interface PostmortemSource extends EvidenceFacts {
 }
 
 const TODO = '_(to be filled in)_';
-
-const str = (v: unknown): string | undefined => (typeof v === 'string' && v ? v : undefined);
-
-function obj(v: unknown): Record<string, unknown> | undefined {
-  return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
-}
 
 const span = (from: string | undefined, to: string | undefined): string =>
   from && to ? formatDuration(Math.max(0, Date.parse(to) - Date.parse(from))) : 'n/a';
@@ -77,9 +75,13 @@ export function renderPostmortem(f: PostmortemSource): string {
   const healthy = rto?.totalMs === undefined ? undefined : rto.phases.find((p) => p.phase === 'healthy')?.endedAt;
   const end = healthy ?? f.endedAt ?? undefined;
   const backup = obj(extra.backup);
-  const forensic = obj(extra.forensicCopy);
+  const backupFile = str(extra.backup);
+  const forensic = str(obj(extra.forensicCopy)?.dir) ?? str(extra.forensicCopy);
+  const measured = figures(extra);
+  const summary = runSummary(f);
   const services = Array.isArray(extra.servicesAffected) ? extra.servicesAffected.map(String) : [];
   const approvals = f.approvals.filter((a) => a.kind === 'approve' && a.accepted);
+  const byPolicy = automatic(f);
   const undone = f.compensations.filter((c) => c.status !== 'kept');
   const kept = f.compensations.filter((c) => c.status === 'kept');
   const succeeded = f.steps.filter((s) => s.status === 'succeeded' || s.status === 'compensated').map((s) => s.name);
@@ -101,6 +103,7 @@ export function renderPostmortem(f: PostmortemSource): string {
     `- Services affected: ${services.length ? services.join(', ') : `${f.environment}/${f.target}`}`,
     `- Users impacted: ${TODO}`,
     `- Data loss: ${str(extra.dataLoss) ?? 'n/a'}`,
+    ...(measured.length ? ['- Measured by the run:', ...measured.map((m) => `  - ${m}`)] : []),
     '',
     '## Root Cause',
     `- Primary cause: ${TODO}`,
@@ -114,8 +117,9 @@ export function renderPostmortem(f: PostmortemSource): string {
     '## Resolution',
     `- Rollback procedure used: \`${f.runbook}\`${definition ? ` — ${definition.description}` : ''}`,
     `- Actions taken: ${succeeded.length ? succeeded.join(' → ') : 'none'}`,
-    `- Backup used: ${backup ? `${str(backup.file) ?? '?'} (taken ${str(backup.createdAt) ?? '?'})` : 'n/a'}`,
-    ...(forensic ? [`- Forensic copy: ${str(forensic.dir) ?? '?'}`] : []),
+    `- What the run did: ${summary.action}`,
+    `- Backup used: ${backup ? `${str(backup.file) ?? '?'} (taken ${str(backup.createdAt) ?? '?'})` : (backupFile ?? 'n/a')}`,
+    ...(forensic ? [`- Forensic copy: ${forensic}`] : []),
     `- Undone: ${undone.length ? undone.map((c) => `${c.step} (${c.status})`).join(', ') : 'nothing'}`,
     ...(kept.length ? [`- Left in place on purpose: ${kept.map((c) => `${c.step} (${c.reason})`).join(', ')}`] : []),
     ...(f.abort ? [`- Aborted by ${f.abort.by} at ${f.abort.at}: ${f.abort.reason}`] : []),
@@ -128,7 +132,10 @@ export function renderPostmortem(f: PostmortemSource): string {
             )
             .join(', ')
         : 'none'
-    }`,
+    }${byPolicy.length ? `; ${byPolicy.join(', ')}` : ''}`,
+    ...(summary.currentState.length
+      ? ['- State after the run:', ...summary.currentState.map((l) => `  - ${l}`)]
+      : []),
     `- Phase durations: ${f.phases.map((p) => `${p.phase} ${p.durationMs === undefined ? 'n/a' : formatDuration(p.durationMs)}`).join(', ')}`,
     `- ${rto ? formatRto(rto) : 'RTO: n/a'}`,
     '',

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import { buildEvidence, type EvidenceDocument } from '../../activities/evidence/document.js';
+import { communicationContext, renderCommunication } from '../../activities/evidence/communication.js';
 import { isClosed, type HistoryJson } from '../../activities/evidence/history.js';
 import { renderPostmortem } from '../../activities/evidence/postmortem.js';
 import { renderReport } from '../../activities/evidence/report.js';
@@ -13,7 +14,10 @@ import { readRunEvidence } from '../evidence.js';
  * A run's facts for a report: the evidence it wrote when it has ended (digest checked), else — still running, or
  * its evidence is on another host — its status (the query, or the result of a closed run) with what it published.
  */
-async function reportSource(client: Client, id: string): Promise<{ doc: EvidenceDocument; signed: boolean }> {
+async function reportSource(
+  client: Client,
+  id: string,
+): Promise<{ doc: EvidenceDocument; signed: boolean; history: HistoryJson }> {
   const history = await client.workflow
     .getHandle(id)
     .fetchHistory()
@@ -24,29 +28,35 @@ async function reportSource(client: Client, id: string): Promise<{ doc: Evidence
     });
   if (isClosed(history)) {
     const text = await readRunEvidence(id, history).catch(() => undefined);
-    if (text) return { doc: JSON.parse(text) as EvidenceDocument, signed: true };
+    if (text) return { doc: JSON.parse(text) as EvidenceDocument, signed: true, history };
   }
   const status = await queryStatus(client, id);
-  return { doc: buildEvidence({ status, extra: status.results }), signed: false };
+  return { doc: buildEvidence({ status, extra: status.results }), signed: false, history };
 }
 
 export function registerReportCommands(program: Command): void {
   program
     .command('report <id>')
-    .description("a run's report (Markdown) from its evidence; --postmortem: the seed's post-mortem template, filled")
+    .description(
+      "a run's report (Markdown) from its evidence; --communication / --postmortem: the seed's templates, filled",
+    )
+    .option('--communication', 'the communication template (action, impact, undone, current state, approvals)')
     .option('--postmortem', 'the post-mortem template (summary, impact, timeline, resolution) filled from the run')
     .option('--out <file>', 'write it to this file instead of stdout')
-    .action(async (id: string, opts: { postmortem?: boolean; out?: string }) =>
+    .action(async (id: string, opts: { communication?: boolean; postmortem?: boolean; out?: string }) =>
       withClient(async (client) => {
-        const { doc, signed } = await reportSource(client, id);
+        if (opts.communication && opts.postmortem) throw new CliError('give --communication or --postmortem, not both');
+        const { doc, signed, history } = await reportSource(client, id);
         if (!signed)
           console.error(`note: ${id} has no evidence here (yet): this is from its status, not from signed evidence`);
-        const text = opts.postmortem
-          ? renderPostmortem(signed ? doc : { ...doc, chainHead: undefined })
-          : renderReport(doc);
+        const [kind, text] = opts.postmortem
+          ? ['post-mortem', renderPostmortem(signed ? doc : { ...doc, chainHead: undefined })]
+          : opts.communication
+            ? ['communication', `${renderCommunication(doc, communicationContext(history))}\n`]
+            : ['report', renderReport(doc)];
         if (opts.out) {
           await writeFileAtomically(opts.out, text);
-          console.log(`${opts.postmortem ? 'post-mortem' : 'report'} written to ${opts.out}`);
+          console.log(`${kind} written to ${opts.out}`);
         } else process.stdout.write(text);
       }),
     );
