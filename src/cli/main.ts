@@ -9,6 +9,7 @@ import { registerRunCommands } from './commands/runs.js';
 import { registerSqliteCommands } from './commands/sqlite.js';
 import { registerReplayCommands } from './commands/replay.js';
 import { registerScheduleCommands } from './commands/schedule.js';
+import { registerTriageCommands } from './commands/triage.js';
 import { CliError } from './errors.js';
 
 export { CliError } from './errors.js';
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerScheduleCommands(program);
   registerReportCommands(program);
   registerReplayCommands(program);
+  registerTriageCommands(program);
   return program;
 }
 

@@ -11,3 +11,4 @@ export * from './schemas/migration.js';
 export * from './schemas/migration-inputs.js';
 export * from './schemas/cleanup.js';
 export * from './schemas/cleanup-inputs.js';
+export * from './schemas/triage.js';

@@ -87,7 +87,7 @@ export async function featureFlagRollback(rawInput: FeatureFlagRollbackInput): P
           current: before,
         },
       };
-      await rb.approval(plan);
+      await rb.approval(plan, { childInput: rawInput });
 
       const action = target.serviceType === 'process' ? 'reload' : 'restart';
       await rb.step('set flags', () => acts.writeFlags({ ...ref, values: desired, expectCurrent: previous }), {

@@ -15,3 +15,4 @@ export { jobReplay } from './job-replay.js';
 export { jobReplayRequeue } from './job-replay-requeue.js';
 export { backendPhaseSwitch } from './backend-phase-switch.js';
 export { testDataCleanup } from './test-data-cleanup.js';
+export { triage } from './triage.js';
