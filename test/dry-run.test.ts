@@ -16,6 +16,7 @@ import { startReplay, writeGapLog } from './support/job-replay.js';
 import { jobTarget } from './support/migration.js';
 import { saveHistory } from './support/histories.js';
 import { sqliteTarget, startRunbook, type SqliteTargetOptions, type SqliteTestTarget } from './support/sqlite.js';
+import { triageTarget } from './support/triage.js';
 
 /**
  * A dry run changes nothing: not a flag, not a file, not a row — in every runbook. Each runbook the CLI can start
@@ -91,6 +92,29 @@ async function sqliteDryRun(
 }
 
 const CASES: Record<string, () => Promise<void>> = {
+  triage: async () => {
+    // symptoms taken, the chain proposed: no child started, no flag written, no lock taken
+    const t = await triageTarget(h);
+    const handle = await startRunbook(h, 'triage', {
+      environment: t.envName,
+      target: 'web',
+      symptoms: ['errors-500', 'latency-2x'],
+      dryRun: true,
+    });
+    const result = (await handle.result()) as RunbookResult;
+    expect(result.outcome).toBe('dry_run');
+    expect(result.plan!.summary).toMatch(/^errors-500 \(IMMEDIATE\), latency-2x \(HIGH\) → run 1\/2: /);
+    expect(result.extra!.children).toEqual([]);
+    expect(readFileSync(t.envFile, 'utf8')).toBe(t.initialFlags);
+    expect((await t.stats()).reloads).toBe(0);
+    const child = await h.client.workflow
+      .getHandle(`${handle.workflowId}--1-feature-flag-rollback`)
+      .describe()
+      .catch(() => 'never started');
+    expect(child).toBe('never started');
+    await noLockTaken(t.envName, 'web');
+    await saveHistory(h.client, handle.workflowId, 'dry-run', 'triage');
+  },
   'output-recovery': async () => {
     // corrupt outputs, some restorable: a real run would stop the processor, quarantine, restore and replay
     const { t } = await corruptOutputs(h);
