@@ -117,6 +117,46 @@ describe('triage: the decision matrix as a runbook, its chain as child workflows
     await saveHistory(h.client, handle.workflowId, 'child-failed', 'triage');
   });
 
+  it('a child on another target: the parent takes that target first, the child shares it and is covered', async () => {
+    const edge = await fakeEndpoint(h, { health: 200 });
+    const t = await h.demoTarget({
+      sections: {
+        triage: {
+          matrix: [
+            {
+              symptom: 'errors-500',
+              urgency: 'immediate',
+              chain: [{ runbook: 'feature-flag-rollback', target: 'web', input: { mode: 'disable-dual-write' } }],
+            },
+          ],
+        },
+      },
+      targets: { edge: { health: { http: { url: `${edge.url}/health` } } } },
+    });
+    const handle = await startRunbook(h, 'triage', {
+      environment: t.envName,
+      target: 'edge',
+      symptoms: ['errors-500'],
+      noMeasure: true,
+    });
+    await approve(handle);
+    const result = (await handle.result()) as RunbookResult;
+    expect(result.outcome).toBe('succeeded');
+    expect(result.steps.find((s) => s.name === 'take other targets')).toMatchObject({
+      status: 'succeeded',
+      result: 'web held for the chain',
+    });
+    expect(result.locks!.map((l) => [l.target, l.state])).toEqual([
+      ['edge', 'released'],
+      ['web', 'released'],
+    ]);
+    const childId = (result.extra!.children as Array<{ workflowId: string }>)[0]!.workflowId;
+    const child = (await h.client.workflow.getHandle(childId).result()) as RunbookResult;
+    expect(child.approval.parentCover).toMatchObject({ covered: true });
+    expect(child.locks![0]).toMatchObject({ target: 'web', sharedWith: { workflowId: handle.workflowId } });
+    expect(flagsOf(t.envFile)).toMatchObject({ [DUAL]: 'false', [STRICT]: 'true' });
+  });
+
   it('measures symptoms itself: a failing health endpoint and a latency metric, without --symptom', async () => {
     const edge = await fakeEndpoint(h, { health: 503 });
     const exporter = await fakeEndpoint(h, {
@@ -157,7 +197,9 @@ describe('triage: the decision matrix as a runbook, its chain as child workflows
     );
     const cause = (err as WorkflowFailedError).cause as ApplicationFailure;
     expect(cause.type).toBe('InvalidInput');
-    expect(cause.message).toMatch(/^triage failed: invalid input: symptoms: unknown sky-falling \(triage.matrix has errors-500, /);
+    expect(cause.message).toMatch(
+      /^triage failed: invalid input: symptoms: unknown sky-falling \(triage.matrix has errors-500, /,
+    );
     expect(readFileSync(t.envFile, 'utf8')).toBe(t.initialFlags);
   });
 });
