@@ -6,6 +6,7 @@ import { approveSignal, rejectSignal, statusQuery } from '../src/shared/messages
 import type { RunbookResult } from '../src/shared/types.js';
 import { Harness } from './support/harness.js';
 import { saveHistory } from './support/histories.js';
+import { runbook } from './support/cli.js';
 import { startRunbook } from './support/sqlite.js';
 import { fakeEndpoint, triageTarget } from './support/triage.js';
 
@@ -176,6 +177,34 @@ describe('triage: the decision matrix as a runbook, its chain as child workflows
       /^errors-500 \(IMMEDIATE\), latency-2x \(HIGH\) → run 1\/2: feature-flag-rollback disable-strict-mode on web → run 2\/2: feature-flag-rollback disable-dual-write on web;/,
     );
     expect(readFileSync(t.envFile, 'utf8')).toBe(t.initialFlags);
+  });
+
+  it('runbook triage (the CLI): symptoms from --symptom, a dry run proposes the chain', async () => {
+    const t = await triageTarget(h);
+    const run = await runbook(
+      [
+        'triage',
+        '--env',
+        t.envName,
+        '--target',
+        'web',
+        '--symptom',
+        'latency-2x',
+        '--no-measure',
+        '--dry-run',
+        '--wait',
+      ],
+      h.env(),
+    );
+    expect(run.stdout).toContain(`started triage on ${t.envName}/web`);
+    expect(run.stdout).toContain(`workflow id: triage--${t.envName}--web`);
+    const status = await h.client.workflow.getHandle(`triage--${t.envName}--web`).query(statusQuery);
+    expect(status.outcome).toBe('dry_run');
+    expect(status.plan!.summary).toMatch(
+      /^latency-2x \(HIGH\) → run 1\/1: feature-flag-rollback disable-dual-write on web;/,
+    );
+    const bad = await runbook(['triage', '--env', t.envName, '--target', 'web', '--no-measure'], h.env());
+    expect(bad.stderr).toContain('--no-measure needs --symptom');
   });
 
   it('monitor only: a symptom without runbooks changes nothing and needs no approval', async () => {
