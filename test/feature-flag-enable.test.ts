@@ -1,11 +1,11 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
-import type { ApplicationFailure } from '@temporalio/common';
+import type { WorkflowHandle } from '@temporalio/client';
 import { approveSignal } from '../src/shared/messages.js';
 import type { RunbookResult } from '../src/shared/types.js';
 import { Harness, type DemoTarget } from './support/harness.js';
 import { saveHistory } from './support/histories.js';
+import { failureOf } from './support/triage.js';
 
 const h = new Harness();
 beforeAll(() => h.start());
@@ -65,14 +65,8 @@ describe('feature-flag rollback, enable-dual-write: turn it back on, soak, verif
     const { t, off } = await dualWriteOff();
     const handle = await h.startRun({ environment: t.envName, mode: 'enable-dual-write' });
     await approve(handle);
-    const err = await handle.result().then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    expect(err).toBeInstanceOf(WorkflowFailedError);
-    const cause = (err as WorkflowFailedError).cause as ApplicationFailure;
-    expect(cause.type).toBe('RunbookFailed');
-    const result = cause.details![0] as RunbookResult;
+    const { type, result } = await failureOf(handle);
+    expect(type).toBe('RunbookFailed');
     expect(result.steps.find((s) => s.name === 'soak')).toMatchObject({ status: 'failed' });
     expect(result.steps.find((s) => s.name === 'soak')!.error).toMatch(
       /soak: no "dual_write_scheduled" line .* dual writes did not resume/,

@@ -1,14 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import type { WorkflowHandle } from '@temporalio/client';
 import { approveSignal, rejectSignal, statusQuery } from '../src/shared/messages.js';
 import type { RunbookResult } from '../src/shared/types.js';
 import { Harness } from './support/harness.js';
 import { saveHistory } from './support/histories.js';
 import { runbook } from './support/cli.js';
 import { startRunbook } from './support/sqlite.js';
-import { fakeEndpoint, triageTarget } from './support/triage.js';
+import { failureOf, fakeEndpoint, triageTarget } from './support/triage.js';
 
 const h = new Harness();
 beforeAll(() => h.start());
@@ -85,13 +84,7 @@ describe('triage: the decision matrix as a runbook, its chain as child workflows
     const t = await triageTarget(h, { webHealth: { url: `${broken.url}/health`, within: '1s' } });
     const handle = await startTriage(t.envName, { symptoms: ['errors-500'], noMeasure: true });
     await approve(handle);
-    const err = await handle.result().then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    expect(err).toBeInstanceOf(WorkflowFailedError);
-    const cause = (err as WorkflowFailedError).cause as ApplicationFailure;
-    const result = cause.details![0] as RunbookResult;
+    const { result } = await failureOf(handle);
     expect(result.outcome).toBe('failed');
     const first = `${handle.workflowId}--1-feature-flag-rollback`;
     expect(result.error).toContain(`chain stopped: feature-flag-rollback ${first} on web failed`);
@@ -220,11 +213,7 @@ describe('triage: the decision matrix as a runbook, its chain as child workflows
   it('an unknown symptom is InvalidInput naming the field, before any change', async () => {
     const t = await triageTarget(h);
     const handle = await startTriage(t.envName, { symptoms: ['sky-falling'] });
-    const err = await handle.result().then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    const cause = (err as WorkflowFailedError).cause as ApplicationFailure;
+    const cause = await failureOf(handle);
     expect(cause.type).toBe('InvalidInput');
     expect(cause.message).toMatch(
       /^triage failed: invalid input: symptoms: unknown sky-falling \(triage.matrix has errors-500, /,

@@ -1,5 +1,8 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import type { RunbookResult } from '../../src/shared/types.js';
 import type { Harness, DemoTarget } from './harness.js';
 
 /** The seed's decision matrix for the demo target `web` (environments/demo.yaml has the same rows). */
@@ -60,4 +63,21 @@ export async function triageTarget(
     },
     ...(o.edgeHealth && { targets: { edge: { health: { http: { url: o.edgeHealth, within: '0s' } } } } }),
   });
+}
+
+/** How a run ended when it failed: the failure's type and the run's result (the engine's details). */
+export async function failureOf(
+  handle: WorkflowHandle,
+): Promise<{ type?: string; message: string; result: RunbookResult }> {
+  const err = await handle.result().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  if (!(err instanceof WorkflowFailedError) || !(err.cause instanceof ApplicationFailure))
+    throw new Error(`expected a failed run, got ${String(err)}`);
+  return {
+    type: err.cause.type ?? undefined,
+    message: err.cause.message,
+    result: err.cause.details?.[0] as RunbookResult,
+  };
 }
