@@ -54,12 +54,15 @@ export async function fakeEndpoint(
 /** A demo target `web` whose environment has the seed matrix (and `edge`, a target with only a health check). */
 export async function triageTarget(
   h: Harness,
-  o: { edgeHealth?: string; metricsUrl?: string; webHealth?: Record<string, unknown> } = {},
+  o: { edgeHealth?: string; metricsUrl?: string; webHealth?: Record<string, unknown>; alerts?: unknown[] } = {},
 ): Promise<DemoTarget> {
   return h.demoTarget({
     ...(o.webHealth && { health: o.webHealth }),
     sections: {
-      triage: { matrix: seedMatrix({ ...(o.edgeHealth && { healthTarget: 'edge' }), metricsUrl: o.metricsUrl }) },
+      triage: {
+        matrix: seedMatrix({ ...(o.edgeHealth && { healthTarget: 'edge' }), metricsUrl: o.metricsUrl }),
+        ...(o.alerts && { alerts: o.alerts }),
+      },
     },
     ...(o.edgeHealth && { targets: { edge: { health: { http: { url: o.edgeHealth, within: '0s' } } } } }),
   });

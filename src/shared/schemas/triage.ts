@@ -45,7 +45,18 @@ export const triageRowSchema = z.strictObject({
 });
 export type TriageRow = z.infer<typeof triageRowSchema>;
 
+/**
+ * `runbook alert-receiver`: a firing Alertmanager alert whose labels include every label of `match` starts a
+ * triage run on `target` with `symptom` (waiting for approval like any run); the first matching rule wins.
+ */
+export const triageAlertRuleSchema = z.strictObject({
+  match: z.record(z.string().regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/), z.string()),
+  target: nameSchema,
+  symptom: nameSchema,
+});
+
 export const triageSectionSchema = z.strictObject({
+  alerts: z.array(triageAlertRuleSchema).default([]),
   matrix: z
     .array(triageRowSchema)
     .min(1)
