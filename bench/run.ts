@@ -19,6 +19,7 @@ import { startDevServer } from '../src/dev/temporal-server.js';
 import { workflowInterceptorModules } from '../src/worker/worker.js';
 import { writeEnvironment } from '../test/support/environments.js';
 import { runDualWriteBench, smokeProblems } from './dual-write/index.js';
+import { runIncrementalBench } from './dual-write/incremental.js';
 import { benchOverhead } from './engine/overhead.js';
 import { engineReport } from './engine/report.js';
 import { benchResume } from './engine/resume.js';
@@ -31,6 +32,7 @@ import { replaySmokeProblems, runReplayBench } from './replay/index.js';
 import {
   benchmarksFile,
   writeDualWriteResults,
+  writeDualWriteIncrementalResults,
   writeEngineResults,
   writeSqliteResults,
   writeSqliteRtoResults,
@@ -136,6 +138,14 @@ async function main(): Promise<void> {
         log: (message) => log(`dual-write: ${message}`),
       });
       sectionDone('dual-write', dualWrite.markdown, () => smokeProblems(dualWrite), writeDualWriteResults);
+      log(`3b. dual-write incremental re-check${SMOKE ? '' : ' (1M objects; about three minutes)'}`);
+      const incremental = await runIncrementalBench({ resources, log: (message) => log(`dw-incremental: ${message}`) });
+      sectionDone(
+        'dual-write incremental',
+        incremental.markdown,
+        () => incremental.problems,
+        writeDualWriteIncrementalResults,
+      );
     }
 
     if (SKIP_SQLITE) log('4. SQLite backup: skipped (BENCH_SKIP_SQLITE=1)');

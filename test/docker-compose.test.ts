@@ -6,8 +6,11 @@ import { posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { z } from 'zod';
+import { RUNBOOKS } from '../src/shared/runbooks.js';
+import { exportedMetricNames, labelValuesOf, metricNamesOf } from './support/promql.js';
 import {
   DEFAULT_METRICS_PORT,
+  OUTCOMES,
   DEFAULT_NAMESPACE,
   DEFAULT_TASK_QUEUE,
   DEFAULT_TEMPORAL_ADDRESS,
@@ -358,5 +361,88 @@ describe('Dockerfile', () => {
     // `npm ci --omit=dev` must keep tsx, which runs the TypeScript sources
     expect(pkg.dependencies).toHaveProperty('tsx');
     if (pkg.scripts.worker !== undefined) expect(pkg.scripts.worker).toContain('src/worker/main.ts');
+  });
+});
+
+describe('monitoring: Prometheus rules and the Grafana dashboard, provisioned by docker-compose.yml', () => {
+  const exported = exportedMetricNames([`${root}/src/workflows`, `${root}/src/activities`]);
+  const rules = (
+    parse(read('monitoring/prometheus/rules/durable-runbooks.yml')) as {
+      groups: Array<{ rules: Array<{ alert: string; expr: string; labels?: Record<string, string> }> }>;
+    }
+  ).groups.flatMap((g) => g.rules);
+  const dashboard = JSON.parse(read('monitoring/grafana/dashboards/durable-runbooks.json')) as {
+    uid: string;
+    panels: Array<{ title: string; datasource: { uid: string }; targets: Array<{ expr: string }> }>;
+  };
+  const exprs = [
+    ...rules.map((r) => [`rule ${r.alert}`, r.expr] as const),
+    ...dashboard.panels.flatMap((p) => p.targets.map((t) => [`panel ${p.title}`, t.expr] as const)),
+  ];
+
+  it('uses only metric names, outcomes and runbook names the code exports', () => {
+    expect(exported).toContain('dual_write_inconsistency_detected');
+    for (const [where, expr] of exprs) {
+      const names = metricNamesOf(expr);
+      expect(names.length, where).toBeGreaterThan(0);
+      for (const name of names) expect(exported, `${where}: ${name}`).toContain(name);
+      for (const outcome of labelValuesOf(expr, 'outcome')) expect(OUTCOMES, `${where}`).toContain(outcome);
+      for (const runbook of labelValuesOf(expr, 'runbook')) expect(Object.keys(RUNBOOKS), where).toContain(runbook);
+    }
+  });
+
+  it("alerts on the seed's gauge above 0, runs waiting for approval and failed runs", () => {
+    const byName = Object.fromEntries(rules.map((r) => [r.alert, r]));
+    expect(byName.DualWriteInconsistencyDetected).toMatchObject({
+      expr: 'dual_write_inconsistency_detected > 0',
+      labels: { severity: 'critical' },
+    });
+    expect(metricNamesOf(byName.RunbookWaitingForApproval!.expr).sort()).toEqual([
+      'runbook_approval_waits_ended',
+      'runbook_approval_waits_started',
+    ]);
+    expect(labelValuesOf(byName.RunbookRunFailed!.expr, 'outcome')).toContain('failed');
+  });
+
+  it('mounts the rules where prometheus.yml loads them and scrapes the worker on its metrics port', () => {
+    const prometheus = services.prometheus!;
+    expect(isPinned(prometheus.image ?? '')).toBe(true);
+    const config = parse(read('monitoring/prometheus/prometheus.yml')) as {
+      rule_files: string[];
+      scrape_configs: Array<{ static_configs: Array<{ targets: string[] }> }>;
+    };
+    const mounts = volumesOf(prometheus);
+    const rulesDir = mounts.find((m) => m.source === './monitoring/prometheus/rules')?.target;
+    expect(config.rule_files).toContain(`${rulesDir}/*.yml`);
+    const configFile = [prometheus.command ?? []]
+      .flat()
+      .find((a) => a.startsWith('--config.file='))
+      ?.split('=')[1];
+    expect(mounts.find((m) => m.target === configFile)?.source).toBe('./monitoring/prometheus/prometheus.yml');
+    expect(config.scrape_configs.flatMap((c) => c.static_configs.flatMap((s) => s.targets))).toContain(
+      `worker:${workerEnv.METRICS_PORT}`,
+    );
+  });
+
+  it('provisions the Prometheus datasource and the dashboard into Grafana', () => {
+    const grafana = services.grafana!;
+    expect(isPinned(grafana.image ?? '')).toBe(true);
+    const mounts = volumesOf(grafana);
+    expect(mounts.find((m) => m.source === './monitoring/grafana/provisioning')?.target).toBe(
+      '/etc/grafana/provisioning',
+    );
+    const provider = parse(read('monitoring/grafana/provisioning/dashboards/durable-runbooks.yml')) as {
+      providers: Array<{ options: { path: string } }>;
+    };
+    expect(mounts.find((m) => m.source === './monitoring/grafana/dashboards')?.target).toBe(
+      provider.providers[0]!.options.path,
+    );
+    const datasource = (
+      parse(read('monitoring/grafana/provisioning/datasources/prometheus.yml')) as {
+        datasources: Array<{ uid: string; url: string }>;
+      }
+    ).datasources[0]!;
+    expect(datasource.url).toBe(`http://prometheus:${portsOf(services.prometheus!)[0]!.target}`);
+    for (const panel of dashboard.panels) expect(panel.datasource.uid, panel.title).toBe(datasource.uid);
   });
 });

@@ -14,6 +14,8 @@ import { corruptOutputs, startRecovery } from './support/output-recovery.js';
 import { Harness } from './support/harness.js';
 import { startReplay, writeGapLog } from './support/job-replay.js';
 import { jobTarget } from './support/migration.js';
+import { pgBackup, pgTarget, startPgRunbook } from './support/postgres.js';
+import { readCalls } from './fakes/make-fake.js';
 import { saveHistory } from './support/histories.js';
 import { sqliteTarget, startRunbook, type SqliteTargetOptions, type SqliteTestTarget } from './support/sqlite.js';
 import { triageTarget } from './support/triage.js';
@@ -91,6 +93,29 @@ async function sqliteDryRun(
   return result;
 }
 
+/**
+ * A Postgres runbook's dry run: the backups directory is byte-identical, the server has the same databases and the
+ * target's rows, kubectl was not asked to scale, and no lock was taken.
+ */
+async function postgresDryRun(runbook: 'postgres-backup' | 'postgres-restore'): Promise<RunbookResult> {
+  const t = await pgTarget(h, { rows: 20 });
+  await pgBackup(h, t);
+  const state = async () => ({
+    files: filesBelow(t.backupsDir),
+    databases: await t.databases(),
+    teams: await t.query('SELECT * FROM organizations_team ORDER BY id'),
+    scales: readCalls(t.kubeDir, 'kubectl').filter((c) => c[0] === 'scale').length,
+  });
+  const before = await state();
+  const lockBefore = await lockState(t.envName, 'db');
+  const result = (await (await startPgRunbook(h, runbook, t, { dryRun: true })).result()) as RunbookResult;
+  expect(result.outcome, runbook).toBe('dry_run');
+  expect(result.compensations).toEqual([]);
+  expect(await state(), runbook).toEqual(before);
+  expect(await lockState(t.envName, 'db'), 'the target lock was not asked').toEqual(lockBefore);
+  return result;
+}
+
 const CASES: Record<string, () => Promise<void>> = {
   triage: async () => {
     // symptoms taken, the chain proposed: no child started, no flag written, no lock taken
@@ -114,6 +139,16 @@ const CASES: Record<string, () => Promise<void>> = {
     expect(child).toBe('never started');
     await noLockTaken(t.envName, 'web');
     await saveHistory(h.client, handle.workflowId, 'dry-run', 'triage');
+  },
+  'postgres-backup': async () => {
+    const result = await postgresDryRun('postgres-backup');
+    expect(result.plan!.summary).toMatch(/^pg_dump pgr_\d+_\d+ .* with a signed manifest/);
+    expect(result.steps.find((s) => s.name === 'dump')).toMatchObject({ status: 'skipped' });
+  },
+  'postgres-restore': async () => {
+    const result = await postgresDryRun('postgres-restore');
+    expect(result.plan!.summary).toMatch(/^restore pgr_\d+_\d+ from pgr-\d+-\d+_\S+\.dump taken .*every write after/);
+    expect(result.steps.find((s) => s.name === 'swap')).toMatchObject({ status: 'skipped' });
   },
   'output-recovery': async () => {
     // corrupt outputs, some restorable: a real run would stop the processor, quarantine, restore and replay
@@ -261,6 +296,24 @@ const CASES: Record<string, () => Promise<void>> = {
       }
       await noLockTaken(t.envName, 'web');
     }
+  },
+  'dual-write-check': async () => {
+    // detection only, and a dry run ends at the sealed plan: no state, no diff file, no lock
+    const t = await pairTarget(h, pool, 'postgres-objectstore', { objects: 40, drift: { content_mismatch: 2 } });
+    await Promise.all([t.a.close(), t.b.close()]);
+    const dir = join(h.root, 'dw', t.envName);
+    const before = { files: filesBelow(dir), rows: await rows(t.where[0]) };
+    const handle = await startRunbook(h, 'dual-write-check', {
+      environment: t.envName,
+      target: 'objects',
+      dryRun: true,
+    });
+    const result = (await handle.result()) as RunbookResult;
+    expect(result.outcome).toBe('dry_run');
+    expect(result.plan!.summary).toMatch(/^compare postgres and store of .*\(detection only: nothing is changed\)/);
+    expect(result.steps.find((s) => s.name === 'detect')).toMatchObject({ status: 'skipped' });
+    expect({ files: filesBelow(dir), rows: await rows(t.where[0]) }).toEqual(before);
+    await noLockTaken(t.envName, 'objects');
   },
   'emergency-ladder': async () => {
     // a wedged processor: a real run would restart it (level 1) and could go on to the configuration

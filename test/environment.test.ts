@@ -151,7 +151,7 @@ describe('loadEnvironment', () => {
   it('loads the repository demo environment', async () => {
     const env = await loadEnvironment(resolve('environments'), 'demo');
     expect(env.config.name).toBe('demo');
-    expect(Object.keys(env.config.targets)).toEqual(['web', 'objects', 'app', 'jobs', 'cleanup']);
+    expect(Object.keys(env.config.targets)).toEqual(['web', 'objects', 'app', 'jobs', 'teams', 'cleanup']);
     expect(env.resolvePath('../.data/demo/web.env')).toBe(resolve('.data/demo/web.env'));
   });
 

@@ -7,6 +7,7 @@ import type { RunbookResult } from '../src/shared/types.js';
 import type { DrillReport } from '../src/workflows/sqlite-drill.js';
 import { runbook } from './support/cli.js';
 import { Harness } from './support/harness.js';
+import { deleteSchedules } from './support/schedules.js';
 import { sqliteTarget, startRunbook, type SqliteTestTarget } from './support/sqlite.js';
 
 /**
@@ -17,11 +18,7 @@ const h = new Harness();
 const created: string[] = [];
 beforeAll(() => h.start());
 afterAll(async () => {
-  for (const id of created)
-    await h.client.schedule
-      .getHandle(id)
-      .delete()
-      .catch(() => {});
+  await deleteSchedules(h.client, created);
   await h.close();
 });
 
@@ -277,12 +274,12 @@ describe('runbook schedule: backups and drills as Temporal Schedules', () => {
       [
         ['create', 'feature-flag-rollback', '--env', env, '--target', 'app'],
         `feature-flag-rollback--${env}--app`,
-        /^runbook: "feature-flag-rollback" cannot run unattended: only these can be scheduled: sqlite-backup, sqlite-drill$/,
+        /^runbook: "feature-flag-rollback" cannot run unattended: only these can be scheduled: dual-write-check, sqlite-backup, sqlite-drill, postgres-backup$/,
       ],
       [
         ['create', 'sqlite-restore-all', '--env', env, '--target', 'app'],
         `sqlite-restore-all--${env}--app`,
-        /^runbook: unknown runbook "sqlite-restore-all": only these can be scheduled: sqlite-backup, sqlite-drill$/,
+        /^runbook: unknown runbook "sqlite-restore-all": only these can be scheduled: dual-write-check, sqlite-backup, sqlite-drill, postgres-backup$/,
       ],
       [
         ['create', 'sqlite-backup', '--env', env, '--target', 'app', '--cron', '61 25 * * *'],

@@ -112,7 +112,7 @@ const tee = (stores: ObjectStoreAdapter[]): ObjectStoreAdapter =>
  * per million), and detection reads the index only. The blobs the repair reads are written afterwards
  * (writeBlobs). An upsert, as put().
  */
-async function objectIndexSeeder(root: string): Promise<ObjectStoreAdapter> {
+export async function objectIndexSeeder(root: string): Promise<ObjectStoreAdapter> {
   await (await ObjectStore.open(root)).close();
   const db = new Database(join(root, 'index.sqlite'));
   db.pragma('synchronous = OFF');

@@ -10,6 +10,10 @@ import { repoRoot } from '../../src/dev/temporal-server.js';
 export const benchmarksFile = join(repoRoot, 'BENCHMARKS.md');
 const RESULTS = { start: '<!-- bench:results:start -->', end: '<!-- bench:results:end -->' };
 const DUAL_WRITE = { start: '<!-- bench:dual-write:start -->', end: '<!-- bench:dual-write:end -->' };
+const DUAL_WRITE_INCREMENTAL = {
+  start: '<!-- bench:dual-write-incremental:start -->',
+  end: '<!-- bench:dual-write-incremental:end -->',
+};
 const SQLITE = { start: '<!-- bench:sqlite:start -->', end: '<!-- bench:sqlite:end -->' };
 const SQLITE_RTO = { start: '<!-- bench:sqlite-rto:start -->', end: '<!-- bench:sqlite-rto:end -->' };
 const REPLAY = { start: '<!-- bench:replay:start -->', end: '<!-- bench:replay:end -->' };
@@ -97,6 +101,10 @@ export const writeSqliteResults = (markdown: string, file = benchmarksFile): voi
 /** The results of section 5, after those of section 4 when its block is new. */
 export const writeSqliteRtoResults = (markdown: string, file = benchmarksFile): void =>
   writeBlock(file, SQLITE_RTO, markdown, { after: SQLITE.end, intro: INTRO });
+
+/** The incremental re-check's results (bench/dual-write/incremental.ts), after those of section 3 when new. */
+export const writeDualWriteIncrementalResults = (markdown: string, file = benchmarksFile): void =>
+  writeBlock(file, DUAL_WRITE_INCREMENTAL, markdown, { after: DUAL_WRITE.end, intro: INTRO });
 
 /** The results of section 6 (missed-job replay), after those of section 5 when its block is new. */
 export const writeReplayResults = (markdown: string, file = benchmarksFile): void =>

@@ -8,6 +8,7 @@ import { createDualWriteActivities } from './dual-write/index.js';
 import type { KeyPair } from './keys.js';
 import { createEmergencyActivities } from './migration/emergency.js';
 import { createMigrationActivities } from './migration/index.js';
+import { createPostgresActivities } from './postgres/index.js';
 import { createOutputActivities } from './migration/outputs.js';
 import { createRunActivities } from './runs.js';
 import { createSqliteActivities } from './sqlite/index.js';
@@ -35,6 +36,7 @@ export const createActivities = (deps: ActivityDeps) => ({
   ...createDualWriteActivities(deps),
   ...createSqliteActivities(deps),
   ...createMigrationActivities(deps),
+  ...createPostgresActivities(deps),
   ...createOutputActivities(deps),
   ...createCleanupActivities(deps),
   ...createEmergencyActivities(deps),

@@ -54,6 +54,10 @@ export async function validateRunbookInput(
   const { environment, target } = parsed.data;
   try {
     const t = await loadTarget(environmentsDir, environment, target);
+    if (def.requiresSection && !t.target[def.requiresSection])
+      throw new CliError(
+        `invalid environment: ${t.file}: targets.${target} has no ${def.requiresSection} section (the runbook acts on it)`,
+      );
     tightenApproval(approvalPolicyOf(t), parsed.data.approval);
     tightenDuration('lockWait', t.config.lockWait, parsed.data.lockWait);
   } catch (err) {

@@ -7,6 +7,7 @@ import { registerKeyCommands } from './commands/keys.js';
 import { registerReportCommands } from './commands/report.js';
 import { registerRunCommands } from './commands/runs.js';
 import { registerSqliteCommands } from './commands/sqlite.js';
+import { registerPostgresCommands } from './commands/postgres.js';
 import { registerReplayCommands } from './commands/replay.js';
 import { registerScheduleCommands } from './commands/schedule.js';
 import { registerTriageCommands } from './commands/triage.js';
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   registerDualWriteCommands(program);
   registerEvidenceCommands(program);
   registerSqliteCommands(program);
+  registerPostgresCommands(program);
   registerScheduleCommands(program);
   registerReportCommands(program);
   registerReplayCommands(program);

@@ -26,6 +26,7 @@ import { startSqliteDemo } from './sqlite-demo.js';
 import { startCleanupDemo } from './cleanup-demo.js';
 import { startJobsDemo } from './jobs-demo.js';
 import { seedDemoPair } from './seed-drift.js';
+import { DEMO_TEAMS_DATABASE, ensureDemoTeams } from './postgres-teams.js';
 import { ensureDemoKey } from './keys.js';
 import { readOrCreatePrivateKey } from '../activities/keys.js';
 
@@ -105,6 +106,8 @@ async function main(): Promise<void> {
   say(`Postgres ready (${postgres.embedded ? 'embedded, data in .data/postgres' : 'DATABASE_URL'})`);
   const drift = await seedDemoPair(postgres.url, join(demoDir, 'objects'));
   say(`dual-write demo pair seeded: table demo_objects ↔ .data/demo/objects, 2000 objects, ${drift.length} drifted`);
+  const teams = await ensureDemoTeams(postgres.url);
+  say(`demo Postgres database ${DEMO_TEAMS_DATABASE} ${teams.seeded ? 'seeded (200 teams)' : 'reused'} (target teams)`);
   await startCleanupDemo(postgres.url);
   say(
     'team tables seeded in schema deltacrown (real and test teams; npx runbook start test-data-cleanup --target cleanup)',

@@ -2,6 +2,7 @@ import type { z } from 'zod';
 import {
   backendPhaseSwitchInputSchema,
   dualWriteRollbackInputSchema,
+  dualWriteCheckInputSchema,
   emergencyLadderInputSchema,
   featureFlagRollbackInputSchema,
   sqliteBackupInputSchema,
@@ -10,6 +11,8 @@ import {
   sqliteDrillInputSchema,
   sqliteFreshStartInputSchema,
   sqliteRestoreInputSchema,
+  postgresBackupInputSchema,
+  postgresRestoreInputSchema,
   outputRecoveryInputSchema,
   testDataCleanupInputSchema,
   jobReplayInputSchema,
@@ -33,6 +36,8 @@ export interface RunbookDefinition {
   schema: z.ZodType<RunbookInputBase>;
   /** runbooks that make sense unattended: `runbook schedule create <name>` turns them into Temporal Schedules */
   schedule?: RunbookSchedule;
+  /** the section of `targets.<t>` the runbook acts on: `runbook start|schedule create` refuse a target without it */
+  requiresSection?: 'dualWrite' | 'sqlite' | 'migration' | 'flags';
 }
 
 export interface RunbookSchedule {
@@ -53,6 +58,14 @@ export const RUNBOOKS: Record<string, RunbookDefinition> = {
     workflowType: 'dualWriteRollback',
     description: 'Detect, isolate, decide, snapshot, repair and verify drift between two dual-written stores',
     schema: dualWriteRollbackInputSchema,
+  },
+  'dual-write-check': {
+    workflowType: 'dualWriteCheck',
+    description:
+      'Detection only: compare the two stores of a dual-write pair incrementally, set the gauge, alert by severity',
+    schema: dualWriteCheckInputSchema,
+    schedule: { defaultCron: '*/15 * * * *', description: 'dual-write consistency check (detection only)' },
+    requiresSection: 'dualWrite',
   },
   'sqlite-backup': {
     workflowType: 'sqliteBackup',
@@ -108,6 +121,18 @@ export const RUNBOOKS: Record<string, RunbookDefinition> = {
     description:
       'Move a job processor between backend phases (soak after each forward step, automatic rollback) or back to a checkpoint',
     schema: backendPhaseSwitchInputSchema,
+  },
+  'postgres-backup': {
+    workflowType: 'postgresBackup',
+    description: 'pg_dump (custom format) of a Postgres database with a signed manifest (digest, size, row counts)',
+    schema: postgresBackupInputSchema,
+    schedule: { defaultCron: '30 2 * * *', description: 'daily Postgres backup (seed scenario 4)' },
+  },
+  'postgres-restore': {
+    workflowType: 'postgresRestore',
+    description:
+      'Restore a Postgres database from its newest verified backup into a new database, swap it in by rename (old one kept)',
+    schema: postgresRestoreInputSchema,
   },
   'test-data-cleanup': {
     workflowType: 'testDataCleanup',

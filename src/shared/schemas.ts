@@ -9,6 +9,7 @@ export * from './schemas/sqlite.js';
 export * from './schemas/sqlite-inputs.js';
 export * from './schemas/migration.js';
 export * from './schemas/migration-inputs.js';
+export * from './schemas/postgres.js';
 export * from './schemas/cleanup.js';
 export * from './schemas/cleanup-inputs.js';
 export * from './schemas/triage.js';

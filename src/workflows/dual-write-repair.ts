@@ -51,7 +51,7 @@ export async function repairInPartitions(
   return { applied: results.reduce((n, r) => n + r.applied, 0), partitions: ranges.length, results };
 }
 
-export const driftCounts = (r: DriftReport): string =>
+export const driftCounts = (r: Pick<DriftReport, 'counts'>): string =>
   Object.entries(r.counts)
     .filter(([, n]) => n > 0)
     .map(([k, n]) => `${k} ${n}`)

@@ -14,5 +14,8 @@ export { emergencyLadder } from './emergency-ladder.js';
 export { jobReplay } from './job-replay.js';
 export { jobReplayRequeue } from './job-replay-requeue.js';
 export { backendPhaseSwitch } from './backend-phase-switch.js';
+export { dualWriteCheck } from './dual-write-check.js';
+export { postgresBackup } from './postgres-backup.js';
+export { postgresRestore } from './postgres-restore.js';
 export { testDataCleanup } from './test-data-cleanup.js';
 export { triage } from './triage.js';

@@ -12,7 +12,8 @@ export interface KubectlState {
  * Writes an executable `<dir>/kubectl` that keeps a small cluster in `<dir>/kubectl.state.json` and records each
  * call's argv in `<dir>/kubectl.calls.jsonl` (read with readCalls from make-fake.ts). It understands what the
  * configuration stores and services run: get/patch (merge, json) configmap, get/patch deployment, set env
- * (edit in place, append, `NAME-` removes), rollout restart/status and scale (recorded, no effect).
+ * (edit in place, append, `NAME-` removes), rollout restart/status (recorded, no effect) and scale (sets the
+ * Deployment's spec.replicas and its available and ready replicas at once).
  */
 export async function makeStatefulKubectl(dir: string, state: KubectlState): Promise<string> {
   const path = join(dir, 'kubectl');
@@ -33,6 +34,13 @@ import('node:fs').then((fs) => {
   const ref = (k) => k.startsWith('deployment/') ? ['deployments', k.slice(11)] : k === 'configmap' ? ['configmaps', argv[2]] : [undefined, undefined];
   const [table, name] = ref(kind);
   const object = table && state[table][ns + '/' + name];
+  if (verb === 'scale' && object) {
+    const n = Number(argv.find((a) => a.startsWith('--replicas=')).slice(11));
+    object.spec = { ...(object.spec ?? {}), replicas: n };
+    object.status = { ...(object.status ?? {}), replicas: n, availableReplicas: n, readyReplicas: n };
+    save();
+    return process.stdout.write('deployment.apps/' + name + ' scaled\\n');
+  }
   if (['rollout', 'scale'].includes(verb)) return;
   if (!object && verb !== 'set') return fail('Error from server (NotFound): ' + kind + ' ' + (name ?? '') + ' not found');
   if (verb === 'get') return process.stdout.write(JSON.stringify(object));

@@ -163,7 +163,7 @@ export interface KubernetesServiceOptions {
 /** A Deployment: reload and restart are a rollout restart that waits for the rollout to finish. */
 export class KubernetesService implements ServiceAdapter {
   private readonly rolloutTimeoutMs: number;
-  private readonly replicas: number;
+  private readonly startReplicas: number;
 
   constructor(
     private readonly config: KubernetesServiceConfig,
@@ -171,21 +171,36 @@ export class KubernetesService implements ServiceAdapter {
     options: KubernetesServiceOptions = {},
   ) {
     this.rolloutTimeoutMs = parseDuration(config.rolloutTimeout);
-    this.replicas = options.replicas ?? 1;
-    if (!Number.isInteger(this.replicas) || this.replicas < 1) {
+    this.startReplicas = options.replicas ?? 1;
+    if (!Number.isInteger(this.startReplicas) || this.startReplicas < 1) {
       throw ApplicationFailure.nonRetryable(
-        `replicas must be a positive integer, got ${this.replicas}`,
+        `replicas must be a positive integer, got ${this.startReplicas}`,
         ErrorType.EnvironmentInvalid,
       );
     }
   }
 
   async start(): Promise<void> {
-    await this.kubectl(['scale', this.ref(), '-n', this.config.namespace, `--replicas=${this.replicas}`]);
+    await this.kubectl(['scale', this.ref(), '-n', this.config.namespace, `--replicas=${this.startReplicas}`]);
   }
 
   async stop(): Promise<void> {
-    await this.kubectl(['scale', this.ref(), '-n', this.config.namespace, '--replicas=0']);
+    await this.scale(0);
+  }
+
+  /** the replica count the Deployment is set to (spec.replicas), so a stop can be undone to exactly that */
+  async replicas(): Promise<number> {
+    const { stdout } = await this.kubectl(['get', this.ref(), '-n', this.config.namespace, '-o', 'json']);
+    return parseDeployment(stdout, this.describe()).spec?.replicas ?? 0;
+  }
+
+  async scale(replicas: number): Promise<void> {
+    if (!Number.isInteger(replicas) || replicas < 0)
+      throw ApplicationFailure.nonRetryable(
+        `replicas must be a non-negative integer, got ${replicas}`,
+        ErrorType.InvalidInput,
+      );
+    await this.kubectl(['scale', this.ref(), '-n', this.config.namespace, `--replicas=${replicas}`]);
   }
 
   reload(): Promise<void> {

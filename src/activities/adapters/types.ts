@@ -24,6 +24,10 @@ export interface ServiceAdapter {
   restart(): Promise<void>;
   status(): Promise<ServiceState>;
   describe(): string;
+  /** services with a replica count (Kubernetes): how many replicas it is set to now */
+  replicas?(): Promise<number>;
+  /** services with a replica count: scale to exactly this many (0 stops it) */
+  scale?(replicas: number): Promise<void>;
 }
 
 export interface LogMatches {

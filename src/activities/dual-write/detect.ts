@@ -6,7 +6,7 @@ import type { DriftReport, DualWriteRef } from './types.js';
 import { refOf, writeLines } from './work-store/index.js';
 
 // the runtime's meter, not the activity's: one series per target whether detection or verification set it
-const gauge = () =>
+export const inconsistencyGauge = () =>
   Runtime.instance().metricMeter.createGauge(
     'dual_write_inconsistency_detected',
     'int',
@@ -56,7 +56,7 @@ export async function detect(
     })();
     const file = await writeLines(work, `${ref.phase}-diff.jsonl`, entries);
     const total = file.lines;
-    gauge().set(total, { environment: ref.environment, target: ref.target });
+    inconsistencyGauge().set(total, { environment: ref.environment, target: ref.target });
     c.log.info(
       { target: `${ref.environment}/${ref.target}`, phase: ref.phase, total, counts },
       'dual-write drift detected',

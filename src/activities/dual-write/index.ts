@@ -8,11 +8,13 @@ import { restoreSnapshot } from './restore.js';
 import { snapshotTargets } from './snapshot.js';
 import { verifyRepair } from './verify.js';
 import { writeDualWriteArtifacts } from './artifacts.js';
+import { checkDrift } from './check.js';
 import type { DualWriteRef } from './types.js';
 
 export type { DualWriteDeps } from './context.js';
 export type { ExecuteInput, ExecuteResult } from './execute.js';
 export type { RestoreResult } from './restore.js';
+export type { CheckResult, CheckSeverity } from './check.js';
 export type {
   DriftReport,
   DualWriteRef,
@@ -51,6 +53,7 @@ export const createDualWriteActivities = (deps: DualWriteDeps) => {
         chunkObjects: dw.chunkObjects,
         approval: approvalPolicyOf(t),
         escalation: t.config.escalation,
+        severityRouting: t.config.severityRouting,
       }));
     },
     detectDrift: (ref: DualWriteRef) => detect(c, { ...ref, phase: 'detect' }),
@@ -61,5 +64,7 @@ export const createDualWriteActivities = (deps: DualWriteDeps) => {
     restoreSnapshot: (ref: Parameters<typeof restoreSnapshot>[1]) => restoreSnapshot(c, ref),
     verifyRepair: (ref: Parameters<typeof verifyRepair>[1]) => verifyRepair(c, ref),
     writeDualWriteArtifacts: (ref: Parameters<typeof writeDualWriteArtifacts>[1]) => writeDualWriteArtifacts(c, ref),
+    /** detection only, incremental against the segment summaries the last check stored (dual-write-check) */
+    checkDrift: (ref: DualWriteRef) => checkDrift(c, ref),
   };
 };

@@ -47,20 +47,43 @@ export type BackupManifest = z.infer<typeof manifestSchema>;
 
 export const manifestPath = (dir: string, file: string) => join(dir, `${file}${MANIFEST_SUFFIX}`);
 
+/** What every signed backup manifest has (SQLite's and Postgres's): the file it describes, when, the signature. */
+export interface SignedManifest {
+  file: string;
+  createdAt: string;
+  signature?: { publicKey: string; value: string };
+}
+
+/** A kind of backup file: its name pattern, its manifest's schema, and the stored file's size and digest. */
+export interface BackupKind<M extends SignedManifest> {
+  file: RegExp;
+  schema: z.ZodType<M>;
+  stored(m: M): { bytes: number; sha256: string };
+}
+
+export const SQLITE_BACKUPS: BackupKind<BackupManifest> = {
+  file: BACKUP_FILE,
+  schema: manifestSchema,
+  stored: (m) => m.compressed,
+};
+
 /** Writes the manifest last, signed by the worker: its presence is what makes a backup verified. */
-export async function writeManifest(dir: string, manifest: BackupManifest, key: KeyPair): Promise<BackupManifest> {
+export async function writeManifest<M extends SignedManifest>(dir: string, manifest: M, key: KeyPair): Promise<M> {
   const { signature: _drop, ...body } = manifest;
-  const signed = { ...body, signature: { publicKey: key.publicKey, value: signText(key, canonicalJson(body)) } };
+  const signed = {
+    ...body,
+    signature: { publicKey: key.publicKey, value: signText(key, canonicalJson(body)) },
+  } as unknown as M;
   await writeFileAtomically(manifestPath(dir, manifest.file), `${JSON.stringify(signed, null, 2)}\n`);
   return signed;
 }
 
-export interface ListedBackup {
+export interface ListedBackup<M extends SignedManifest = BackupManifest> {
   file: string;
   path: string;
   bytes: number;
   modifiedAt: string;
-  manifest?: BackupManifest;
+  manifest?: M;
   /** why this backup cannot be restored as it is (no manifest, unreadable manifest, size differs, untrusted) */
   problem?: string;
 }
@@ -69,30 +92,35 @@ export interface ListedBackup {
  * Every backup of `prefix` in `dir`, newest first (by the time in the name). Cheap: reads manifests and sizes;
  * the digest is checked by verifyBackupDigest before a restore uses one.
  */
-export async function listBackups(dir: string, prefix: string, trustedKeys: string[]): Promise<ListedBackup[]> {
+export async function listBackups<M extends SignedManifest = BackupManifest>(
+  dir: string,
+  prefix: string,
+  trustedKeys: string[],
+  kind: BackupKind<M> = SQLITE_BACKUPS as unknown as BackupKind<M>,
+): Promise<ListedBackup<M>[]> {
   const names = await readdir(dir).catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') return [] as string[];
     throw err;
   });
   const files = names
-    .filter((n) => BACKUP_FILE.test(n) && n.startsWith(`${prefix}_`))
+    .filter((n) => kind.file.test(n) && n.startsWith(`${prefix}_`))
     .sort()
     .reverse();
-  const out: ListedBackup[] = [];
+  const out: ListedBackup<M>[] = [];
   for (const file of files) {
     const path = join(dir, file);
     const st = await stat(path).catch(() => undefined);
     if (!st?.isFile()) continue;
-    const entry: ListedBackup = { file, path, bytes: st.size, modifiedAt: st.mtime.toISOString() };
+    const entry: ListedBackup<M> = { file, path, bytes: st.size, modifiedAt: st.mtime.toISOString() };
     out.push(entry);
     const text = await readFile(manifestPath(dir, file), 'utf8').catch(() => undefined);
     if (text === undefined) {
       entry.problem = 'no manifest (not verified)';
       continue;
     }
-    let parsed: ReturnType<typeof manifestSchema.safeParse>;
+    let parsed: ReturnType<typeof kind.schema.safeParse>;
     try {
-      parsed = manifestSchema.safeParse(JSON.parse(text));
+      parsed = kind.schema.safeParse(JSON.parse(text));
     } catch {
       entry.problem = 'manifest is not JSON';
       continue;
@@ -104,15 +132,15 @@ export async function listBackups(dir: string, prefix: string, trustedKeys: stri
     const manifest = parsed.data;
     entry.manifest = manifest;
     if (manifest.file !== file) entry.problem = `manifest names ${manifest.file}`;
-    else if (manifest.compressed.bytes !== st.size)
-      entry.problem = `size ${st.size} differs from the manifest's ${manifest.compressed.bytes}`;
+    else if (kind.stored(manifest).bytes !== st.size)
+      entry.problem = `size ${st.size} differs from the manifest's ${kind.stored(manifest).bytes}`;
     else entry.problem = signatureProblem(manifest, trustedKeys);
   }
   return out;
 }
 
 /** undefined when the manifest is signed by a trusted worker key and the signature holds */
-export function signatureProblem(manifest: BackupManifest, trustedKeys: string[]): string | undefined {
+export function signatureProblem(manifest: SignedManifest, trustedKeys: string[]): string | undefined {
   const { signature, ...body } = manifest;
   if (!signature) return 'manifest is not signed';
   if (!trustedKeys.includes(signature.publicKey)) return 'manifest signed by an untrusted key';
@@ -122,12 +150,16 @@ export function signatureProblem(manifest: BackupManifest, trustedKeys: string[]
 }
 
 /** The file's sha256 against its manifest; BackupInvalid when they differ. */
-export async function verifyBackupDigest(backup: ListedBackup): Promise<void> {
+export async function verifyBackupDigest<M extends SignedManifest = BackupManifest>(
+  backup: ListedBackup<M>,
+  kind: BackupKind<M> = SQLITE_BACKUPS as unknown as BackupKind<M>,
+): Promise<void> {
   if (!backup.manifest) throw backupInvalid(`${backup.file}: ${backup.problem ?? 'no manifest'}`);
   const actual = await sha256File(backup.path);
-  if (actual !== backup.manifest.compressed.sha256)
+  const expected = kind.stored(backup.manifest).sha256;
+  if (actual !== expected)
     throw backupInvalid(
-      `${backup.file}: sha256 ${actual.slice(0, 16)}… does not match its manifest (${backup.manifest.compressed.sha256.slice(0, 16)}…)`,
+      `${backup.file}: sha256 ${actual.slice(0, 16)}… does not match its manifest (${expected.slice(0, 16)}…)`,
     );
 }
 

@@ -13,6 +13,7 @@ import {
   writeManifest,
   type BackupManifest,
   type ListedBackup,
+  type SignedManifest,
 } from './backup-files.js';
 import type { SqliteDeps } from './deps.js';
 import { heartbeating } from './heartbeat.js';
@@ -250,7 +251,7 @@ export async function verifyCompressed(
 }
 
 /** When a backup was taken: its manifest's time, else the time in its name. */
-export function backupTime(b: ListedBackup): number {
+export function backupTime(b: ListedBackup<SignedManifest>): number {
   if (b.manifest) return Date.parse(b.manifest.createdAt);
   const m = /_(\d{4}-\d{2}-\d{2})_(\d{2})-(\d{2})-(\d{2})/.exec(b.file);
   return m ? Date.parse(`${m[1]}T${m[2]}:${m[3]}:${m[4]}Z`) : Date.parse(b.modifiedAt);

@@ -1,6 +1,14 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { ErrorType } from '../../shared/constants.js';
-import { backupInvalid, verifyBackupDigest, type BackupManifest, type ListedBackup } from './backup-files.js';
+import {
+  backupInvalid,
+  SQLITE_BACKUPS,
+  verifyBackupDigest,
+  type BackupKind,
+  type BackupManifest,
+  type ListedBackup,
+  type SignedManifest,
+} from './backup-files.js';
 import type { SqliteDeps } from './deps.js';
 import { heartbeating } from './heartbeat.js';
 import { listTargetBackups, loadSqliteTarget, type TargetRef } from './target.js';
@@ -49,11 +57,12 @@ const isBackupInvalid = (err: unknown) => err instanceof ApplicationFailure && e
  * sha256 matches it. With `wanted`, only that backup, and its problem is the run's error (no fallback to another).
  * With `before` (ISO time), only backups taken before it.
  */
-export async function chooseVerifiedBackup(
-  backups: ListedBackup[],
+export async function chooseVerifiedBackup<M extends SignedManifest = BackupManifest>(
+  backups: ListedBackup<M>[],
   wanted?: string,
   before?: string,
-): Promise<{ chosen: ListedBackup & { manifest: BackupManifest }; skipped: SkippedBackup[] }> {
+  kind: BackupKind<M> = SQLITE_BACKUPS as unknown as BackupKind<M>,
+): Promise<{ chosen: ListedBackup<M> & { manifest: M }; skipped: SkippedBackup[] }> {
   let candidates = wanted ? backups.filter((b) => b.file === wanted) : backups;
   if (wanted && candidates.length === 0)
     throw ApplicationFailure.nonRetryable(`backup: no backup named ${wanted}`, ErrorType.InvalidInput);
@@ -63,7 +72,7 @@ export async function chooseVerifiedBackup(
   for (const b of candidates) {
     const reason =
       b.problem ??
-      (await verifyBackupDigest(b).then(
+      (await verifyBackupDigest(b, kind).then(
         () => undefined,
         (err: Error) => {
           if (!isBackupInvalid(err) && !fileVanished(err)) throw err;
@@ -81,17 +90,28 @@ export async function chooseVerifiedBackup(
   );
 }
 
+/**
+ * chooseVerifiedBackup of the backups in `dir` (heartbeating while digests are checked); when none will do, the
+ * error names the prefix and the directory.
+ */
+export function chooseBackupIn<M extends SignedManifest = BackupManifest>(
+  backups: ListedBackup<M>[],
+  where: { prefix: string; dir: string },
+  o: { wanted?: string; before?: string; kind?: BackupKind<M> } = {},
+): Promise<{ chosen: ListedBackup<M> & { manifest: M }; skipped: SkippedBackup[] }> {
+  return heartbeating(chooseVerifiedBackup(backups, o.wanted, o.before, o.kind)).catch((err: unknown) => {
+    if (!isBackupInvalid(err)) throw err;
+    throw backupInvalid(`no verified backup of ${where.prefix} in ${where.dir}: ${(err as Error).message}`);
+  });
+}
+
 export const createSqliteChooseActivities = (deps: SqliteDeps) => ({
   /** Read-only: picks the backup to restore (input.backup, or the newest verified one) and says what it skipped. */
   async chooseBackup(ref: TargetRef & { backup?: string; before?: string }): Promise<BackupChoice> {
     const t = await loadSqliteTarget(deps.environmentsDir, ref, deps.runner);
     const all = await listTargetBackups(t, deps.signingKey.publicKey);
-    const { chosen, skipped } = await heartbeating(chooseVerifiedBackup(all, ref.backup, ref.before)).catch(
-      (err: unknown) => {
-        if (!isBackupInvalid(err)) throw err;
-        throw backupInvalid(`no verified backup of ${t.prefix} in ${t.backupsDir}: ${(err as Error).message}`);
-      },
-    );
+    const where = { prefix: t.prefix, dir: t.backupsDir };
+    const { chosen, skipped } = await chooseBackupIn(all, where, { wanted: ref.backup, before: ref.before });
     const m = chosen.manifest;
     return {
       chosen: {

@@ -109,7 +109,7 @@ export async function loadSqliteTarget(
 export const companions = (db: string) => ({ wal: `${db}-wal`, shm: `${db}-shm` });
 
 /** Worker keys whose backup manifests this worker trusts: its own and the environment's evidence.workerKeys. */
-export async function trustedWorkerKeys(t: SqliteTarget, own: string): Promise<string[]> {
+export async function trustedWorkerKeys(t: Pick<SqliteTarget, 'loaded'>, own: string): Promise<string[]> {
   const keys = [own];
   for (const k of t.loaded.config.evidence.workerKeys) {
     if (PUBLIC_KEY_PATTERN.test(k.trim())) keys.push(k.trim());

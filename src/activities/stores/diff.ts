@@ -142,6 +142,44 @@ export function unmatchedFingerprints(la: FingerprintList, lb: FingerprintList):
 const keyId = (k: ObjectKey) => `${k.version}\u0000${k.objectId}`;
 
 /**
+ * Both sides' metadata of the rows a fingerprint-list comparison left unmatched, classified in key order. A key
+ * found on one side only is looked up by key on the other (its row may have changed since the lists were read).
+ * Adds the rows it streamed to `stats`.
+ */
+export async function classifyUnmatched(
+  a: ObjectStoreAdapter,
+  b: ObjectStoreAdapter,
+  pa: FingerprintProbe[],
+  pb: FingerprintProbe[],
+  stats: Pick<DiffStats, 'scannedA' | 'scannedB'>,
+): Promise<DriftEntry[]> {
+  const [ma, mb] = await Promise.all([
+    pa.length ? a.metaByFingerprint!(pa) : [],
+    pb.length ? b.metaByFingerprint!(pb) : [],
+  ]);
+  const xa = new Map(ma.map((m) => [keyId(m), m]));
+  const xb = new Map(mb.map((m) => [keyId(m), m]));
+  const [la, lb] = [mb.filter((m) => !xa.has(keyId(m))), ma.filter((m) => !xb.has(keyId(m)))];
+  const [ra, rb] = await Promise.all([la.length ? a.getMeta(la) : [], lb.length ? b.getMeta(lb) : []]);
+  for (const m of ra) xa.set(keyId(m), m);
+  for (const m of rb) xb.set(keyId(m), m);
+  stats.scannedA += ma.length + ra.length;
+  stats.scannedB += mb.length + rb.length;
+  const keys = new Map<string, ObjectKey>();
+  for (const m of [...ma, ...mb]) keys.set(keyId(m), m);
+  const out: DriftEntry[] = [];
+  for (const k of [...keys.values()].sort(compareKeys)) {
+    const id = keyId(k);
+    const left = xa.get(id);
+    const right = xb.get(id);
+    const cls = classify(left, right);
+    // unmatched fingerprints with identical metadata: the row changed between the reads
+    if (cls) out.push({ objectId: k.objectId, version: k.version, class: cls, a: left, b: right });
+  }
+  return out;
+}
+
+/**
  * Compares two stores over a key range without loading either into memory.
  *
  * When both stores checksum ranges themselves (`bisect`, the data-diff approach): the range is cut into
@@ -191,44 +229,13 @@ export async function* diffStores(
   }
 
   /**
-   * Both sides' metadata of the rows the list comparison left unmatched, classified in key order. A key found on
-   * one side only is looked up by key on the other (its row may have changed since the lists were read).
-   */
-  async function classifyUnmatched(pa: FingerprintProbe[], pb: FingerprintProbe[]): Promise<DriftEntry[]> {
-    const [ma, mb] = await Promise.all([
-      pa.length ? a.metaByFingerprint!(pa) : [],
-      pb.length ? b.metaByFingerprint!(pb) : [],
-    ]);
-    const xa = new Map(ma.map((m) => [keyId(m), m]));
-    const xb = new Map(mb.map((m) => [keyId(m), m]));
-    const [la, lb] = [mb.filter((m) => !xa.has(keyId(m))), ma.filter((m) => !xb.has(keyId(m)))];
-    const [ra, rb] = await Promise.all([la.length ? a.getMeta(la) : [], lb.length ? b.getMeta(lb) : []]);
-    for (const m of ra) xa.set(keyId(m), m);
-    for (const m of rb) xb.set(keyId(m), m);
-    stats.scannedA += ma.length + ra.length;
-    stats.scannedB += mb.length + rb.length;
-    const keys = new Map<string, ObjectKey>();
-    for (const m of [...ma, ...mb]) keys.set(keyId(m), m);
-    const out: DriftEntry[] = [];
-    for (const k of [...keys.values()].sort(compareKeys)) {
-      const id = keyId(k);
-      const left = xa.get(id);
-      const right = xb.get(id);
-      const cls = classify(left, right);
-      // unmatched fingerprints with identical metadata: the row changed between the reads
-      if (cls) out.push({ objectId: k.objectId, version: k.version, class: cls, a: left, b: right });
-    }
-    return out;
-  }
-
-  /**
    * Classifications in flight, in key order: a batch's metadata lookups run while the next lists are read and
    * compared (and the next window is cut), and are awaited only when more than `inFlight` batches are pending.
    */
   const classifying: Array<Promise<DriftEntry[]>> = [];
   const inFlight = 4;
   function classifyLater(pa: FingerprintProbe[], pb: FingerprintProbe[]): void {
-    const p = classifyUnmatched(pa, pb);
+    const p = classifyUnmatched(a, b, pa, pb, stats);
     // awaited in order by drain(); a consumer that stops early leaves it unobserved, not unhandled
     p.catch(() => {});
     classifying.push(p);

@@ -51,4 +51,8 @@ export const dualWriteRollbackInputSchema = z.strictObject({
   maxPartitionHistory: z.number().int().min(10).optional(),
 });
 export type DualWriteRollbackInput = z.input<typeof dualWriteRollbackInputSchema>;
+
+/** dual-write-check: detection only (the schedule's runs); nothing to choose beyond the target */
+export const dualWriteCheckInputSchema = z.strictObject({ ...baseInput });
+export type DualWriteCheckInput = z.input<typeof dualWriteCheckInputSchema>;
 export type DualWriteRollbackParams = z.output<typeof dualWriteRollbackInputSchema>;

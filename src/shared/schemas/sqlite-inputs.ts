@@ -18,8 +18,8 @@ const monitorWindow = durationSchema.transform(String).optional();
 /** when the incident was detected (RTO starts there; default: when the run started) */
 const detectedAt = z.iso.datetime({ offset: true }).optional();
 
-export const sqliteBackupInputSchema = z.strictObject({
-  ...baseInput,
+/** What a backup run takes besides baseInput (SQLite's and Postgres's). */
+export const backupRunInput = {
   /** a label in the file name, e.g. "manual" before a critical operation (seed §3.2) */
   tag: z
     .string()
@@ -27,7 +27,9 @@ export const sqliteBackupInputSchema = z.strictObject({
     .optional(),
   /** apply the retention policy after the backup (default true) */
   prune: z.boolean().default(true),
-});
+};
+
+export const sqliteBackupInputSchema = z.strictObject({ ...baseInput, ...backupRunInput });
 export type SqliteBackupInput = z.input<typeof sqliteBackupInputSchema>;
 
 export const sqliteRestoreInputSchema = z.strictObject({

@@ -4,6 +4,7 @@ import { boundedDuration, durationSchema, envVarNameSchema, nameSchema, sqlIdent
 import { flagStoreSchema, logSourceSchema, serviceSchema } from './adapters.js';
 import { sqliteTargetSchema } from './sqlite.js';
 import { migrationTargetSchema } from './migration.js';
+import { postgresTargetSchema } from './postgres.js';
 import { cleanupTargetSchema } from './cleanup.js';
 
 /** What a target is made of: flag stores, services, health checks, dual-write pairs; and notification channels. */
@@ -156,6 +157,8 @@ export const targetSchema = z.strictObject({
   sqlite: sqliteTargetSchema.optional(),
   /** a job-processing service migrating between data backends: phases, soak, replay, emergency ladder */
   migration: migrationTargetSchema.optional(),
+  /** an application's Postgres database: pg_dump backups with signed manifests, restores by rename */
+  postgres: postgresTargetSchema.optional(),
   /** test data to remove in one verified transaction: tables, predicates, relations (test-data-cleanup) */
   cleanup: cleanupTargetSchema.optional(),
   health: z

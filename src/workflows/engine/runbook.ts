@@ -282,10 +282,13 @@ export class Runbook<S extends string> {
     (this.state.results ??= {})[key] = value;
   }
 
-  /** Notify through the environment's channels (never fails the run: delivery problems are logged). */
-  async notify(subject: string, text: string): Promise<boolean> {
+  /**
+   * Notify through the environment's channels — the ones named, or every one (never fails the run: delivery
+   * problems are logged).
+   */
+  async notify(subject: string, text: string, channels: string[] = []): Promise<boolean> {
     try {
-      await engineActivities.notify({ environment: this.options.environment, subject, text, channels: [] });
+      await engineActivities.notify({ environment: this.options.environment, subject, text, channels });
       return true;
     } catch (err) {
       log.warn('notification failed', { error: errorMessage(err) });

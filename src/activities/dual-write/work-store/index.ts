@@ -33,6 +33,8 @@ export interface WorkStore {
    */
   resume(name: string, cursor: AppendCursor): Promise<LineAppender | undefined>;
   writeText(name: string, text: string): Promise<FileRef>;
+  /** The file `name` as it is now (its current digest), undefined when there is none: for files kept between runs. */
+  latest(name: string): Promise<FileRef | undefined>;
   /**
    * The file is there and has the digest recorded in `ref`: otherwise WorkFileMissing (retryable: it is on
    * another host) or EvidenceMismatch (not retryable).

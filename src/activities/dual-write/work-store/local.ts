@@ -62,6 +62,16 @@ export class LocalWorkStore implements WorkStore {
     return { path, sha256: sha256(text), host: hostname() };
   }
 
+  async latest(name: string): Promise<FileRef | undefined> {
+    const path = join(this.dir, name);
+    try {
+      return { path, sha256: await sha256File(path), host: hostname() };
+    } catch (error) {
+      if (isMissing(error)) return undefined;
+      throw error;
+    }
+  }
+
   async check(ref: FileRef): Promise<void> {
     const inside = relative(this.dir, ref.path);
     if (!inside || inside.startsWith('..') || isAbsolute(inside)) notThisRun(ref, this.dir);

@@ -173,6 +173,15 @@ export class PostgresWorkStore implements WorkStore {
     return rows[0];
   }
 
+  async latest(name: string): Promise<FileRef | undefined> {
+    await this.ensureTables();
+    const { rows } = await this.pool.query<{ sha256: string }>(
+      `SELECT sha256 FROM ${this.files} WHERE run_key = $1 AND name = $2`,
+      [this.runKey, name],
+    );
+    return rows[0] && { path: `${this.prefix}${name}`, sha256: rows[0].sha256 };
+  }
+
   async check(ref: FileRef): Promise<void> {
     const expected = checkedDigest(ref.sha256, `${ref.path}: recorded sha256`);
     const row = await this.fileRow(ref);
