@@ -28,7 +28,7 @@ describe('runbook CLI', () => {
     const cases: Array<[string[], RegExp]> = [
       [
         ['start', 'no-such-runbook', '--env', t.envName],
-        /unknown runbook "no-such-runbook" \(known: feature-flag-rollback, dual-write-rollback, sqlite-/,
+        /unknown runbook "no-such-runbook" \(known: feature-flag-rollback, dual-write-rollback, dual-write-check, sqlite-/,
       ],
       [startFlagRollback(t.envName, '{"mode": '), /--input: malformed JSON/],
       [startFlagRollback(t.envName, '{"mode":"nuke"}'), /invalid input: mode:/],

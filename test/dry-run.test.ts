@@ -18,6 +18,7 @@ import { pgBackup, pgTarget, startPgRunbook } from './support/postgres.js';
 import { readCalls } from './fakes/make-fake.js';
 import { saveHistory } from './support/histories.js';
 import { sqliteTarget, startRunbook, type SqliteTargetOptions, type SqliteTestTarget } from './support/sqlite.js';
+import { triageTarget } from './support/triage.js';
 
 /**
  * A dry run changes nothing: not a flag, not a file, not a row — in every runbook. Each runbook the CLI can start
@@ -116,6 +117,29 @@ async function postgresDryRun(runbook: 'postgres-backup' | 'postgres-restore'): 
 }
 
 const CASES: Record<string, () => Promise<void>> = {
+  triage: async () => {
+    // symptoms taken, the chain proposed: no child started, no flag written, no lock taken
+    const t = await triageTarget(h);
+    const handle = await startRunbook(h, 'triage', {
+      environment: t.envName,
+      target: 'web',
+      symptoms: ['errors-500', 'latency-2x'],
+      dryRun: true,
+    });
+    const result = (await handle.result()) as RunbookResult;
+    expect(result.outcome).toBe('dry_run');
+    expect(result.plan!.summary).toMatch(/^errors-500 \(IMMEDIATE\), latency-2x \(HIGH\) → run 1\/2: /);
+    expect(result.extra!.children).toEqual([]);
+    expect(readFileSync(t.envFile, 'utf8')).toBe(t.initialFlags);
+    expect((await t.stats()).reloads).toBe(0);
+    const child = await h.client.workflow
+      .getHandle(`${handle.workflowId}--1-feature-flag-rollback`)
+      .describe()
+      .catch(() => 'never started');
+    expect(child).toBe('never started');
+    await noLockTaken(t.envName, 'web');
+    await saveHistory(h.client, handle.workflowId, 'dry-run', 'triage');
+  },
   'postgres-backup': async () => {
     const result = await postgresDryRun('postgres-backup');
     expect(result.plan!.summary).toMatch(/^pg_dump pgr_\d+_\d+ .* with a signed manifest/);

@@ -75,6 +75,10 @@ describe('replay of stored histories', () => {
         'test-data-cleanup.approve-path.json',
         'test-data-cleanup.verify-fails-undo.json',
         'test-data-cleanup.abort-during-delete.json',
+        'triage.chain.json',
+        'triage.child-failed.json',
+        'triage.dry-run.json',
+        'feature-flag-rollback.enable-dual-write.json',
         // runs started before engine v2 (unsigned approvals, plan-only hashes, no target lock) keep replaying
         'archive/before-engine-v2/feature-flag-rollback.approve-path.json',
         'archive/before-engine-v2/feature-flag-rollback.quorum-and-ignored-approvals.json',

@@ -227,5 +227,55 @@ export const createFlagActivities = (deps: FlagActivityDeps) => {
         await ctx.sleep(Math.min(1000, windowMs / 4));
       }
     },
+
+    /**
+     * Re-enabling dual write: the soak watches health for a whole `window` (any miss fails it: SoakFailed) and then
+     * waits for dual writes to happen again (a new matching log line within QUIET_GIVE_UP_WINDOWS windows).
+     * Heartbeats its progress, so a retry continues where it was.
+     */
+    async soakDualWrites(
+      ref: TargetRef & { window: string },
+    ): Promise<{ healthyForMs: number; checks: number; dualWritesSeen: number }> {
+      const t = await target(ref);
+      const source = logSourceFor(t, deps.runner);
+      const pattern = new RegExp(health(t).logPattern);
+      const windowMs = parseDuration(ref.window);
+      const ctx = Context.current();
+      type Progress = { cursor?: string; startedAt: number; checks: number; dualWritesSeen: number };
+      const progress: Progress = (ctx.info.heartbeatDetails as Progress | undefined) ?? {
+        cursor: await source?.cursor(),
+        startedAt: Date.now(),
+        checks: 0,
+        dualWritesSeen: 0,
+      };
+      const giveUpAt = progress.startedAt + QUIET_GIVE_UP_WINDOWS * windowMs;
+      for (;;) {
+        ctx.heartbeat(progress);
+        try {
+          await pollHttp({ ...health(t).http, within: '0s' });
+        } catch (err) {
+          throw ApplicationFailure.nonRetryable(
+            `soak: unhealthy after ${progress.checks} good checks: ${(err as Error).message}`,
+            ErrorType.SoakFailed,
+          );
+        }
+        progress.checks++;
+        if (source && progress.cursor !== undefined)
+          progress.dualWritesSeen += (await source.matchesSince(progress.cursor, pattern)).count;
+        const soaked = Date.now() - progress.startedAt >= windowMs;
+        if (soaked && (!source || progress.dualWritesSeen > 0))
+          return {
+            healthyForMs: Date.now() - progress.startedAt,
+            checks: progress.checks,
+            dualWritesSeen: progress.dualWritesSeen,
+          };
+        if (Date.now() >= giveUpAt)
+          throw ApplicationFailure.nonRetryable(
+            `soak: no "${health(t).logPattern}" line in ${source!.describe()} within ${QUIET_GIVE_UP_WINDOWS}×${ref.window}: dual writes did not resume`,
+            ErrorType.SoakFailed,
+          );
+        await ctx.sleep(Math.min(1000, windowMs / 4));
+      }
+    },
   };
 };

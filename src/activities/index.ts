@@ -14,6 +14,7 @@ import { createRunActivities } from './runs.js';
 import { createSqliteActivities } from './sqlite/index.js';
 import { createJobActivities } from './migration/jobs/activities.js';
 import type { StoreFactory } from './stores/index.js';
+import { createTriageActivities } from './triage.js';
 
 export interface ActivityDeps {
   environmentsDir: string;
@@ -40,4 +41,5 @@ export const createActivities = (deps: ActivityDeps) => ({
   ...createCleanupActivities(deps),
   ...createEmergencyActivities(deps),
   ...createJobActivities(deps),
+  ...createTriageActivities(deps),
 });

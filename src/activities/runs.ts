@@ -111,7 +111,11 @@ export const createRunActivities = (deps: RunDeps) => ({
     if (!parent) return no(`parent ${input.parent.workflowId} not found`);
     if (parent.status.name !== 'RUNNING') return no(`parent ${parent.workflowId} is ${parent.status.name}`);
     const s = await handle.query(statusQuery);
-    if (s.environment !== input.environment || s.target !== input.target)
+    // the parent's own target, or another target of the environment it holds for its children (rb.lockAlso)
+    const holds = (s.locks ?? []).some(
+      (l) => l.environment === input.environment && l.target === input.target && l.state === 'held',
+    );
+    if (s.environment !== input.environment || (s.target !== input.target && !holds))
       return no(`the parent acts on ${s.environment}/${s.target}, not ${input.environment}/${input.target}`);
     const gate = s.steps.find((step) => step.name === 'approval');
     if (gate?.status !== 'succeeded' || s.approval.approvedBy.length < (s.approval.policy?.quorum ?? Infinity))

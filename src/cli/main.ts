@@ -10,6 +10,8 @@ import { registerSqliteCommands } from './commands/sqlite.js';
 import { registerPostgresCommands } from './commands/postgres.js';
 import { registerReplayCommands } from './commands/replay.js';
 import { registerScheduleCommands } from './commands/schedule.js';
+import { registerTriageCommands } from './commands/triage.js';
+import { registerAlertCommands } from './commands/alerts.js';
 import { CliError } from './errors.js';
 
 export { CliError } from './errors.js';
@@ -29,6 +31,8 @@ export function buildProgram(): Command {
   registerScheduleCommands(program);
   registerReportCommands(program);
   registerReplayCommands(program);
+  registerTriageCommands(program);
+  registerAlertCommands(program);
   return program;
 }
 

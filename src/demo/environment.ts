@@ -61,6 +61,8 @@ export interface DemoEnvironmentOptions {
   table?: string;
   /** more top-level sections (lockWait, evidence, …) */
   sections?: Record<string, unknown>;
+  /** more targets beside `web` */
+  targets?: Record<string, unknown>;
 }
 
 /** The top of a test environment file: name, approval (any one of alice, bob, carol), escalation, notifications. */
@@ -110,6 +112,7 @@ export function writeDemoEnvironment(o: DemoEnvironmentOptions): DemoTargetFiles
           quietWindow: o.quietWindow ?? '2s',
         },
       },
+      ...o.targets,
     },
   };
   mkdirSync(o.environmentsDir, { recursive: true });

@@ -78,6 +78,7 @@ export const FLAG_ACTIONS: Record<CommunicationFacts['mode'], string> = {
   'disable-dual-write': 'Disabled dual-write',
   'disable-strict-mode': 'Disabled strict mode (dual-write failures are logged, not raised)',
   'block-legacy-writes': 'Blocked legacy writes and disabled dual-write',
+  'enable-dual-write': 'Re-enabled dual-write (soaked: healthy, dual writes resumed)',
 };
 
 /** vNext operations, legacy operations */
@@ -85,6 +86,7 @@ export const FLAG_IMPACT: Record<CommunicationFacts['mode'], [string, string]> =
   'disable-dual-write': ['Unaffected', 'Not syncing'],
   'disable-strict-mode': ['Unaffected', 'Unaffected'],
   'block-legacy-writes': ['Unaffected', 'Not syncing (writes blocked)'],
+  'enable-dual-write': ['Unaffected', 'Syncing again'],
 };
 
 export const FLAG_NEXT_STEPS = [

@@ -16,6 +16,7 @@ import {
   outputRecoveryInputSchema,
   testDataCleanupInputSchema,
   jobReplayInputSchema,
+  triageInputSchema,
 } from './schemas.js';
 
 /** What every runbook's input has (baseInput in schemas.ts). */
@@ -138,6 +139,12 @@ export const RUNBOOKS: Record<string, RunbookDefinition> = {
     description:
       'Delete the test data an environment describes (tables, predicates, relations) in one verified transaction',
     schema: testDataCleanupInputSchema,
+  },
+  triage: {
+    workflowType: 'triage',
+    description:
+      "Measure and take the symptoms, propose the decision matrix's chain of runbooks, run it as children after one approval",
+    schema: triageInputSchema,
   },
 };
 

@@ -12,3 +12,4 @@ export * from './schemas/migration-inputs.js';
 export * from './schemas/postgres.js';
 export * from './schemas/cleanup.js';
 export * from './schemas/cleanup-inputs.js';
+export * from './schemas/triage.js';

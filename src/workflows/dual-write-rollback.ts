@@ -141,7 +141,7 @@ export async function dualWriteRollback(rawInput: DualWriteRollbackInput): Promi
           rb.skip(s, 'no drift: nothing to repair');
         }
       } else {
-        await rb.approval(gatePlan);
+        await rb.approval(gatePlan, { childInput: rawInput });
         snapshot = await rb.step('snapshot', () => long.snapshotTargets({ ...ref, plan }), {
           summarize: (s) => `${s.entries} objects (${s.bytes} bytes) in ${s.path}`,
           undo: (s) => undo.restoreSnapshot({ ...ref, snapshot: s }),

@@ -23,6 +23,7 @@ export const MODE_CHANGES: Record<FeatureFlagRollbackParams['mode'], Partial<Rec
   'disable-dual-write': { dualWriteEnabled: 'false' },
   'disable-strict-mode': { strictMode: 'false' },
   'block-legacy-writes': { legacyWriteBlocked: 'true', dualWriteEnabled: 'false' },
+  'enable-dual-write': { dualWriteEnabled: 'true' },
 };
 
 export const FEATURE_FLAG_STEPS = [
@@ -35,6 +36,13 @@ export const FEATURE_FLAG_STEPS = [
   'verify flags live',
   'verify health',
   'verify no dual writes',
+  'notify',
+] as const;
+
+/** enable-dual-write: instead of a quiet log, a soak (health for a window, dual writes seen again) */
+export const ENABLE_DUAL_WRITE_STEPS = [
+  ...FEATURE_FLAG_STEPS.slice(0, FEATURE_FLAG_STEPS.indexOf('verify no dual writes')),
+  'soak',
   'notify',
 ] as const;
 
@@ -51,7 +59,7 @@ export async function featureFlagRollback(rawInput: FeatureFlagRollbackInput): P
     requester: input.requester,
     reason: input.reason,
     dryRun: input.dryRun,
-    steps: FEATURE_FLAG_STEPS,
+    steps: input.mode === 'enable-dual-write' ? ENABLE_DUAL_WRITE_STEPS : FEATURE_FLAG_STEPS,
     lockWait: input.lockWait,
   });
   let notification: string | undefined;
@@ -89,7 +97,7 @@ export async function featureFlagRollback(rawInput: FeatureFlagRollbackInput): P
           current: before,
         },
       };
-      await rb.approval(plan);
+      await rb.approval(plan, { childInput: rawInput });
 
       const action = target.serviceType === 'process' ? 'reload' : 'restart';
       await rb.step('set flags', () => acts.writeFlags({ ...ref, values: desired, expectCurrent: previous }), {
@@ -102,7 +110,17 @@ export async function featureFlagRollback(rawInput: FeatureFlagRollbackInput): P
         summarize: (r) => (r.service ? 'store and service agree' : 'store agrees (no flags endpoint)'),
       });
       await rb.step('verify health', () => verify.checkHealth(ref), { summarize: (r) => `HTTP ${r.status}` });
-      if (target.logs) {
+      if (input.mode === 'enable-dual-write') {
+        const soak = runbookActivities<FlagActivities>('verify', {
+          startToCloseTimeout: parseDuration(quietWindow) * 5 + 60_000,
+          heartbeatTimeout: '5s',
+        });
+        await rb.step('soak', () => soak.soakDualWrites({ ...ref, window: quietWindow }), {
+          summarize: (r) =>
+            `healthy for ${Math.round(r.healthyForMs / 1000)}s (${r.checks} checks), ${r.dualWritesSeen} dual writes seen`,
+          expectedDuration: `${Math.round(parseDuration(quietWindow) * 1.5)}ms`,
+        });
+      } else if (target.logs) {
         const waitFor = runbookActivities<FlagActivities>('verify', {
           startToCloseTimeout: parseDuration(quietWindow) * 5 + 60_000,
           heartbeatTimeout: '5s',

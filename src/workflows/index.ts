@@ -18,3 +18,4 @@ export { dualWriteCheck } from './dual-write-check.js';
 export { postgresBackup } from './postgres-backup.js';
 export { postgresRestore } from './postgres-restore.js';
 export { testDataCleanup } from './test-data-cleanup.js';
+export { triage } from './triage.js';

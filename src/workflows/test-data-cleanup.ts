@@ -86,27 +86,30 @@ export async function testDataCleanup(rawInput: TestDataCleanupInput): Promise<R
           rb.skip(step, 'nothing selected');
         return;
       }
-      await rb.approval({
-        summary:
-          `delete ${found.total} rows of test data on ${input.environment}/${input.target} in one transaction ` +
-          `(${listCounts(found.counts)}), children first: ${target.order.join(' → ')}; exactly the id set ` +
-          `sha256 ${found.idsDigest}; rows exported first, re-inserted if anything fails after the commit`,
-        changes: target.order
-          .filter((t) => found.counts[t])
-          .map((t) => ({ item: t, from: `${found.counts[t]} rows`, to: 'deleted (exported first)' })),
-        details: {
-          idsDigest: found.idsDigest,
-          asOf: found.asOf,
-          counts: found.counts,
-          sample: found.sample,
-          selection: target.selection,
-          relations: target.relations,
-          order: target.order,
-          orphansBefore: found.orphans,
-          workDir: target.workDir,
-          reason: input.reason,
+      await rb.approval(
+        {
+          summary:
+            `delete ${found.total} rows of test data on ${input.environment}/${input.target} in one transaction ` +
+            `(${listCounts(found.counts)}), children first: ${target.order.join(' → ')}; exactly the id set ` +
+            `sha256 ${found.idsDigest}; rows exported first, re-inserted if anything fails after the commit`,
+          changes: target.order
+            .filter((t) => found.counts[t])
+            .map((t) => ({ item: t, from: `${found.counts[t]} rows`, to: 'deleted (exported first)' })),
+          details: {
+            idsDigest: found.idsDigest,
+            asOf: found.asOf,
+            counts: found.counts,
+            sample: found.sample,
+            selection: target.selection,
+            relations: target.relations,
+            order: target.order,
+            orphansBefore: found.orphans,
+            workDir: target.workDir,
+            reason: input.reason,
+          },
         },
-      });
+        { childInput: rawInput },
+      );
 
       const exported = await rb.step('export rows', () => acts.exportTestData({ ...ref, idsDigest: found.idsDigest }), {
         summarize: (e) => `${formatBytes(e.bytes)} export sha256 ${e.exportDigest.slice(0, 12)}…`,

@@ -8,6 +8,7 @@ import { FileLogSource } from './file-logs.js';
 import { KubernetesFlagStore, KubernetesLogSource, KubernetesService } from './kubernetes.js';
 import { ProcessService, serviceEnvironment } from './process.js';
 import { SystemdService } from './systemd.js';
+import { ConfigMapConfigStore } from '../migration/config/kubernetes.js';
 import type { CommandRunner, FlagStore, LogSource, ServiceAdapter } from './types.js';
 
 /** Picks the adapter named by the target's configuration. */
@@ -56,6 +57,9 @@ export function flagStoreFromConfig(
       return new EnvFileFlagStore(resolvePath(store.path));
     case 'kubernetes':
       return new KubernetesFlagStore(store, runner);
+    case 'kubernetes-configmap':
+      // the migration config store of the same name: a ConfigMap's data keys, merge-patched
+      return new ConfigMapConfigStore(store, runner);
   }
 }
 

@@ -28,7 +28,7 @@ async function holderOf(
   return undefined;
 }
 
-type StartOptions = {
+export type StartOptions = {
   env: string;
   target?: string;
   input?: string;
@@ -60,49 +60,7 @@ export function registerRunCommands(program: Command): void {
     .option('--dry-run', 'read-only: produce the plan and evidence, change nothing')
     .option('--id <id>', 'workflow id (default: <runbook>--<env>--<target>)')
     .option('--wait', 'watch until it ends; exit code follows the outcome')
-    .action(async (name: string, opts: StartOptions) => {
-      const def = RUNBOOKS[name];
-      if (!def) throw new CliError(`unknown runbook "${name}" (known: ${Object.keys(RUNBOOKS).join(', ')})`);
-      const raw = await parseInput(opts.input);
-      const input = {
-        ...raw,
-        environment: opts.env,
-        ...(opts.target ? { target: opts.target } : {}),
-        ...(opts.requester || !raw.requester
-          ? { requester: opts.requester ?? process.env.USER ?? userInfo().username }
-          : {}),
-        ...(opts.reason ? { reason: opts.reason } : {}),
-        ...(opts.dryRun ? { dryRun: true } : {}),
-      };
-      const { environment, target, dryRun } = await validateRunbookInput(def, input, loadConfig().environmentsDir);
-      const workflowId = opts.id ?? defaultWorkflowId(name, environment, target);
-      await withClient(async (client) => {
-        const holder = dryRun ? undefined : await holderOf(client, name, environment, target);
-        if (holder) throw new CliError(`target ${environment}/${target} is busy: ${holder}`, 1);
-        let handle;
-        try {
-          handle = await client.workflow.start(def.workflowType, {
-            taskQueue: loadConfig().taskQueue,
-            workflowId,
-            args: [input],
-            workflowIdConflictPolicy: 'FAIL',
-            typedSearchAttributes: runbookSearchAttributes(name, environment, target),
-          });
-        } catch (err) {
-          if (err instanceof WorkflowExecutionAlreadyStartedError) {
-            throw new CliError(
-              `target ${environment}/${target} is busy: workflow "${workflowId}" is already running`,
-              1,
-            );
-          }
-          throw err;
-        }
-        console.log(`started ${name} on ${environment}/${target}`);
-        console.log(`workflow id: ${handle.workflowId}`);
-        console.log(`run id:      ${handle.firstExecutionRunId}`);
-        if (opts.wait) process.exitCode = await watchRun(client, handle.workflowId);
-      });
-    });
+    .action((name: string, opts: StartOptions) => startRunbook(name, opts));
 
   program
     .command('status <id>')
@@ -123,4 +81,50 @@ export function registerRunCommands(program: Command): void {
         process.exitCode = await watchRun(client, id);
       }),
     );
+}
+
+/** `runbook start` (and commands that start one runbook with fields of their own, like `runbook triage`). */
+export async function startRunbook(
+  name: string,
+  opts: StartOptions,
+  fields: Record<string, unknown> = {},
+): Promise<void> {
+  const def = RUNBOOKS[name];
+  if (!def) throw new CliError(`unknown runbook "${name}" (known: ${Object.keys(RUNBOOKS).join(', ')})`);
+  const raw = { ...(await parseInput(opts.input)), ...fields };
+  const input = {
+    ...raw,
+    environment: opts.env,
+    ...(opts.target ? { target: opts.target } : {}),
+    ...(opts.requester || !raw.requester
+      ? { requester: opts.requester ?? process.env.USER ?? userInfo().username }
+      : {}),
+    ...(opts.reason ? { reason: opts.reason } : {}),
+    ...(opts.dryRun ? { dryRun: true } : {}),
+  };
+  const { environment, target, dryRun } = await validateRunbookInput(def, input, loadConfig().environmentsDir);
+  const workflowId = opts.id ?? defaultWorkflowId(name, environment, target);
+  await withClient(async (client) => {
+    const holder = dryRun ? undefined : await holderOf(client, name, environment, target);
+    if (holder) throw new CliError(`target ${environment}/${target} is busy: ${holder}`, 1);
+    let handle;
+    try {
+      handle = await client.workflow.start(def.workflowType, {
+        taskQueue: loadConfig().taskQueue,
+        workflowId,
+        args: [input],
+        workflowIdConflictPolicy: 'FAIL',
+        typedSearchAttributes: runbookSearchAttributes(name, environment, target),
+      });
+    } catch (err) {
+      if (err instanceof WorkflowExecutionAlreadyStartedError) {
+        throw new CliError(`target ${environment}/${target} is busy: workflow "${workflowId}" is already running`, 1);
+      }
+      throw err;
+    }
+    console.log(`started ${name} on ${environment}/${target}`);
+    console.log(`workflow id: ${handle.workflowId}`);
+    console.log(`run id:      ${handle.firstExecutionRunId}`);
+    if (opts.wait) process.exitCode = await watchRun(client, handle.workflowId);
+  });
 }

@@ -13,6 +13,16 @@ export const flagStoreSchema = z.discriminatedUnion('type', [
     /** environment variable holding the kubeconfig path, if not the default */
     kubeconfigEnv: envVarNameSchema.optional(),
   }),
+  /**
+   * scenario 1, method 2 (persistent): the flags are data keys of a ConfigMap the Deployment reads
+   * (`kubectl get/patch configmap`); the service (kubernetes) is restarted to apply them
+   */
+  z.strictObject({
+    type: z.literal('kubernetes-configmap'),
+    configMap: k8sNameSchema,
+    namespace: k8sNameSchema,
+    kubeconfigEnv: envVarNameSchema.optional(),
+  }),
 ]);
 
 export const serviceSchema = z.discriminatedUnion('type', [

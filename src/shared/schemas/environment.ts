@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { approvalPolicySchema, DEFAULT_ESCALATION, escalationLevelSchema } from './approval.js';
 import { durationSchema, nameSchema } from './primitives.js';
 import { flagNamesSchema, notificationChannelSchema, targetSchema } from './targets.js';
+import { triageSectionSchema } from './triage.js';
 
 // An environment file (`environments/<name>.yaml`) and the types of its parts.
 
@@ -31,6 +32,8 @@ export const environmentSchema = z
     escalation: z.array(escalationLevelSchema).min(1).default(DEFAULT_ESCALATION),
     notifications: z.record(nameSchema, notificationChannelSchema).default({ console: { type: 'log' } }),
     severityRouting: severityRoutingSchema.prefault({}),
+    /** the decision matrix the triage runbook follows (symptom → measurement, chain of runbooks, urgency) */
+    triage: triageSectionSchema.optional(),
     targets: z
       .record(nameSchema, targetSchema)
       .refine((t) => Object.keys(t).length > 0, 'must define at least one target'),

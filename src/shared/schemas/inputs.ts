@@ -21,11 +21,20 @@ export const baseInput = {
   lockWait: durationSchema.transform(String).optional(),
 };
 
-export const FEATURE_FLAG_MODES = ['disable-dual-write', 'disable-strict-mode', 'block-legacy-writes'] as const;
+export const FEATURE_FLAG_MODES = [
+  'disable-dual-write',
+  'disable-strict-mode',
+  'block-legacy-writes',
+  /** the matrix's "re-enable": dual write back on, soak (health, dual writes happen again), verify */
+  'enable-dual-write',
+] as const;
 export const featureFlagRollbackInputSchema = z.strictObject({
   ...baseInput,
   mode: z.enum(FEATURE_FLAG_MODES),
-  /** how long no new `dual_write_scheduled` lines must appear; defaults to the target's quietWindow */
+  /**
+   * how long no new `dual_write_scheduled` lines must appear (enable-dual-write: how long the soak watches health);
+   * defaults to the target's quietWindow
+   */
   quietWindow: boundedDuration({ min: '1s' }).transform(String).optional(),
 });
 export type FeatureFlagRollbackInput = z.input<typeof featureFlagRollbackInputSchema>;
