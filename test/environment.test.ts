@@ -430,7 +430,7 @@ describe('featureFlagRollbackInputSchema', () => {
 
   it('rejects an unknown mode, naming the field and the options', () => {
     expect(problems({ ...valid, mode: 'rollback-everything' })).toBe(
-      'mode: Invalid option: expected one of "disable-dual-write"|"disable-strict-mode"|"block-legacy-writes"',
+      'mode: Invalid option: expected one of "disable-dual-write"|"disable-strict-mode"|"block-legacy-writes"|"enable-dual-write"',
     );
   });
 
