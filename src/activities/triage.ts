@@ -6,6 +6,7 @@ import type { ApprovalPolicy, EscalationLevel } from '../shared/types.js';
 import { coverDigest, type ChildCover } from './cover.js';
 import { approvalPolicyOf, EnvironmentError, loadEnvironment, withEnvironmentErrors } from './environment.js';
 import { pollHttp } from './health.js';
+import { parsePrometheusText } from './migration/prometheus.js';
 
 export interface TriageRequest {
   environment: string;
@@ -56,16 +57,9 @@ const invalid = (message: string) => ApplicationFailure.nonRetryable(message, Er
 /** The sum of the samples of `metric` whose labels include `labels`, from Prometheus text; undefined: none. */
 export function sumSamples(text: string, metric: string, labels: Record<string, string>): number | undefined {
   let sum: number | undefined;
-  for (const line of text.split('\n')) {
-    if (!line || line.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{([^}]*)\})?\s+(\S+)/.exec(line);
-    if (!m || m[1] !== metric) continue;
-    const found = Object.fromEntries(
-      [...(m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1], x[2]]),
-    );
-    if (Object.entries(labels).some(([k, v]) => found[k] !== v)) continue;
-    const value = Number(m[3]);
-    if (Number.isFinite(value)) sum = (sum ?? 0) + value;
+  for (const s of parsePrometheusText(text)) {
+    if (s.name !== metric || Object.entries(labels).some(([k, v]) => s.labels[k] !== v)) continue;
+    if (Number.isFinite(s.value)) sum = (sum ?? 0) + s.value;
   }
   return sum;
 }
@@ -93,7 +87,12 @@ export const createTriageActivities = (deps: { environmentsDir: string }) => {
     } catch (err) {
       return { present: false, reading: `${m.url}: ${(err as Error).message}; not measured` };
     }
-    const value = sumSamples(text, m.metric, m.labels);
+    let value: number | undefined;
+    try {
+      value = sumSamples(text, m.metric, m.labels);
+    } catch (err) {
+      return { present: false, reading: `${m.url}: ${(err as Error).message}; not measured` };
+    }
     if (value === undefined) return { present: false, reading: `${m.metric} not exported by ${m.url}` };
     return { present: value > m.above, reading: `${m.metric} = ${value} (present above ${m.above})` };
   }
