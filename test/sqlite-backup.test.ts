@@ -130,6 +130,28 @@ describe('sqlite backup (seed §3.1, §3.2) on the demo application while it wri
     );
     const listed = await listBackups(t.backupsDir, 'abathur', [h.workerKey.publicKey]);
     expect(listed.map((b) => b.file)).toEqual([old(10).file, o.file]);
+
+    // two backups in the same second: the name cannot order them ("older" sorts after "newer"), the manifest's
+    // milliseconds do
+    const stamp = `abathur_${o.at.toISOString().slice(0, 19).replace('T', '_').replaceAll(':', '-')}`;
+    for (const [tag, ms] of [
+      ['newer', 900],
+      ['older', 100],
+    ] as const) {
+      const file = `${stamp}-${tag}.db.gz`;
+      writeFileSync(join(t.backupsDir, file), readFileSync(join(t.backupsDir, o.file)));
+      const at = new Date(Math.floor(o.at.getTime() / 1000) * 1000 + ms).toISOString();
+      await writeManifest(
+        t.backupsDir,
+        { ...manifestOf(t.backupsDir, o.file), name: file.slice(0, -6), file, createdAt: at },
+        h.workerKey,
+      );
+    }
+    const sameSecond = (await listBackups(t.backupsDir, 'abathur', [h.workerKey.publicKey])).map((b) => b.file);
+    expect(sameSecond.filter((f) => f.endsWith('-newer.db.gz') || f.endsWith('-older.db.gz'))).toEqual([
+      `${stamp}-newer.db.gz`,
+      `${stamp}-older.db.gz`,
+    ]);
   });
 
   it('bad input is InvalidInput naming the field, and nothing is written', async () => {

@@ -89,7 +89,8 @@ export interface ListedBackup<M extends SignedManifest = BackupManifest> {
 }
 
 /**
- * Every backup of `prefix` in `dir`, newest first (by the time in the name). Cheap: reads manifests and sizes;
+ * Every backup of `prefix` in `dir`, newest first: by the time in the name (seconds), then by the manifest's
+ * `createdAt` (milliseconds: two backups taken in the same second), then by name. Cheap: reads manifests and sizes;
  * the digest is checked by verifyBackupDigest before a restore uses one.
  */
 export async function listBackups<M extends SignedManifest = BackupManifest>(
@@ -102,10 +103,7 @@ export async function listBackups<M extends SignedManifest = BackupManifest>(
     if (err.code === 'ENOENT') return [] as string[];
     throw err;
   });
-  const files = names
-    .filter((n) => kind.file.test(n) && n.startsWith(`${prefix}_`))
-    .sort()
-    .reverse();
+  const files = names.filter((n) => kind.file.test(n) && n.startsWith(`${prefix}_`));
   const out: ListedBackup<M>[] = [];
   for (const file of files) {
     const path = join(dir, file);
@@ -136,7 +134,14 @@ export async function listBackups<M extends SignedManifest = BackupManifest>(
       entry.problem = `size ${st.size} differs from the manifest's ${kind.stored(manifest).bytes}`;
     else entry.problem = signatureProblem(manifest, trustedKeys);
   }
-  return out;
+  const stamp = (b: ListedBackup<M>) => b.file.slice(prefix.length + 1, prefix.length + 20);
+  const newerFirst = (a: string, b: string) => (a < b ? 1 : a > b ? -1 : 0);
+  return out.sort(
+    (a, b) =>
+      newerFirst(stamp(a), stamp(b)) ||
+      newerFirst(a.manifest?.createdAt ?? '', b.manifest?.createdAt ?? '') ||
+      newerFirst(a.file, b.file),
+  );
 }
 
 /** undefined when the manifest is signed by a trusted worker key and the signature holds */
