@@ -13,6 +13,7 @@ import { objectId } from '../src/demo/seed-drift.js';
 import type { RunbookResult } from '../src/shared/types.js';
 import { runbook } from './support/cli.js';
 import { dualWriteSuite, pairTarget, type PairTarget } from './support/dual-write.js';
+import { saveHistory } from './support/histories.js';
 import { startRunbook } from './support/sqlite.js';
 
 /**
@@ -49,7 +50,7 @@ const at = (i: number) => `${objectId(i)}@${key(i).version}`;
 const track = (t: PairTarget, ...flags: string[]) =>
   runbook(['dual-write', 'track', '--env', t.envName, '--target', 'objects', ...flags], h.env());
 
-async function check(t: PairTarget): Promise<CheckResult & { found: string[] }> {
+async function check(t: PairTarget): Promise<CheckResult & { found: string[]; workflowId: string }> {
   const handle = await startRunbook(h, 'dual-write-check', { environment: t.envName, target: 'objects' });
   const result = (await handle.result()) as RunbookResult;
   expect(result.outcome, result.error).toBe('succeeded');
@@ -58,7 +59,7 @@ async function check(t: PairTarget): Promise<CheckResult & { found: string[] }> 
     .split('\n')
     .filter(Boolean)
     .map((l) => keyOf(JSON.parse(l) as DriftEntry));
-  return { ...detection, found };
+  return { ...detection, found, workflowId: handle.workflowId };
 }
 
 /** the pair's Postgres table (side a) and the object store's index file (side b) */
@@ -129,6 +130,7 @@ describe('change tracking: installed by the operator, read by dual-write-check',
 
     const tracked = await check(t);
     expect(tracked.mode).toBe('tracked');
+    await saveHistory(h.client, tracked.workflowId, 'tracked', 'dual-write-check');
     expect(tracked.found).toEqual(await truth(t.a, t.b));
     expect(tracked.found).toEqual(
       expect.arrayContaining([
@@ -355,7 +357,7 @@ describe('change tracking: installed by the operator, read by dual-write-check',
         const changes = await readChanges(t, labels, marks, 1000);
         expect(changes.ok).toBe(true);
         if (!changes.ok) return;
-        const r = await recheckKeys(t.a, t.b, state, changes.keys, 7);
+        const r = await recheckKeys(t.a, t.b, state, changes.keys, { batch: 7 });
         expect(flat(r.segments)).toEqual(await truth(t.a, t.b));
         state = r.segments;
         marks = changes.marks;

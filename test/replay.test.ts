@@ -28,6 +28,7 @@ describe('replay of stored histories', () => {
         'dual-write-rollback.dry-run-would-halt.json',
         'dual-write-check.incremental.json',
         'dual-write-check.critical-page.json',
+        'dual-write-check.tracked.json',
         'dual-write-repair-partition.authorized.json',
         'feature-flag-rollback.signed-quorum-and-ignored-decisions.json',
         'feature-flag-rollback.target-busy.json',

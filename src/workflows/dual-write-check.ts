@@ -48,11 +48,11 @@ export async function dualWriteCheck(rawInput: DualWriteCheckInput): Promise<Run
       // (histories recorded before incremental.tracking existed have no `incremental` in this result)
       const tracking = dw.incremental?.tracking === 'trigger';
       await rb.seal({
-        summary: `compare ${dw.labels.a} and ${dw.labels.b} of ${where} (detection only: nothing is changed; ${
+        summary: `compare ${dw.labels.a} and ${dw.labels.b} of ${where} (detection only: nothing is changed); ${
           tracking
-            ? 'a re-check reads the keys the stores marked changed, or every segment summary when that tracking is unusable'
-            : 're-checks sum every segment'
-        }); set dual_write_inconsistency_detected; notify by severity`,
+            ? 're-check the keys the stores marked changed (every segment summed when that tracking is unusable)'
+            : 're-check by summing every segment'
+        }; set dual_write_inconsistency_detected; notify by severity`,
         changes: [],
         details: {
           a: dw.a,

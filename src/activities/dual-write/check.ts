@@ -186,7 +186,9 @@ export async function checkDrift(
     let why = loaded.why;
     const tracking = tracked && trackingNote(tracked, due, inc.fullPassEvery);
     if (tracked?.ok && loaded.segments && !due) {
-      run = await recheckKeys(stores.a, stores.b, loaded.segments, tracked.keys);
+      run = await recheckKeys(stores.a, stores.b, loaded.segments, tracked.keys, {
+        onProgress: (keys) => ctx.heartbeat({ phase: 'check', keys }),
+      });
       mode = 'tracked';
     } else {
       run = await incrementalDiff(stores.a, stores.b, loaded.segments, {

@@ -77,8 +77,9 @@ export async function recheckKeys(
   b: ObjectStoreAdapter,
   previous: CheckSegment[],
   keys: ObjectKey[],
-  batch = 1000,
+  options: { batch?: number; onProgress?: (keysRead: number) => void } = {},
 ): Promise<{ segments: CheckSegment[]; stats: IncrementalStats }> {
+  const batch = options.batch ?? 1000;
   const fresh = new Map<string, DriftEntry>();
   let [foundA, foundB] = [0, 0];
   for (let i = 0; i < keys.length; i += batch) {
@@ -93,6 +94,7 @@ export async function recheckKeys(
       const cls = classify(left, right);
       if (cls) fresh.set(keyString(k), { objectId: k.objectId, version: k.version, class: cls, a: left, b: right });
     }
+    options.onProgress?.(i + part.length);
   }
   const touched = new Map<number, ObjectKey[]>();
   for (const k of keys) {
