@@ -8,11 +8,11 @@ import { incrementalDiff, type CheckSegment } from '../src/activities/dual-write
 import { readChanges, recheckKeys, type TrackingMarks } from '../src/activities/dual-write/tracked.js';
 import { sha256 } from '../src/activities/digest.js';
 import { diffStores, type DriftEntry } from '../src/activities/stores/diff.js';
-import type { ObjectKey, ObjectStoreAdapter, StoredObject } from '../src/activities/stores/types.js';
+import type { ObjectKey, ObjectStoreAdapter } from '../src/activities/stores/types.js';
 import { objectId } from '../src/demo/seed-drift.js';
 import type { RunbookResult } from '../src/shared/types.js';
 import { runbook } from './support/cli.js';
-import { dualWriteSuite, pairTarget, type PairTarget } from './support/dual-write.js';
+import { dualWriteSuite, pairTarget, storedObject, type PairTarget } from './support/dual-write.js';
 import { saveHistory } from './support/histories.js';
 import { startRunbook } from './support/sqlite.js';
 
@@ -31,18 +31,7 @@ async function truth(a: ObjectStoreAdapter, b: ObjectStoreAdapter): Promise<stri
 }
 const flat = (segments: CheckSegment[]) => segments.flatMap((s) => s.drift.map(keyOf));
 
-function object(id: string, version: number, text: string, at = Date.UTC(2026, 5, 1)): StoredObject {
-  const content = Buffer.from(text);
-  return {
-    objectId: id,
-    version,
-    content,
-    size: content.length,
-    sha256: sha256(content),
-    createdAt: at,
-    updatedAt: at,
-  };
-}
+const object = storedObject;
 /** the key seedDrift gives object i (version 2 for every third) */
 const key = (i: number): ObjectKey => ({ objectId: objectId(i), version: i % 3 === 0 ? 2 : 1 });
 const at = (i: number) => `${objectId(i)}@${key(i).version}`;

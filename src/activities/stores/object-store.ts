@@ -6,13 +6,8 @@ import { BlobDir, BlobMissingError } from './blob-dir.js';
 import { assertContent, rowFingerprint } from './fingerprint.js';
 import { openSqlite, PREPARE_COMMAND, SqliteKeyspace, SqliteKeyspaceReads } from './sqlite-keyspace.js';
 import { SqliteTracking } from './sqlite-tracking.js';
-import {
-  type ChangeTracking,
-  type ObjectKey,
-  type ObjectStoreAdapter,
-  StoreConfigError,
-  type StoredObject,
-} from './types.js';
+import { type ObjectKey, type ObjectStoreAdapter, StoreConfigError, type StoredObject } from './types.js';
+import type { ChangeTracking } from './types.js';
 
 export interface ObjectStoreConfig {
   /** directory holding `blobs/` and `index.sqlite` */

@@ -3,13 +3,8 @@ import { assertContent, rowFingerprint } from './fingerprint.js';
 import { openSqlite, PREPARE_COMMAND, SqliteKeyspace, SqliteKeyspaceReads } from './sqlite-keyspace.js';
 import { DEFAULT_COLUMNS, quoteIdentifier, type ColumnMap } from './sql.js';
 import { SqliteTracking } from './sqlite-tracking.js';
-import {
-  type ChangeTracking,
-  type ObjectKey,
-  type ObjectStoreAdapter,
-  StoreConfigError,
-  type StoredObject,
-} from './types.js';
+import { type ObjectKey, type ObjectStoreAdapter, StoreConfigError, type StoredObject } from './types.js';
+import type { ChangeTracking } from './types.js';
 
 export interface SqliteTableConfig {
   path: string;
