@@ -237,6 +237,7 @@ export class SpoolJobSource implements JobSource {
     await Promise.all([...dirs].map(syncDir));
     await this.hook?.('queued', [id]);
     await unlink(join(staging, chainName(id, key, nonce, 'src'))).catch(ignoreMissing);
+    await this.sweep(id, key); // copies of attempts that did not take the source (one that died, one still going)
     return 'requeued';
   }
 
