@@ -176,6 +176,15 @@ describe('job source: spool, an attempt stalled or dead at each step while anoth
     expect(subject.staged()).toEqual([]);
   });
 
+  it('a chain whose copy was queued and then removed by someone else (its taken source left): already, not queued again', async () => {
+    await subject.seed([{ id: 'g1', state: 'failed' }]);
+    mkdirSync(join(subject.root(), 'jobs', '.replay'), { recursive: true });
+    writeFileSync(chainFile('g1', 'cc01', 'src'), JSON.stringify({ id: 'g1' }));
+    await subject.remove('g1');
+    expect(await subject.source().requeue('g1', 'failed', key('g1'))).toBe('already');
+    expect(await subject.copies('g1')).toEqual([]);
+  });
+
   it('a copy staged by an attempt that never took the source is not queued: the job is requeued once from its source', async () => {
     await subject.seed([{ id: 'j1', state: 'failed' }]);
     mkdirSync(join(subject.root(), 'jobs', '.replay'), { recursive: true });

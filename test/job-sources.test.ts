@@ -231,7 +231,7 @@ for (const subject of [spoolSubject(), postgresSubject()]) {
         expect(readdirSync(join(jobs, 'failed'))).toEqual([]);
       });
 
-      it('a job found only under older code\'s staging name with another key is vanished, and that copy is left alone', async () => {
+      it("a job found only under older code's staging name with another key is vanished, and that copy is left alone", async () => {
         const root = (s as SpoolJobSource).root;
         mkdirSync(join(root, 'jobs', '.replay'), { recursive: true });
         writeFileSync(join(root, 'jobs', '.replay', 'e1.json'), '{"id":"e1","replay":{"key":"other/e1"}}');
