@@ -10,7 +10,7 @@
  * The data directory keeps the Postgres data (so a second start finds the workflows of the first), the generated
  * configuration, each process's log (logs/<name>.log), the workers' evidence key and the workflow bundle.
  */
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Connection } from '@temporalio/client';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
@@ -171,6 +171,8 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       `workerEnv.LOG_LEVEL ${workerLogLevel}: cluster workers log at info or lower (their "worker ready" line)`,
     );
   mkdirSync(logDir, { recursive: true });
+  // as root the embedded Postgres runs as user postgres, which must be able to enter the data directory
+  if (!options.databaseUrl && process.getuid?.() === 0) chmodSync(dataDir, 0o755);
 
   const registry = new ProcessRegistry(join(dataDir, 'processes.json'));
   const leftovers = await registry.reapLeftovers();
