@@ -104,7 +104,8 @@ export class ManagedProcess {
     const died = this.exited.then(() => {
       throw new Error(`${s.name} exited (${child.signalCode ?? child.exitCode}) while starting; see ${s.logFile}`);
     });
-    const timeout = delay(timeoutMs, undefined, { ref: false }).then(() => {
+    const cancelTimeout = new AbortController();
+    const timeout = delay(timeoutMs, undefined, { signal: cancelTimeout.signal }).then(() => {
       throw new Error(`${s.name} was not ready after ${timeoutMs / 1000} s; see ${s.logFile}`);
     });
     try {
@@ -112,13 +113,15 @@ export class ManagedProcess {
     } catch (err) {
       await this.stop();
       throw err;
+    } finally {
+      cancelTimeout.abort();
     }
   }
 
   /** SIGTERM (graceful), SIGKILL after the grace period; resolves once it has exited. */
   async stop(): Promise<void> {
     if (!this.running) return this.exited;
-    await this.signal('SIGTERM');
+    this.child!.kill('SIGTERM');
     const kill = setTimeout(() => this.child?.kill('SIGKILL'), this.spec.stopTimeoutMs ?? 20_000);
     await this.exited;
     clearTimeout(kill);
@@ -127,17 +130,13 @@ export class ManagedProcess {
   /** Sends `signal` (e.g. SIGKILL for a crash) and, unless it is one a process survives, waits for the exit. */
   async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     if (!this.running) return;
-    await this.signal(signal);
+    this.child!.kill(signal);
     if (signal === 'SIGKILL' || signal === 'SIGTERM' || signal === 'SIGINT') await this.exited;
   }
 
   async restart(): Promise<void> {
     await this.stop();
     await this.start();
-  }
-
-  private async signal(signal: NodeJS.Signals): Promise<void> {
-    this.child?.kill(signal);
   }
 }
 
