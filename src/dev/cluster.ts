@@ -177,9 +177,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   const registry = new ProcessRegistry(join(dataDir, 'processes.json'));
   const leftovers = await registry.reapLeftovers();
   if (leftovers.length) say(`ended what a previous run left running: ${leftovers.join(', ')}`);
-  const busy = await busyPorts(
-    allPorts(ports, workerCount, { ui, postgres: !options.databaseUrl }).filter((p) => p !== ports.ui || ui),
-  );
+  const busy = await busyPorts(allPorts(ports, workerCount, { ui, postgres: !options.databaseUrl }));
   if (busy.length) throw new Error(`ports ${busy.join(', ')} are in use: choose another base port`);
 
   const postgres = await startPostgres(options.databaseUrl, dataDir, ports.postgres, registry);
@@ -188,6 +186,18 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     say(`PostgreSQL ready (${postgres.embedded ? `embedded, data in ${join(dataDir, 'postgres')}` : 'DATABASE_URL'})`);
     await ensureDatabases(postgres.url);
     await setupSchema(postgres.url, say);
+
+    // the workers' workflow bundle, built once while the server starts (none needed without workers)
+    let bundle: Promise<string> | undefined;
+    const bundlePath = () =>
+      (bundle ??= options.workflowBundlePath
+        ? Promise.resolve(options.workflowBundlePath)
+        : bundleWorkflows().then((code) => {
+            const path = join(dataDir, 'workflow-bundle.js');
+            writeFileSync(path, code);
+            return path;
+          }));
+    if (workerCount) bundlePath().catch(() => {}); // awaited (and its failure reported) by addWorker
 
     const configDir = join(dataDir, 'temporal', 'config');
     writeServerConfig(configDir, options.dynamicConfig);
@@ -218,13 +228,9 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     // created once here: workers starting together would each create a different one
     const workerKey = await readOrCreatePrivateKey(workerKeyFile);
     const workers: ClusterWorker[] = [];
-    let bundlePath = options.workflowBundlePath;
+    let nextWorker = 0;
     const addWorker = async (env: Record<string, string> = {}): Promise<ClusterWorker> => {
-      if (!bundlePath) {
-        bundlePath = join(dataDir, 'workflow-bundle.js');
-        writeFileSync(bundlePath, await bundleWorkflows());
-      }
-      const index = workers.length;
+      const index = nextWorker++;
       const worker = workerProcess(index, {
         ports,
         logDir,
@@ -233,19 +239,19 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
           TEMPORAL_ADDRESS: address,
           TEMPORAL_NAMESPACE: namespace,
           WORKER_KEY_FILE: workerKeyFile,
-          WORKFLOW_BUNDLE_PATH: bundlePath,
+          WORKFLOW_BUNDLE_PATH: await bundlePath(),
           LOG_LEVEL: 'info',
           ...options.workerEnv,
           ...env,
           METRICS_PORT: String(ports.workerMetrics(index)),
         },
       });
-      workers.push(worker);
+      workers[index] = worker;
       await worker.start();
       return worker;
     };
-    stopAll.push(() => Promise.all(workers.map((w) => w.stop())).then(() => {}));
-    for (let i = 0; i < workerCount; i++) await addWorker();
+    stopAll.push(() => Promise.all(workers.map((w) => w?.stop())).then(() => {}));
+    await Promise.all(Array.from({ length: workerCount }, () => addWorker()));
     if (workerCount) say(`${workerCount} worker process${workerCount > 1 ? 'es' : ''} polling`);
     say(`cluster ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
