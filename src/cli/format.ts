@@ -149,8 +149,27 @@ function childWaitLines(parent: RunbookStatus, child: RunbookStatus): string[] {
     `  plan ${gate.planHash ?? ''}`,
     `  ${plan?.summary ?? ''}`,
     ...(plan?.changes ?? []).map((c) => `  - ${c.item}: ${c.from ?? '(unset)'} → ${c.to ?? '(unset)'}`),
+    ...sampleLines(plan?.details),
     `  its plan in full: runbook status ${id}`,
     `  approve: runbook approve ${id} --by <name>`,
-    `  reject:  runbook reject ${id} --by <name> --reason "<why>"   (stops the chain)`,
+    `  reject:  runbook reject ${id} --by <name> --comment "<why>"   (stops the chain)`,
   ];
+}
+
+/** The rows a plan names (test-data-cleanup: a sample of keys and labels per table, the file with every id). */
+function sampleLines(details: Record<string, unknown> | undefined): string[] {
+  const sample = details?.sample;
+  const lines: string[] = [];
+  if (sample && typeof sample === 'object' && !Array.isArray(sample))
+    for (const [table, rows] of Object.entries(sample)) {
+      if (!Array.isArray(rows)) continue;
+      const shown = rows.map((r: { key?: unknown; label?: unknown }) =>
+        r.label === undefined ? String(r.key) : `${String(r.key)} "${String(r.label)}"`,
+      );
+      lines.push(`  sample ${table}: ${shown.join(', ')}`);
+    }
+  const digest = details?.idsDigest;
+  if (typeof digest === 'string' && typeof details?.workDir === 'string')
+    lines.push(`  every id: ${details.workDir}/ids-${digest}.json`);
+  return lines;
 }
