@@ -1,12 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { WorkflowHandle } from '@temporalio/client';
 import { cleanupSection, seedCleanupDemo } from '../src/demo/cleanup-demo.js';
 import { approveSignal, rejectSignal, statusQuery } from '../src/shared/messages.js';
 import type { RunbookResult, RunbookStatus } from '../src/shared/types.js';
-import { CLEANUP_TABLES } from './support/cleanup.js';
+import { CLEANUP_TABLES, harnessWithPool, TEST_COUNTS } from './support/cleanup.js';
 import { runbook } from './support/cli.js';
 import { Harness, type DemoTarget } from './support/harness.js';
 import { saveHistory } from './support/histories.js';
@@ -19,31 +18,15 @@ import { failureOf } from './support/triage.js';
  * of the triage run saying so. Real dev server, real Postgres, the demo web service.
  */
 const h = new Harness();
-let pool: pg.Pool;
-beforeAll(async () => {
-  await h.start();
-  pool = new pg.Pool({ connectionString: h.databaseUrl, max: 2 });
-});
-afterAll(async () => {
-  await pool.end();
-  await h.close();
-});
+const db = harnessWithPool(h);
 
 const DUAL = 'TEAM_VNEXT_DUAL_WRITE_ENABLED';
-/** the seed's test teams 11-13 with their memberships, mappings and legacy teams */
-const TEST_COUNTS = {
-  organizations_team: 3,
-  organizations_teammembership: 9,
-  organizations_teammigrationmap: 3,
-  teams_team: 3,
-  teams_teammembership: 9,
-};
 let n = 0;
 
 /** The seed's "Duplicate mappings detected" row: stop dual write → clean up → re-enable, on the demo service. */
 async function duplicateMappingsTarget(): Promise<{ t: DemoTarget; schema: string }> {
   const schema = `triage_own_${process.pid}_${n++}`;
-  await seedCleanupDemo(pool, schema);
+  await seedCleanupDemo(db(), schema);
   const t = await h.demoTarget({
     sections: {
       triage: {
@@ -68,7 +51,7 @@ async function duplicateMappingsTarget(): Promise<{ t: DemoTarget; schema: strin
 async function rowCounts(schema: string): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
   for (const table of CLEANUP_TABLES)
-    out[table] = Number((await pool.query(`SELECT count(*) AS n FROM "${schema}"."${table}"`)).rows[0].n);
+    out[table] = Number((await db().query(`SELECT count(*) AS n FROM "${schema}"."${table}"`)).rows[0].n);
   return out;
 }
 
