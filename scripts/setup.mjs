@@ -1,12 +1,14 @@
 #!/usr/bin/env node
-// Installs what a fresh clone is missing: npm packages, the Temporal CLI (dev server + Web UI) and a sqlite3
-// shell that can run .recover.
+// Installs what a fresh clone is missing: npm packages, the Temporal CLI (dev server + Web UI), a sqlite3
+// shell that can run .recover, MinIO, and the Temporal server, its SQL schema tool and the Web UI server of
+// `npm run cluster`.
 // The Temporal CLI is built from Go modules (no binary downloads reach this network) into .tools/bin and
 // cached under ~/.cache/durable-runbooks so other clones on the same machine reuse it.
 import { execFileSync } from 'node:child_process';
 import {
   chmodSync,
   copyFileSync,
+  cpSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -23,6 +25,38 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 const version = pkg.config.temporalCliVersion;
 const log = (msg) => process.stderr.write(`[setup] ${msg}\n`);
+const cacheDir = (name) => join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'durable-runbooks', name);
+
+/** Whether `go` runs; when it does not, says once what needs it and how to get it. */
+let goChecked;
+function haveGo() {
+  if (goChecked === undefined) {
+    try {
+      execFileSync('go', ['version'], { stdio: 'ignore' });
+      goChecked = true;
+    } catch {
+      goChecked = false;
+      log(
+        '`go` is not on PATH: the Temporal CLI, MinIO and the cluster tools (Temporal server, SQL schema tool, Web UI ' +
+          'server) are built from Go modules. Install Go >= 1.25 (https://go.dev/doc/install), or copy the binaries ' +
+          'into ~/.cache/durable-runbooks from a machine that built them.',
+      );
+    }
+  }
+  return goChecked;
+}
+
+/** `go install <spec>` into `gobin` (module mode, outside any module), timed. */
+function goInstall(spec, gobin) {
+  mkdirSync(gobin, { recursive: true });
+  const started = Date.now();
+  execFileSync('go', ['install', spec], {
+    cwd: tmpdir(),
+    stdio: 'inherit',
+    env: { ...process.env, GOBIN: gobin, GOFLAGS: process.env.GOFLAGS ?? '-mod=mod' },
+  });
+  log(`built ${spec} in ${Math.round((Date.now() - started) / 1000)} s`);
+}
 
 function npmPackages() {
   const marker = join(root, 'node_modules', '.package-lock.json');
@@ -40,6 +74,7 @@ function temporalCli() {
   const cached = join(cacheRoot, 'durable-runbooks', `temporal-${version}`, 'temporal');
   mkdirSync(dirname(bin), { recursive: true });
   if (!existsSync(cached)) {
+    if (!haveGo()) process.exit(1);
     log(`building the Temporal CLI ${version} from Go modules (once per machine, a few minutes)`);
     const gobin = dirname(cached);
     mkdirSync(gobin, { recursive: true });
@@ -178,6 +213,7 @@ function minio() {
   const cacheRoot = process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
   const cached = join(cacheRoot, 'durable-runbooks', `minio-${spec.split('@')[1]}`, 'minio');
   if (!existsSync(cached)) {
+    if (!haveGo()) return log('MinIO not built: the S3 backup test (test/postgres-s3.test.ts) will fail saying so');
     log(`building MinIO ${spec} from Go modules for the S3 backup tests (once per machine, about 4 minutes)`);
     mkdirSync(dirname(cached), { recursive: true });
     execFileSync('go', ['install', spec], {
@@ -193,8 +229,75 @@ function minio() {
   log(`MinIO ready at ${bin}`);
 }
 
+/**
+ * What `npm run cluster` (src/dev/cluster.ts) runs: the Temporal server (config.temporalServerVersion, the server
+ * the pinned CLI embeds) as .tools/bin/temporal-server, its SQL schema tool as .tools/bin/temporal-sql-tool, the
+ * server's PostgreSQL schema directories (schema/postgresql/v12/{temporal,visibility} of the same module) in
+ * .tools/share/temporal-schema, and the standalone Web UI server (config.temporalUiServerVersion, the one the CLI
+ * embeds) as .tools/bin/temporal-ui-server. Built from Go modules once per machine (about 2 minutes for the server
+ * when the CLI's modules are already downloaded, seconds for the others), cached like the CLI. `SKIP_CLUSTER=1`
+ * leaves them out (test/cluster-smoke.test.ts then fails saying so).
+ */
+function clusterTools() {
+  if (process.env.SKIP_CLUSTER === '1') return;
+  const server = pkg.config.temporalServerVersion;
+  const ui = pkg.config.temporalUiServerVersion;
+  const stampValue = `${server} ui-${ui}`;
+  const tools = join(root, '.tools');
+  const stamp = join(tools, 'bin', 'temporal-server.version');
+  if (existsSync(stamp) && readFileSync(stamp, 'utf8').trim() === stampValue) return;
+  const cached = cacheDir(`temporal-server-${server}`);
+  const uiCached = cacheDir(`temporal-ui-server-${ui}`);
+  const builds = [
+    [join(cached, 'temporal-server'), `go.temporal.io/server/cmd/server@${server}`],
+    [join(cached, 'temporal-sql-tool'), `go.temporal.io/server/cmd/tools/sql@${server}`],
+    [join(uiCached, 'temporal-ui-server'), `github.com/temporalio/ui-server/v2/cmd/server@${ui}`],
+  ];
+  const schema = join(cached, 'schema', 'postgresql', 'v12');
+  const missing = builds.filter(([bin]) => !existsSync(bin));
+  if (missing.length || !existsSync(join(schema, 'visibility', 'versioned'))) {
+    if (!haveGo()) return log('cluster tools not built: `npm run cluster` and test/cluster-smoke.test.ts need them');
+    log(`building the Temporal server ${server}, its SQL tool and the UI server ${ui} (once per machine, minutes)`);
+    for (const [bin, spec] of missing) {
+      // go install names the binary after the package directory (both commands are `server`): one GOBIN each
+      const gobin = mkdtempSync(join(tmpdir(), 'gobin-'));
+      try {
+        goInstall(spec, gobin);
+        mkdirSync(dirname(bin), { recursive: true });
+        copyFileSync(join(gobin, readdirSync(gobin)[0]), bin);
+        chmodSync(bin, 0o755);
+      } finally {
+        rmSync(gobin, { recursive: true, force: true });
+      }
+    }
+    // the schema the server of this version expects, from the module go install just used
+    const module = JSON.parse(
+      execFileSync('go', ['mod', 'download', '-json', `go.temporal.io/server@${server}`], {
+        cwd: tmpdir(),
+        encoding: 'utf8',
+      }),
+    );
+    for (const db of ['temporal', 'visibility'])
+      cpSync(join(module.Dir, 'schema', 'postgresql', 'v12', db), join(schema, db), { recursive: true });
+  }
+  mkdirSync(join(tools, 'bin'), { recursive: true });
+  for (const [bin] of builds) {
+    const to = join(tools, 'bin', bin.split('/').pop());
+    copyFileSync(bin, to);
+    chmodSync(to, 0o755);
+  }
+  const share = join(tools, 'share', 'temporal-schema', 'postgresql', 'v12');
+  rmSync(share, { recursive: true, force: true });
+  cpSync(schema, share, { recursive: true });
+  // files from the read-only module cache keep mode 0444: make the copies removable
+  execFileSync('chmod', ['-R', 'u+w', join(cached, 'schema'), share]);
+  writeFileSync(stamp, `${stampValue}\n`);
+  log(`Temporal server ${server}, temporal-sql-tool, UI server ${ui} and the PostgreSQL schema ready in .tools`);
+}
+
 npmPackages();
 temporalCli();
 sqlite3Recover();
 postgresClients();
 minio();
+clusterTools();
