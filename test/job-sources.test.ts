@@ -1,128 +1,13 @@
-import {
-  existsSync,
-  linkSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  utimesSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { linkSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import pg from 'pg';
-import { afterAll, beforeEach, describe, expect, inject, it } from 'vitest';
-import { PostgresJobSource, SpoolJobSource } from '../src/activities/migration/jobs/index.js';
+import { beforeEach, describe, expect, it } from 'vitest';
+import type { SpoolJobSource } from '../src/activities/migration/jobs/index.js';
 import { requeueSpoolBatch } from '../src/activities/migration/jobs/spool-batch.js';
 import type { JobSource, JobState } from '../src/activities/migration/types.js';
 import { ErrorType } from '../src/shared/constants.js';
-import { createJobsTable } from './support/job-replay.js';
+import { postgresSubject, spoolSubject } from './support/job-sources.js';
 
 /** One conformance suite for every JobSource: the spool (real files) and a jobs table (the suite's Postgres). */
-
-interface Seed {
-  id: string;
-  state: JobState;
-  payload?: Record<string, unknown>;
-  /** ms since epoch the job entered its state */
-  since?: number;
-}
-
-interface Subject {
-  name: string;
-  source(): JobSource;
-  reset(): Promise<void>;
-  seed(jobs: Seed[]): Promise<void>;
-  /** a stored job that is not a JSON object */
-  corrupt(id: string, state: JobState): Promise<void>;
-  remove(id: string): Promise<void>;
-  /** every stored copy of the job: its state and the key it carries */
-  copies(id: string): Promise<Array<{ state: JobState; key?: string }>>;
-  /** the processor's claim/finish: moves the job keeping its payload (and key) */
-  move(id: string, to: JobState): Promise<void>;
-}
-
-const STATES: JobState[] = ['queue', 'processing', 'failed', 'completed'];
-
-function spoolSubject(): Subject {
-  let root = '';
-  const file = (state: JobState, id: string) => join(root, 'jobs', state, `${id}.json`);
-  const copies = async (id: string) =>
-    STATES.filter((s) => existsSync(file(s, id))).map((state) => {
-      const j = JSON.parse(readFileSync(file(state, id), 'utf8')) as { replay?: { key: string } };
-      return { state, ...(j.replay ? { key: j.replay.key } : {}) };
-    });
-  return {
-    name: 'spool',
-    source: () => new SpoolJobSource(root),
-    reset: async () => {
-      if (root) rmSync(root, { recursive: true, force: true });
-      root = mkdtempSync(join(tmpdir(), 'job-spool-'));
-      for (const s of STATES) mkdirSync(join(root, 'jobs', s), { recursive: true });
-    },
-    seed: async (jobs) => {
-      for (const j of jobs) {
-        writeFileSync(file(j.state, j.id), JSON.stringify({ id: j.id, timestamp: '20260101_000000', ...j.payload }));
-        if (j.since) utimesSync(file(j.state, j.id), j.since / 1000, j.since / 1000);
-      }
-    },
-    corrupt: async (id, state) => writeFileSync(file(state, id), '{"id": "half a job'),
-    remove: async (id) => {
-      for (const s of STATES) rmSync(file(s, id), { force: true });
-    },
-    copies,
-    move: async (id, to) => {
-      const [from] = await copies(id);
-      const text = readFileSync(file(from!.state, id));
-      writeFileSync(file(to, id), text);
-      rmSync(file(from!.state, id));
-    },
-  };
-}
-
-function postgresSubject(): Subject {
-  const pool = new pg.Pool({ connectionString: inject('databaseUrl'), max: 4 });
-  const table = `jobs_conformance_${process.pid}`;
-  afterAll(async () => {
-    await pool.query(`DROP TABLE IF EXISTS ${table}`);
-    await pool.end();
-  });
-  return {
-    name: 'postgres',
-    source: () => new PostgresJobSource(pool, table),
-    reset: async () => {
-      await pool.query(`DROP TABLE IF EXISTS ${table}`);
-      await createJobsTable(pool, table);
-    },
-    seed: async (jobs) => {
-      for (const j of jobs)
-        await pool.query(
-          `INSERT INTO ${table} (id, payload, status, attempts, updated_at) VALUES ($1, $2, $3, 1, to_timestamp($4 / 1000.0))`,
-          [j.id, { id: j.id, ...j.payload }, j.state, j.since ?? Date.now()],
-        );
-    },
-    corrupt: async (id, state) => {
-      await pool.query(`INSERT INTO ${table} (id, payload, status) VALUES ($1, '"half a job"'::jsonb, $2)`, [
-        id,
-        state,
-      ]);
-    },
-    remove: async (id) => {
-      await pool.query(`DELETE FROM ${table} WHERE id = $1`, [id]);
-    },
-    copies: async (id) => {
-      const { rows } = await pool.query<{ status: JobState; replay_key: string | null }>(
-        `SELECT status, replay_key FROM ${table} WHERE id = $1`,
-        [id],
-      );
-      return rows.map((r) => ({ state: r.status, ...(r.replay_key ? { key: r.replay_key } : {}) }));
-    },
-    move: async (id, to) => {
-      await pool.query(`UPDATE ${table} SET status = $2, updated_at = now() WHERE id = $1`, [id, to]);
-    },
-  };
-}
 
 for (const subject of [spoolSubject(), postgresSubject()]) {
   describe(`job source: ${subject.name}`, () => {
@@ -227,6 +112,7 @@ for (const subject of [spoolSubject(), postgresSubject()]) {
       expect(outcomes.every((o) => o === 'requeued')).toBe(true);
       expect(await s.list(['failed'], { limit: 1000 })).toEqual([]);
       expect((await s.list(['queue'], { limit: 1000 })).length).toBe(200);
+      expect(subject.staged()).toEqual([]);
     });
 
     it('requeues many at once with the outcomes one by one would give, in order, reported group by group', async () => {
@@ -286,10 +172,11 @@ for (const subject of [spoolSubject(), postgresSubject()]) {
       expect(await s.list(['failed'], { limit: 1000 })).toEqual([]);
       expect((await s.list(['queue'], { limit: 1000 })).length).toBe(700);
       expect(await subject.copies('m0699')).toEqual([{ state: 'queue', key: 'k/m0699' }]);
+      expect(subject.staged()).toEqual([]);
     });
 
     if (subject.name === 'spool') {
-      it('a crash after the queued copy exists but before the source is removed: the retry is already and the job exists once', async () => {
+      it('older code crashed after the queued copy existed but before the source was removed: the retry is already and the job exists once', async () => {
         await subject.seed([{ id: 'x1', state: 'failed', payload: { n: 2 } }]);
         const root = (s as SpoolJobSource).root;
         const failed = join(root, 'jobs', 'failed', 'x1.json');
@@ -305,7 +192,7 @@ for (const subject of [spoolSubject(), postgresSubject()]) {
         expect(await subject.copies('x1')).toEqual([{ state: 'processing', key: 'k/x1' }]);
       });
 
-      it('a crash after staging but before the link: the retry requeues once, no staging file is left in the spool states', async () => {
+      it('older code crashed after staging but before the link: the retry requeues once, no staging file is left', async () => {
         await subject.seed([{ id: 'y1', state: 'failed' }]);
         const root = (s as SpoolJobSource).root;
         mkdirSync(join(root, 'jobs', '.replay'), { recursive: true });
@@ -316,7 +203,7 @@ for (const subject of [spoolSubject(), postgresSubject()]) {
         expect(readdirSync(join(root, 'jobs', '.replay'))).toEqual([]);
       });
 
-      it('requeueMany, crashed at each point of a group: the retry leaves each job once with its key, no staging file', async () => {
+      it('requeueMany after older code crashed at each point of a group (its shared staging name): each job once with its key, no staging file', async () => {
         // a group crashed: c1 staged only, c2 staged and its source removed, c3 linked into queue/ too (staging name
         // left), c4 not reached; c5 as older code crashed (linked into queue/, source and staging name left)
         const ids = ['c1', 'c2', 'c3', 'c4', 'c5'];
@@ -344,7 +231,7 @@ for (const subject of [spoolSubject(), postgresSubject()]) {
         expect(readdirSync(join(jobs, 'failed'))).toEqual([]);
       });
 
-      it('a job found only staged with another key is vanished, and its staged copy is left alone', async () => {
+      it("a job found only under older code's staging name with another key is vanished, and that copy is left alone", async () => {
         const root = (s as SpoolJobSource).root;
         mkdirSync(join(root, 'jobs', '.replay'), { recursive: true });
         writeFileSync(join(root, 'jobs', '.replay', 'e1.json'), '{"id":"e1","replay":{"key":"other/e1"}}');
@@ -353,7 +240,7 @@ for (const subject of [spoolSubject(), postgresSubject()]) {
         expect(readdirSync(join(root, 'jobs', '.replay'))).toEqual(['e1.json']);
       });
 
-      it('requeueMany never writes through a staging name a crash left linked to a queued job', async () => {
+      it('requeueMany never writes through a staging name older code left linked to a queued job', async () => {
         // d1 was requeued by a crashed attempt (staging name still linked to its queued copy), the processor took it
         // and it failed again; a retry sees its key and the queued file's bytes never change
         await subject.seed([{ id: 'd1', state: 'failed' }]);

@@ -78,6 +78,9 @@ describe('replay of stored histories', () => {
         'triage.chain.json',
         'triage.child-failed.json',
         'triage.dry-run.json',
+        'triage.cleanup-own-approval.json',
+        'triage.cleanup-rejected.json',
+        'test-data-cleanup.under-triage-own-approval.json',
         'feature-flag-rollback.enable-dual-write.json',
         // runs started before engine v2 (unsigned approvals, plan-only hashes, no target lock) keep replaying
         'archive/before-engine-v2/feature-flag-rollback.approve-path.json',

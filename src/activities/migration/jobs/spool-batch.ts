@@ -1,9 +1,21 @@
-import { closeSync, fdatasync, linkSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  fdatasync,
+  fstatSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { fsyncDir as syncDir } from '../../sqlite/forensics.js';
 import type { JobState, RequeueOutcome, RequeueRequest } from '../types.js';
 import { invalidJob, JOB_STATES } from './errors.js';
+import { carriesKey, chainName, hasStaged, newNonce, stagedJobs, type SpoolHook } from './spool-staging.js';
 
 const fdatasyncAsync = promisify(fdatasync);
 
@@ -15,6 +27,8 @@ export interface SpoolLayout {
   stagingDir(): Promise<string>;
   /** the one-job requeue: every case that is not the plain one goes through it */
   requeue(id: string, from: JobState, key: string): Promise<RequeueOutcome>;
+  /** tests only: called at each step */
+  readonly hook?: SpoolHook;
 }
 
 /** jobs per group: one group's staged copies are fdatasynced together, its directories fsynced once */
@@ -22,10 +36,15 @@ export const SPOOL_GROUP = 250;
 
 interface Plain {
   i: number;
+  id: string;
+  key: string;
   source: string;
-  staged: string;
-  target: string;
+  /** the source's inode when it was read */
+  ino: number;
   text: string;
+  tmp: string;
+  src: string;
+  target: string;
   fd?: number;
 }
 
@@ -39,25 +58,14 @@ const unlinkIfThere = (path: string): void => {
   }
 };
 
-/** a new file (its fd): a crash's leftover of that name (maybe linked into queue/ already) is never written through */
-function createNew(path: string): number {
-  try {
-    return openSync(path, 'wx', 0o644);
-  } catch (err) {
-    if (code(err) !== 'EEXIST') throw err;
-  }
-  unlinkSync(path);
-  return openSync(path, 'wx', 0o644);
-}
-
 /**
  * The plain case of a job, or undefined for the one-job path: its source in `from` is a JSON object without the
  * key, and it has no file in any other state. Looked at in the processor's order (queue → processing →
  * failed/completed) as the one-job path does, so a keyed copy moving on while we look is still seen.
  */
-function plainCase(spool: SpoolLayout, job: RequeueRequest): { source: string; text: string } | undefined {
-  if (job.from === 'queue') return undefined; // requeue in place: a rename, one by one
-  let text: string | undefined;
+function plainCase(spool: SpoolLayout, job: RequeueRequest): { source: string; ino: number; text: string } | undefined {
+  if (job.from === 'queue') return undefined; // requeue in place: one by one
+  let read: { text: string; ino: number } | undefined;
   const source = spool.path(job.from, job.id);
   for (const state of JOB_STATES) {
     if (state !== job.from) {
@@ -65,7 +73,12 @@ function plainCase(spool: SpoolLayout, job: RequeueRequest): { source: string; t
       continue;
     }
     try {
-      text = readFileSync(source, 'utf8');
+      const fd = openSync(source, 'r');
+      try {
+        read = { ino: fstatSync(fd).ino, text: readFileSync(fd, 'utf8') };
+      } finally {
+        closeSync(fd);
+      }
     } catch (err) {
       if (code(err) === 'ENOENT') return undefined; // vanished or moved: the one-job path tells which
       throw err;
@@ -73,7 +86,7 @@ function plainCase(spool: SpoolLayout, job: RequeueRequest): { source: string; t
   }
   let payload: unknown;
   try {
-    payload = JSON.parse(text!);
+    payload = JSON.parse(read!.text);
   } catch (err) {
     throw invalidJob(job.id, source, `not JSON (${(err as Error).message})`);
   }
@@ -81,30 +94,76 @@ function plainCase(spool: SpoolLayout, job: RequeueRequest): { source: string; t
     throw invalidJob(job.id, source, 'not a JSON object');
   const replay = (payload as { replay?: { key?: unknown } }).replay;
   if (replay && replay.key === job.key) return undefined; // already: the one-job path says so
-  return { source, text: `${JSON.stringify({ ...payload, replay: { key: job.key } })}\n` };
+  return { source, ino: read!.ino, text: `${JSON.stringify({ ...payload, replay: { key: job.key } })}\n` };
 }
 
 /**
- * One group, durable as a whole: every plain job's keyed copy is staged (written, then all fdatasynced together,
- * `.replay/` fsynced); then the sources are removed (before a copy is in queue/, so the processor cannot have
- * written a new file at a source's path yet), the staged copies linked into queue/ (never over a file), queue/ and
- * the sources' directories fsynced once; then the staging names removed. Every crash point leaves each job once
- * with its key or not requeued yet: a staged copy beside its source is rewritten by the retry, a staged copy whose
- * source is gone is linked by the retry (the one-job path), a queued copy is the retry's `already`. The rest of the
- * group (and a source that moved meanwhile) takes the one-job path.
+ * The source renamed into the job's chain; false (and the staged copy removed: never queued) when it is gone or
+ * another file is at its path, or when what was taken is a file that came there since it was read and carries the
+ * key (requeued and worked meanwhile), which goes back. The one-job path then tells what happened.
+ */
+function take(p: Plain): boolean {
+  const taken = unlessMissing(() => {
+    if (statSync(p.source).ino !== p.ino) return false;
+    renameSync(p.source, p.src);
+    return true;
+  });
+  const kept =
+    taken &&
+    unlessMissing(() => {
+      if (statSync(p.src).ino === p.ino || !carriesKey(readFileSync(p.src, 'utf8'), p.key)) return true;
+      renameSync(p.src, p.source);
+      return false;
+    }); // (gone: the chain was finished by an attempt that found it)
+  if (!kept) unlinkIfThere(p.tmp);
+  return kept;
+}
+
+/** `fn`, or false when a file it needs is missing */
+function unlessMissing(fn: () => boolean): boolean {
+  try {
+    return fn();
+  } catch (err) {
+    if (code(err) !== 'ENOENT') throw err;
+    return false;
+  }
+}
+
+/**
+ * One group, durable as a whole (spool-staging.ts names the chain of a job): every plain job's keyed copy is staged
+ * under this attempt's own name (written, then all fdatasynced together, `.replay/` fsynced); then the sources are
+ * taken out of their states into their chains (one attempt can take a source), the staged copies renamed into queue/
+ * (the rename consumes a copy: queued once, by this attempt or by one that found the chain), queue/ and the sources'
+ * directories fsynced once; then the taken sources removed. Every crash point, and another attempt of the same batch
+ * working meanwhile, leaves each job once with its key or not requeued yet: a copy whose source was not taken is
+ * never queued, a chain whose source was taken is finished by whoever finds it (the one-job path), a queued copy is
+ * `already`. A job with anything staged already, and the rest of the group, takes the one-job path.
  */
 async function requeueGroup(spool: SpoolLayout, jobs: RequeueRequest[]): Promise<RequeueOutcome[]> {
   const staging = await spool.stagingDir();
+  const staged = stagedJobs(readdirSync(staging));
   const outcomes: Array<RequeueOutcome | undefined> = new Array(jobs.length);
   const plain: Plain[] = [];
+  const nonce = newNonce();
   jobs.forEach((job, i) => {
+    if (hasStaged(staged, job.id, job.key)) return;
     const p = plainCase(spool, job);
-    if (p) plain.push({ i, ...p, staged: join(staging, `${job.id}.json`), target: spool.path('queue', job.id) });
+    if (!p) return;
+    const name = (part: 'tmp' | 'src') => join(staging, chainName(job.id, job.key, `${nonce}${i.toString(16)}`, part));
+    plain.push({
+      i,
+      id: job.id,
+      key: job.key,
+      ...p,
+      tmp: name('tmp'),
+      src: name('src'),
+      target: spool.path('queue', job.id),
+    });
   });
   if (plain.length === 0) return finishOneByOne(spool, jobs, outcomes);
   try {
     for (const p of plain) {
-      p.fd = createNew(p.staged);
+      p.fd = openSync(p.tmp, 'wx', 0o644);
       writeSync(p.fd, p.text);
     }
     // concurrent syncs share journal commits: a power loss after the sources go never leaves an empty job
@@ -113,33 +172,34 @@ async function requeueGroup(spool: SpoolLayout, jobs: RequeueRequest[]): Promise
     for (const p of plain) if (p.fd !== undefined) closeSync(p.fd);
   }
   await syncDir(staging);
-  const taken = plain.filter((p) => {
+  await spool.hook?.(
+    'staged',
+    plain.map((p) => p.id),
+  );
+  const taken = plain.filter(take);
+  await spool.hook?.(
+    'taken',
+    taken.map((p) => p.id),
+  );
+  const queued = taken.filter((p) => {
     try {
-      unlinkSync(p.source);
+      renameSync(p.tmp, p.target);
       return true;
     } catch (err) {
       if (code(err) !== 'ENOENT') throw err;
-      unlinkIfThere(p.staged); // moved since it was read: the one-job path tells where
-      return false;
-    }
-  });
-  const linked = taken.filter((p) => {
-    try {
-      linkSync(p.staged, p.target);
-      return true;
-    } catch (err) {
-      if (code(err) !== 'EEXIST') throw err;
-      unlinkIfThere(p.staged); // a queued file appeared meanwhile: the one-job path tells whose
-      return false;
+      return false; // queued by an attempt that found the chain: the one-job path says `already`
     }
   });
   const dirs = new Set([spool.path('queue', '_'), ...taken.map((p) => p.source)].map((f) => dirname(f)));
-  await Promise.all([...dirs].map(syncDir));
-  for (const p of linked) {
-    unlinkIfThere(p.staged);
+  await Promise.all([...dirs, staging].map(syncDir));
+  await spool.hook?.(
+    'queued',
+    queued.map((p) => p.id),
+  );
+  for (const p of queued) {
+    unlinkIfThere(p.src);
     outcomes[p.i] = 'requeued';
   }
-  await syncDir(staging);
   return finishOneByOne(spool, jobs, outcomes);
 }
 
