@@ -1,9 +1,10 @@
 // No Docker engine runs on the dev machines, so docker-compose.yml and the Dockerfile are checked here instead
-// of being run: pinned images, and every name, port and default agreeing with src/shared/constants.ts.
+// of being run: pinned images, and every name, port and default agreeing with src/shared/constants.ts. What the
+// Temporal part shares with `npm run cluster` (versions, config, schema, namespace) is checked, and its one-shot
+// jobs run, in test/docker-compose-cluster.test.ts.
 import { describe, it, expect } from 'vitest';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { posix } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { z } from 'zod';
 import { RUNBOOKS } from '../src/shared/runbooks.js';
@@ -14,199 +15,36 @@ import {
   DEFAULT_NAMESPACE,
   DEFAULT_TASK_QUEUE,
   DEFAULT_TEMPORAL_ADDRESS,
-  SEARCH_ATTRIBUTES,
 } from '../src/shared/constants.js';
+import {
+  compose,
+  dependsOn,
+  dockerEnv,
+  environmentOf,
+  hostPort,
+  inContainer,
+  interpolate,
+  isPinned,
+  of,
+  portsOf,
+  read,
+  root,
+  service,
+  serviceByImage,
+  services,
+  servicesByImage,
+  startsAfter,
+  stages,
+  volumesOf,
+  WORKER_ENV_VARS,
+  workdir,
+} from './support/compose.js';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
-const read = (file: string): string => readFileSync(`${root}/${file}`, 'utf8');
-
-/** The environment variables src/worker/main.ts reads. */
-const WORKER_ENV_VARS = [
-  'TEMPORAL_ADDRESS',
-  'TEMPORAL_NAMESPACE',
-  'TEMPORAL_TASK_QUEUE',
-  'METRICS_PORT',
-  'ENVIRONMENTS_DIR',
-  'EVIDENCE_DIR',
-  'WORKER_KEY_FILE',
-  'LOG_LEVEL',
-] as const;
-
-// ---------------------------------------------------------------------------------------------------------
-// docker-compose.yml
-
-const stringList = z.union([z.string(), z.array(z.string())]);
-const serviceSchema = z.looseObject({
-  image: z.string().optional(),
-  build: z.union([z.string(), z.looseObject({ context: z.string().optional() })]).optional(),
-  environment: z
-    .union([z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()])), z.array(z.string())])
-    .optional(),
-  ports: z
-    .array(
-      z.union([
-        z.string(),
-        z.number(),
-        z.looseObject({ target: z.number(), published: z.union([z.string(), z.number()]).optional() }),
-      ]),
-    )
-    .optional(),
-  volumes: z
-    .array(z.union([z.string(), z.looseObject({ source: z.string().optional(), target: z.string() })]))
-    .optional(),
-  depends_on: z
-    .union([z.array(z.string()), z.record(z.string(), z.looseObject({ condition: z.string().optional() }))])
-    .optional(),
-  entrypoint: stringList.optional(),
-  command: stringList.optional(),
-});
-type Service = z.infer<typeof serviceSchema>;
-const composeSchema = z.looseObject({
-  services: z.record(z.string(), serviceSchema),
-  volumes: z.record(z.string(), z.unknown()).optional(),
-});
-
-const compose = composeSchema.parse(parse(read('docker-compose.yml')));
-const services = compose.services;
-
-/** Resolves compose interpolation the way `docker compose` does with nothing set in the shell: the defaults. */
-function interpolate(value: string): string {
-  return value.replace(/\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}/g, (match, _name, op, arg) => {
-    if (match === '$$') return '$';
-    if (op === ':-' || op === '-') return String(arg);
-    throw new Error(`${match} has no default: the stack would not start without it`);
-  });
-}
-
-function environmentOf(service: Service): Record<string, string> {
-  const env = service.environment ?? {};
-  const entries = Array.isArray(env)
-    ? env.map((line): [string, string] => {
-        const eq = line.indexOf('=');
-        return eq < 0 ? [line, ''] : [line.slice(0, eq), line.slice(eq + 1)];
-      })
-    : Object.entries(env).map(([key, value]): [string, string] => [key, value === null ? '' : String(value)]);
-  return Object.fromEntries(entries.map(([key, value]) => [key, interpolate(value)]));
-}
-
-/** Published ports as { published, target } pairs (container port = target). */
-function portsOf(service: Service): { published: number | undefined; target: number }[] {
-  return (service.ports ?? []).map((port) => {
-    if (typeof port === 'object') {
-      return { published: port.published === undefined ? undefined : Number(port.published), target: port.target };
-    }
-    // [ip:][published:]target[/protocol]
-    const parts = String(port)
-      .replace(/\/(tcp|udp)$/, '')
-      .split(':');
-    const target = Number(parts.at(-1));
-    const published = parts.length > 1 ? Number(parts.at(-2)) : undefined;
-    return { published, target };
-  });
-}
-
-function volumesOf(service: Service): { source: string | undefined; target: string }[] {
-  return (service.volumes ?? []).map((volume) => {
-    if (typeof volume === 'object') return { source: volume.source, target: volume.target };
-    // [source:]target[:mode]
-    const [first = '', second] = volume.split(':');
-    return second === undefined ? { source: undefined, target: first } : { source: first, target: second };
-  });
-}
-
-function dependsOn(service: Service): Record<string, string | undefined> {
-  const deps = service.depends_on ?? [];
-  if (Array.isArray(deps)) return Object.fromEntries(deps.map((name) => [name, undefined]));
-  return Object.fromEntries(Object.entries(deps).map(([name, dep]) => [name, dep.condition]));
-}
-
-function hostPort(address: string): { host: string; port: number } {
-  const colon = address.lastIndexOf(':');
-  expect(colon, `${address} must be host:port`).toBeGreaterThan(0);
-  return { host: address.slice(0, colon), port: Number(address.slice(colon + 1)) };
-}
-
-/** The one service whose image starts with the given repository. */
-function serviceByImage(repository: string): [string, Service] {
-  const found = Object.entries(services).filter(([, s]) => s.image?.split(':')[0] === repository);
-  expect(
-    found.map(([name]) => name),
-    `exactly one service runs ${repository}`,
-  ).toHaveLength(1);
-  return found[0] as [string, Service];
-}
-
-/** An image reference is pinned when it has a digest or a version tag of at least major.minor. */
-function isPinned(image: string): boolean {
-  if (/@sha256:[0-9a-f]{64}$/.test(image)) return true;
-  const lastSegment = image.split('/').at(-1) ?? '';
-  const colon = lastSegment.indexOf(':');
-  if (colon < 0) return false;
-  const tag = lastSegment.slice(colon + 1);
-  return tag !== 'latest' && /^v?\d+\.\d+/.test(tag);
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Dockerfile
-
-interface Instruction {
-  keyword: string;
-  args: string;
-}
-
-function parseDockerfile(text: string): Instruction[][] {
-  const logical: string[] = [];
-  let pending = '';
-  for (const raw of text.split('\n')) {
-    const line = raw.trim();
-    if (pending === '' && (line === '' || line.startsWith('#'))) continue;
-    if (pending !== '' && line.startsWith('#')) continue; // comments inside a continued instruction
-    if (line.endsWith('\\')) {
-      pending += `${line.slice(0, -1).trim()} `;
-      continue;
-    }
-    logical.push(pending + line);
-    pending = '';
-  }
-  if (pending) logical.push(pending.trim());
-  const stages: Instruction[][] = [];
-  for (const line of logical) {
-    const match = /^(\S+)\s*(.*)$/.exec(line);
-    if (!match) continue;
-    const instruction = { keyword: (match[1] ?? '').toUpperCase(), args: match[2] ?? '' };
-    if (instruction.keyword === 'FROM') stages.push([]);
-    stages.at(-1)?.push(instruction);
-  }
-  return stages;
-}
-
-function parseEnv(args: string): Record<string, string> {
-  if (!/^[A-Za-z_][A-Za-z0-9_]*=/.test(args)) {
-    const [key = '', ...rest] = args.split(/\s+/);
-    return { [key]: rest.join(' ') }; // legacy `ENV KEY value`
-  }
-  const env: Record<string, string> = {};
-  for (const match of args.matchAll(/([A-Za-z_][A-Za-z0-9_]*)=(?:"([^"]*)"|'([^']*)'|(\S*))/g)) {
-    env[match[1] ?? ''] = match[2] ?? match[3] ?? match[4] ?? '';
-  }
-  return env;
-}
-
-const stages = parseDockerfile(read('Dockerfile'));
-const finalStage = stages.at(-1) ?? [];
-const of = (keyword: string): Instruction[] => finalStage.filter((i) => i.keyword === keyword);
-const dockerEnv: Record<string, string> = Object.assign({}, ...of('ENV').map((i) => parseEnv(i.args)));
-const workdir = of('WORKDIR').at(-1)?.args ?? '/';
-const inContainer = (path: string): string => posix.resolve(workdir, path);
-
-// ---------------------------------------------------------------------------------------------------------
-
-const [temporalName, temporal] = serviceByImage('temporalio/auto-setup');
-const [, postgres] = serviceByImage('postgres');
-const [, admin] = serviceByImage('temporalio/admin-tools');
+const temporalName = 'temporal';
+const temporal = service(temporalName);
+const [postgresName, postgres] = serviceByImage('postgres');
 const [, ui] = serviceByImage('temporalio/ui');
-const worker = services.worker;
-if (!worker) throw new Error('docker-compose.yml has no `worker` service');
+const worker = service('worker');
 const workerEnv = environmentOf(worker);
 const defaultTemporalPort = hostPort(DEFAULT_TEMPORAL_ADDRESS).port;
 
@@ -244,49 +82,50 @@ describe('docker-compose.yml', () => {
     expect(dependsOn(ui)).toHaveProperty(temporalName);
   });
 
-  it('registers exactly SEARCH_ATTRIBUTES as Keyword in the worker namespace before the worker starts', () => {
-    const script = [admin.entrypoint ?? [], admin.command ?? []].flat().join('\n');
-    const creates = script.split('\n').flatMap((line) => {
-      const at = line.indexOf('search-attribute create');
-      return at < 0 ? [] : [line.slice(at)];
-    });
-    const registered: string[] = [];
-    for (const create of creates) {
-      const names = [...create.matchAll(/--name[ =](\S+)/g)].map((m) => m[1] ?? '');
-      const types = [...create.matchAll(/--type[ =](\S+)/g)].map((m) => m[1]);
-      expect(types, create).toEqual(names.map(() => 'Keyword'));
-      expect(/--namespace[ =](\S+)/.exec(create)?.[1], create).toBe(workerEnv.TEMPORAL_NAMESPACE);
-      expect(/--address[ =](\S+)/.exec(create)?.[1] ?? environmentOf(admin).TEMPORAL_ADDRESS, create).toBe(
-        workerEnv.TEMPORAL_ADDRESS,
-      );
-      registered.push(...names);
-    }
-    expect([...registered].sort()).toEqual([...SEARCH_ATTRIBUTES].sort());
-    expect(dependsOn(worker)[Object.entries(services).find(([, s]) => s === admin)?.[0] ?? '']).toBe(
-      'service_completed_successfully',
-    );
-  });
-
-  it('publishes the worker metrics port', () => {
-    expect(portsOf(worker)).toContainEqual({ published: DEFAULT_METRICS_PORT, target: Number(workerEnv.METRICS_PORT) });
+  it('publishes no host port on the worker, so `--scale worker=N` never clashes', () => {
+    expect(portsOf(worker)).toEqual([]);
+    expect(worker.container_name).toBeUndefined();
     expect(of('EXPOSE').flatMap((i) => i.args.split(/\s+/))).toContain(String(DEFAULT_METRICS_PORT));
   });
 
-  it('stores Temporal in the postgres service with the same credentials on both sides', () => {
-    const [postgresName] = Object.entries(services).find(([, s]) => s === postgres) ?? [];
-    const temporalEnv = environmentOf(temporal);
+  it('stores Temporal in the postgres service with the same credentials on every side', () => {
     const postgresEnv = environmentOf(postgres);
-    expect(temporalEnv.POSTGRES_SEEDS).toBe(postgresName);
-    expect(temporalEnv.DB).toBe('postgres12');
-    expect(temporalEnv.DB_PORT).toBe('5432');
-    expect(temporalEnv.POSTGRES_USER).toBe(postgresEnv.POSTGRES_USER);
-    expect(temporalEnv.POSTGRES_PWD).toBe(postgresEnv.POSTGRES_PASSWORD);
-    // the password comes from the shell or .env, with a default only for local use
-    const raw = parse(read('docker-compose.yml')) as {
-      services: Record<string, { environment: Record<string, string> }>;
-    };
-    expect(raw.services[temporalName]?.environment.POSTGRES_PWD).toMatch(/^\$\{POSTGRES_PASSWORD(:-[^}]*)?\}$/);
-    expect(dependsOn(temporal)[postgresName ?? '']).toBe('service_healthy');
+    const servers = servicesByImage('temporalio/server');
+    expect(servers.length).toBeGreaterThan(0);
+    for (const [name, server] of servers) {
+      const env = environmentOf(server);
+      expect(env.POSTGRES_SEEDS, name).toBe(postgresName);
+      expect(env.DB_PORT, name).toBe('5432');
+      expect(env.POSTGRES_USER, name).toBe(postgresEnv.POSTGRES_USER);
+      expect(env.POSTGRES_PWD, name).toBe(postgresEnv.POSTGRES_PASSWORD);
+      // the password comes from the shell or .env, with a default only for local use
+      const raw = parse(read('docker-compose.yml'), { merge: true }) as {
+        services: Record<string, { environment: Record<string, string> }>;
+      };
+      expect(raw.services[name]?.environment.POSTGRES_PWD).toMatch(/^\$\{POSTGRES_PASSWORD(:-[^}]*)?\}$/);
+      expect(startsAfter(name, postgresName), `${name} starts after ${postgresName}`).toBe(true);
+    }
+    const schemaEnv = environmentOf(service('temporal-schema'));
+    expect([schemaEnv.SQL_HOST, schemaEnv.SQL_USER, schemaEnv.SQL_PASSWORD]).toEqual([
+      postgresName,
+      postgresEnv.POSTGRES_USER,
+      postgresEnv.POSTGRES_PASSWORD,
+    ]);
+    expect(dependsOn(service('temporal-schema'))[postgresName]).toBe('service_healthy');
+  });
+
+  it("gives the workers the Postgres work store in the postgres service's own database", () => {
+    const postgresEnv = environmentOf(postgres);
+    const url = new URL(workerEnv.WORK_STORE_DATABASE_URL ?? '');
+    expect(url.protocol).toBe('postgres:');
+    expect(url.hostname).toBe(postgresName);
+    expect([decodeURIComponent(url.username), decodeURIComponent(url.password)]).toEqual([
+      postgresEnv.POSTGRES_USER,
+      postgresEnv.POSTGRES_PASSWORD,
+    ]);
+    // created by the postgres image on first start; not one of Temporal's databases
+    expect(url.pathname).toBe(`/${postgresEnv.POSTGRES_DB}`);
+    expect(['temporal', 'temporal_visibility']).not.toContain(postgresEnv.POSTGRES_DB);
   });
 });
 
@@ -339,6 +178,12 @@ describe('Dockerfile', () => {
     expect(mounts.find((m) => m.target === '/app/work')?.source).toBe('work');
     expect(Object.keys(compose.volumes ?? {})).toEqual(expect.arrayContaining(['worker-keys', 'work']));
     expect(of('RUN').some((i) => i.args.includes('chmod 700') && i.args.includes('/app/keys'))).toBe(true);
+    // created once, before any replica starts, in the same volume at the same path
+    const keyJob = service('worker-key');
+    expect(volumesOf(keyJob).find((m) => m.target === keyDir)?.source).toBe('worker-keys');
+    expect(environmentOf(keyJob).WORKER_KEY_FILE).toBe(workerEnv.WORKER_KEY_FILE);
+    expect([keyJob.command ?? []].flat().join(' ')).toMatch(/keys show --worker \|\| .*keys init --worker$/);
+    expect(dependsOn(worker)['worker-key']).toBe('service_completed_successfully');
   });
 
   it('runs the worker entry point as the unprivileged node user, with a metrics healthcheck', () => {
@@ -406,12 +251,12 @@ describe('monitoring: Prometheus rules and the Grafana dashboard, provisioned by
     expect(labelValuesOf(byName.RunbookRunFailed!.expr, 'outcome')).toContain('failed');
   });
 
-  it('mounts the rules where prometheus.yml loads them and scrapes the worker on its metrics port', () => {
+  it('mounts the rules where prometheus.yml loads them and scrapes every worker replica on its metrics port', () => {
     const prometheus = services.prometheus!;
     expect(isPinned(prometheus.image ?? '')).toBe(true);
     const config = parse(read('monitoring/prometheus/prometheus.yml')) as {
       rule_files: string[];
-      scrape_configs: Array<{ static_configs: Array<{ targets: string[] }> }>;
+      scrape_configs: Array<{ dns_sd_configs?: Array<{ names: string[]; type: string; port: number }> }>;
     };
     const mounts = volumesOf(prometheus);
     const rulesDir = mounts.find((m) => m.source === './monitoring/prometheus/rules')?.target;
@@ -421,9 +266,13 @@ describe('monitoring: Prometheus rules and the Grafana dashboard, provisioned by
       .find((a) => a.startsWith('--config.file='))
       ?.split('=')[1];
     expect(mounts.find((m) => m.target === configFile)?.source).toBe('./monitoring/prometheus/prometheus.yml');
-    expect(config.scrape_configs.flatMap((c) => c.static_configs.flatMap((s) => s.targets))).toContain(
-      `worker:${workerEnv.METRICS_PORT}`,
-    );
+    // every replica of the worker service, found by the service's DNS name inside the network
+    expect(config.scrape_configs.flatMap((c) => c.dns_sd_configs ?? [])).toContainEqual({
+      names: ['worker'],
+      type: 'A',
+      port: Number(workerEnv.METRICS_PORT),
+      refresh_interval: '30s',
+    });
   });
 
   it('provisions the Prometheus datasource and the dashboard into Grafana', () => {
