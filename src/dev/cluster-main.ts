@@ -5,6 +5,7 @@
  * A second start on the same data directory finds the workflows of the first.
  */
 import { spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { join } from 'node:path';
 import { ensureDemoKey } from '../demo/keys.js';
@@ -96,6 +97,9 @@ async function run(): Promise<void> {
     // the workers sign evidence with WORKER_KEY_FILE, else npm start's key (.data/keys/worker.key), the one
     // environments/demo*.yaml trust
     const workerKeyFile = process.env.WORKER_KEY_FILE ?? join(repoRoot, '.data', 'keys', 'worker.key');
+    // .data itself stays traversable (a key file's directories are created 0700): as root the embedded Postgres
+    // runs as user postgres and must reach .data/cluster
+    mkdirSync(join(repoRoot, '.data'), { recursive: true });
     if (!process.env.WORKER_KEY_FILE) await ensureDemoKey(join(repoRoot, '.data', 'keys'), 'worker');
     cluster = await startCluster({
       dataDir: flags['data-dir'],

@@ -10,8 +10,8 @@
  * The data directory keeps the Postgres data (so a second start finds the workflows of the first), the generated
  * configuration, each process's log (logs/<name>.log), the workers' evidence key and the workflow bundle.
  */
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { Connection } from '@temporalio/client';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { readOrCreatePrivateKey } from '../activities/keys.js';
@@ -172,7 +172,14 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     );
   mkdirSync(logDir, { recursive: true });
   // as root the embedded Postgres runs as user postgres, which must be able to enter the data directory
-  if (!options.databaseUrl && process.getuid?.() === 0) chmodSync(dataDir, 0o755);
+  if (!options.databaseUrl && process.getuid?.() === 0) {
+    chmodSync(dataDir, 0o755);
+    for (let dir = dirname(dataDir); dir !== dirname(dir); dir = dirname(dir))
+      if ((statSync(dir).mode & 0o001) === 0)
+        throw new Error(
+          `${dir} is not traversable by others (mode ${(statSync(dir).mode & 0o777).toString(8)}): as root the embedded Postgres runs as user postgres and cannot reach ${dataDir}; chmod o+x ${dir} or choose another --data-dir`,
+        );
+  }
 
   const registry = new ProcessRegistry(join(dataDir, 'processes.json'));
   const leftovers = await registry.reapLeftovers();
