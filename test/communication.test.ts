@@ -3,6 +3,7 @@ import { communicationContext, renderCommunication } from '../src/activities/evi
 import type { EvidenceDocument } from '../src/activities/evidence/document.js';
 import { startedInput } from '../src/activities/evidence/history.js';
 import { renderPostmortem } from '../src/activities/evidence/postmortem.js';
+import type { PlanChange } from '../src/shared/types.js';
 import { formatRto, isRtoReport } from '../src/workflows/sqlite/rto.js';
 import { recordedEvidence, recordedHistory, recordedRunsWithEvidence } from './support/recorded-evidence.js';
 
@@ -111,6 +112,58 @@ describe('other runbooks: their own action, numbers and state', () => {
     expect(comm).toContain('1. Take over: the change was left in place on purpose (see Undone)');
   });
 
+  it('emergency ladder: Current State lists only the levels that ran and the changes they made', () => {
+    const LEVEL_CHANGE: Record<number, string> = {
+      2: 'level 2 restore last known good',
+      3: 'level 3 set emergency configuration',
+    };
+    const ladders = recordedRunsWithEvidence().filter((n) => n.startsWith('emergency-ladder.'));
+    expect(ladders.length).toBeGreaterThanOrEqual(5);
+    for (const name of ladders) {
+      const doc = recordedEvidence(name);
+      const state = section(renderCommunication(doc), 'Current State').split('\n');
+      const ladder = doc.extra!.ladder as {
+        healthyAfter: number | null;
+        levels: Array<{ level: number; action: string; healthy?: boolean; skipped?: string }>;
+      };
+      // every level the ladder reached, once, with what happened there; none it never reached
+      const reached = ladder.levels.map((l) => l.level);
+      for (const level of [1, 2, 3])
+        expect(
+          state.filter((l) => l.startsWith(`- Level ${level} `)),
+          `${name} level ${level}`,
+        ).toHaveLength(reached.includes(level) ? 1 : 0);
+      for (const l of ladder.levels.filter((x) => typeof x.healthy === 'boolean'))
+        expect(state).toContain(
+          `- Level ${l.level} ${l.action}: ran (${(l as { approval?: string }).approval}), ${l.healthy ? 'healthy after it' : 'still unhealthy'}`,
+        );
+      // configuration changes only of levels whose change step ran
+      for (const level of [2, 3]) {
+        const ran = doc.steps.some(
+          (x) => x.name === LEVEL_CHANGE[level] && (x.status === 'succeeded' || x.status === 'compensated'),
+        );
+        const stage = doc.stages!.find((x) => x.stage === `level ${level} approval`);
+        const lines = state.filter((l) => l.startsWith(`- level ${level}: `));
+        expect(lines, `${name} level ${level} changes`).toHaveLength(ran ? stage!.plan.changes.length : 0);
+      }
+      if (ladder.healthyAfter !== null)
+        expect(state[0]).toBe(
+          `- Service: healthy after level ${ladder.healthyAfter} (${ladder.levels.at(-1)!.action})`,
+        );
+    }
+    const rejected = section(
+      renderCommunication(recordedEvidence('emergency-ladder.rejected-at-level-3')),
+      'Current State',
+    );
+    expect(rejected).toContain('- Service: not made healthy by the ladder (the run ended REJECTED)');
+    expect(rejected).toContain('- Level 3 emergency configuration: not run (rejected at its approval)');
+    const healthy = section(
+      renderCommunication(recordedEvidence('emergency-ladder.healthy-after-level-2')),
+      'Current State',
+    );
+    expect(healthy).not.toMatch(/level 3/i);
+  });
+
   it('emergency ladder with signed stages: each approver with the stage they approved', () => {
     const doc = recordedEvidence('emergency-ladder.signed-stages');
     const comm = renderCommunication(doc);
@@ -128,6 +181,55 @@ describe('other runbooks: their own action, numbers and state', () => {
     expect(section(comm, 'Current State')).toContain(
       `- After the replay: ${drain!.completed} completed, ${drain!.failed} failed, ${drain!.pending} pending`,
     );
+  });
+
+  it('job replay: the backend override as it stands (restored, or undone), never the plan as done', () => {
+    const doc = recordedEvidence('job-replay.approve-path');
+    const [jobs, override] = doc.plan!.changes as [PlanChange, PlanChange];
+    const state = section(renderCommunication(doc), 'Current State');
+    expect(state).toContain(`- ${override.item}: ${override.from} (${override.to} during the replay, then restored)`);
+    expect(state).not.toContain(jobs.to!);
+    const aborted = recordedEvidence('job-replay.abort-restores-override');
+    const replay = aborted.extra!.replay as { requeued: number };
+    const abortedState = section(renderCommunication(aborted), 'Current State');
+    expect(abortedState).toContain(`- Jobs requeued: ${replay.requeued} `);
+    expect(abortedState).toContain(`- ${override.item}: ${override.from} (change undone)`);
+    expect(abortedState).not.toContain(aborted.plan!.changes[0]!.item);
+  });
+
+  it('output recovery: the replayed jobs as the child run ended', () => {
+    const doc = recordedEvidence('output-recovery.approve-with-replay');
+    const replay = doc.extra!.replay as { workflowId: string; outcome: string };
+    const jobs = doc.plan!.changes.find((c) => / jobs$/.test(c.item))!;
+    expect(section(renderCommunication(doc), 'Current State')).toContain(
+      `- ${jobs.item}: replayed by ${replay.workflowId} (${replay.outcome})`,
+    );
+  });
+
+  it('triage: each child as it ended, the ones never started; a kept mitigation is an action taken', () => {
+    const doc = recordedEvidence('triage.cleanup-rejected');
+    const comm = renderCommunication(doc);
+    const children = doc.extra!.children as Array<{
+      run: string;
+      runbook: string;
+      target: string;
+      outcome: string;
+      workflowId: string;
+    }>;
+    const chain = (doc.plan!.details as { chain: Array<{ runbook: string; target: string }> }).chain;
+    expect(comm).toContain(
+      `**Action Taken:** ${children.map((c) => `run ${c.run} ${c.runbook} on ${c.target}: ${c.outcome}`).join(' → ')}`,
+    );
+    const state = section(comm, 'Current State');
+    for (const c of children)
+      expect(state).toContain(`- run ${c.run} ${c.runbook} on ${c.target}: ${c.outcome.toUpperCase()}`);
+    expect(state).toContain(`- run 3/3 ${chain[2]!.runbook} on ${chain[2]!.target}: not started`);
+    expect(state).toContain(`(its own approval) — ${children[1]!.workflowId}`);
+    expect(comm).toContain('1. Take over: the change was left in place on purpose');
+    // nothing a child did stayed: "None", the plan named, the failed child under Current State
+    const failed = renderCommunication(recordedEvidence('triage.child-failed'));
+    expect(failed).toContain('**Action Taken:** None (failed); planned: errors-500 (IMMEDIATE)');
+    expect(section(failed, 'Current State')).toMatch(/^- run 1\/2 feature-flag-rollback on web: FAILED — /);
   });
 
   it('backend phase switch whose soak failed: what it tried, where it rolled back to', () => {

@@ -2,14 +2,14 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { sha256 } from '../src/activities/digest.js';
 import { incrementalDiff, type CheckSegment } from '../src/activities/dual-write/incremental.js';
 import { diffStores, type DriftEntry } from '../src/activities/stores/diff.js';
 import { ObjectStore } from '../src/activities/stores/object-store.js';
 import { SqliteTableStore } from '../src/activities/stores/sqlite-table.js';
-import type { ObjectKey, ObjectStoreAdapter, StoredObject } from '../src/activities/stores/types.js';
+import type { ObjectKey, ObjectStoreAdapter } from '../src/activities/stores/types.js';
 import { DETECTION_DEFAULTS } from '../src/shared/constants.js';
 import { objectId, seedDrift } from '../src/demo/seed-drift.js';
+import { storedObject } from './support/dual-write.js';
 
 /**
  * Incremental detection (incrementalDiff) on real stores: a SQLite table with stored fingerprints ↔ an object
@@ -61,18 +61,7 @@ async function truth(a: ObjectStoreAdapter, b: ObjectStoreAdapter): Promise<stri
   return out;
 }
 
-function object(id: string, version: number, text: string, at = Date.UTC(2026, 5, 1)): StoredObject {
-  const content = Buffer.from(text);
-  return {
-    objectId: id,
-    version,
-    content,
-    size: content.length,
-    sha256: sha256(content),
-    createdAt: at,
-    updatedAt: at,
-  };
-}
+const object = storedObject;
 const key = (i: number, version = 1): ObjectKey => ({ objectId: objectId(i), version });
 
 describe('incremental dual-write detection', () => {

@@ -28,6 +28,7 @@ describe('replay of stored histories', () => {
         'dual-write-rollback.dry-run-would-halt.json',
         'dual-write-check.incremental.json',
         'dual-write-check.critical-page.json',
+        'dual-write-check.tracked.json',
         'dual-write-repair-partition.authorized.json',
         'feature-flag-rollback.signed-quorum-and-ignored-decisions.json',
         'feature-flag-rollback.target-busy.json',
@@ -78,6 +79,9 @@ describe('replay of stored histories', () => {
         'triage.chain.json',
         'triage.child-failed.json',
         'triage.dry-run.json',
+        'triage.cleanup-own-approval.json',
+        'triage.cleanup-rejected.json',
+        'test-data-cleanup.under-triage-own-approval.json',
         'feature-flag-rollback.enable-dual-write.json',
         // runs started before engine v2 (unsigned approvals, plan-only hashes, no target lock) keep replaying
         'archive/before-engine-v2/feature-flag-rollback.approve-path.json',

@@ -1,6 +1,5 @@
 import { existsSync, readdirSync } from 'node:fs';
-import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import type { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
@@ -8,31 +7,14 @@ import { createCleanupActivities, type Identification } from '../src/activities/
 import { ErrorType } from '../src/shared/constants.js';
 import { abortSignal, approveSignal } from '../src/shared/messages.js';
 import type { RunbookResult, RunbookStatus } from '../src/shared/types.js';
-import { cleanupTarget, type CleanupTestTarget } from './support/cleanup.js';
+import { cleanupTarget, harnessWithPool, TEST_COUNTS, type CleanupTestTarget } from './support/cleanup.js';
 import { Harness } from './support/harness.js';
 import { saveHistory } from './support/histories.js';
 import { startRunbook } from './support/sqlite.js';
 
 /** test-data-cleanup (seed scenario 3) against the suite's real Postgres, one schema per test. */
 const h = new Harness();
-let pool: pg.Pool;
-beforeAll(async () => {
-  await h.start();
-  pool = new pg.Pool({ connectionString: h.databaseUrl, max: 4 });
-});
-afterAll(async () => {
-  await pool.end();
-  await h.close();
-});
-
-/** What the seed's test teams 11, 12, 13 (and their legacy teams 111-113) amount to. */
-const TEST_COUNTS = {
-  organizations_team: 3,
-  organizations_teammembership: 9,
-  organizations_teammigrationmap: 3,
-  teams_team: 3,
-  teams_teammembership: 9,
-};
+const db = harnessWithPool(h);
 
 const start = (t: CleanupTestTarget, input: Record<string, unknown> = {}, id?: string) =>
   startRunbook(h, 'test-data-cleanup', { environment: t.envName, target: 'cleanup', ...input }, id);
@@ -70,7 +52,7 @@ function withoutTestRows(snapshot: Record<string, string[]>): Record<string, str
 
 describe('test-data cleanup', () => {
   it('deletes exactly the approved set in one transaction; real rows and the orphan baseline untouched', async () => {
-    const t = await cleanupTarget(h, pool);
+    const t = await cleanupTarget(h, db());
     const before = await t.snapshot();
     const id = `test-data-cleanup-approve-${h.taskQueue}`;
     const handle = await start(t, {}, id);
@@ -130,11 +112,11 @@ describe('test-data cleanup', () => {
   });
 
   it('a row added to the set after the identification: counts differ, ROLLBACK, nothing deleted (CleanupRolledBack)', async () => {
-    const t = await cleanupTarget(h, pool);
+    const t = await cleanupTarget(h, db());
     const handle = await start(t);
     const waiting = await h.waitForApproval(handle);
     // a new membership of a test team appears before the delete
-    await pool.query(
+    await db().query(
       `INSERT INTO "${t.schema}".organizations_teammembership (id, team_id, user_id, role) VALUES (5000, 12, 9999, 'member')`,
     );
     const before = await t.snapshot();
@@ -155,7 +137,7 @@ describe('test-data cleanup', () => {
 
   it('a foreign key the configuration does not name refuses the delete: ROLLBACK, nothing deleted (CleanupRolledBack)', async () => {
     // legacy memberships reference legacy teams in the database, but the configuration forgot that relation
-    const t = await cleanupTarget(h, pool, (s) => {
+    const t = await cleanupTarget(h, db(), (s) => {
       s.relations = (s.relations as Array<{ table: string }>).filter((r) => !r.table.endsWith('.teams_teammembership'));
     });
     const handle = await start(t);
@@ -171,11 +153,11 @@ describe('test-data cleanup', () => {
   });
 
   it('a verify that fails after the commit: the undo re-inserts every row byte-identical', async () => {
-    const t = await cleanupTarget(h, pool);
+    const t = await cleanupTarget(h, db());
     const handle = await start(t, {}, `test-data-cleanup-undo-${h.taskQueue}`);
     const waiting = await h.waitForApproval(handle);
     // an orphaned mapping of a real team appears meanwhile: the orphans are not back at their baseline after
-    await pool.query(
+    await db().query(
       `INSERT INTO "${t.schema}".organizations_teammigrationmap (id, vnext_team_id, legacy_team_id) VALUES (998, 1, 4242)`,
     );
     const before = await t.snapshot();
@@ -197,12 +179,12 @@ describe('test-data cleanup', () => {
   });
 
   it('abort while the delete waits on a row lock: the delete commits after the abort, the undo puts every row back', async () => {
-    const t = await cleanupTarget(h, pool);
+    const t = await cleanupTarget(h, db());
     const before = await t.snapshot();
     const handle = await start(t, {}, `test-data-cleanup-abort-${h.taskQueue}`);
     const waiting = await h.waitForApproval(handle);
     // someone holds a test team's row: the delete's FOR UPDATE waits for it (a plain read does not)
-    const holder = await pool.connect();
+    const holder = await db().connect();
     try {
       await holder.query('BEGIN');
       await holder.query(`SELECT id FROM "${t.schema}".organizations_team WHERE id = 11 FOR UPDATE`);
@@ -210,7 +192,7 @@ describe('test-data cleanup', () => {
       await h.waitFor(handle, (s) => s.currentStep === 'delete in one transaction');
       // the delete's transaction waits for the lock (its FOR UPDATE on the test's schema)
       for (let i = 0; ; i++) {
-        const r = await pool.query(
+        const r = await db().query(
           `SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1`,
           [`%"${t.schema}"%FOR UPDATE%`],
         );
@@ -236,7 +218,7 @@ describe('test-data cleanup', () => {
   });
 
   it('activities: a second delete after the commit changes nothing; the undo is per run and idempotent', async () => {
-    const t = await cleanupTarget(h, pool);
+    const t = await cleanupTarget(h, db());
     const acts = createCleanupActivities({ environmentsDir: h.environmentsDir, stores: h.stores });
     const ref = { environment: t.envName, target: 'cleanup' };
     const inRun = <R>(runId: string, fn: () => Promise<R>) =>
@@ -272,7 +254,7 @@ describe('test-data cleanup', () => {
   });
 
   it('predicates: ILIKE and a creation window select through the relations; a dry-run identification writes nothing', async () => {
-    const t = await cleanupTarget(h, pool, (s, schema) => {
+    const t = await cleanupTarget(h, db(), (s, schema) => {
       s.tables[`${schema}.organizations_team`].where = {
         // "testarossa racing" (a real team, created 2026-01-04) matches the pattern but not the window
         any: [{ ilike: '%test%', column: 'name' }],
@@ -328,7 +310,7 @@ describe('test-data cleanup', () => {
       ],
     ];
     for (const [name, mutate, message] of cases) {
-      const t = await cleanupTarget(h, pool, mutate);
+      const t = await cleanupTarget(h, db(), mutate);
       const before = await t.snapshot();
       const { failure, result } = await failureOf(await start(t));
       expect(failure.message, name).toMatch(message);
@@ -339,7 +321,7 @@ describe('test-data cleanup', () => {
       expect(existsSync(t.workDir), name).toBe(false);
     }
     // input may only tighten the environment's maxRows
-    const t = await cleanupTarget(h, pool);
+    const t = await cleanupTarget(h, db());
     const { failure } = await failureOf(await start(t, { maxRows: 20_000 }));
     expect(failure.type).toBe(ErrorType.InvalidInput);
     expect(failure.message).toContain("maxRows: 20000 exceeds the environment's 10000");

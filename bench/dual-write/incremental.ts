@@ -1,9 +1,11 @@
 /**
- * The incremental re-check of `dual-write-check` (src/activities/dual-write/incremental.ts) against a full pass,
- * in the same run, on the seed's pair (Postgres table with stored fingerprints ↔ object store): DW_BENCH_OBJECTS
- * objects (1M; BENCH_SMOKE 20k), identical on both sides, then 100 changed rows (content and metadata changes,
- * inserts and deletes, on both sides). Goal: the re-check after the 100 changes in under 10 % of a full pass.
- * `npx tsx bench/dual-write/incremental-main.ts` runs it and rewrites its block of BENCHMARKS.md.
+ * The re-checks of `dual-write-check` against a full pass, in the same run, on the seed's pair (Postgres table
+ * with stored fingerprints ↔ object store): DW_BENCH_OBJECTS objects (1M; BENCH_SMOKE 20k), identical on both
+ * sides, then 100 changed rows (content and metadata changes, inserts and deletes, on both sides). Two re-checks:
+ * summing every stored segment (src/activities/dual-write/incremental.ts, no tracking) and reading only the keys
+ * the stores' change tracking marked (src/activities/dual-write/tracked.ts, `incremental.tracking: trigger`).
+ * Goal: the re-check after the 100 changes in under 10 % of a full pass. Also what the tracking triggers cost
+ * writers. `npx tsx bench/dual-write/incremental-main.ts` runs it and rewrites its block of BENCHMARKS.md.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -11,12 +13,13 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { CHECK_SEGMENT_ROWS } from '../../src/activities/dual-write/check.js';
 import { incrementalDiff, type CheckSegment } from '../../src/activities/dual-write/incremental.js';
-import { sha256 } from '../../src/activities/digest.js';
+import { readChanges, recheckKeys, type TrackingMarks } from '../../src/activities/dual-write/tracked.js';
+import { LocalWorkStore } from '../../src/activities/dual-write/work-store/local.js';
+import { readLines, writeLines } from '../../src/activities/dual-write/work-store/index.js';
 import { diffStores, type DiffStats, type DriftEntry } from '../../src/activities/stores/diff.js';
 import { ObjectStore } from '../../src/activities/stores/object-store.js';
 import { PostgresTableStore } from '../../src/activities/stores/postgres-table.js';
-import type { ObjectKey, StoredObject } from '../../src/activities/stores/types.js';
-import { objectId, seedDrift } from '../../src/demo/seed-drift.js';
+import { seedDrift } from '../../src/demo/seed-drift.js';
 import { freePort } from '../../src/dev/ports.js';
 import { ensurePostgres } from '../../src/dev/postgres.js';
 import { DETECTION_DEFAULTS } from '../../src/shared/constants.js';
@@ -24,14 +27,17 @@ import { machine, machineRows, runDate } from '../support/machine.js';
 import type { Resources } from '../support/resources.js';
 import { SMOKE, intEnv } from '../support/env.js';
 import { fmtInt, fmtMs, timed } from './format.js';
+import { CHANGES, changeRows, writeCostRows, writeCosts } from './incremental-writes.js';
 import { objectIndexSeeder } from './seed.js';
 import { DW_OBJECTS, FP_COLUMN } from './settings.js';
 
 /** rows per stored segment (the runbook's CHECK_SEGMENT_ROWS unless DW_BENCH_CHECK_SEGMENT_ROWS says otherwise) */
 const SEGMENT_ROWS = intEnv('DW_BENCH_CHECK_SEGMENT_ROWS', CHECK_SEGMENT_ROWS);
 const RUNS = intEnv('DW_BENCH_INCREMENTAL_RUNS', SMOKE ? 1 : 3);
-const CHANGES = 100;
 const GOAL = 0.1;
+/** single-object puts per store for the write-cost measurement */
+const WRITES = intEnv('DW_BENCH_TRACKING_WRITES', SMOKE ? 200 : 5000);
+const WRITE_ROUNDS = SMOKE ? 1 : 3;
 
 interface Measured {
   label: string;
@@ -79,6 +85,8 @@ export async function runIncrementalBench(options: {
     const a = new PostgresTableStore({ pool, table, columns });
     const b = await ObjectStore.open(storeRoot);
     resources.add(async () => void (await Promise.all([a.close(), b.close()])));
+    const stores = { a, b };
+    const labels = { a: 'postgres', b: 'store' };
     const opts = {
       segmentRows: SEGMENT_ROWS,
       windowSegments: DETECTION_DEFAULTS.windowSegments,
@@ -89,6 +97,12 @@ export async function runIncrementalBench(options: {
       const out: DriftEntry[] = [];
       for await (const e of diffStores(a, b, {}, { onProgress: (s) => (stats = s) })) out.push(e);
       return { out, stats: stats! };
+    };
+    /** the tracked re-check as checkDrift runs it: both sides' marks since the stored ones, then those keys */
+    const tracked = async (state: CheckSegment[], marks: TrackingMarks) => {
+      const changes = await readChanges(stores, labels, marks, 50_000);
+      if (!changes.ok) throw new Error(`change tracking not usable: ${changes.why}`);
+      return recheckKeys(a, b, state, changes.keys);
     };
     const results: Measured[] = [];
     const repeat = async <T>(label: string, work: () => Promise<T>, note: (v: T) => string): Promise<T> => {
@@ -107,21 +121,36 @@ export async function runIncrementalBench(options: {
     await repeat('full pass (diffStores defaults, as detectDrift), consistent pair', full, (r) => streamed(r.stats));
     const first = await timed(() => incrementalDiff(a, b, undefined, opts));
     results.push({
-      label: 'incremental, first pass (cuts the segments, stores their summaries)',
+      label: 'first check (cuts the segments, stores their summaries)',
       ms: [first.ms],
       note: `${fmtInt(first.value.stats.segments)} segments of ${SEGMENT_ROWS} rows; state ${stateBytes(first.value.segments)}`,
     });
-    const state = first.value.segments;
     const unchanged = await repeat(
-      'incremental re-check, no change',
-      () => incrementalDiff(a, b, state, opts),
+      're-check summing every segment, no change',
+      () => incrementalDiff(a, b, first.value.segments, opts),
       (r) => incrementalNote(r.stats),
     );
-
     await repeat(
-      'floor: one whole-table sum per side (`summarize({})`, both sides at once), no segments',
-      () => Promise.all([a.summarize!({}), b.summarize!({})]),
+      'floor of summing: one whole-table sum per side (`summarize({})`, both sides at once), no segments',
+      () => Promise.all([a.summarize({}), b.summarize({})]),
       (r) => `${fmtInt(r[0].count)} / ${fmtInt(r[1].count)} rows`,
+    );
+
+    // the operator installs tracking; the first check after it takes the marks, then sums every segment
+    const install = await timed(() => Promise.all([a.tracking.install(), b.tracking.install()]));
+    results.push({
+      label: 'install change tracking on both sides (`runbook dual-write track`)',
+      ms: [install.ms],
+      note: 'changes table and triggers per side; no row rewritten',
+    });
+    const taken = await readChanges(stores, labels, undefined, 50_000);
+    if (!taken.marks) throw new Error(`change tracking not intact: ${taken.ok ? '' : taken.why}`);
+    const marks = taken.marks;
+    const state = (await incrementalDiff(a, b, first.value.segments, opts)).segments;
+    const quiet = await repeat(
+      're-check with change tracking, no change',
+      () => tracked(state, marks),
+      (r) => trackedNote(r.stats),
     );
 
     log(`changing ${CHANGES} rows`);
@@ -132,31 +161,66 @@ export async function runIncrementalBench(options: {
       full,
       (r) => `${r.out.length} differ; ${streamed(r.stats)}`,
     );
-    const recheckAt = results.length;
-    const recheck = await repeat(
-      `**incremental re-check after ${CHANGES} changed rows**`,
+    const summed = await repeat(
+      `re-check summing every segment after ${CHANGES} changed rows (no tracking)`,
       () => incrementalDiff(a, b, state, opts),
       (r) => `${r.segments.flatMap((s) => s.drift).length} differ; ${incrementalNote(r.stats)}`,
     );
+    const recheckAt = results.length;
+    const recheck = await repeat(
+      `**re-check with change tracking after ${CHANGES} changed rows**`,
+      () => tracked(state, marks),
+      (r) => `${r.segments.flatMap((s) => s.drift).length} differ; ${trackedNote(r.stats)}`,
+    );
+    // what checkDrift adds around it: the stored state read, the new state and the diff written (local workDir)
+    const work = new LocalWorkStore(join(root, 'work'), 'dual-write-check--bench--objects');
+    const stateRef = await writeLines(work, 'segments.jsonl', [{ kind: 'dual-write-check-state' }, ...state]);
+    await repeat(
+      'its state I/O in checkDrift: read segments.jsonl, write segments.jsonl and diff.jsonl (local workDir)',
+      async () => {
+        const lines = await readLines<unknown>(work, stateRef);
+        const read: unknown[] = [];
+        for await (const l of lines) read.push(l);
+        await writeLines(work, 'segments.jsonl', read);
+        await writeLines(
+          work,
+          'diff.jsonl',
+          recheck.segments.flatMap((s) => s.drift),
+        );
+        return read.length;
+      },
+      (n) => `${fmtInt(n - 1)} segments, ${stateBytes(state)}`,
+    );
 
     const problems: string[] = [];
-    const found = recheck.segments.flatMap((s) => s.drift.map(keyOf));
     const expected = truth.out.map(keyOf);
-    if (JSON.stringify(found) !== JSON.stringify(expected))
-      problems.push(`re-check found ${found.length} differences, the full pass ${expected.length}`);
+    for (const [what, segments] of [
+      ['tracked', recheck.segments],
+      ['summing', summed.segments],
+    ] as const) {
+      const found = segments.flatMap((s) => s.drift.map(keyOf));
+      if (JSON.stringify(found) !== JSON.stringify(expected))
+        problems.push(`${what} re-check found ${found.length} differences, the full pass ${expected.length}`);
+    }
     if (unchanged.stats.changed !== 0)
       problems.push(`re-check without changes saw ${unchanged.stats.changed} changed segments`);
+    if (quiet.stats.keys !== 0) problems.push(`tracked re-check without changes read ${quiet.stats.keys} keys`);
+
+    log(`write cost of the tracking triggers: ${WRITES} single-row writes, without and with, ${WRITE_ROUNDS} rounds`);
+    const costs = await writeCosts(pool, `${table}_w`, root, WRITES, WRITE_ROUNDS);
+
     const fullMs = median(results[fullAt]!.ms);
     const recheckMs = median(results[recheckAt]!.ms);
+    const ioMs = median(results[recheckAt + 1]!.ms);
     const share = recheckMs / fullMs;
-
     const m = machine();
     const lines = [
       `## Dual-write incremental re-check (run of ${date})`,
       '',
       `bench/dual-write/incremental.ts (\`npx tsx bench/dual-write/incremental-main.ts\`; took ${fmtMs(Date.now() - started)}, seeding ${fmtMs(seeding.ms)}). ` +
         `${fmtInt(DW_OBJECTS)} objects, identical on both sides, in a Postgres ${pgVersion} table with stored fingerprints (\`columns.fingerprint\`, trigger, covering index; VACUUM ANALYZE after seeding) and an object store index (stored \`fp\`, covering index). ` +
-        `Then ${CHANGES} changed rows spread over the key space: ${changes}. Every measurement runs in this process on warm connections; ${RUNS === 1 ? 'one run each' : `median of ${RUNS} runs`} (the first pass once). The re-check after the changes starts from the state the first pass stored, each run.`,
+        `Change tracking (\`runbook dual-write track\`) is installed after the first check, as an operator would on existing stores. ` +
+        `Then ${CHANGES} changed rows spread over the key space, written through the stores with the tracking triggers firing: ${changes}. Every measurement runs in this process on warm connections; ${RUNS === 1 ? 'one run each' : `median of ${RUNS} runs`} (first check and install once). Each re-check after the changes starts from the state and the marks the check before the changes stored.`,
       '',
       ...machineRows(m),
       `| Postgres | ${pgVersion} (embedded, default configuration, same machine) |`,
@@ -167,9 +231,14 @@ export async function runIncrementalBench(options: {
         (r) => `| ${r.label} | ${fmtMs(median(r.ms))} | ${((median(r.ms) / fullMs) * 100).toFixed(1)} % | ${r.note} |`,
       ),
       '',
-      `- **Goal** (re-check of ${fmtInt(DW_OBJECTS)} objects after ${CHANGES} changed rows under ${GOAL * 100} % of a full pass): ${share < GOAL ? '**met**' : '**not met**'} — ${(share * 100).toFixed(1)} % (${fmtMs(recheckMs)} vs ${fmtMs(fullMs)}).`,
-      `- Correctness: the re-check found exactly the ${expected.length} differences the full pass found: ${problems.length ? `**no** (${problems.join('; ')})` : 'yes'}.`,
-      "- Where the re-check's time goes: every stored segment's summary on both sides (index-only range sums over all rows, one statement per window of segments per side) — a re-check without changes is nothing else — plus the fingerprint lists of the segments whose summaries moved and the metadata of their unmatched rows. Reading every row's stored fingerprint once per side (the floor row above) bounds any read-only re-check from below; under 10 % of a full pass needs summaries the stores keep themselves (e.g. a trigger-maintained aggregate per key range, updated on every write), which this runbook does not install.",
+      `- **Goal** (re-check of ${fmtInt(DW_OBJECTS)} objects after ${CHANGES} changed rows under ${GOAL * 100} % of a full pass): with change tracking ${share < GOAL ? '**met**' : '**not met**'} — ${(share * 100).toFixed(1)} % (${fmtMs(recheckMs)} vs ${fmtMs(fullMs)}); ${(((recheckMs + ioMs) / fullMs) * 100).toFixed(1)} % with checkDrift's state I/O (the full pass as detectDrift writes its diff file too, not counted here). Without tracking (summing every segment) ${((median(results[recheckAt - 1]!.ms) / fullMs) * 100).toFixed(1)} %.`,
+      `- Correctness: both re-checks found exactly the ${expected.length} differences the full pass found: ${problems.length ? `**no** (${problems.join('; ')})` : 'yes'}.`,
+      `- What the tracked re-check reads: per side, one REPEATABLE READ transaction (Postgres) / read transaction (SQLite index) with the tracking status (catalog rows: triggers, function, sentinel) and the changes-table rows marked after the stored mark (an index range scan on the xid / sequence column), then the metadata of exactly those keys on both sides (by primary key). No segment sum, no fingerprint list, nothing per unchanged row. Time grows with the keys changed since the last check, not with the table; above \`incremental.maxChangedKeys\` (default 50,000) a side falls back to summing every segment (the row above it). Not read at all: the object store's blobs — neither the full pass nor a re-check reads content; both compare the index's sha256, size and times.`,
+      `- Why summing is not enough: every stored segment's summary on both sides is an index-only range sum over all rows — a re-check without changes is nothing else — and reading every row's stored fingerprint once per side (the floor row) bounds any re-check that reads the rows from below.`,
+      '',
+      `What the triggers cost writers: ${fmtInt(WRITES)} single-row writes updating existing keys, on stores of their own beside the pair, without tracking and with it installed, alternating (remove, install) ${WRITE_ROUNDS === 1 ? 'once' : `${WRITE_ROUNDS} times, medians`}. Each own transaction: Postgres waits for its WAL flush at every commit (default \`synchronous_commit\`), the object store's index is \`synchronous = FULL\` as ObjectStore opens it; one transaction shows what the triggers cost without that. A put of the object store also writes and fsyncs its blob (not counted here: it is the same with and without).`,
+      '',
+      ...writeCostRows(costs),
     ];
     return { markdown: lines.join('\n'), problems };
   } finally {
@@ -187,40 +256,7 @@ const incrementalNote = (s: {
   scannedB: number;
 }) =>
   `${fmtInt(s.segments)} segments summed per side, ${s.changed} changed, ${s.compared} compared row by row; rows streamed ${fmtInt(s.scannedA)} / ${fmtInt(s.scannedB)}`;
+const trackedNote = (s: { keys?: number; changed: number; scannedA: number; scannedB: number }) =>
+  `${fmtInt(s.keys ?? 0)} keys marked changed, read by key on both sides (${fmtInt(s.scannedA)} / ${fmtInt(s.scannedB)} rows found); ${s.changed} segments touched; no segment summed`;
 const stateBytes = (segments: CheckSegment[]) =>
   `${(segments.reduce((n, s) => n + JSON.stringify(s).length + 1, 0) / 1024).toFixed(0)} kB`;
-
-/** 100 rows changed, spread over the key space: what a busy few minutes of dual writes going wrong leaves. */
-async function changeRows(a: PostgresTableStore, b: ObjectStore): Promise<string> {
-  const at = (i: number): ObjectKey => ({
-    objectId: objectId(Math.floor(((i + 0.5) * DW_OBJECTS) / CHANGES)),
-    version: 1,
-  });
-  const fresh = (id: string, text: string): StoredObject => {
-    const content = Buffer.from(text);
-    const t = Date.UTC(2026, 6, 1);
-    return {
-      objectId: id,
-      version: 1,
-      content,
-      size: content.length,
-      sha256: sha256(content),
-      createdAt: t,
-      updatedAt: t,
-    };
-  };
-  // seedDrift gives each id version 1 or 2: the one a holds
-  const wanted = Array.from({ length: CHANGES }, (_, i) => at(i)).flatMap((k) => [k, { ...k, version: 2 }]);
-  const keys = (await a.getMeta(wanted)).map((m) => ({ objectId: m.objectId, version: m.version }));
-  if (keys.length !== CHANGES) throw new Error(`expected ${CHANGES} keys to change, found ${keys.length}`);
-  const take = (from: number, n: number) => keys.slice(from, from + n);
-  const contentOnA = take(0, 40);
-  for (const k of contentOnA) await a.put([fresh(k.objectId, `changed on postgres ${k.objectId}`)]);
-  const metaOnB = take(40, 20);
-  for (const o of await a.get(metaOnB)) await b.put([{ ...o, updatedAt: o.updatedAt + 1000 }]);
-  const inserts = take(60, 20).map((k) => fresh(`${k.objectId}-new`, `new on postgres ${k.objectId}`));
-  await a.put(inserts);
-  const deletes = take(80, 20);
-  await b.delete(deletes);
-  return `40 content changes in Postgres, 20 metadata changes and 20 deletes in the object store, 20 inserts in Postgres (${contentOnA.length + metaOnB.length + inserts.length + deletes.length} rows)`;
-}

@@ -35,9 +35,11 @@ export interface TriageChild {
   workflowType: string;
   workflowId: string;
   target: string;
-  /** the child's exact input (its digest is what the approval covers) */
+  /** the child's exact input (its digest is what the approval covers, unless it needs its own approval) */
   input: Record<string, unknown>;
   digest: string;
+  /** why this child waits for its own approval of its own plan (RUNBOOKS[…].ownApproval): not in `covers` */
+  ownApproval?: string;
 }
 
 export interface TriagePlan {
@@ -166,6 +168,7 @@ export const createTriageActivities = (deps: { environmentsDir: string }) => {
               target,
               input,
               digest,
+              ...(def.ownApproval !== undefined && { ownApproval: def.ownApproval }),
             });
           }
         }
@@ -181,7 +184,10 @@ export const createTriageActivities = (deps: { environmentsDir: string }) => {
             monitorOnly: row.chain.length === 0,
           })),
           chain,
-          covers: chain.map((c) => ({ workflowType: c.workflowType, digest: c.digest })),
+          // the parent's approval covers only children whose plan is their input; the others ask for their own
+          covers: chain
+            .filter((c) => c.ownApproval === undefined)
+            .map((c) => ({ workflowType: c.workflowType, digest: c.digest })),
           otherTargets: [...new Set(chain.map((c) => c.target).filter((t) => t !== req.target))],
         };
       });

@@ -1,4 +1,5 @@
 import { resultLines } from '../activities/evidence/report.js';
+import { currentGate } from '../shared/approval-stages.js';
 import type { RunbookStatus } from '../shared/types.js';
 
 const ICON: Record<string, string> = {
@@ -10,8 +11,34 @@ const ICON: Record<string, string> = {
   compensated: '↺',
 };
 
-/** The human view of `status`: header, steps, plan, approvals, escalations, compensations. */
-export function formatStatus(s: RunbookStatus): string {
+/** A child run as a parent (triage) publishes it under `results.children`. */
+export interface ChildEntry {
+  run?: string;
+  workflowId: string;
+  runbook: string;
+  target: string;
+  approval?: 'covered' | 'own';
+  outcome: string;
+  error?: string;
+}
+
+/** The children a run publishes (`results.children`), if any. */
+export function childrenOf(s: RunbookStatus): ChildEntry[] {
+  const list = s.results?.children;
+  return Array.isArray(list)
+    ? list.filter((c): c is ChildEntry => typeof (c as ChildEntry | null)?.workflowId === 'string')
+    : [];
+}
+
+/** The child the run is waiting on now (running, still in the chain), if any. */
+export const runningChild = (s: RunbookStatus): ChildEntry | undefined =>
+  s.outcome ? undefined : childrenOf(s).find((c) => c.outcome === 'running');
+
+/**
+ * The human view of `status`: header, steps, plan, approvals, escalations, compensations; with `child` (the status
+ * of the child the run waits on), what that child waits for — its own approval, with the commands that give it.
+ */
+export function formatStatus(s: RunbookStatus, child?: RunbookStatus): string {
   const lines = [
     `${s.runbook}  ${s.environment}/${s.target}  ${s.workflowId}`,
     `requested by ${s.requester}: ${s.reason}${s.dryRun ? '  [DRY RUN]' : ''}`,
@@ -70,8 +97,13 @@ export function formatStatus(s: RunbookStatus): string {
         `  ${c.status === 'succeeded' ? '↺' : c.status === 'kept' ? '=' : '✘'} undo ${c.step}: ${c.status}${c.error ? ` — ${c.error}` : ''}${c.reason ? ` — ${c.reason}` : ''}`,
       );
   }
-  const results = resultLines(s.results);
+  const children = childrenOf(s);
+  const results = resultLines(
+    Object.fromEntries(Object.entries(s.results ?? {}).filter(([k]) => !children.length || k !== 'children')),
+  );
   if (results.length) lines.push('', 'results:', ...results.map((l) => `  ${l}`));
+  if (children.length) lines.push('', 'children:', ...children.map(childLine));
+  if (child) lines.push(...childWaitLines(s, child));
   if (s.abort) lines.push('', `abort requested by ${s.abort.by} at ${s.abort.at}: ${s.abort.reason}`);
   if (s.error) lines.push('', `error: ${s.error}`);
   return lines.join('\n');
@@ -93,5 +125,51 @@ function stageLines(s: RunbookStatus): string[] {
       for (const c of stage.plan.changes) lines.push(`    - ${c.item}: ${c.from ?? '(unset)'} → ${c.to ?? '(unset)'}`);
     }
   }
+  return lines;
+}
+
+function childLine(c: ChildEntry): string {
+  const approval =
+    c.approval === 'own' ? ' (its own approval)' : c.approval === 'covered' ? " (covered by this run's approval)" : '';
+  return `  ${c.run ? `run ${c.run} ` : ''}${c.runbook} on ${c.target}  ${c.workflowId}: ${c.outcome}${approval}${c.error ? ` — ${c.error}` : ''}`;
+}
+
+/** What the running child waits for: its approval gate (plan, hash, how to approve or reject), or its step. */
+function childWaitLines(parent: RunbookStatus, child: RunbookStatus): string[] {
+  const id = child.workflowId;
+  if (!child.approval.waiting)
+    return ['', `running child ${id} (${child.runbook}): ${child.currentStep ?? child.phase}`];
+  const gate = currentGate(child);
+  const plan = gate.stage ? child.approval.stages?.find((x) => x.stage === gate.stage)?.plan : child.plan;
+  return [
+    '',
+    `WAITING: the chain waits for the approval of ${child.runbook} ${id} on ${child.environment}/${child.target}` +
+      `${gate.stage ? ` (stage "${gate.stage}")` : ''}, ${gate.approvedBy.length}/${gate.policy?.quorum ?? '?'} approvals;` +
+      ` ${parent.runbook}'s approval does not cover it`,
+    `  plan ${gate.planHash ?? ''}`,
+    `  ${plan?.summary ?? ''}`,
+    ...(plan?.changes ?? []).map((c) => `  - ${c.item}: ${c.from ?? '(unset)'} → ${c.to ?? '(unset)'}`),
+    ...sampleLines(plan?.details),
+    `  its plan in full: runbook status ${id}`,
+    `  approve: runbook approve ${id} --by <name>`,
+    `  reject:  runbook reject ${id} --by <name> --comment "<why>"   (stops the chain)`,
+  ];
+}
+
+/** The rows a plan names (test-data-cleanup: a sample of keys and labels per table, the file with every id). */
+function sampleLines(details: Record<string, unknown> | undefined): string[] {
+  const sample = details?.sample;
+  const lines: string[] = [];
+  if (sample && typeof sample === 'object' && !Array.isArray(sample))
+    for (const [table, rows] of Object.entries(sample)) {
+      if (!Array.isArray(rows)) continue;
+      const shown = rows.map((r: { key?: unknown; label?: unknown }) =>
+        r.label === undefined ? String(r.key) : `${String(r.key)} "${String(r.label)}"`,
+      );
+      lines.push(`  sample ${table}: ${shown.join(', ')}`);
+    }
+  const digest = details?.idsDigest;
+  if (typeof digest === 'string' && typeof details?.workDir === 'string')
+    lines.push(`  every id: ${details.workDir}/ids-${digest}.json`);
   return lines;
 }

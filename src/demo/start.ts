@@ -41,6 +41,15 @@ const JOBS_RUNBOOKS = [
   `output-recovery --env demo --target jobs --reason demo --dry-run --wait`,
 ];
 
+/** triage, its alert receiver and the consistency check on the demo (printed by npm start; README: Triage) */
+const TRIAGE_COMMANDS = [
+  'schedule create dual-write-check --env demo --target objects',
+  'schedule trigger dual-write-check--demo--objects',
+  'triage --env demo --target web --reason "demo triage"',
+  'triage --env demo --target web --symptom duplicate-mappings --reason "duplicate team mappings"',
+  'alert-receiver --port 9095 --env demo',
+];
+
 const { values: flags } = parseArgs({ options: { yes: { type: 'boolean', default: false } }, allowPositionals: true });
 const autoApprove = flags.yes || process.env.CI === 'true';
 const dataDir = join(repoRoot, '.data');
@@ -240,6 +249,9 @@ async function main(): Promise<void> {
   say('');
   say('the backend-migration runbooks on the demo job processor (demo/jobs):');
   for (const line of JOBS_RUNBOOKS) say(`  npx runbook start ${line}`);
+  say('');
+  say('triage (the decision matrix), its alert receiver and the dual-write consistency check (demo/objects):');
+  for (const line of TRIAGE_COMMANDS) say(`  npm run runbook -- ${line}`);
   say('');
   if (autoApprove) {
     say('--yes: approving as demo-approver');

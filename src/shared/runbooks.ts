@@ -38,6 +38,13 @@ export interface RunbookDefinition {
   schedule?: RunbookSchedule;
   /** the section of `targets.<t>` the runbook acts on: `runbook start|schedule create` refuse a target without it */
   requiresSection?: 'dualWrite' | 'sqlite' | 'migration' | 'flags';
+  /**
+   * Why a parent run's approval never covers this runbook as a child (triage): its plan — computed when it runs
+   * (the rows it deletes, the backup it restores, the objects it overwrites) — is the decision, so it waits for its
+   * own approval of that plan (the engine refuses a parent's cover, src/workflows/engine/plan-gates.ts). Absent:
+   * a parent's approved plan may cover its exact input (feature-flag-rollback, job-replay), or it has no gate.
+   */
+  ownApproval?: string;
 }
 
 export interface RunbookSchedule {
@@ -58,6 +65,7 @@ export const RUNBOOKS: Record<string, RunbookDefinition> = {
     workflowType: 'dualWriteRollback',
     description: 'Detect, isolate, decide, snapshot, repair and verify drift between two dual-written stores',
     schema: dualWriteRollbackInputSchema,
+    ownApproval: 'its plan is the set of objects it overwrites or deletes in one store, detected when it runs',
   },
   'dual-write-check': {
     workflowType: 'dualWriteCheck',
@@ -83,32 +91,38 @@ export const RUNBOOKS: Record<string, RunbookDefinition> = {
     workflowType: 'sqliteMilestoneRollback',
     description: 'Roll back one SQLite milestone by its manifest: backup, drop in one transaction, verify, flags off',
     schema: sqliteMilestoneRollbackInputSchema,
+    ownApproval: "it drops the milestone's tables and every row in them",
   },
   'sqlite-recovery': {
     workflowType: 'sqliteRecovery',
     description: 'SQLite disaster recovery: corruption (.recover or backup), WAL corruption, disk space exhaustion',
     schema: sqliteRecoveryInputSchema,
+    ownApproval: 'its plan (recover, or restore a backup and lose the writes after it) follows the damage it finds',
   },
   'sqlite-restore': {
     workflowType: 'sqliteRestore',
     description: 'Restore a SQLite database from its newest verified backup (emergency rollback), forensic copy first',
     schema: sqliteRestoreInputSchema,
+    ownApproval: 'its plan is the backup it restores, and the writes after it that the live database loses',
   },
   'sqlite-fresh-start': {
     workflowType: 'sqliteFreshStart',
     description: 'Delete a failed SQLite database (forensic copy kept) and initialise it again from its schema',
     schema: sqliteFreshStartInputSchema,
+    ownApproval: 'it deletes the whole database (kept only in a forensic copy)',
   },
   'output-recovery': {
     workflowType: 'outputRecovery',
     description:
       'Detect corrupt job outputs, quarantine them, restore verified backup copies, replay the rest (child job-replay)',
     schema: outputRecoveryInputSchema,
+    ownApproval: 'its plan is the set of outputs it quarantines and replaces, detected when it runs',
   },
   'emergency-ladder': {
     workflowType: 'emergencyLadder',
     description: 'L1 restart → L2 last known good → L3 emergency configuration → escalate; stops when healthy',
     schema: emergencyLadderInputSchema,
+    ownApproval: "each level it climbs asks for its own approval of that level's plan",
   },
   'job-replay': {
     workflowType: 'jobReplay',
@@ -121,6 +135,7 @@ export const RUNBOOKS: Record<string, RunbookDefinition> = {
     description:
       'Move a job processor between backend phases (soak after each forward step, automatic rollback) or back to a checkpoint',
     schema: backendPhaseSwitchInputSchema,
+    ownApproval: 'its plan is the phase it moves the processor to (and rolls back to), approved on its own',
   },
   'postgres-backup': {
     workflowType: 'postgresBackup',
@@ -133,12 +148,14 @@ export const RUNBOOKS: Record<string, RunbookDefinition> = {
     description:
       'Restore a Postgres database from its newest verified backup into a new database, swap it in by rename (old one kept)',
     schema: postgresRestoreInputSchema,
+    ownApproval: 'its plan is the backup it restores, and the writes after it that the live database loses',
   },
   'test-data-cleanup': {
     workflowType: 'testDataCleanup',
     description:
       'Delete the test data an environment describes (tables, predicates, relations) in one verified transaction',
     schema: testDataCleanupInputSchema,
+    ownApproval: 'its plan is the exact set of rows it deletes (counts per table, the id set), identified when it runs',
   },
   triage: {
     workflowType: 'triage',

@@ -45,17 +45,31 @@ export async function dualWriteCheck(rawInput: DualWriteCheckInput): Promise<Run
         summarize: (d) => `${d.labels.a}: ${d.a}; ${d.labels.b}: ${d.b}`,
       });
       rb.usePolicy(tightenApproval(dw.approval, input.approval), dw.escalation);
+      // (histories recorded before incremental.tracking existed have no `incremental` in this result)
+      const tracking = dw.incremental?.tracking === 'trigger';
       await rb.seal({
-        summary: `compare ${dw.labels.a} and ${dw.labels.b} of ${where} (detection only: nothing is changed); set dual_write_inconsistency_detected; notify by severity`,
+        summary: `compare ${dw.labels.a} and ${dw.labels.b} of ${where} (detection only: nothing is changed); ${
+          tracking
+            ? 're-check the keys the stores marked changed (every segment summed when that tracking is unusable)'
+            : 're-check by summing every segment'
+        }; set dual_write_inconsistency_detected; notify by severity`,
         changes: [],
-        details: { a: dw.a, b: dw.b, criticalCount: dw.severity.criticalCount, reason: input.reason },
+        details: {
+          a: dw.a,
+          b: dw.b,
+          criticalCount: dw.severity.criticalCount,
+          ...(dw.incremental ? { incremental: dw.incremental } : {}),
+          reason: input.reason,
+        },
       });
       const r: CheckResult = await rb.step('detect', () => long.checkDrift(ref), {
         summarize: (c) =>
           `${c.total} differ (${driftCounts(c)}); severity ${c.severity}; ${
-            c.stats
-              ? `${c.mode}${c.why ? ` (${c.why})` : ''}: ${c.stats.segments} segments, ${c.stats.changed} changed, ${c.stats.compared} compared row by row, ${c.stats.reused} kept`
-              : `${c.mode}: ${c.why}`
+            !c.stats
+              ? `${c.mode}: ${c.why}`
+              : c.mode === 'tracked'
+                ? `tracked: ${c.stats.keys} keys marked changed read on both sides; ${c.stats.segments} segments, ${c.stats.changed} touched, ${c.stats.reused} kept`
+                : `${c.mode}${c.why ? ` (${c.why})` : ''}: ${c.stats.segments} segments, ${c.stats.changed} changed, ${c.stats.compared} compared row by row, ${c.stats.reused} kept`
           }`,
       });
       extra.detection = r;

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
-import type pg from 'pg';
+import pg from 'pg';
+import { afterAll, beforeAll } from 'vitest';
 import { cleanupSection, seedCleanupDemo } from '../../src/demo/cleanup-demo.js';
 import type { Harness } from './harness.js';
 import { writeEnvironment } from './environments.js';
@@ -13,6 +14,29 @@ export const CLEANUP_TABLES = [
   'teams_team',
   'teams_teammembership',
 ] as const;
+
+/** What the seed's test teams 11, 12, 13 (and their legacy teams 111-113) amount to. */
+export const TEST_COUNTS = {
+  organizations_team: 3,
+  organizations_teammembership: 9,
+  organizations_teammigrationmap: 3,
+  teams_team: 3,
+  teams_teammembership: 9,
+};
+
+/** Starts the file's harness with a pool on the suite's Postgres (ended before the harness closes). */
+export function harnessWithPool(h: Harness): () => pg.Pool {
+  let pool: pg.Pool | undefined;
+  beforeAll(async () => {
+    await h.start();
+    pool = new pg.Pool({ connectionString: h.databaseUrl, max: 4 });
+  });
+  afterAll(async () => {
+    await pool?.end();
+    await h.close();
+  });
+  return () => pool!;
+}
 
 export interface CleanupTestTarget {
   envName: string;

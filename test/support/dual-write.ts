@@ -11,7 +11,8 @@ import { diffStores, type DiffOptions } from '../../src/activities/stores/diff.j
 import { ObjectStore } from '../../src/activities/stores/object-store.js';
 import { PostgresTableStore } from '../../src/activities/stores/postgres-table.js';
 import { SqliteTableStore } from '../../src/activities/stores/sqlite-table.js';
-import type { ObjectStoreAdapter, ObjectMeta } from '../../src/activities/stores/types.js';
+import type { ObjectStoreAdapter, ObjectMeta, StoredObject } from '../../src/activities/stores/types.js';
+import { sha256 } from '../../src/activities/digest.js';
 import { seedDrift, type DriftSpec } from '../../src/demo/seed-drift.js';
 import { writePairEnvironment } from './environments.js';
 import { Harness } from './harness.js';
@@ -95,6 +96,20 @@ export async function pairTarget(
     extraTargets,
   });
   return { envName, a: stores[0]!, b: stores[1]!, injected, dir, workDir, where: [where[0]!, where[1]!] };
+}
+
+/** An object holding `text`, created and updated at `at`. */
+export function storedObject(id: string, version: number, text: string, at = Date.UTC(2026, 5, 1)): StoredObject {
+  const content = Buffer.from(text);
+  return {
+    objectId: id,
+    version,
+    content,
+    size: content.length,
+    sha256: sha256(content),
+    createdAt: at,
+    updatedAt: at,
+  };
 }
 
 export async function allMeta(store: ObjectStoreAdapter): Promise<ObjectMeta[]> {

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { Context } from '@temporalio/activity';
 import { canonicalJson } from '../../shared/canonical-json.js';
 import { DETECTION_DEFAULTS } from '../../shared/constants.js';
+import { parseDuration } from '../../shared/duration.js';
 import type { ObjectStoreConfig } from '../../shared/schemas.js';
 import { sha256 } from '../digest.js';
 import { emptyCounts, type DriftClass } from '../stores/diff.js';
@@ -10,6 +11,7 @@ import { compareKeys } from '../stores/fingerprint.js';
 import type { DualWriteContext, Target } from './context.js';
 import { detect, inconsistencyGauge } from './detect.js';
 import { canCheckIncrementally, incrementalDiff, type CheckSegment, type IncrementalStats } from './incremental.js';
+import { readChanges, recheckKeys, type TrackedChanges, type TrackingMarks } from './tracked.js';
 import type { FileRef } from './types.js';
 import { readLines, refOf, writeLines, type WorkStore } from './work-store/index.js';
 
@@ -32,12 +34,22 @@ export interface CheckStateHeader {
   total: number;
   severity: CheckSeverity;
   checkedAt: string;
+  /** where both sides' change tracking was read up to before this state's pass (when intact on both) */
+  tracking?: TrackingMarks;
+  /** when a pass last summed every segment (a tracked re-check keeps its predecessor's) */
+  summarizedAt?: string;
 }
 
 export interface CheckResult {
-  mode: 'incremental' | 'full' | 'merge';
-  /** why a full pass: no state yet, configuration or identity changed, state unreadable */
+  /**
+   * tracked: only the keys the stores' change tracking marked were read; incremental: every stored segment was
+   * summed; full: the segments were cut again; merge: both sides streamed
+   */
+  mode: 'tracked' | 'incremental' | 'full' | 'merge';
+  /** why a full pass (no state yet, configuration or identity changed, state unreadable), or why not tracked */
   why?: string;
+  /** with `incremental.tracking: trigger`: whether the change tracking was used, and if not why */
+  tracking?: string;
   total: number;
   counts: Record<DriftClass, number>;
   severity: CheckSeverity;
@@ -82,6 +94,16 @@ async function sideIdentity(c: DualWriteContext, target: Target, side: ObjectSto
 
 export const severityOf = (total: number, criticalCount: number): CheckSeverity =>
   total === 0 ? 'none' : total >= criticalCount ? 'critical' : 'warning';
+
+/** The header of the target's stored check state (what the last check stored), if there is one. */
+export async function storedCheckHeader(work: WorkStore): Promise<CheckStateHeader | undefined> {
+  const ref = await work.latest(CHECK_STATE_FILE);
+  if (!ref) return undefined;
+  const lines = await readLines<CheckStateHeader>(work, ref);
+  const first = (await lines.next()).value as CheckStateHeader | undefined;
+  await lines.return(undefined);
+  return first?.kind === 'dual-write-check-state' ? first : undefined;
+}
 
 /** The stored state, or why it cannot be used. */
 async function loadState(
@@ -150,13 +172,40 @@ export async function checkDrift(
       b: await sideIdentity(c, target, dw.b),
     };
     const loaded = await loadState(work, { config, identity });
+    const inc = dw.incremental;
+    // the marks first: whatever is written after them is read again by the next check
+    const tracked =
+      inc.tracking === 'trigger'
+        ? await readChanges(stores, dw.labels, loaded.segments && loaded.header?.tracking, inc.maxChangedKeys)
+        : undefined;
+    const summarizedAt = loaded.header?.summarizedAt ?? loaded.header?.checkedAt;
+    const due = summarizedAt !== undefined && started - Date.parse(summarizedAt) >= parseDuration(inc.fullPassEvery);
     const ctx = Context.current();
-    const { segments, stats } = await incrementalDiff(stores.a, stores.b, loaded.segments, {
-      segmentRows: CHECK_SEGMENT_ROWS,
-      windowSegments: dw.detection.windowSegments,
-      readRows: DETECTION_DEFAULTS.readRows,
-      onProgress: (s) => ctx.heartbeat({ phase: 'check', segments: s.segments, rowsA: s.rowsA, rowsB: s.rowsB }),
-    });
+    let run: { segments: CheckSegment[]; stats: IncrementalStats };
+    let mode: CheckResult['mode'];
+    let why = loaded.why;
+    const tracking = tracked && trackingNote(tracked, due, inc.fullPassEvery);
+    if (tracked?.ok && loaded.segments && !due) {
+      run = await recheckKeys(stores.a, stores.b, loaded.segments, tracked.keys, {
+        onProgress: (keys) => ctx.heartbeat({ phase: 'check', keys }),
+      });
+      mode = 'tracked';
+    } else {
+      run = await incrementalDiff(stores.a, stores.b, loaded.segments, {
+        segmentRows: CHECK_SEGMENT_ROWS,
+        windowSegments: dw.detection.windowSegments,
+        readRows: DETECTION_DEFAULTS.readRows,
+        onProgress: (s) => ctx.heartbeat({ phase: 'check', segments: s.segments, rowsA: s.rowsA, rowsB: s.rowsB }),
+      });
+      mode = loaded.segments ? 'incremental' : 'full';
+      if (mode === 'incremental' && tracking) why = `change tracking ${tracking}`;
+    }
+    if (tracked && !tracked.ok && !tracked.marks)
+      c.log.warn(
+        { target: `${ref.environment}/${ref.target}`, why: tracked.why },
+        'dual-write change tracking unusable',
+      );
+    const { segments, stats } = run;
     const counts = emptyCounts();
     let total = 0;
     for (const s of segments)
@@ -181,21 +230,21 @@ export async function checkDrift(
       total,
       severity,
       checkedAt: new Date().toISOString(),
+      ...(tracked?.marks ? { tracking: tracked.marks } : {}),
+      summarizedAt: mode === 'tracked' ? summarizedAt! : new Date(started).toISOString(),
     };
     const state = await writeLines(work, CHECK_STATE_FILE, [header, ...segments]);
     inconsistencyGauge().set(total, { environment: ref.environment, target: ref.target });
-    c.log.info(
-      { target: `${ref.environment}/${ref.target}`, mode: loaded.segments ? 'incremental' : 'full', total, stats },
-      'dual-write check',
-    );
+    c.log.info({ target: `${ref.environment}/${ref.target}`, mode, tracking, total, stats }, 'dual-write check');
     const previous = loaded.header && {
       total: loaded.header.total,
       severity: loaded.header.severity,
       checkedAt: loaded.header.checkedAt,
     };
     return {
-      mode: loaded.segments ? ('incremental' as const) : ('full' as const),
-      ...(loaded.why ? { why: loaded.why } : {}),
+      mode,
+      ...(why ? { why } : {}),
+      ...(tracking ? { tracking } : {}),
       total,
       counts,
       severity,
@@ -206,4 +255,11 @@ export async function checkDrift(
       durationMs: Date.now() - started,
     };
   });
+}
+
+/** What the check says about its change tracking: used, or why not. */
+function trackingNote(t: TrackedChanges, due: boolean, every: string): string {
+  if (!t.ok) return `not used: ${t.why}`;
+  if (due) return `not used: a pass over every segment is due (incremental.fullPassEvery ${every})`;
+  return `used: ${t.keys.length} keys marked changed`;
 }

@@ -40,6 +40,8 @@ export interface IncrementalStats {
   /** rows streamed by the comparisons of changed segments (fingerprints and metadata), per side */
   scannedA: number;
   scannedB: number;
+  /** keys the stores' change tracking marked changed, read by key on both sides (a tracked re-check) */
+  keys?: number;
 }
 
 /** A summary that equals no real one: the segment is compared again on the next pass. */

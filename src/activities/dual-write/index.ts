@@ -48,6 +48,7 @@ export const createDualWriteActivities = (deps: DualWriteDeps) => {
         haltTarget: dw.haltTarget,
         batchSize: dw.batchSize,
         parallelism: dw.parallelism,
+        incremental: dw.incremental,
         partitionObjects: dw.partitionObjects,
         partitionWindow: dw.partitionWindow,
         chunkObjects: dw.chunkObjects,

@@ -25,7 +25,7 @@ import {
 /** What the run did and what stands after it: the communication's "Action Taken" and "Current State". */
 export function runSummary(f: EvidenceFacts): { action: string; currentState: string[]; state: ChangeState } {
   const hook: CommunicationHook = COMMUNICATION_HOOKS[f.runbook] ?? {};
-  const state = changeState(f);
+  const state = hook.state?.(f) ?? changeState(f);
   const planned =
     (f.stages ?? [])
       .filter((s) => s.status === 'approved' || s.status === 'automatic')

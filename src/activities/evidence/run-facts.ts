@@ -1,4 +1,5 @@
 import { formatDuration } from '../../shared/duration.js';
+import type { PlanChange } from '../../shared/types.js';
 import type { EvidenceFacts } from './document.js';
 
 /**
@@ -68,6 +69,23 @@ export function planChangeLines(f: EvidenceFacts): string[] {
     if (state === 'kept') return `${c.item}: ${show(c.to)} (left in place on purpose; ${show(c.from)} before)`;
     return `${c.item}: unknown — ${show(c.from)} before, ${show(c.to)} planned; check it (an undo failed)`;
   });
+}
+
+/**
+ * What one step did to the changes it makes, as they stand after the run: nothing when the step never ran (or failed
+ * without an undo: it changed nothing), else applied, undone, left in place on purpose, or unknown (its undo
+ * failed). For runbooks whose plan lists more than the run reaches (a ladder's later levels): only what ran.
+ */
+export function stepChangeLines(f: EvidenceFacts, step: string, changes: PlanChange[]): string[] {
+  const record = f.steps.find((s) => s.name === step);
+  const undo = f.compensations.find((c) => c.step === step);
+  const show = (v: string | null): string => v ?? '(unset)';
+  if (undo?.status === 'kept')
+    return changes.map((c) => `${c.item}: ${show(c.to)} (left in place on purpose; ${show(c.from)} before)`);
+  if (undo?.status === 'failed')
+    return changes.map((c) => `${c.item}: unknown — ${show(c.from)} before, ${show(c.to)} planned; check it (an undo failed)`);
+  if (undo) return changes.map((c) => `${c.item}: ${show(c.from)} (change undone)`);
+  return record?.status === 'succeeded' ? changes.map((c) => `${c.item}: ${show(c.to)}`) : [];
 }
 
 /** `extra` keys other renderings show on their own line */

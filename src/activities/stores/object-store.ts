@@ -5,7 +5,9 @@ import type Database from 'better-sqlite3';
 import { BlobDir, BlobMissingError } from './blob-dir.js';
 import { assertContent, rowFingerprint } from './fingerprint.js';
 import { openSqlite, PREPARE_COMMAND, SqliteKeyspace, SqliteKeyspaceReads } from './sqlite-keyspace.js';
+import { SqliteTracking } from './sqlite-tracking.js';
 import { type ObjectKey, type ObjectStoreAdapter, StoreConfigError, type StoredObject } from './types.js';
+import type { ChangeTracking } from './types.js';
 
 export interface ObjectStoreConfig {
   /** directory holding `blobs/` and `index.sqlite` */
@@ -42,6 +44,8 @@ export class ObjectStore extends SqliteKeyspaceReads implements ObjectStoreAdapt
   private readonly blobs: BlobDir;
   private queue: Promise<unknown> = Promise.resolve();
   protected readonly keys: SqliteKeyspace;
+  /** change tracking of the index (changes table and triggers), installed by `runbook dual-write track` */
+  readonly tracking: ChangeTracking;
 
   constructor(private readonly config: ObjectStoreConfig) {
     super();
@@ -59,6 +63,7 @@ export class ObjectStore extends SqliteKeyspaceReads implements ObjectStoreAdapt
       );
     }
     this.keys = new SqliteKeyspace(this.db, INDEX_COLUMNS);
+    this.tracking = new SqliteTracking(this.db, { table: 'objects', objectId: 'object_id', version: 'version' });
     if (config.readOnly) {
       this.checkPrepared();
       return;

@@ -1,4 +1,5 @@
 import type {
+  ChangeTracking,
   FingerprintList,
   FingerprintProbe,
   KeyRange,
@@ -11,6 +12,7 @@ import type {
 import { PostgresReads } from './postgres/reads.js';
 import { PostgresSchema } from './postgres/schema.js';
 import { PostgresTable, type PostgresTableConfig } from './postgres/table.js';
+import { PostgresTracking } from './postgres/tracking.js';
 import { PostgresWrites } from './postgres/writes.js';
 
 export { isConnectionError } from './postgres/connection.js';
@@ -37,6 +39,8 @@ export class PostgresTableStore implements ObjectStoreAdapter {
   private readonly reads: PostgresReads;
   private readonly writes: PostgresWrites;
   private initialized: Promise<void> | undefined;
+  /** change tracking (changes table and triggers), installed by `runbook dual-write track` */
+  readonly tracking: ChangeTracking;
 
   constructor(private readonly config: PostgresTableConfig) {
     this.table = new PostgresTable(config);
@@ -44,6 +48,7 @@ export class PostgresTableStore implements ObjectStoreAdapter {
     const ready = () => this.init();
     this.reads = new PostgresReads(this.table, ready);
     this.writes = new PostgresWrites(this.table, ready);
+    this.tracking = new PostgresTracking(this.table, ready);
   }
 
   /** A store whose table exists (created when `create`). */

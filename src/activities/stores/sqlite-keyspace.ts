@@ -14,6 +14,8 @@ import {
 
 /** the command that creates or migrates what a read-only open finds missing */
 export const PREPARE_COMMAND = '`npx runbook dual-write prepare --env <env> --target <target>`';
+/** the command that installs, checks and removes change tracking (see ChangeTracking) */
+export const TRACK_COMMAND = '`npx runbook dual-write track --env <env> --target <target>`';
 
 /**
  * Opens a SQLite database. Read-only (detection, dry runs) never creates, migrates or converts anything: the

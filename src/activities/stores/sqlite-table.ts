@@ -2,7 +2,9 @@ import type Database from 'better-sqlite3';
 import { assertContent, rowFingerprint } from './fingerprint.js';
 import { openSqlite, PREPARE_COMMAND, SqliteKeyspace, SqliteKeyspaceReads } from './sqlite-keyspace.js';
 import { DEFAULT_COLUMNS, quoteIdentifier, type ColumnMap } from './sql.js';
+import { SqliteTracking } from './sqlite-tracking.js';
 import { type ObjectKey, type ObjectStoreAdapter, StoreConfigError, type StoredObject } from './types.js';
+import type { ChangeTracking } from './types.js';
 
 export interface SqliteTableConfig {
   path: string;
@@ -37,6 +39,8 @@ export class SqliteTableStore extends SqliteKeyspaceReads implements ObjectStore
   private readonly c: Record<keyof ColumnMap, string>;
   protected readonly keys: SqliteKeyspace;
   private readonly fp: string | undefined;
+  /** change tracking of the table (changes table and triggers), installed by `runbook dual-write track` */
+  readonly tracking: ChangeTracking;
 
   constructor(private readonly config: SqliteTableConfig) {
     super();
@@ -65,6 +69,11 @@ export class SqliteTableStore extends SqliteKeyspaceReads implements ObjectStore
       );
     }
     this.keys = new SqliteKeyspace(this.db, { table: this.t, ...this.c, fingerprint: this.fp });
+    this.tracking = new SqliteTracking(this.db, {
+      table: config.table,
+      objectId: this.c.objectId,
+      version: this.c.version,
+    });
     if (this.fp) {
       if (config.create) this.installFingerprint();
       else if (config.check !== false) this.checkFingerprint();

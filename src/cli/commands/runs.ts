@@ -5,7 +5,7 @@ import { lockStatusQuery, targetLockId } from '../../shared/messages.js';
 import { RUNBOOKS, defaultWorkflowId } from '../../shared/runbooks.js';
 import { loadConfig } from '../../worker/config.js';
 import { CliError, queryStatus, withClient } from '../errors.js';
-import { formatStatus } from '../format.js';
+import { formatStatus, runningChild } from '../format.js';
 import { parseInput, runbookSearchAttributes, validateRunbookInput } from '../input.js';
 import { watchRun } from '../watch.js';
 
@@ -69,7 +69,11 @@ export function registerRunCommands(program: Command): void {
     .action(async (id: string, opts: { json?: boolean }) =>
       withClient(async (client) => {
         const status = await queryStatus(client, id);
-        console.log(opts.json ? JSON.stringify(status, null, 2) : formatStatus(status));
+        if (opts.json) return console.log(JSON.stringify(status, null, 2));
+        // a chain waiting on a child (triage): what the child waits for, e.g. its own approval of its own plan
+        const running = runningChild(status);
+        const child = running && (await queryStatus(client, running.workflowId).catch(() => undefined));
+        console.log(formatStatus(status, child));
       }),
     );
 

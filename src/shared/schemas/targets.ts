@@ -129,6 +129,19 @@ const dualWriteObjectSchema = z.strictObject({
     })
     // absent: every field's own default
     .prefault({}),
+  /**
+   * how `dual-write-check` re-checks: `tracking: trigger` reads only the keys the stores' change tracking marked
+   * changed since the last check (installed by `runbook dual-write track`; without it, or when it is not intact,
+   * the check sums every segment as with `none` and says why); every `fullPassEvery` a re-check sums every
+   * segment anyway; more than `maxChangedKeys` changed keys on a side are read by summing every segment too
+   */
+  incremental: z
+    .strictObject({
+      tracking: z.enum(['none', 'trigger']).default('none'),
+      fullPassEvery: durationSchema.default('24h').transform(String),
+      maxChangedKeys: z.number().int().min(1).max(10_000_000).default(50_000),
+    })
+    .prefault({}),
   /** pause after each batch to limit the load on production stores */
   batchPause: durationSchema.default('0s').transform(String),
   /** repairs larger than this run as child workflows over contiguous parts of the plan (any worker takes them) */

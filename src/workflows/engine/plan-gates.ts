@@ -1,4 +1,5 @@
-import { metricMeter } from '@temporalio/workflow';
+import { metricMeter, patched, workflowInfo } from '@temporalio/workflow';
+import { RUNBOOKS } from '../../shared/runbooks.js';
 import type { ApprovalPolicy, ApprovalStage, Phase, Plan, RunbookStatus, StepRecord } from '../../shared/types.js';
 import { engineActivities } from './activities.js';
 import type { ApprovalGate } from './approval-gate.js';
@@ -42,6 +43,15 @@ export class PlanGates {
     await this.waitAsStep(
       'approval',
       async () => {
+        // a child whose plan is the decision (RUNBOOKS[…].ownApproval: the rows it deletes, the backup it restores)
+        // waits for its own approval of that plan, whatever its parent's plan lists; runs that asked their parent
+        // before this rule (no marker in their history) replay as they ran
+        const own = workflowInfo().parent ? RUNBOOKS[this.run.runbook]?.ownApproval : undefined;
+        if (own && (options.childInput === undefined || patched('child-own-approval'))) {
+          state.approval.parentCover = { covered: false, why: `${this.run.runbook} needs its own approval: ${own}` };
+          await gate.wait(ladder);
+          return;
+        }
         // a child run whose parent's approved plan covers its exact input passes on that approval (parent-cover.ts)
         const cover = await coveredByParent(state, options.childInput);
         if (cover?.covered) covered = describeCover(cover);
