@@ -1,5 +1,5 @@
 /**
- * On the cluster (vitest project `cluster`): a parts of the Temporal server, or its database, goes away in the middle
+ * On the cluster (vitest project `cluster`): a part of the Temporal server, or its database, goes away in the middle
  * of a feature-flag rollback run by a worker process, and comes back. The run completes, and each of its side effects
  * (the flag change, the service reload) happened exactly once.
  */
