@@ -58,7 +58,7 @@ export async function teardown(): Promise<void> {
   await postgres?.stop();
   // the cluster's logs are in <dataDir>/logs: KEEP_TEST_FILES=1 keeps them
   if (process.env.KEEP_TEST_FILES !== '1') for (const d of dirs) rmSync(d, { recursive: true, force: true });
-  else process.stderr.write(`cluster data and logs kept in ${dirs[0]}\n`);
+  else process.stderr.write(`cluster data and logs kept in ${dirs[0]}, the demo PostgreSQL in ${dirs[1]}\n`);
 }
 
 /**
