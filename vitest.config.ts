@@ -1,15 +1,40 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
 
+/**
+ * Two projects. `dev-server`: the whole suite against one Temporal dev server (test/global-setup.ts). `cluster`: the
+ * crash, restart and partition tests against a Temporal cluster of separate service processes on PostgreSQL
+ * (test/cluster/global-setup.ts), after the first project, one file at a time (its tests restart shared services).
+ * `npx vitest run --project cluster` runs the second alone.
+ */
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
-    globalSetup: ['test/global-setup.ts'],
     setupFiles: ['test/support/quiet-runtime.ts'],
     pool: 'forks',
-    maxWorkers: 2,
     testTimeout: 120_000,
     hookTimeout: 180_000,
     reporters: ['default'],
     allowOnly: false,
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'dev-server',
+          include: ['test/**/*.test.ts'],
+          exclude: [...configDefaults.exclude, 'test/cluster/**'],
+          globalSetup: ['test/global-setup.ts'],
+          maxWorkers: 2,
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'cluster',
+          include: ['test/cluster/**/*.test.ts', 'test/worker-crash.test.ts'],
+          globalSetup: ['test/cluster/global-setup.ts'],
+          maxWorkers: 1,
+          sequence: { groupOrder: 1 },
+        },
+      },
+    ],
   },
 });

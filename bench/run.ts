@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: engine overhead (bench/engine/overhead.ts) and resume-after-SIGKILL latency
  * (bench/engine/resume.ts) against a Temporal dev server this script starts (free port, headless, in-memory) and
- * stops; then dual-write drift detection and repair at 1M objects (bench/dual-write/, which starts its own Postgres);
+ * stops, and then against a Temporal cluster (bench/engine/cluster.ts: src/dev/cluster.ts's services in processes of
+ * their own on PostgreSQL; BENCH_SKIP_CLUSTER=1 skips it), started for them and stopped right after; then dual-write drift detection and repair at 1M objects (bench/dual-write/, which starts its own Postgres);
  * then backup + verify of a 1 GB SQLite database (bench/sqlite/), then the emergency restore's RTO on it
  * (bench/sqlite/rto.ts), then the missed-job replay of 10,000 jobs (bench/replay/). Prints Markdown and rewrites the results blocks of BENCHMARKS.md. Every process it starts is
  * stopped at the end, on error, on Ctrl-C, and when the time budget runs out. BENCH_SKIP_DUAL_WRITE=1 skips section 3,
@@ -12,7 +13,6 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { freePort } from '../src/dev/ports.js';
 import { startDevServer } from '../src/dev/temporal-server.js';
@@ -20,11 +20,10 @@ import { workflowInterceptorModules } from '../src/worker/worker.js';
 import { writeEnvironment } from '../test/support/environments.js';
 import { runDualWriteBench, smokeProblems } from './dual-write/index.js';
 import { runIncrementalBench } from './dual-write/incremental.js';
-import { benchOverhead } from './engine/overhead.js';
+import { benchEngine, benchEngineOnCluster } from './engine/cluster.js';
 import { engineReport } from './engine/report.js';
-import { benchResume } from './engine/resume.js';
 import { BENCH_ENVIRONMENT, BENCH_TARGET, checkStickyTimeout } from './engine/worker.js';
-import type { EngineWorld } from './engine/world.js';
+import { connectEngineWorld } from './engine/world.js';
 import { SEED_FOLDER, seedDirFor } from './sqlite/database.js';
 import { runSqliteBench, sqliteSmokeProblems } from './sqlite/index.js';
 import { runSqliteRto, sqliteRtoSmokeProblems } from './sqlite/rto.js';
@@ -48,7 +47,10 @@ import { installQuietRuntime } from './support/runtime.js';
  * 1 GB) about nine, section 5 (restore RTO, 1 GB) about two to three, section 6 (replay, 10,000 jobs) one to two
  */
 const BUDGET_MS = 30 * 60_000;
+const SKIP_CLUSTER = process.env.BENCH_SKIP_CLUSTER === '1';
 const SKIP_DUAL_WRITE = process.env.BENCH_SKIP_DUAL_WRITE === '1';
+const DEV_SERVER =
+  '`temporal server start-dev` (its services in one process, 1 history shard, SQLite in memory), headless, on a free port, started by the bench';
 const SKIP_SQLITE = process.env.BENCH_SKIP_SQLITE === '1';
 const SKIP_SQLITE_RTO = process.env.BENCH_SKIP_SQLITE_RTO === '1';
 const SKIP_REPLAY = process.env.BENCH_SKIP_REPLAY === '1';
@@ -95,34 +97,14 @@ async function main(): Promise<void> {
       () => server.process.kill('SIGKILL'),
     );
     log(`dev server on ${server.address}`);
-    const connection = await Connection.connect({ address: server.address });
-    resources.add(() => connection.close());
-    const world: EngineWorld = {
-      address: server.address,
-      client: new Client({ connection }),
-      bundlePath,
-      environmentsDir,
-      evidenceDir,
-      root,
-      resources,
-      child: {
-        env: (extra = {}) => ({
-          ...process.env,
-          TEMPORAL_ADDRESS: server.address,
-          WORKFLOW_BUNDLE_PATH: bundlePath,
-          EVIDENCE_DIR: evidenceDir,
-          ENVIRONMENTS_DIR: environmentsDir,
-          ...extra,
-        }),
-      },
-      log,
-    };
-
-    log('1. engine overhead');
-    const overhead = await benchOverhead(world);
-    log('2. resume after SIGKILL');
-    const resume = await benchResume(world);
-    const section = engineReport(machine(), date, bundle.ms, overhead, resume, warnings);
+    const base = { bundlePath, environmentsDir, evidenceDir, root, resources, log };
+    const servers = [await benchEngine(await connectEngineWorld(server.address, base), 'dev server', DEV_SERVER)];
+    if (SKIP_CLUSTER) log('1 and 2 on a Temporal cluster: skipped (BENCH_SKIP_CLUSTER=1)');
+    else {
+      log('1 and 2 on a Temporal cluster (src/dev/cluster.ts), started now and stopped after');
+      servers.push(await benchEngineOnCluster(base));
+    }
+    const section = engineReport(machine(), date, bundle.ms, servers, warnings);
     process.stdout.write(`${section}\n`);
     if (!SMOKE) {
       writeEngineResults(section);

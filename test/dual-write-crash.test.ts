@@ -9,7 +9,14 @@ import { ensurePostgres } from '../src/dev/postgres.js';
 import { freePort } from '../src/dev/ports.js';
 import { Harness } from './support/harness.js';
 import { sigkill, startChildWorker } from './support/child-worker.js';
-import { allMeta, approveWhenReady, differences, pairTarget, startDualWrite } from './support/dual-write.js';
+import {
+  allMeta,
+  approveWhenReady,
+  differences,
+  pairTarget,
+  partitionedRepair,
+  startDualWrite,
+} from './support/dual-write.js';
 import { saveHistory } from './support/histories.js';
 
 /** Workers in child processes; the suite kills them, and restarts a Postgres of its own, mid-repair. */
@@ -68,61 +75,7 @@ describe('dual-write repair survives crashes', () => {
   });
 
   it('a 10k-object repair runs as partition child workflows shared by two worker processes, continuing-as-new', async () => {
-    const t = await pairTarget(
-      h,
-      pool,
-      'postgres-objectstore',
-      {
-        objects: 10_000,
-        drift: { content_mismatch: 300, missing_in_b: 200, missing_in_a: 100 },
-        newer: 'a',
-        batch: 5000,
-      },
-      {
-        batchSize: 20,
-        parallelism: 1,
-        batchPause: '20ms',
-        partitionObjects: 100,
-        partitionWindow: 2,
-        chunkObjects: 40,
-      },
-    );
-    const workers = [
-      await startChildWorker(h, children, 0, { MAX_CONCURRENT_ACTIVITIES: '1' }),
-      await startChildWorker(h, children, 0, { MAX_CONCURRENT_ACTIVITIES: '1' }),
-    ];
-    const handle = await startDualWrite(h, t, { maxPartitionHistory: 12 });
-    await approveWhenReady(h, handle);
-    const result = (await handle.result()) as RunbookResult;
-    expect(result.outcome).toBe('succeeded');
-    expect(await differences(t)).toBe(0);
-    const evidence = JSON.parse((await import('node:fs')).readFileSync(result.evidence!.path, 'utf8'));
-    const execution = evidence.extra.execution as {
-      applied: number;
-      partitions: number;
-      results: Array<{ applied: number; generations: number }>;
-    };
-    expect(execution.partitions).toBe(6);
-    expect(execution.applied).toBe(600);
-    expect(execution.results.map((r) => r.applied)).toEqual([100, 100, 100, 100, 100, 100]);
-    expect(execution.results.every((r) => r.generations >= 2)).toBe(true);
-    // the partitions' repair activities ran on both worker processes
-    const identities = new Set<string>();
-    for (let i = 0; i < 6; i++) {
-      const history = await h.client.workflow.getHandle(`${handle.workflowId}--partition-${i}`).fetchHistory();
-      for (const e of history.events ?? [])
-        if (e.activityTaskStartedEventAttributes?.identity)
-          identities.add(e.activityTaskStartedEventAttributes.identity);
-    }
-    expect([...identities].sort()).toEqual(
-      workers
-        .map((w) => `${w.child.pid}@`)
-        .map((p) => [...identities].find((i) => i.startsWith(p)))
-        .sort(),
-    );
-    expect(identities.size).toBe(2);
-    const parent = await handle.fetchHistory();
-    expect(parent.events!.length).toBeLessThan(200);
+    const { handle } = await partitionedRepair(h, pool, children, 2);
     await saveHistory(h.client, `${handle.workflowId}--partition-0`, 'authorized', 'dual-write-repair-partition');
   });
 

@@ -35,6 +35,8 @@ const INTRO = [
   '2. **Resume after SIGKILL** (bench/engine/resume.ts): a worker child process (bench/engine/worker-child.ts) is',
   '   killed with SIGKILL while a heartbeating step runs; a new worker process is spawned and the bench measures from',
   '   its spawn until the interrupted step runs again and until the next steps complete (history event times).',
+  '   Both run on the dev server and then, in the same run, on a Temporal cluster (bench/engine/cluster.ts:',
+  '   src/dev/cluster.ts, services in processes of their own on PostgreSQL); `BENCH_SKIP_CLUSTER=1` leaves it out.',
   '3. **Dual-write detection and repair** (bench/dual-write/, knobs in its settings.ts): 1M objects at 0.1 %, 1 % and',
   '   10 % drift for PG ↔ object store and PG ↔ SQLite, every store seeded with stored row fingerprints —',
   "   `diffStores` defaults (`bisect`: windows of 64-row segments summed from the stores' covering (key, fingerprint)",

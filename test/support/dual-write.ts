@@ -1,7 +1,8 @@
-import { mkdirSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import type { WorkflowHandle } from '@temporalio/client';
 import { abortSignal, approveSignal } from '../../src/shared/messages.js';
 import type { RunbookResult } from '../../src/shared/types.js';
@@ -15,6 +16,7 @@ import { sha256 } from '../../src/activities/digest.js';
 import { seedDrift, type DriftSpec } from '../../src/demo/seed-drift.js';
 import { writePairEnvironment } from './environments.js';
 import { Harness } from './harness.js';
+import { startChildWorker } from './child-worker.js';
 
 export type Pair = 'postgres-objectstore' | 'sqlite-objectstore' | 'postgres-sqlite';
 
@@ -202,4 +204,61 @@ export async function abortDuringExecute(
   await new Promise((r) => setTimeout(r, afterMs));
   await handle.signal(abortSignal, { by: 'carol', reason: 'wrong policy' });
   return { handle, result: (await handle.result()) as RunbookResult };
+}
+
+/**
+ * A 10k-object repair (600 actions) as partition child workflows of 100 objects that continue as new, shared by
+ * `workers` worker processes (one activity at a time each, `workers` partitions at once): it completes, every
+ * partition applied its 100 actions, and the partitions' repair activities ran on every one of the processes.
+ */
+export async function partitionedRepair(h: Harness, pool: pg.Pool, children: ChildProcess[], workers: number) {
+  const t = await pairTarget(
+    h,
+    pool,
+    'postgres-objectstore',
+    {
+      objects: 10_000,
+      drift: { content_mismatch: 300, missing_in_b: 200, missing_in_a: 100 },
+      newer: 'a',
+      batch: 5000,
+    },
+    {
+      batchSize: 20,
+      parallelism: 1,
+      batchPause: '20ms',
+      partitionObjects: 100,
+      partitionWindow: workers,
+      chunkObjects: 40,
+    },
+  );
+  const processes = [];
+  for (let i = 0; i < workers; i++)
+    processes.push(await startChildWorker(h, children, 0, { MAX_CONCURRENT_ACTIVITIES: '1' }));
+  const handle = await startDualWrite(h, t, { maxPartitionHistory: 12 });
+  await approveWhenReady(h, handle);
+  const result = (await handle.result()) as RunbookResult;
+  expect(result.outcome).toBe('succeeded');
+  expect(await differences(t)).toBe(0);
+  const evidence = JSON.parse(readFileSync(result.evidence!.path, 'utf8'));
+  const execution = evidence.extra.execution as {
+    applied: number;
+    partitions: number;
+    results: Array<{ applied: number; generations: number }>;
+  };
+  expect(execution.partitions).toBe(6);
+  expect(execution.applied).toBe(600);
+  expect(execution.results.map((r) => r.applied)).toEqual([100, 100, 100, 100, 100, 100]);
+  expect(execution.results.every((r) => r.generations >= 2)).toBe(true);
+  // the partitions' repair activities ran on every worker process (identity <pid>@<host>)
+  const pids = new Set<number>();
+  for (let i = 0; i < 6; i++) {
+    const history = await h.client.workflow.getHandle(`${handle.workflowId}--partition-${i}`).fetchHistory();
+    for (const e of history.events ?? [])
+      if (e.activityTaskStartedEventAttributes?.identity)
+        pids.add(Number(e.activityTaskStartedEventAttributes.identity.split('@')[0]));
+  }
+  expect([...pids].sort()).toEqual(processes.map((w) => w.child.pid!).sort());
+  const parent = await handle.fetchHistory();
+  expect(parent.events!.length).toBeLessThan(200);
+  return { handle };
 }

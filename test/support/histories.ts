@@ -1,5 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { inject } from 'vitest';
 import type { Client } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 
@@ -7,7 +8,8 @@ export const HISTORIES_DIR = join(process.cwd(), 'test', 'histories');
 
 /**
  * With UPDATE_HISTORIES=1, stores the run's history under test/histories/ for the replay test, so a
- * non-deterministic change to a runbook fails CI. Without it, nothing is written.
+ * non-deterministic change to a runbook fails CI. Without it, nothing is written; nor in the vitest project
+ * `cluster`, which runs some of the same tests again (the dev-server project's histories are the ones kept).
  */
 export async function saveHistory(
   client: Client,
@@ -17,7 +19,7 @@ export async function saveHistory(
   /** a run other than the latest (a child's first run, before it continued as new) */
   runId?: string,
 ): Promise<void> {
-  if (process.env.UPDATE_HISTORIES !== '1') return;
+  if (process.env.UPDATE_HISTORIES !== '1' || inject('clusterControlUrl')) return;
   const history = await client.workflow.getHandle(workflowId, runId).fetchHistory();
   mkdirSync(HISTORIES_DIR, { recursive: true });
   // the history itself does not name its workflow id, and a run's decisions are bound to it: keep it beside
