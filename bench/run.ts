@@ -30,6 +30,7 @@ import { runSqliteRto, sqliteRtoSmokeProblems } from './sqlite/rto.js';
 import { replaySmokeProblems, runReplayBench } from './replay/index.js';
 import {
   benchmarksFile,
+  formatBenchmarksFile,
   writeDualWriteResults,
   writeDualWriteIncrementalResults,
   writeEngineResults,
@@ -165,6 +166,8 @@ async function main(): Promise<void> {
     ok = true;
   } finally {
     await resources.stop();
+    // the sections written so far, even when a later one failed
+    if (!SMOKE) await formatBenchmarksFile();
     if (ok) rmSync(root, { recursive: true, force: true });
     else {
       rmSync(join(root, SEED_FOLDER), { recursive: true, force: true }); // the SQLite sections' seed: a gigabyte, no log

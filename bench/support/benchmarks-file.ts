@@ -4,6 +4,7 @@
  * the text around them is kept.
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import * as prettier from 'prettier';
 import { join } from 'node:path';
 import { repoRoot } from '../../src/dev/temporal-server.js';
 
@@ -86,6 +87,14 @@ export function writeBlock(
     return;
   }
   writeFileSync(file, `${text}${text.endsWith('\n') || text === '' ? '' : '\n'}\n${block}\n`);
+}
+
+/** Formats the file as `prettier --check .` in `npm test` expects (the sections' tables are written unaligned). */
+export async function formatBenchmarksFile(file = benchmarksFile): Promise<void> {
+  if (!existsSync(file)) return;
+  const text = readFileSync(file, 'utf8');
+  const formatted = await prettier.format(text, { ...(await prettier.resolveConfig(file)), filepath: file });
+  if (formatted !== text) writeFileSync(file, formatted);
 }
 
 /** The results of sections 1 and 2. */
