@@ -1,16 +1,14 @@
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { WorkflowHandle } from '@temporalio/client';
-import { cleanupSection, seedCleanupDemo } from '../src/demo/cleanup-demo.js';
 import { approveSignal, rejectSignal, statusQuery } from '../src/shared/messages.js';
 import type { RunbookResult, RunbookStatus } from '../src/shared/types.js';
 import { CLEANUP_TABLES, harnessWithPool, TEST_COUNTS } from './support/cleanup.js';
 import { runbook } from './support/cli.js';
 import { Harness, type DemoTarget } from './support/harness.js';
 import { saveHistory } from './support/histories.js';
-import { startRunbook } from './support/sqlite.js';
 import { failureOf } from './support/triage.js';
+import { duplicateMappingsTarget, startDuplicateMappingsTriage, withTraffic } from './support/triage-cleanup.js';
 
 /**
  * Triage must not let its one approval cover data deletion it never showed: a test-data-cleanup child is not in the
@@ -21,32 +19,6 @@ const h = new Harness();
 const db = harnessWithPool(h);
 
 const DUAL = 'TEAM_VNEXT_DUAL_WRITE_ENABLED';
-let n = 0;
-
-/** The seed's "Duplicate mappings detected" row: stop dual write → clean up → re-enable, on the demo service. */
-async function duplicateMappingsTarget(): Promise<{ t: DemoTarget; schema: string }> {
-  const schema = `triage_own_${process.pid}_${n++}`;
-  await seedCleanupDemo(db(), schema);
-  const t = await h.demoTarget({
-    sections: {
-      triage: {
-        matrix: [
-          {
-            symptom: 'duplicate-mappings',
-            urgency: 'medium',
-            chain: [
-              { runbook: 'feature-flag-rollback', target: 'web', input: { mode: 'disable-dual-write' } },
-              { runbook: 'test-data-cleanup', target: 'cleanup' },
-              { runbook: 'feature-flag-rollback', target: 'web', input: { mode: 'enable-dual-write' } },
-            ],
-          },
-        ],
-      },
-    },
-    targets: { cleanup: { cleanup: cleanupSection(schema, { workDir: join(h.root, 'cleanup', schema) }) } },
-  });
-  return { t, schema };
-}
 
 async function rowCounts(schema: string): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
@@ -62,29 +34,16 @@ async function chainAtCleanupApproval(t: DemoTarget): Promise<{
   waiting: RunbookStatus;
   parentPlan: RunbookStatus;
 }> {
-  const parent = await startRunbook(h, 'triage', {
-    environment: t.envName,
-    target: 'web',
-    symptoms: ['duplicate-mappings'],
-    noMeasure: true,
-  });
+  const parent = await startDuplicateMappingsTriage(h, t);
   const parentPlan = await h.waitForApproval(parent);
   await parent.signal(approveSignal, { by: 'alice', planHash: parentPlan.planHash! });
   const child = h.client.workflow.getHandle(`${parent.workflowId}--2-test-data-cleanup`);
   return { parent, child, waiting: await h.waitForApproval(child), parentPlan };
 }
 
-/** Write traffic until `until` settles: enable-dual-write's soak must see dual writes again. */
-async function withTraffic<T>(t: DemoTarget, until: Promise<T>): Promise<T> {
-  let done = false;
-  const settled = until.finally(() => (done = true));
-  while (!done) await t.write(1).then(() => new Promise((r) => setTimeout(r, 200)));
-  return settled;
-}
-
 describe('triage: a child that deletes data waits for its own approval of its own plan', () => {
   it('the chain stops at the cleanup child, which shows its exact set; approving it continues the chain', async () => {
-    const { t, schema } = await duplicateMappingsTarget();
+    const { t, schema } = await duplicateMappingsTarget(h, db());
     const before = await rowCounts(schema);
     const { parent, child, waiting, parentPlan } = await chainAtCleanupApproval(t);
 
@@ -149,7 +108,7 @@ describe('triage: a child that deletes data waits for its own approval of its ow
   });
 
   it('rejecting the child stops the chain: nothing deleted, the later run never started, the outcome in the evidence', async () => {
-    const { t, schema } = await duplicateMappingsTarget();
+    const { t, schema } = await duplicateMappingsTarget(h, db());
     const before = await rowCounts(schema);
     const { parent, child, waiting } = await chainAtCleanupApproval(t);
     await child.signal(rejectSignal, { by: 'bob', planHash: waiting.planHash!, reason: 'team 13 is real' });

@@ -4,6 +4,7 @@ import { statusQuery } from '../shared/messages.js';
 import type { RunbookStatus } from '../shared/types.js';
 import { loadConfig } from '../worker/config.js';
 import { connect, finished } from './client.js';
+import { runningChild } from './format.js';
 
 /** An expected error: printed as one line, exit code as given, no stack trace. */
 export class CliError extends Error {
@@ -40,4 +41,10 @@ export async function queryStatus(client: Client, id: string): Promise<RunbookSt
     }
     throw new CliError(`cannot query ${id}: ${(err as Error).message} (is a worker running on its task queue?)`, 1);
   }
+}
+
+/** The status of the child a chain (triage) waits on now, if any: what it waits for, e.g. its own approval. */
+export async function runningChildStatus(client: Client, status: RunbookStatus): Promise<RunbookStatus | undefined> {
+  const running = runningChild(status);
+  return running && (await queryStatus(client, running.workflowId).catch(() => undefined));
 }

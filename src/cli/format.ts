@@ -134,8 +134,11 @@ function childLine(c: ChildEntry): string {
   return `  ${c.run ? `run ${c.run} ` : ''}${c.runbook} on ${c.target}  ${c.workflowId}: ${c.outcome}${approval}${c.error ? ` — ${c.error}` : ''}`;
 }
 
-/** What the running child waits for: its approval gate (plan, hash, how to approve or reject), or its step. */
-function childWaitLines(parent: RunbookStatus, child: RunbookStatus): string[] {
+/**
+ * What the running child waits for: its approval gate (plan, hash, how to approve or reject), or its step. `status`
+ * shows it under the chain's status; `watch` prints it once when the chain starts waiting on the child's approval.
+ */
+export function childWaitLines(parent: RunbookStatus, child: RunbookStatus): string[] {
   const id = child.workflowId;
   if (!child.approval.waiting)
     return ['', `running child ${id} (${child.runbook}): ${child.currentStep ?? child.phase}`];

@@ -4,6 +4,8 @@ import { currentGate } from '../shared/approval-stages.js';
 import { statusQuery } from '../shared/messages.js';
 import type { RunbookStatus } from '../shared/types.js';
 import { exitCodeFor, finished } from './client.js';
+import { runningChildStatus } from './errors.js';
+import { childWaitLines } from './format.js';
 
 const DONE = new Set(['succeeded', 'failed', 'skipped', 'compensated']);
 
@@ -44,9 +46,26 @@ export async function watchRun(client: Client, id: string): Promise<number> {
     }
     started = true;
   };
+  const waitsShown = new Set<string>();
+  /** A chain (triage) waiting on a child's own approval: status's block, once per child and gate. */
+  const showChildWait = async (status: RunbookStatus): Promise<void> => {
+    const child = await runningChildStatus(client, status);
+    if (!child?.approval.waiting) return;
+    const gate = currentGate(child);
+    const key = `${child.workflowId} ${gate.stage ?? ''} ${gate.planHash ?? ''}`;
+    if (waitsShown.has(key)) return;
+    waitsShown.add(key);
+    if (bar && started) {
+      bar.stop(); // the block goes below the bar; the next render starts a new one
+      started = false;
+    }
+    console.log(childWaitLines(status, child).join('\n'));
+  };
   const poll = async (): Promise<void> => {
     const status = await handle.query(statusQuery).catch(() => undefined);
-    if (status) render(status);
+    if (!status) return;
+    render(status);
+    await showChildWait(status);
   };
   while (!closed) {
     await poll();

@@ -4,8 +4,8 @@ import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/c
 import { lockStatusQuery, targetLockId } from '../../shared/messages.js';
 import { RUNBOOKS, defaultWorkflowId } from '../../shared/runbooks.js';
 import { loadConfig } from '../../worker/config.js';
-import { CliError, queryStatus, withClient } from '../errors.js';
-import { formatStatus, runningChild } from '../format.js';
+import { CliError, queryStatus, runningChildStatus, withClient } from '../errors.js';
+import { formatStatus } from '../format.js';
 import { parseInput, runbookSearchAttributes, validateRunbookInput } from '../input.js';
 import { watchRun } from '../watch.js';
 
@@ -71,9 +71,7 @@ export function registerRunCommands(program: Command): void {
         const status = await queryStatus(client, id);
         if (opts.json) return console.log(JSON.stringify(status, null, 2));
         // a chain waiting on a child (triage): what the child waits for, e.g. its own approval of its own plan
-        const running = runningChild(status);
-        const child = running && (await queryStatus(client, running.workflowId).catch(() => undefined));
-        console.log(formatStatus(status, child));
+        console.log(formatStatus(status, await runningChildStatus(client, status)));
       }),
     );
 
