@@ -16,7 +16,7 @@ import { sha256 } from '../../src/activities/digest.js';
 import { seedDrift, type DriftSpec } from '../../src/demo/seed-drift.js';
 import { writePairEnvironment } from './environments.js';
 import { Harness } from './harness.js';
-import { startChildWorker } from './child-worker.js';
+import { sigkill, startChildWorker, type ChildWorker } from './child-worker.js';
 
 export type Pair = 'postgres-objectstore' | 'sqlite-objectstore' | 'postgres-sqlite';
 
@@ -206,12 +206,107 @@ export async function abortDuringExecute(
   return { handle, result: (await handle.result()) as RunbookResult };
 }
 
+/** Where a SIGKILL struck a partitioned repair: the worker process and the partition chunk it was running. */
+export interface PartitionKill {
+  pid: number;
+  partition: number;
+  /** the partition's run (it continues as new) and the chunk's activity in it */
+  runId: string;
+  activityId: string;
+}
+
+/** The partition chunks (first attempts) that worker processes hold now, per the server. */
+async function runningChunks(h: Harness, workflowId: string, partitions: number) {
+  const states = await Promise.all(
+    Array.from({ length: partitions }, (_, i) =>
+      h.client.workflow
+        .getHandle(`${workflowId}--partition-${i}`)
+        .describe()
+        .catch(() => undefined),
+    ),
+  );
+  const chunks: PartitionKill[] = [];
+  for (const [partition, d] of states.entries())
+    for (const a of d?.status.name === 'RUNNING' ? (d.raw.pendingActivities ?? []) : [])
+      // PENDING_ACTIVITY_STATE_STARTED = 2: a worker holds the chunk
+      if (a.state === 2 && a.attempt === 1 && a.lastWorkerIdentity)
+        chunks.push({
+          pid: Number(a.lastWorkerIdentity.split('@')[0]),
+          partition,
+          runId: d!.runId,
+          activityId: a.activityId!,
+        });
+  return { completed: states.filter((d) => d?.status.name === 'COMPLETED').length, chunks };
+}
+
+/**
+ * Waits until at least one partition has completed while others run, then SIGKILLs a worker process holding a
+ * partition's chunk. What the server still shows that process holding after the kill is what its retry must finish
+ * (if the chunk completed in between, the kill missed: a replacement process joins and another one is killed).
+ */
+async function killMidRepair(
+  h: Harness,
+  handle: WorkflowHandle,
+  processes: ChildWorker[],
+  children: ChildProcess[],
+  partitions: number,
+): Promise<PartitionKill> {
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const { completed, chunks } = await runningChunks(h, handle.workflowId, partitions);
+    if (completed === partitions) throw new Error('every partition completed before a worker could be killed');
+    const worker = completed > 0 ? processes.find((w) => chunks.some((c) => c.pid === w.child.pid)) : undefined;
+    if (worker) {
+      await sigkill(worker.child);
+      processes.splice(processes.indexOf(worker), 1);
+      const held = (await runningChunks(h, handle.workflowId, partitions)).chunks.find(
+        (c) => c.pid === worker.child.pid,
+      );
+      if (held) return held;
+      processes.push(await startChildWorker(h, children, 0, { MAX_CONCURRENT_ACTIVITIES: '1' }));
+    }
+    if (Date.now() > deadline) throw new Error('no partition chunk running after a partition completed');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** The pids (identity <pid>@<host>) of the activity starts in a workflow run's history, by activity id. */
+async function activityStarts(
+  h: Harness,
+  workflowId: string,
+  runId?: string,
+): Promise<Array<{ activityId: string; pid: number; attempt: number }>> {
+  const events = (await h.client.workflow.getHandle(workflowId, runId).fetchHistory()).events ?? [];
+  const scheduled = new Map<string, string>();
+  for (const e of events)
+    if (e.activityTaskScheduledEventAttributes)
+      scheduled.set(String(e.eventId), e.activityTaskScheduledEventAttributes.activityId ?? '');
+  return events
+    .filter((e) => e.activityTaskStartedEventAttributes?.identity)
+    .map((e) => {
+      const a = e.activityTaskStartedEventAttributes!;
+      return {
+        activityId: scheduled.get(String(a.scheduledEventId)) ?? '',
+        pid: Number(a.identity!.split('@')[0]),
+        attempt: a.attempt ?? 0,
+      };
+    });
+}
+
 /**
  * A 10k-object repair (600 actions) as partition child workflows of 100 objects that continue as new, shared by
  * `workers` worker processes (one activity at a time each, `workers` partitions at once): it completes, every
  * partition applied its 100 actions, and the partitions' repair activities ran on every one of the processes.
+ * With `killOne`, one process is SIGKILLed mid-repair (a partition done, others running): the others finish the
+ * repair, the killed process's chunk included.
  */
-export async function partitionedRepair(h: Harness, pool: pg.Pool, children: ChildProcess[], workers: number) {
+export async function partitionedRepair(
+  h: Harness,
+  pool: pg.Pool,
+  children: ChildProcess[],
+  workers: number,
+  { killOne = false } = {},
+): Promise<{ handle: WorkflowHandle; killed?: PartitionKill }> {
   const t = await pairTarget(
     h,
     pool,
@@ -225,17 +320,20 @@ export async function partitionedRepair(h: Harness, pool: pg.Pool, children: Chi
     {
       batchSize: 20,
       parallelism: 1,
-      batchPause: '20ms',
+      // with a kill: chunks long enough (2 batches) that the kill finds the chunk it aims at still running
+      batchPause: killOne ? '150ms' : '20ms',
       partitionObjects: 100,
       partitionWindow: workers,
       chunkObjects: 40,
     },
   );
-  const processes = [];
+  const processes: ChildWorker[] = [];
   for (let i = 0; i < workers; i++)
     processes.push(await startChildWorker(h, children, 0, { MAX_CONCURRENT_ACTIVITIES: '1' }));
   const handle = await startDualWrite(h, t, { maxPartitionHistory: 12 });
   await approveWhenReady(h, handle);
+  const all = [...processes];
+  const killed = killOne ? await killMidRepair(h, handle, processes, children, 6) : undefined;
   const result = (await handle.result()) as RunbookResult;
   expect(result.outcome).toBe('succeeded');
   expect(await differences(t)).toBe(0);
@@ -249,16 +347,22 @@ export async function partitionedRepair(h: Harness, pool: pg.Pool, children: Chi
   expect(execution.applied).toBe(600);
   expect(execution.results.map((r) => r.applied)).toEqual([100, 100, 100, 100, 100, 100]);
   expect(execution.results.every((r) => r.generations >= 2)).toBe(true);
-  // the partitions' repair activities ran on every worker process (identity <pid>@<host>)
+  // the partitions' repair activities ran on every worker process started first and not killed
+  const survivors = all.filter((w) => processes.includes(w)).map((w) => w.child.pid!);
+  const alive = processes.map((w) => w.child.pid!);
   const pids = new Set<number>();
-  for (let i = 0; i < 6; i++) {
-    const history = await h.client.workflow.getHandle(`${handle.workflowId}--partition-${i}`).fetchHistory();
-    for (const e of history.events ?? [])
-      if (e.activityTaskStartedEventAttributes?.identity)
-        pids.add(Number(e.activityTaskStartedEventAttributes.identity.split('@')[0]));
+  for (let i = 0; i < 6; i++)
+    for (const s of await activityStarts(h, `${handle.workflowId}--partition-${i}`)) pids.add(s.pid);
+  if (!killed) expect([...pids].sort()).toEqual(survivors.sort());
+  else {
+    expect(survivors.filter((pid) => !pids.has(pid))).toEqual([]);
+    // the killed process's chunk: retried after the heartbeat timeout and completed by a process still alive
+    const starts = await activityStarts(h, `${handle.workflowId}--partition-${killed.partition}`, killed.runId);
+    const chunk = starts.find((s) => s.activityId === killed.activityId);
+    expect(chunk?.attempt).toBeGreaterThanOrEqual(2);
+    expect(alive).toContain(chunk?.pid);
   }
-  expect([...pids].sort()).toEqual(processes.map((w) => w.child.pid!).sort());
   const parent = await handle.fetchHistory();
   expect(parent.events!.length).toBeLessThan(200);
-  return { handle };
+  return { handle, killed };
 }
