@@ -174,11 +174,13 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   // as root the embedded Postgres runs as user postgres, which must be able to enter the data directory
   if (!options.databaseUrl && process.getuid?.() === 0) {
     chmodSync(dataDir, 0o755);
-    for (let dir = dirname(dataDir); dir !== dirname(dir); dir = dirname(dir))
-      if ((statSync(dir).mode & 0o001) === 0)
+    for (let dir = dirname(dataDir); dir !== dirname(dir); dir = dirname(dir)) {
+      const mode = statSync(dir).mode & 0o777;
+      if ((mode & 0o001) === 0)
         throw new Error(
-          `${dir} is not traversable by others (mode ${(statSync(dir).mode & 0o777).toString(8)}): as root the embedded Postgres runs as user postgres and cannot reach ${dataDir}; chmod o+x ${dir} or choose another --data-dir`,
+          `${dir} is not traversable by others (mode ${mode.toString(8)}): as root the embedded Postgres runs as user postgres and cannot reach ${dataDir}; chmod o+x ${dir} or choose another --data-dir`,
         );
+    }
   }
 
   const registry = new ProcessRegistry(join(dataDir, 'processes.json'));
