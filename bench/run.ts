@@ -45,7 +45,7 @@ import { installQuietRuntime } from './support/runtime.js';
 
 /**
  * sections 1 and 2 take about a minute, section 3 (dual-write, 1M objects) about six to seven, section 4 (SQLite,
- * 1 GB) about nine, section 5 (restore RTO, 1 GB) about two to three, section 6 (replay, 10,000 jobs) one to two
+ * 1 GB) about nine, section 5 (restore RTO, 1 GB) about two to three, section 6 (replay, 10,000 jobs) two to three
  */
 const BUDGET_MS = 30 * 60_000;
 const SKIP_CLUSTER = process.env.BENCH_SKIP_CLUSTER === '1';
@@ -154,7 +154,7 @@ async function main(): Promise<void> {
     }
     if (SKIP_REPLAY) log('6. missed-job replay: skipped (BENCH_SKIP_REPLAY=1)');
     else {
-      log(`6. missed-job replay${SMOKE ? '' : ' (10,000 jobs; about a minute and a half)'}`);
+      log(`6. missed-job replay${SMOKE ? '' : ' (10,000 jobs; about two and a half minutes)'}`);
       const replay = await runReplayBench({
         resources,
         temporalAddress: server.address,

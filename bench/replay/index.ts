@@ -18,13 +18,21 @@ import { Harness } from '../../test/support/harness.js';
 import { startReplay } from '../../test/support/job-replay.js';
 import { jobTarget, type JobTestTarget } from '../../test/support/migration.js';
 import { waitForStatus } from '../../test/support/wait.js';
-import { median } from '../engine/format.js';
 import { runDate } from '../support/machine.js';
 import type { Resources } from '../support/resources.js';
 import { benchHarness, devServerAddress } from '../support/dev-server.js';
-import { directRequeue, sourceRequeue } from './direct.js';
-import { replayReport, type ReplayBenchResult, type TimedReplay } from './report.js';
-import { BASELINE_RUNS, KILL_AT, PROCESSOR, REPLAY_JOBS, REPLAY_SETTINGS, RUN_BUDGET_MS } from './settings.js';
+import { checkedDirectRequeue, directRequeue, durableDirectRequeue, seedScriptRequeue } from './direct.js';
+import { sourceRequeueInWorkerPool } from './source-child.js';
+import { replayReport, type ReplayBenchResult, type ThroughputRuns, type TimedReplay } from './report.js';
+import {
+  KILL_AT,
+  PROCESSOR,
+  REPLAY_JOBS,
+  REPLAY_SETTINGS,
+  ROUNDS,
+  RUN_BUDGET_MS,
+  SEED_SCRIPT_JOBS,
+} from './settings.js';
 
 export interface ReplayBenchOptions {
   resources: Resources;
@@ -52,28 +60,42 @@ export async function runReplayBench(options: ReplayBenchOptions): Promise<Repla
     const h = await benchHarness(address, bundlePath, resources, { worker: false });
     const startWorker = () => startChildWorker(h, resources.children, 0, {}, { logFile: join(root, 'worker.log') });
 
-    // (a) throughput: the processor stopped, so only the requeueing runs
-    log(`(a) ${REPLAY_JOBS} failed jobs, the processor stopped: the runbook, then the direct loop`);
-    const a = await jobTarget(h, { start: false, replay: { ...REPLAY_SETTINGS, drainTimeout: '1s' } });
-    await a.seedJobs(REPLAY_JOBS, 'failed', { prefix: 'a' });
+    // (a) throughput, the processor stopped (only the requeueing runs): ROUNDS rounds of the runbook, the direct loop,
+    // the durable and the checked direct loops and the job source alone, each on a spool of its own seeded just before it, in an order
+    // rotated each round. No spool is removed before the section ends, and every directory a timed run creates
+    // files in exists before its jobs are seeded (the runbook's `jobs/.replay/` as after any earlier replay): on
+    // this VM's ext4, creating files right after many were removed, or in a directory made after the 10,000 seeds
+    // (whose inodes the run frees), is several times slower (BENCHMARKS.md says why), whichever loop it hits.
+    log(`(a) ${REPLAY_JOBS} failed jobs, the processor stopped: ${ROUNDS} rounds of the runbook and the loops`);
     let worker = await startWorker();
-    const throughput = await timedReplay(h, a, () => undefined);
-    const baseline = [];
-    const sourceAlone = [];
-    const fresh = (name: string) => {
+    const runs: ThroughputRuns = { runbook: [], direct: [], durable: [], checked: [], source: [] };
+    const fresh = (name: string, staging = false) => {
       const dir = join(root, name);
-      for (const s of ['queue', 'failed']) mkdirSync(join(dir, 'jobs', s), { recursive: true });
+      for (const s of ['queue', 'failed', ...(staging ? ['.replay'] : [])])
+        mkdirSync(join(dir, 'jobs', s), { recursive: true });
       writeSpoolJobs(dir, idsOf(REPLAY_JOBS, 'a'), 'failed', { at: new Date(Date.now() - 3600_000) });
       return dir;
     };
-    for (let i = 0; i < BASELINE_RUNS; i++) {
-      const dir = fresh(`direct-${i}`);
-      baseline.push(directRequeue(dir, `direct-${i}`));
-      rmSync(dir, { recursive: true, force: true });
-      const other = fresh(`source-${i}`);
-      sourceAlone.push(await sourceRequeue(other, `source-${i}`, REPLAY_SETTINGS));
-      rmSync(other, { recursive: true, force: true });
-    }
+    const measures: Record<keyof ThroughputRuns, (round: number) => Promise<void>> = {
+      runbook: async () => {
+        const a = await jobTarget(h, { start: false, replay: { ...REPLAY_SETTINGS, drainTimeout: '1s' } });
+        mkdirSync(join(a.root, 'jobs', '.replay'), { recursive: true });
+        await a.seedJobs(REPLAY_JOBS, 'failed', { prefix: 'a' });
+        runs.runbook.push(await timedReplay(h, a, () => undefined));
+      },
+      direct: async (i) => void runs.direct.push(directRequeue(fresh(`direct-${i}`), `direct-${i}`)),
+      checked: async (i) => void runs.checked.push(checkedDirectRequeue(fresh(`checked-${i}`, true), `checked-${i}`)),
+      durable: async (i) => void runs.durable.push(await durableDirectRequeue(fresh(`durable-${i}`), `durable-${i}`)),
+      source: async (i) =>
+        void runs.source.push(sourceRequeueInWorkerPool(fresh(`source-${i}`, true), `source-${i}`, REPLAY_SETTINGS)),
+    };
+    const order = Object.keys(measures) as Array<keyof ThroughputRuns>;
+    for (let i = 0; i < ROUNDS; i++)
+      for (let k = 0; k < order.length; k++) await measures[order[(k + i) % order.length]!](i);
+    const seedDir = join(root, 'seed-script');
+    mkdirSync(join(seedDir, 'jobs', 'queue'), { recursive: true });
+    writeSpoolJobs(seedDir, idsOf(SEED_SCRIPT_JOBS, 's'), 'failed');
+    const seedScript = seedScriptRequeue(seedDir);
 
     // (b) duplicates: the processor working the queue, the worker SIGKILLed three times while requeueing
     log(`(b) ${REPLAY_JOBS} failed jobs, the processor working, the worker SIGKILLed at ${KILL_AT.join(', ')}`);
@@ -102,9 +124,8 @@ export async function runReplayBench(options: ReplayBenchOptions): Promise<Repla
     const result: ReplayBenchResult = {
       date,
       jobs: REPLAY_JOBS,
-      throughput,
-      baseline: { runs: baseline, medianMs: median(baseline.map((r) => r.ms)) },
-      sourceAlone: { runs: sourceAlone, medianMs: median(sourceAlone.map((r) => r.ms)) },
+      throughput: runs,
+      seedScript,
       killed,
       kills,
       duplicates: b.duplicates(),
@@ -170,8 +191,9 @@ async function timedReplay(
 /** What a smoke run must have shown. */
 export function replaySmokeProblems(r: ReplayBenchResult): string[] {
   const problems: string[] = [];
-  if (r.throughput.replay.requeued !== r.jobs)
-    problems.push(`(a) requeued ${r.throughput.replay.requeued} of ${r.jobs}`);
+  for (const [i, run] of r.throughput.runbook.entries())
+    if (run.replay.requeued !== r.jobs)
+      problems.push(`(a) round ${i + 1}: requeued ${run.replay.requeued} of ${r.jobs}`);
   if (r.duplicates > 0) problems.push(`${r.duplicates} duplicates`);
   if (r.neverProcessed > 0) problems.push(`${r.neverProcessed} jobs never processed`);
   return problems;

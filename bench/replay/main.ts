@@ -2,7 +2,7 @@
  * Section 6 of `npm run bench` on its own: `npx tsx bench/replay/main.ts` (a Temporal dev server of its own);
  * prints its Markdown and rewrites its block of BENCHMARKS.md (not with BENCH_SMOKE=1).
  */
-import { writeReplayResults } from '../support/benchmarks-file.js';
+import { formatBenchmarksFile, writeReplayResults } from '../support/benchmarks-file.js';
 import { SMOKE } from '../support/env.js';
 import { Resources, runMain } from '../support/resources.js';
 import { installQuietRuntime } from '../support/runtime.js';
@@ -17,7 +17,10 @@ async function main(): Promise<void> {
   if (SMOKE) {
     const problems = replaySmokeProblems(bench);
     if (problems.length) throw new Error(`smoke run: ${problems.join('; ')}`);
-  } else writeReplayResults(bench.markdown);
+  } else {
+    writeReplayResults(bench.markdown);
+    await formatBenchmarksFile();
+  }
 }
 
 runMain('bench', main, resources, { budgetMs: 30 * 60_000 });

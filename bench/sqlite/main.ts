@@ -4,7 +4,7 @@
  * Temporal dev server of its own); each prints its Markdown and rewrites its block of BENCHMARKS.md (not with
  * BENCH_SMOKE=1). Knobs: settings.ts.
  */
-import { writeSqliteResults, writeSqliteRtoResults } from '../support/benchmarks-file.js';
+import { formatBenchmarksFile, writeSqliteResults, writeSqliteRtoResults } from '../support/benchmarks-file.js';
 import { SMOKE } from '../support/env.js';
 import { Resources, runMain } from '../support/resources.js';
 import { installQuietRuntime } from '../support/runtime.js';
@@ -31,7 +31,10 @@ async function main(): Promise<void> {
   if (SMOKE) {
     const problems = section.problems();
     if (problems.length) throw new Error(`smoke run: ${problems.join('; ')}`);
-  } else section.write(section.markdown);
+  } else {
+    section.write(section.markdown);
+    await formatBenchmarksFile();
+  }
 }
 
 runMain('bench', main, resources, { budgetMs: 30 * 60_000 });
