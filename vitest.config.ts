@@ -12,6 +12,9 @@ export default defineConfig({
     pool: 'forks',
     testTimeout: 120_000,
     hookTimeout: 180_000,
+    // `vitest run` exits the process once closing takes longer than this (default 10 s), global teardowns included:
+    // theirs stop the cluster, dev server and Postgres and then remove their temporary data directories
+    teardownTimeout: 60_000,
     reporters: ['default'],
     allowOnly: false,
     projects: [

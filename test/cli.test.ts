@@ -1,5 +1,4 @@
 import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT_CODES, EXIT_USAGE } from '../src/shared/constants.js';
@@ -104,7 +103,7 @@ describe('runbook CLI', () => {
     expect(watched.stdout).toContain('outcome: SUCCEEDED');
     expect(readFileSync(t.envFile, 'utf8')).toContain('TEAM_VNEXT_DUAL_WRITE_ENABLED=false');
 
-    const out = join(mkdtempSync(join(tmpdir(), 'evidence-')), 'bundle');
+    const out = join(mkdtempSync(join(h.root, 'evidence-')), 'bundle');
     const exported = await runbook(['evidence', id, '--out', out], h.env());
     expect(exported.code, exported.stderr).toBe(0);
     for (const f of ['history.json', 'evidence.json', 'report.md', 'SHA256SUMS'])
@@ -261,7 +260,7 @@ describe('the same runbook through the temporal CLI', () => {
     expect(types).toContain('EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED');
     expect(types[types.length - 1]).toBe('EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED');
     // evidence of a cancelled run (no workflow result) still exports and verifies
-    const out = join(mkdtempSync(join(tmpdir(), 'evidence-')), 'cancelled');
+    const out = join(mkdtempSync(join(h.root, 'evidence-')), 'cancelled');
     const exported = await runbook(['evidence', id, '--out', out], h.env());
     expect(exported.code, exported.stderr).toBe(0);
     expect(readFileSync(join(out, 'report.md'), 'utf8')).toContain('# feature-flag-rollback: CANCELLED');

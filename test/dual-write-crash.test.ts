@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -112,6 +112,7 @@ describe('dual-write repair survives crashes', () => {
     } finally {
       await own.end();
       await server.stop();
+      rmSync(dataDir, { recursive: true, force: true });
     }
   });
 });

@@ -1,5 +1,4 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { personKeyPath } from '../src/activities/keys.js';
@@ -193,7 +192,7 @@ describe('emergency ladder: per-level approvals', () => {
     expect(report.stdout).toContain('## Approval stages');
     expect(report.stdout).toContain('approve (stage "level 3 approval") by **alice** [signed');
     // the exported bundle verifies (every stage's plan hash is the hash of its stage and plan); a changed stage does not
-    const out = join(mkdtempSync(join(tmpdir(), 'ladder-')), 'bundle');
+    const out = join(mkdtempSync(join(h.root, 'ladder-')), 'bundle');
     expect((await runbook(['evidence', handle.workflowId, '--out', out], h.env())).code).toBe(0);
     const anchors = ['--worker-key', h.workerKey.publicKey, '--server', h.address];
     const verified = await runbook(['verify-evidence', out, ...anchors], h.env());

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../src/dev/ports.js';
 import { repoRoot } from '../src/dev/temporal-server.js';
 import type { RunbookResult } from '../src/shared/types.js';
+import { sigkill } from './support/child-worker.js';
 import { Harness } from './support/harness.js';
 import { addTeams, pgBackup, pgTarget, startPgRunbook } from './support/postgres.js';
 import { approve } from './support/sqlite-recovery.js';
@@ -20,7 +21,6 @@ import { approve } from './support/sqlite-recovery.js';
 const h = new Harness();
 const MINIO = join(repoRoot, '.tools', 'bin', 'minio');
 const creds = { accessKeyId: 'runbook-test', secretAccessKey: 'runbook-test-secret' };
-let minio: ChildProcess | undefined;
 let s3: S3Client;
 
 beforeAll(async () => {
@@ -28,7 +28,7 @@ beforeAll(async () => {
   const [port, consolePort] = [await freePort(), await freePort()];
   const dir = join(h.root, 'minio');
   mkdirSync(dir, { recursive: true });
-  minio = spawn(
+  const minio = spawn(
     MINIO,
     ['server', dir, '--address', `127.0.0.1:${port}`, '--console-address', `127.0.0.1:${consolePort}`],
     {
@@ -36,6 +36,8 @@ beforeAll(async () => {
       stdio: 'ignore',
     },
   );
+  // its data is under h.root: stopped after the worker, before close() removes the root
+  h.onClose(() => sigkill(minio));
   const endpoint = `http://127.0.0.1:${port}`;
   for (
     let i = 0;
@@ -57,10 +59,7 @@ beforeAll(async () => {
   await s3.send(new CreateBucketCommand({ Bucket: 'teams-backups' }));
   await h.start();
 });
-afterAll(async () => {
-  await h.close();
-  minio?.kill('SIGTERM');
-});
+afterAll(() => h.close());
 
 describe('postgres backups in an S3-compatible bucket', () => {
   it('backs up into the bucket; a restore from an empty cache skips the damaged newer object and restores the older', async () => {

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -12,12 +12,21 @@ import { freePort } from '../src/dev/ports.js';
 
 /** The `process` service adapter against the real demo service: pid file, SIGHUP, restart, stop. */
 const services: ProcessService[] = [];
+const dirs: string[] = [];
 afterEach(async () => {
   for (const s of services.splice(0)) await s.stop();
+  // after the services stopped: their pid, env and log files live here
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
+function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  dirs.push(dir);
+  return dir;
+}
+
 async function demo(reload: 'sighup' | 'restart') {
-  const dir = mkdtempSync(join(tmpdir(), 'process-service-'));
+  const dir = tempDir('process-service-');
   const envFile = join(dir, 'web.env');
   writeFileSync(envFile, INITIAL_FLAGS);
   const port = await freePort();
@@ -90,7 +99,7 @@ describe('process service adapter', () => {
 
 describe('what a managed process sees of the worker', () => {
   it('the allow-listed basics, the variables the target passes and its literal env; never the worker secrets', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'process-env-'));
+    const dir = tempDir('process-env-');
     const out = join(dir, 'env.json');
     const script = `require('fs').writeFileSync(${JSON.stringify(out)}, JSON.stringify(process.env)); setInterval(() => {}, 1000)`;
     writeFileSync(

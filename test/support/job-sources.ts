@@ -53,6 +53,10 @@ const STATES: JobState[] = ['queue', 'processing', 'failed', 'completed'];
 
 export function spoolSubject(): Subject & { root(): string } {
   let root = '';
+  // reset() replaces the spool of the previous test; the last one goes with the file's (or describe's) tests
+  afterAll(() => {
+    if (root) rmSync(root, { recursive: true, force: true });
+  });
   const file = (state: JobState, id: string) => join(root, 'jobs', state, `${id}.json`);
   const copies = async (id: string) =>
     STATES.filter((s) => existsSync(file(s, id))).map((state) => {
