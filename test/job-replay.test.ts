@@ -10,6 +10,7 @@ import { Harness } from './support/harness.js';
 import { saveHistory } from './support/histories.js';
 import { approve, outcomeOf, startReplay, writeGapLog, type ReplayResults } from './support/job-replay.js';
 import { jobTarget, type JobTestTarget } from './support/migration.js';
+import { until } from './support/wait.js';
 
 const h = new Harness();
 beforeAll(async () => {
@@ -108,18 +109,29 @@ describe('job-replay', () => {
     await h.waitFor(handle, (s) => ((s.results?.replay as ReplayResults | undefined)?.requeued ?? 0) >= 10);
     const paused1 = await runbook(['pause', handle.workflowId, '--by', 'rita', '--reason', 'look first'], h.env());
     expect(paused1.stdout + paused1.stderr).toContain(`pause sent to ${handle.workflowId}`);
-    const paused = await h.waitFor(handle, (s) => (s.results?.replay as ReplayResults).paused);
-    // the batch in flight finishes; then nothing more is requeued while paused
-    let seen = -1;
-    let now = (paused.results!.replay as ReplayResults).requeued;
-    while (now !== seen) {
-      seen = now;
-      await new Promise((r) => setTimeout(r, 1500));
-      now = ((await h.waitFor(handle, () => true)).results!.replay as ReplayResults).requeued;
-    }
+    await h.waitFor(handle, (s) => (s.results?.replay as ReplayResults).paused);
+    // settled: the requeue child has the pause, no batch in flight, and the run shows the last batch's progress
+    const child = h.client.workflow.getHandle(`${handle.workflowId}--requeue`);
+    const childEvents = async () => (await child.fetchHistory()).events!;
+    const pausedAt = async () =>
+      (await childEvents()).findIndex((e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'pause');
+    const requeuedNow = async () => ((await h.waitFor(handle, () => true)).results!.replay as ReplayResults).requeued;
+    await until(
+      async () =>
+        (await pausedAt()) >= 0 &&
+        ((await child.describe()).raw.pendingActivities ?? []).length === 0 &&
+        (await requeuedNow()) === 60 - (await t.counts()).failed,
+      'the pause settled in the requeue child',
+    );
+    const now = await requeuedNow();
     expect(now).toBeLessThan(60);
-    const queuedOrDone = (await t.counts()).failed;
-    expect(queuedOrDone).toBe(60 - now);
+    // while paused no batch is scheduled: none after the pause in the child's history, nothing more requeued (a
+    // running lane would schedule its next batch 300 ms after the last)
+    await new Promise((r) => setTimeout(r, 1500));
+    const events = await childEvents();
+    expect(events.slice(await pausedAt()).filter((e) => e.activityTaskScheduledEventAttributes)).toEqual([]);
+    expect(await requeuedNow()).toBe(now);
+    expect((await t.counts()).failed).toBe(60 - now);
     const resumed = await temporal(
       ['workflow', 'signal', '--workflow-id', handle.workflowId, '--name', 'resume', '--input', '{"by":"rita"}'],
       h.address,

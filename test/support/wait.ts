@@ -23,6 +23,16 @@ export async function waitForStatus(
   }
 }
 
+/** Polls `predicate` until it holds (every 200 ms; an error from it counts as not yet). */
+export async function until(predicate: () => Promise<boolean>, what = 'condition', timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await predicate().catch(() => false)) return;
+    if (Date.now() > deadline) throw new Error(`${what} not reached in ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
 /** Polls until the workflow (latest run) is closed; returns its status name. */
 export async function waitForClosed(client: Client, workflowId: string, timeoutMs = 30_000): Promise<string> {
   const deadline = Date.now() + timeoutMs;
