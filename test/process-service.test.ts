@@ -61,8 +61,13 @@ describe('process service adapter', () => {
     const first = await d.stats();
     expect((await d.service.status()).detail).toBe(`pid ${first.pid}`);
     await d.service.reload();
-    await new Promise((r) => setTimeout(r, 200));
-    expect(await d.stats()).toMatchObject({ pid: first.pid, reloads: 1 });
+    // the SIGHUP is handled in the service's own time: wait until it counts it (or 10 s), then check
+    let after = await d.stats();
+    for (let i = 0; i < 50 && after.reloads === 0; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      after = await d.stats();
+    }
+    expect(after).toMatchObject({ pid: first.pid, reloads: 1 });
     await d.service.restart();
     const second = await d.stats();
     expect(second.pid).not.toBe(first.pid);
