@@ -172,6 +172,12 @@ describe('change tracking: installed by the operator, read by dual-write-check',
     expect((await check(t)).mode).toBe('tracked');
     const table = pgTable(t);
 
+    const onPg = (sql: string) => () => pool.query(sql).then(() => {});
+    const onIndex = (sql: string) => async () => {
+      const db = new Database(indexFile(t));
+      db.exec(sql);
+      db.close();
+    };
     // a change while the trigger is gone: only a full read can find it
     const lose = async (drop: () => Promise<void>, i: number, why: RegExp) => {
       await drop();
@@ -193,12 +199,12 @@ describe('change tracking: installed by the operator, read by dual-write-check',
       expect((await check(t)).mode).toBe('tracked');
     };
     await lose(
-      () => pool.query(`DROP TRIGGER "${table}_dr_track_u" ON "${table}"`).then(() => {}),
+      onPg(`DROP TRIGGER "${table}_dr_track_u" ON "${table}"`),
       200,
       /side a \(postgres\): trigger dw_\S+_dr_track_u is missing/,
     );
     await lose(
-      () => pool.query(`ALTER TABLE "${table}" DISABLE TRIGGER "${table}_dr_track_u"`).then(() => {}),
+      onPg(`ALTER TABLE "${table}" DISABLE TRIGGER "${table}_dr_track_u"`),
       300,
       /trigger dw_\S+_dr_track_u is disabled/,
     );
@@ -210,26 +216,14 @@ describe('change tracking: installed by the operator, read by dual-write-check',
       400,
       /trigger dw_\S+_dr_track_u is not ENABLE ALWAYS \(it was disabled\)/,
     );
+    await lose(onPg(`TRUNCATE "${table}_dr_changes"`), 500, /changes table "public"\."dw_\S+_dr_changes" was emptied/);
     await lose(
-      () => pool.query(`TRUNCATE "${table}_dr_changes"`).then(() => {}),
-      500,
-      /changes table "public"\."dw_\S+_dr_changes" was emptied/,
-    );
-    await lose(
-      async () => {
-        const db = new Database(indexFile(t));
-        db.exec('DELETE FROM objects_dr_changes');
-        db.close();
-      },
+      onIndex('DELETE FROM objects_dr_changes'),
       600,
       /side b \(store\): changes table "objects_dr_changes" was emptied/,
     );
     await lose(
-      async () => {
-        const db = new Database(indexFile(t));
-        db.exec('DROP TRIGGER objects_dr_track_d');
-        db.close();
-      },
+      onIndex('DROP TRIGGER objects_dr_track_d'),
       700,
       /side b \(store\): trigger objects_dr_track_d is missing/,
     );

@@ -117,11 +117,12 @@ describe('job-replay', () => {
       (await childEvents()).findIndex((e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'pause');
     const requeuedNow = async () => ((await h.waitFor(handle, () => true)).results!.replay as ReplayResults).requeued;
     await until(
+      'the pause settled in the requeue child',
       async () =>
         (await pausedAt()) >= 0 &&
         ((await child.describe()).raw.pendingActivities ?? []).length === 0 &&
         (await requeuedNow()) === 60 - (await t.counts()).failed,
-      'the pause settled in the requeue child',
+      60_000,
     );
     const now = await requeuedNow();
     expect(now).toBeLessThan(60);

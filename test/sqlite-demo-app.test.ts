@@ -25,6 +25,7 @@ import {
   schemaSqlFor,
 } from '../src/demo/sqlite-app/schema.js';
 import { seedSqliteDatabase } from '../src/demo/sqlite-app/seed.js';
+import { until } from './support/wait.js';
 
 /** The demo SQLite application: its schema, its seed and its service (no Temporal involved). */
 const SERVICE = join(repoRoot, 'src/demo/sqlite-app/service.mjs');
@@ -76,16 +77,6 @@ DROP TABLE IF EXISTS sessions;
 DROP TABLE IF EXISTS memory_entries;
 DROP TABLE IF EXISTS document_index;
 ${SCHEMA.memory.indexes.map((i) => `DROP INDEX IF EXISTS ${i};`).join('\n')}`;
-
-async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 20_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 interface Stats {
   pid: number;

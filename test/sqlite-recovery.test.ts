@@ -22,6 +22,7 @@ import type { RunbookResult } from '../src/shared/types.js';
 import { Harness } from './support/harness.js';
 import { saveHistory } from './support/histories.js';
 import { sqliteTarget, startRunbook, type SqliteTestTarget } from './support/sqlite.js';
+import { until } from './support/wait.js';
 
 /**
  * sqlite-recovery (seed §4.1 corruption, §4.2 WAL, §4.3 disk space) on the demo application. The .recover path
@@ -38,14 +39,6 @@ const step = (r: RunbookResult, name: string) => r.steps.find((s) => s.name === 
 async function approve(handle: WorkflowHandle): Promise<void> {
   const waiting = await h.waitForApproval(handle);
   await handle.signal(approveSignal, { by: 'alice', planHash: waiting.planHash! });
-}
-
-async function until(what: string, probe: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 const healthy = (t: SqliteTestTarget) => until('health 200', async () => (await t.health()).status === 200);

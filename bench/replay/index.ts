@@ -60,12 +60,13 @@ export async function runReplayBench(options: ReplayBenchOptions): Promise<Repla
     const h = await benchHarness(address, bundlePath, resources, { worker: false });
     const startWorker = () => startChildWorker(h, resources.children, 0, {}, { logFile: join(root, 'worker.log') });
 
-    // (a) throughput, the processor stopped (only the requeueing runs): ROUNDS rounds of the runbook, the direct loop,
-    // the durable and the checked direct loops and the job source alone, each on a spool of its own seeded just before it, in an order
-    // rotated each round. No spool is removed before the section ends, and every directory a timed run creates
-    // files in exists before its jobs are seeded (the runbook's `jobs/.replay/` as after any earlier replay): on
-    // this VM's ext4, creating files right after many were removed, or in a directory made after the 10,000 seeds
-    // (whose inodes the run frees), is several times slower (BENCHMARKS.md says why), whichever loop it hits.
+    // (a) throughput, the processor stopped (only the requeueing runs): ROUNDS rounds of the runbook, the direct
+    // loop, the durable and the checked direct loops and the job source alone, each on a spool of its own seeded
+    // just before it, in an order rotated each round. No spool is removed before the section ends, and every
+    // directory a timed run creates files in exists before its jobs are seeded (the runbook's `jobs/.replay/` as
+    // after any earlier replay): on this VM's ext4, creating files right after many were removed, or in a directory
+    // made after the 10,000 seeds (whose inodes the run frees), is several times slower (BENCHMARKS.md says why),
+    // whichever loop it hits.
     log(`(a) ${REPLAY_JOBS} failed jobs, the processor stopped: ${ROUNDS} rounds of the runbook and the loops`);
     let worker = await startWorker();
     const runs: ThroughputRuns = { runbook: [], direct: [], durable: [], checked: [], source: [] };

@@ -1,7 +1,6 @@
-import { ms } from '../engine/format.js';
+import { median, ms } from '../engine/format.js';
 import { machine, machineRows } from '../support/machine.js';
 import { SPOOL_GROUP } from '../../src/activities/migration/jobs/spool-batch.js';
-import { median } from '../engine/format.js';
 import type { TimedLoop } from './direct.js';
 import { KILL_AT, PROCESSOR, REPLAY_SETTINGS, ROUNDS } from './settings.js';
 

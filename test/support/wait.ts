@@ -23,13 +23,21 @@ export async function waitForStatus(
   }
 }
 
-/** Polls `predicate` until it holds (every 200 ms; an error from it counts as not yet). */
-export async function until(predicate: () => Promise<boolean>, what = 'condition', timeoutMs = 60_000): Promise<void> {
+/**
+ * Polls `probe` until it gives a value (anything but undefined or false), and returns that value; after `timeoutMs`
+ * an error naming `what`.
+ */
+export async function until<T>(
+  what: string,
+  probe: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 20_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if (await predicate().catch(() => false)) return;
-    if (Date.now() > deadline) throw new Error(`${what} not reached in ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 200));
+    const value = await probe();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
   }
 }
 
