@@ -9,6 +9,7 @@ import { loadTarget } from '../src/activities/environment.js';
 import { FileLogSource } from '../src/activities/adapters/file-logs.js';
 import { demoCommand, INITIAL_FLAGS } from '../src/demo/environment.js';
 import { freePort } from '../src/dev/ports.js';
+import { until } from './support/wait.js';
 
 /** The `process` service adapter against the real demo service: pid file, SIGHUP, restart, stop. */
 const services: ProcessService[] = [];
@@ -61,12 +62,11 @@ describe('process service adapter', () => {
     const first = await d.stats();
     expect((await d.service.status()).detail).toBe(`pid ${first.pid}`);
     await d.service.reload();
-    // the SIGHUP is handled in the service's own time: wait until it counts it (or 10 s), then check
-    let after = await d.stats();
-    for (let i = 0; i < 50 && after.reloads === 0; i++) {
-      await new Promise((r) => setTimeout(r, 200));
-      after = await d.stats();
-    }
+    // the SIGHUP is handled in the service's own time: wait until it counts it, then check
+    const after = await until('the SIGHUP counted', async () => {
+      const s = await d.stats();
+      return s.reloads > 0 ? s : undefined;
+    });
     expect(after).toMatchObject({ pid: first.pid, reloads: 1 });
     await d.service.restart();
     const second = await d.stats();
