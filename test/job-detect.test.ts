@@ -57,10 +57,10 @@ describe('job-replay detection', () => {
     expect(plan.missing).toEqual({ count: 1, sample: ['ghost-1'] });
     expect(plan.active).toEqual({ count: 1, sample: [queued] });
     expect(planIds(plan)).toEqual([
-      ...failed.map((id) => ({ id, kind: 'failed', from: 'failed' })),
-      ...stuck.map((id) => ({ id, kind: 'stuck', from: 'processing' })),
-      { id: without, kind: 'incomplete', from: 'completed' },
-      { id: withOutput, kind: 'gap', from: 'completed' },
+      ...failed.map((id) => ({ id, kind: 'failed', from: 'failed', name: `${id}.json` })),
+      ...stuck.map((id) => ({ id, kind: 'stuck', from: 'processing', name: `${id}.json` })),
+      { id: without, kind: 'incomplete', from: 'completed', name: `${without}.json` },
+      { id: withOutput, kind: 'gap', from: 'completed', name: `${withOutput}.json` },
     ]);
     expect(planIds(plan).some((e) => old.includes(e.id))).toBe(false);
     // `since` from the input; the marker missing: all

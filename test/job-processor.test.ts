@@ -7,6 +7,7 @@ import { IniConfigStore } from '../src/activities/migration/config/ini.js';
 import { INITIAL_PROCESSOR_INI } from '../src/demo/job-processor-environment.js';
 import { Harness } from './support/harness.js';
 import { jobTarget, type JobTestTarget } from './support/migration.js';
+import { replayTag, spoolName } from '../src/activities/migration/jobs/spool-names.js';
 
 // The demo job processor itself (a real process per target): the contract in docs/backend-migration.md.
 
@@ -151,14 +152,15 @@ describe('demo job processor', () => {
     const failing = await t.seedJobs(10, 'queue', { replayKey: 'wf/run/x' });
     await t.waitForDrain();
     expect(await t.jobIds('failed')).toEqual(failing);
-    const failedJob = JSON.parse(readFileSync(join(t.root, 'jobs/failed', `${failing[0]}.json`), 'utf8')) as Record<
-      string,
-      unknown
-    >;
-    expect(failedJob).toMatchObject({ id: failing[0], replay: { key: 'wf/run/x' }, lastError: expect.any(String) });
+    // the failed file keeps its name, and with it the replay's tag
+    const tag = replayTag('wf/run/x');
+    const failedJob = JSON.parse(
+      readFileSync(join(t.root, 'jobs/failed', spoolName(failing[0]!, tag)), 'utf8'),
+    ) as Record<string, unknown>;
+    expect(failedJob).toMatchObject({ id: failing[0], lastError: expect.any(String) });
     expect(await t.metric('jobs_failed_total', { backend: 'heavydb' })).toBe(10);
     expect(
-      t.logLines().filter((l) => / ERROR Failed job \S+ backend=heavydb error=.+ replay=wf\/run\/x$/.test(l)),
+      t.logLines().filter((l) => new RegExp(` ERROR Failed job \\S+ backend=heavydb error=.+ replay=${tag}$`).test(l)),
     ).toHaveLength(10);
 
     // slow: healthy, the fault named; the jobs take at least its delay
@@ -254,9 +256,9 @@ describe('demo job processor', () => {
     const done = completed(t);
     expect([...done.keys()].sort()).toEqual([...ids, ...replayed].sort());
     for (const id of replayed) {
-      expect(done.get(id)?.replay).toBe('wf/run/r');
+      expect(done.get(id)?.replay).toBe(replayTag('wf/run/r'));
       const run = t.outputs().find((r) => r.run === done.get(id)!.output)!;
-      expect(run.files[`optimization_summary_${id}.txt`]).toContain('replay: wf/run/r\nEND\n');
+      expect(run.files[`optimization_summary_${id}.txt`]).toContain(`replay: ${replayTag('wf/run/r')}\nEND\n`);
     }
     await t.setFault('heavydb', { mode: 'fail' });
     const [fails] = await t.seedJobs(1, 'queue');

@@ -11,6 +11,7 @@ import { saveHistory } from './support/histories.js';
 import { approve, outcomeOf, startReplay, writeGapLog, type ReplayResults } from './support/job-replay.js';
 import { jobTarget, type JobTestTarget } from './support/migration.js';
 import { until } from './support/wait.js';
+import { replayTag } from '../src/activities/migration/jobs/spool-names.js';
 
 const h = new Harness();
 beforeAll(async () => {
@@ -72,8 +73,12 @@ async function replayMissedJobs(t: JobTestTarget, name: string) {
   expect(replayOf(result)).toMatchObject({ requeued: all.length, remaining: 0, paused: false });
   expect(await t.counts()).toMatchObject({ queue: 0, failed: 0, processing: 3 });
   expectExactlyOnce(t, all);
-  // every replayed job carries the run's key into its output
-  const keys = t.logLines().filter((l) => l.includes(`replay=${extra.keyPrefix}/`) && l.includes('Completed job'));
+  // every replayed job carries the run's key (its tag, in the file's name) into its output
+  const tags = new Set(all.map((id) => `Completed job ${id} replay=${replayTag(`${extra.keyPrefix}/${id}`)}`));
+  const keys = t.logLines().filter((l) => {
+    const m = / Completed job (\S+) .* replay=(\S+)$/.exec(l);
+    return m !== null && tags.has(`Completed job ${m[1]} replay=${m[2]}`);
+  });
   expect(keys).toHaveLength(all.length);
   // replayed on the override's backend; the INI file is byte-identical again afterwards
   expect(keys.every((l) => l.includes('backend=parquet'))).toBe(true);

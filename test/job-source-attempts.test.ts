@@ -1,11 +1,9 @@
-import { createHash } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type pg from 'pg';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { PostgresJobSource } from '../src/activities/migration/jobs/index.js';
-import type { SpoolHook, SpoolStep } from '../src/activities/migration/jobs/spool-staging.js';
-import type { JobSource, RequeueOutcome, RequeueRequest } from '../src/activities/migration/types.js';
+import type { SpoolHook } from '../src/activities/migration/jobs/spool-batch.js';
+import { replayTag } from '../src/activities/migration/jobs/spool-names.js';
+import type { RequeueOutcome, RequeueRequest } from '../src/activities/migration/types.js';
 import { postgresSubject, spoolSubject, workQueue, type Subject } from './support/job-sources.js';
 
 /**
@@ -25,7 +23,8 @@ async function expectOnce(subject: Subject, ids: string[], claims: Map<string, n
   const wrong: Array<{ id: string; copies: unknown }> = [];
   for (const id of ids) {
     const copies = await subject.copies(id);
-    if (copies.length !== 1 || copies[0]!.state !== 'failed' || copies[0]!.key !== key(id)) wrong.push({ id, copies });
+    if (copies.length !== 1 || copies[0]!.state !== 'failed' || copies[0]!.tag !== replayTag(key(id)))
+      wrong.push({ id, copies });
   }
   expect(wrong).toEqual([]);
   expect(subject.staged()).toEqual([]);
@@ -77,29 +76,18 @@ for (const subject of [spoolSubject(), postgresSubject()]) {
   });
 }
 
-describe('job source: spool, an attempt stalled or dead at each step while another runs the batch', () => {
+describe('job source: spool, an attempt stalled or dead after its renames while another runs the batch', () => {
   const subject = spoolSubject();
   beforeEach(() => subject.reset());
   const N = 120;
 
-  type Path = 'requeueMany' | 'requeue';
-  /** the batch, or its jobs one by one at once (settled all before it fails: a dead attempt does nothing more) */
-  async function run(s: JobSource, path: Path, jobs: RequeueRequest[]): Promise<RequeueOutcome[]> {
-    if (path === 'requeueMany') return s.requeueMany(jobs);
-    const settled = await Promise.allSettled(jobs.map((j) => s.requeue(j.id, j.from, j.key)));
-    const failed = settled.find((r) => r.status === 'rejected');
-    if (failed) throw failed.reason;
-    return settled.map((r) => (r as PromiseFulfilledResult<RequeueOutcome>).value);
-  }
-
-  /** a hook that holds the attempt at `step` until released, once all `n` jobs are there */
-  function holdAt(step: SpoolStep, n: number) {
+  /** a hook that holds the attempt after its renames until released, once all `n` jobs are renamed */
+  function holdAfterRenames(n: number) {
     let arrived = 0;
     let reached!: () => void;
     let release!: () => void;
     const held = new Promise<void>((r) => (release = r));
-    const hook: SpoolHook = async (at, ids) => {
-      if (at !== step) return;
+    const hook: SpoolHook = async (ids) => {
       arrived += ids.length;
       if (arrived >= n) reached();
       await held;
@@ -107,91 +95,42 @@ describe('job source: spool, an attempt stalled or dead at each step while anoth
     return { hook, reached: new Promise<void>((r) => (reached = r)), release: () => release() };
   }
 
-  const crashAt =
-    (step: SpoolStep): SpoolHook =>
-    (at) => {
-      if (at === step) throw new Error(`the attempt died after '${step}'`);
-    };
-
-  // who requeues each job: the stalled attempt, unless the other one got there first (or found its chain)
-  const stalledRequeues: Record<SpoolStep, boolean> = { staged: false, taken: false, queued: true };
-
-  for (const path of ['requeueMany', 'requeue'] as const)
-    for (const step of ['staged', 'taken', 'queued'] as const) {
-      it(`${path}: the first attempt stalls after '${step}', a retry runs the batch, the processor works the queue, then the first goes on: each job queued once`, async () => {
-        const ids = idsOf(N, 's');
-        await subject.seed(ids.map((id) => ({ id, state: 'failed' as const, payload: { n: id } })));
-        const jobs = jobsOf(ids);
-        const claims = new Map<string, number>();
-        const hold = holdAt(step, N);
-        const stalled = run(subject.source({ hook: hold.hook }), path, jobs);
-        await hold.reached;
-        const retry = await run(subject.source(), path, jobs);
-        await workQueue(subject, claims);
-        hold.release();
-        const first = await stalled;
-        await workQueue(subject, claims);
-
-        expect(first).toEqual(jobs.map(() => (stalledRequeues[step] ? 'requeued' : 'already')));
-        expect(retry).toEqual(jobs.map(() => (stalledRequeues[step] ? 'already' : 'requeued')));
-        await expectOnce(subject, ids, claims);
-      });
-
-      it(`${path}: the first attempt dies after '${step}', the processor works what it queued, the retry runs the batch: each job queued once`, async () => {
-        const ids = idsOf(N, 'd');
-        await subject.seed(ids.map((id) => ({ id, state: 'failed' as const })));
-        const jobs = jobsOf(ids);
-        const claims = new Map<string, number>();
-        const died = await Promise.allSettled([run(subject.source({ hook: crashAt(step) }), path, jobs)]);
-        expect(died[0]!.status).toBe('rejected');
-        await workQueue(subject, claims);
-        const retry = await run(subject.source(), path, jobs);
-        await workQueue(subject, claims);
-
-        expect(retry).toEqual(jobs.map(() => (step === 'queued' ? 'already' : 'requeued')));
-        await expectOnce(subject, ids, claims);
-      });
-    }
-
-  /** a chain in `jobs/.replay/` as an attempt leaves it (spool-staging.ts names it) */
-  const chainFile = (id: string, nonce: string, part: 'tmp' | 'src') =>
-    join(
-      subject.root(),
-      'jobs',
-      '.replay',
-      `${id}.${createHash('sha256').update(key(id)).digest('hex').slice(0, 16)}.${nonce}.${part}`,
-    );
-
-  it('an attempt that took a source which had come back with the key (requeued and failed meanwhile) and died: the job goes back to its state, not queued again', async () => {
-    await subject.seed([{ id: 'b1', state: 'failed' }]);
-    mkdirSync(join(subject.root(), 'jobs', '.replay'), { recursive: true });
-    const keyed = `${JSON.stringify({ id: 'b1', replay: { key: key('b1') }, lastError: 'x' })}\n`;
-    await subject.remove('b1');
-    writeFileSync(chainFile('b1', 'aa01', 'tmp'), keyed); // its staged copy (of the source it had read)
-    writeFileSync(chainFile('b1', 'aa01', 'src'), keyed); // what it took: the failed copy with the key
+  it('the first attempt stalls after its renames (not yet durable, not reported), a retry runs the batch, the processor works the queue, then the first goes on: each job queued once', async () => {
+    const ids = idsOf(N, 's');
+    await subject.seed(ids.map((id) => ({ id, state: 'failed' as const, payload: { n: id } })));
+    const jobs = jobsOf(ids);
     const claims = new Map<string, number>();
-    expect(await subject.source().requeueMany(jobsOf(['b1']))).toEqual(['already']);
-    expect(await workQueue(subject, claims)).toBe(0);
-    expect(await subject.copies('b1')).toEqual([{ state: 'failed', key: key('b1') }]);
-    expect(subject.staged()).toEqual([]);
+    const hold = holdAfterRenames(N);
+    const stalled = subject.source({ hook: hold.hook }).requeueMany(jobs);
+    await hold.reached;
+    const retry = await subject.source().requeueMany(jobs);
+    await workQueue(subject, claims);
+    hold.release();
+    const first = await stalled;
+    await workQueue(subject, claims);
+
+    expect(first).toEqual(jobs.map(() => 'requeued'));
+    expect(retry).toEqual(jobs.map(() => 'already'));
+    await expectOnce(subject, ids, claims);
   });
 
-  it('a chain whose copy was queued and then removed by someone else (its taken source left): already, not queued again', async () => {
-    await subject.seed([{ id: 'g1', state: 'failed' }]);
-    mkdirSync(join(subject.root(), 'jobs', '.replay'), { recursive: true });
-    writeFileSync(chainFile('g1', 'cc01', 'src'), JSON.stringify({ id: 'g1' }));
-    await subject.remove('g1');
-    expect(await subject.source().requeue('g1', 'failed', key('g1'))).toBe('already');
-    expect(await subject.copies('g1')).toEqual([]);
-  });
+  it('the first attempt dies after its renames, the processor works what it queued, the retry runs the batch: each job queued once', async () => {
+    const ids = idsOf(N, 'd');
+    await subject.seed(ids.map((id) => ({ id, state: 'failed' as const })));
+    const jobs = jobsOf(ids);
+    const claims = new Map<string, number>();
+    const dying = subject.source({
+      hook: () => {
+        throw new Error('the attempt died after its renames');
+      },
+    });
+    await expect(dying.requeueMany(jobs)).rejects.toThrow('died');
+    await workQueue(subject, claims);
+    const retry = await subject.source().requeueMany(jobs);
+    await workQueue(subject, claims);
 
-  it('a copy staged by an attempt that never took the source is not queued: the job is requeued once from its source', async () => {
-    await subject.seed([{ id: 'j1', state: 'failed' }]);
-    mkdirSync(join(subject.root(), 'jobs', '.replay'), { recursive: true });
-    writeFileSync(chainFile('j1', 'bb01', 'tmp'), `${JSON.stringify({ id: 'j1', replay: { key: key('j1') } })}\n`);
-    expect(await subject.source().requeue('j1', 'failed', key('j1'))).toBe('requeued');
-    expect(await subject.copies('j1')).toEqual([{ state: 'queue', key: key('j1') }]);
-    expect(subject.staged()).toEqual([]);
+    expect(retry).toEqual(jobs.map(() => 'already'));
+    await expectOnce(subject, ids, claims);
   });
 });
 

@@ -1,8 +1,9 @@
-import { linkSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { SpoolJobSource } from '../src/activities/migration/jobs/index.js';
 import { requeueSpoolBatch } from '../src/activities/migration/jobs/spool-batch.js';
+import { replayTag, spoolName } from '../src/activities/migration/jobs/spool-names.js';
 import type { JobSource, JobState } from '../src/activities/migration/types.js';
 import { ErrorType } from '../src/shared/constants.js';
 import { postgresSubject, spoolSubject } from './support/job-sources.js';
@@ -46,7 +47,7 @@ for (const subject of [spoolSubject(), postgresSubject()]) {
       await subject.seed([{ id: 'a1', state: 'failed', payload: { n: 7 } }]);
       const job = await s.get('a1');
       expect(job).toMatchObject({ id: 'a1', state: 'failed', payload: { id: 'a1', n: 7 } });
-      expect(job!.replayKey).toBeUndefined();
+      expect(job!.replayTag).toBeUndefined();
       expect(await s.get('nope')).toBeUndefined();
     });
 
@@ -60,25 +61,23 @@ for (const subject of [spoolSubject(), postgresSubject()]) {
       expect(err?.nonRetryable).toBe(true);
       expect(err?.message).toContain('bad1');
       if (subject.name === 'spool') expect(err?.message).toContain(join('failed', 'bad1.json'));
-      await expect(s.requeue('bad1', 'failed', 'run/1/bad1')).rejects.toMatchObject({ type: ErrorType.InvalidInput });
-      expect(await s.list(['queue'], { limit: 10 })).toEqual([]);
     });
 
     it('requeues a job once per key: the key travels with it through every state', async () => {
       await subject.seed([{ id: 'r1', state: 'failed', payload: { n: 1 } }]);
       expect(await s.requeue('r1', 'failed', 'wf/run/r1')).toBe('requeued');
-      expect(await subject.copies('r1')).toEqual([{ state: 'queue', key: 'wf/run/r1' }]);
-      expect(await s.get('r1')).toMatchObject({ state: 'queue', replayKey: 'wf/run/r1', payload: { n: 1 } });
+      expect(await subject.copies('r1')).toEqual([{ state: 'queue', tag: replayTag('wf/run/r1') }]);
+      expect(await s.get('r1')).toMatchObject({ state: 'queue', replayTag: replayTag('wf/run/r1'), payload: { n: 1 } });
       expect(await s.requeue('r1', 'failed', 'wf/run/r1')).toBe('already');
       for (const state of ['processing', 'failed', 'completed'] as const) {
         await subject.move('r1', state);
         expect(await s.requeue('r1', 'failed', 'wf/run/r1')).toBe('already');
-        expect(await subject.copies('r1')).toEqual([{ state, key: 'wf/run/r1' }]);
+        expect(await subject.copies('r1')).toEqual([{ state, tag: replayTag('wf/run/r1') }]);
       }
       // another run (another key) may requeue it again
       await subject.move('r1', 'failed');
       expect(await s.requeue('r1', 'failed', 'wf2/run/r1')).toBe('requeued');
-      expect(await subject.copies('r1')).toEqual([{ state: 'queue', key: 'wf2/run/r1' }]);
+      expect(await subject.copies('r1')).toEqual([{ state: 'queue', tag: replayTag('wf2/run/r1') }]);
     });
 
     it('requeues stuck and completed jobs from their state', async () => {
@@ -88,8 +87,8 @@ for (const subject of [spoolSubject(), postgresSubject()]) {
       ]);
       expect(await s.requeue('s1', 'processing', 'k/s1')).toBe('requeued');
       expect(await s.requeue('c1', 'completed', 'k/c1')).toBe('requeued');
-      expect(await subject.copies('s1')).toEqual([{ state: 'queue', key: 'k/s1' }]);
-      expect(await subject.copies('c1')).toEqual([{ state: 'queue', key: 'k/c1' }]);
+      expect(await subject.copies('s1')).toEqual([{ state: 'queue', tag: replayTag('k/s1') }]);
+      expect(await subject.copies('c1')).toEqual([{ state: 'queue', tag: replayTag('k/c1') }]);
     });
 
     it('a job that is gone is vanished; one in another state than planned is moved, and neither is touched', async () => {
@@ -137,26 +136,15 @@ for (const subject of [spoolSubject(), postgresSubject()]) {
       const outcomes = await s.requeueMany(jobs, (group) => reported.push(...group));
       expect(outcomes).toEqual(['requeued', 'requeued', 'already', 'vanished', 'moved', 'requeued', 'vanished']);
       expect(reported).toEqual(outcomes);
-      expect(await subject.copies('b1')).toEqual([{ state: 'queue', key: 'k/b1' }]);
-      expect(await subject.copies('b2')).toEqual([{ state: 'queue', key: 'k/b2' }]);
-      expect(await subject.copies('b3')).toEqual([{ state: 'processing', key: 'k/b3' }]);
+      expect(await subject.copies('b1')).toEqual([{ state: 'queue', tag: replayTag('k/b1') }]);
+      expect(await subject.copies('b2')).toEqual([{ state: 'queue', tag: replayTag('k/b2') }]);
+      expect(await subject.copies('b3')).toEqual([{ state: 'processing', tag: replayTag('k/b3') }]);
       expect(await subject.copies('b5')).toEqual([{ state: 'completed' }]);
-      expect(await subject.copies('b6')).toEqual([{ state: 'queue', key: 'k/b6' }]);
+      expect(await subject.copies('b6')).toEqual([{ state: 'queue', tag: replayTag('k/b6') }]);
       expect(await s.get('b1')).toMatchObject({ payload: { n: 1 } });
       // again: every job is already, nothing moves
       expect(await s.requeueMany(jobs.slice(0, 3))).toEqual(['already', 'already', 'already']);
-      expect(await subject.copies('b1')).toEqual([{ state: 'queue', key: 'k/b1' }]);
-    });
-
-    it('requeueMany: a job that is not a JSON object is the InvalidInput naming it', async () => {
-      await subject.seed([{ id: 'g1', state: 'failed' }]);
-      await subject.corrupt('g2', 'failed');
-      await expect(
-        s.requeueMany([
-          { id: 'g1', from: 'failed', key: 'k/g1' },
-          { id: 'g2', from: 'failed', key: 'k/g2' },
-        ]),
-      ).rejects.toMatchObject({ type: ErrorType.InvalidInput, message: expect.stringContaining('g2') });
+      expect(await subject.copies('b1')).toEqual([{ state: 'queue', tag: replayTag('k/b1') }]);
     });
 
     it('requeueMany of many jobs: each once, none left behind', async () => {
@@ -171,95 +159,106 @@ for (const subject of [spoolSubject(), postgresSubject()]) {
       expect(groups.reduce((a, b) => a + b, 0)).toBe(700);
       expect(await s.list(['failed'], { limit: 1000 })).toEqual([]);
       expect((await s.list(['queue'], { limit: 1000 })).length).toBe(700);
-      expect(await subject.copies('m0699')).toEqual([{ state: 'queue', key: 'k/m0699' }]);
+      expect(await subject.copies('m0699')).toEqual([{ state: 'queue', tag: replayTag('k/m0699') }]);
       expect(subject.staged()).toEqual([]);
     });
 
+    if (subject.name === 'postgres') {
+      // a table's requeue refuses a payload that is not an object; the spool moves a job's bytes as they are (detection
+      // read every planned job first, and the processor fails one that is not JSON)
+      it('requeue and requeueMany: a job that is not a JSON object is the InvalidInput naming it, and stays', async () => {
+        await subject.corrupt('bad1', 'failed');
+        await expect(s.requeue('bad1', 'failed', 'run/1/bad1')).rejects.toMatchObject({ type: ErrorType.InvalidInput });
+        expect(await s.list(['queue'], { limit: 10 })).toEqual([]);
+      });
+
+      it('requeueMany: a job that is not a JSON object is the InvalidInput naming it', async () => {
+        await subject.seed([{ id: 'g1', state: 'failed' }]);
+        await subject.corrupt('g2', 'failed');
+        await expect(
+          s.requeueMany([
+            { id: 'g1', from: 'failed', key: 'k/g1' },
+            { id: 'g2', from: 'failed', key: 'k/g2' },
+          ]),
+        ).rejects.toMatchObject({ type: ErrorType.InvalidInput, message: expect.stringContaining('g2') });
+      });
+    }
+
     if (subject.name === 'spool') {
-      it('older code crashed after the queued copy existed but before the source was removed: the retry is already and the job exists once', async () => {
-        await subject.seed([{ id: 'x1', state: 'failed', payload: { n: 2 } }]);
-        const root = (s as SpoolJobSource).root;
-        const failed = join(root, 'jobs', 'failed', 'x1.json');
-        const original = readFileSync(failed, 'utf8');
-        expect(await s.requeue('x1', 'failed', 'k/x1')).toBe('requeued');
-        writeFileSync(failed, original); // as if the removal never happened
-        expect(await s.requeue('x1', 'failed', 'k/x1')).toBe('already');
-        expect(await subject.copies('x1')).toEqual([{ state: 'queue', key: 'k/x1' }]);
-        // ... also when the processor already moved the keyed copy on
-        await subject.move('x1', 'processing');
-        writeFileSync(failed, original);
-        expect(await s.requeue('x1', 'failed', 'k/x1')).toBe('already');
-        expect(await subject.copies('x1')).toEqual([{ state: 'processing', key: 'k/x1' }]);
+      const spool = () => s as SpoolJobSource;
+      const dir = (state: JobState) => join(spool().root, 'jobs', state);
+
+      it("a requeue is one rename to `<id>~<tag>.json`: the job's bytes unchanged, nothing staged, planned by name or not", async () => {
+        await subject.seed([
+          { id: 'n1', state: 'failed', payload: { n: 1 } },
+          { id: 'n2', state: 'failed', payload: { n: 2 } },
+        ]);
+        const before = (id: string) => readFileSync(join(dir('failed'), `${id}.json`));
+        const bytes = { n1: before('n1'), n2: before('n2') };
+        expect(
+          await s.requeueMany([
+            { id: 'n1', from: 'failed', key: 'k/n1', name: 'n1.json' },
+            { id: 'n2', from: 'failed', key: 'k/n2' },
+          ]),
+        ).toEqual(['requeued', 'requeued']);
+        expect(readdirSync(dir('queue')).sort()).toEqual([
+          spoolName('n1', replayTag('k/n1')),
+          spoolName('n2', replayTag('k/n2')),
+        ]);
+        for (const id of ['n1', 'n2'] as const)
+          expect(readFileSync(join(dir('queue'), spoolName(id, replayTag(`k/${id}`))))).toEqual(bytes[id]);
+        expect(readdirSync(dir('failed'))).toEqual([]);
+        expect(existsSync(join(spool().root, 'jobs', '.replay'))).toBe(false);
       });
 
-      it('older code crashed after staging but before the link: the retry requeues once, no staging file is left', async () => {
-        await subject.seed([{ id: 'y1', state: 'failed' }]);
-        const root = (s as SpoolJobSource).root;
-        mkdirSync(join(root, 'jobs', '.replay'), { recursive: true });
-        writeFileSync(join(root, 'jobs', '.replay', 'y1.json'), '{"id":"y1","replay":{"key":"k/y1"}}');
-        expect(await s.requeue('y1', 'failed', 'k/y1')).toBe('requeued');
-        expect(await subject.copies('y1')).toEqual([{ state: 'queue', key: 'k/y1' }]);
-        expect(readdirSync(join(root, 'jobs', 'queue'))).toEqual(['y1.json']);
-        expect(readdirSync(join(root, 'jobs', '.replay'))).toEqual([]);
+      it("a job another run requeued before (its tag in the name) is requeued from that file with this run's tag", async () => {
+        await subject.seed([{ id: 'o1', state: 'failed' }]);
+        expect(await s.requeue('o1', 'failed', 'old/o1')).toBe('requeued');
+        await subject.move('o1', 'failed');
+        const [name] = readdirSync(dir('failed'));
+        expect(await s.list(['failed'], { limit: 10 })).toMatchObject([
+          { id: 'o1', name, replayTag: replayTag('old/o1') },
+        ]);
+        expect(await s.requeueMany([{ id: 'o1', from: 'failed', key: 'new/o1', name }])).toEqual(['requeued']);
+        expect(await subject.copies('o1')).toEqual([{ state: 'queue', tag: replayTag('new/o1') }]);
+        expect(await s.get('o1')).toMatchObject({ id: 'o1', state: 'queue', replayTag: replayTag('new/o1') });
       });
 
-      it('requeueMany after older code crashed at each point of a group (its shared staging name): each job once with its key, no staging file', async () => {
-        // a group crashed: c1 staged only, c2 staged and its source removed, c3 linked into queue/ too (staging name
-        // left), c4 not reached; c5 as older code crashed (linked into queue/, source and staging name left)
-        const ids = ['c1', 'c2', 'c3', 'c4', 'c5'];
-        await subject.seed(ids.map((id) => ({ id, state: 'failed' as const, payload: { n: id } })));
-        const root = (s as SpoolJobSource).root;
-        const jobs = join(root, 'jobs');
-        mkdirSync(join(jobs, '.replay'), { recursive: true });
-        const keyed = (id: string) =>
-          `${JSON.stringify({ id, timestamp: '20260101_000000', n: id, replay: { key: `k/${id}` } })}\n`;
-        for (const id of ['c1', 'c2', 'c3', 'c5']) writeFileSync(join(jobs, '.replay', `${id}.json`), keyed(id));
-        for (const id of ['c2', 'c3']) rmSync(join(jobs, 'failed', `${id}.json`));
-        for (const id of ['c3', 'c5']) linkSync(join(jobs, '.replay', `${id}.json`), join(jobs, 'queue', `${id}.json`));
+      it('an attempt that dies after its renames, before its group is reported: the retry finds every job tagged (already), each once', async () => {
+        const ids = ['d1', 'd2', 'd3'];
+        await subject.seed(ids.map((id) => ({ id, state: 'failed' as const })));
+        const jobs = ids.map((id) => ({ id, from: 'failed' as const, key: `k/${id}`, name: `${id}.json` }));
+        const dying = subject.source({
+          hook: () => {
+            throw new Error('killed');
+          },
+        });
+        await expect(dying.requeueMany(jobs)).rejects.toThrow('killed');
+        await subject.move('d2', 'processing'); // the processor took one meanwhile
+        expect(await s.requeueMany(jobs)).toEqual(['already', 'already', 'already']);
+        for (const id of ids) expect((await subject.copies(id)).map((c) => c.tag)).toEqual([replayTag(`k/${id}`)]);
+      });
 
-        const outcomes = await requeueSpoolBatch(
-          s as SpoolJobSource,
-          ids.map((id) => ({ id, from: 'failed' as const, key: `k/${id}` })),
-          undefined,
+      it('a job planned under a name it no longer has is requeued from the file it has in that state', async () => {
+        await subject.seed([{ id: 'r9', state: 'failed' }]);
+        expect(
+          await s.requeueMany([{ id: 'r9', from: 'failed', key: 'k/r9', name: 'r9~0123456789abcdef.json' }]),
+        ).toEqual(['requeued']);
+        expect(await subject.copies('r9')).toEqual([{ state: 'queue', tag: replayTag('k/r9') }]);
+      });
+
+      it('a group of plain jobs takes one fsync per directory: requeueSpoolBatch reports group by group', async () => {
+        const ids = Array.from({ length: 5 }, (_, i) => `q${i}`);
+        await subject.seed(ids.map((id) => ({ id, state: 'failed' as const })));
+        const groups: number[] = [];
+        await requeueSpoolBatch(
+          spool(),
+          ids.map((id) => ({ id, from: 'failed' as const, key: `k/${id}`, name: `${id}.json` })),
+          (g) => groups.push(g.length),
           2,
         );
-        expect(outcomes).toEqual(['requeued', 'requeued', 'already', 'requeued', 'already']);
-        for (const id of ids) expect(await subject.copies(id)).toEqual([{ state: 'queue', key: `k/${id}` }]);
-        for (const id of ids)
-          expect(JSON.parse(readFileSync(join(jobs, 'queue', `${id}.json`), 'utf8'))).toEqual(JSON.parse(keyed(id)));
-        expect(readdirSync(join(jobs, '.replay'))).toEqual([]);
-        expect(readdirSync(join(jobs, 'failed'))).toEqual([]);
-      });
-
-      it("a job found only under older code's staging name with another key is vanished, and that copy is left alone", async () => {
-        const root = (s as SpoolJobSource).root;
-        mkdirSync(join(root, 'jobs', '.replay'), { recursive: true });
-        writeFileSync(join(root, 'jobs', '.replay', 'e1.json'), '{"id":"e1","replay":{"key":"other/e1"}}');
-        expect(await s.requeueMany([{ id: 'e1', from: 'failed', key: 'k/e1' }])).toEqual(['vanished']);
-        expect(await subject.copies('e1')).toEqual([]);
-        expect(readdirSync(join(root, 'jobs', '.replay'))).toEqual(['e1.json']);
-      });
-
-      it('requeueMany never writes through a staging name older code left linked to a queued job', async () => {
-        // d1 was requeued by a crashed attempt (staging name still linked to its queued copy), the processor took it
-        // and it failed again; a retry sees its key and the queued file's bytes never change
-        await subject.seed([{ id: 'd1', state: 'failed' }]);
-        const root = (s as SpoolJobSource).root;
-        const jobs = join(root, 'jobs');
-        expect(await s.requeueMany([{ id: 'd1', from: 'failed', key: 'k/d1' }])).toEqual(['requeued']);
-        const queued = readFileSync(join(jobs, 'queue', 'd1.json'), 'utf8');
-        linkSync(join(jobs, 'queue', 'd1.json'), join(jobs, '.replay', 'd1.json'));
-        expect(await s.requeueMany([{ id: 'd1', from: 'failed', key: 'k/d1' }])).toEqual(['already']);
-        expect(readFileSync(join(jobs, 'queue', 'd1.json'), 'utf8')).toBe(queued);
-        expect(readdirSync(join(jobs, '.replay'))).toEqual([]);
-        // another run's key: a new staged file, the inode the leftover name points at (still someone's) untouched
-        linkSync(join(jobs, 'queue', 'd1.json'), join(jobs, '.replay', 'd1.json'));
-        linkSync(join(jobs, 'queue', 'd1.json'), join(root, 'elsewhere.json'));
-        await subject.move('d1', 'failed');
-        expect(await s.requeueMany([{ id: 'd1', from: 'failed', key: 'k2/d1' }])).toEqual(['requeued']);
-        expect(await subject.copies('d1')).toEqual([{ state: 'queue', key: 'k2/d1' }]);
-        expect(readFileSync(join(root, 'elsewhere.json'), 'utf8')).toBe(queued);
-        expect(readdirSync(join(jobs, '.replay'))).toEqual([]);
+        expect(groups).toEqual([2, 2, 1]);
+        expect(readdirSync(dir('queue')).length).toBe(5);
       });
     }
   });

@@ -5,6 +5,7 @@ import { INITIAL_PROCESSOR_INI } from '../src/demo/job-processor-environment.js'
 import { ErrorType } from '../src/shared/constants.js';
 import { abortSignal, rejectSignal } from '../src/shared/messages.js';
 import type { RunbookResult } from '../src/shared/types.js';
+import { replayTag } from '../src/activities/migration/jobs/spool-names.js';
 import { Harness } from './support/harness.js';
 import { saveHistory } from './support/histories.js';
 import { startRunbook } from './support/sqlite.js';
@@ -206,7 +207,13 @@ describe('output-recovery', () => {
     expect(fresh.map((r) => Object.keys(r.files)[0]!.slice('optimization_summary_'.length, -4)).sort()).toEqual(
       c.replayJobs,
     );
-    for (const r of fresh) expect(Object.values(r.files)[0]).toMatch(/\nreplay: output-recovery-\S+\/\S+\nEND\n$/);
+    // each summary names the tag of the child run's key for its job (`<child id>/<its first run id>/<job id>`)
+    const childRun = (await h.client.workflow.getHandle(`${handle.workflowId}--replay`).describe()).runId;
+    for (const r of fresh) {
+      const id = Object.keys(r.files)[0]!.slice('optimization_summary_'.length, -4);
+      const tag = replayTag(`${handle.workflowId}--replay/${childRun}/${id}`);
+      expect(Object.values(r.files)[0]).toMatch(new RegExp(`\\nreplay: ${tag}\\nEND\\n$`));
+    }
     expect(result.extra).toMatchObject({
       replay: { workflowId: `${handle.workflowId}--replay`, outcome: 'succeeded' },
     });

@@ -2,8 +2,6 @@ import { execFileSync } from 'node:child_process';
 import {
   closeSync,
   fdatasync,
-  fstatSync,
-  mkdirSync,
   openSync,
   readdirSync,
   readFileSync,
@@ -16,6 +14,8 @@ import {
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { SPOOL_GROUP } from '../../src/activities/migration/jobs/spool-batch.js';
+import { JOB_STATES } from '../../src/activities/migration/jobs/errors.js';
+import { spoolName, replayTag } from '../../src/activities/migration/jobs/spool-names.js';
 import { SpoolJobSource } from '../../src/activities/migration/jobs/spool.js';
 import { fsyncDir } from '../../src/activities/sqlite/forensics.js';
 
@@ -88,37 +88,20 @@ export async function durableDirectRequeue(root: string, key: string): Promise<T
 
 /**
  * The direct loop doing the runbook's file operations per job without making anything durable, for comparison (not
- * the goal's baseline): the key looked for in the three other states (a stat each), the source opened, its inode
- * taken and read; the keyed copy written to `.replay/`; the source taken into `.replay/` by a rename and its inode
- * checked; the copy renamed into `queue/`; the taken source removed. What the exactly-once protocol costs in system
- * calls alone, without fsync and without the workflow.
+ * the goal's baseline): the tagged name looked for in the four states (a stat each), then one rename of the job's
+ * file from `failed/` to `queue/<id>~<tag>.json`. What the exactly-once protocol costs in system calls alone, without
+ * the per-group directory fsyncs and without the workflow: the seed's `mv` plus the key check.
  */
 export function checkedDirectRequeue(root: string, key: string): TimedLoop {
   const started = performance.now();
   const jobs = join(root, 'jobs');
-  const staging = join(jobs, '.replay');
-  mkdirSync(staging, { recursive: true });
   const names = failedNames(root);
   for (const name of names) {
-    for (const state of ['queue', 'processing', 'completed'])
-      if (statSync(join(jobs, state, name), { throwIfNoEntry: false })) throw new Error(`${name} in ${state}`);
-    const source = join(jobs, 'failed', name);
-    const fd = openSync(source, 'r');
-    let text: string;
-    let ino: number;
-    try {
-      ino = fstatSync(fd).ino;
-      text = readFileSync(fd, 'utf8');
-    } finally {
-      closeSync(fd);
-    }
-    const tmp = join(staging, `${name}.tmp`);
-    const src = join(staging, `${name}.src`);
-    writeFileSync(tmp, keyed(text, key), { flag: 'wx', mode: 0o644 });
-    renameSync(source, src);
-    if (statSync(src).ino !== ino) throw new Error(`${name}: another file was taken`);
-    renameSync(tmp, join(jobs, 'queue', name));
-    unlinkSync(src);
+    const id = name.slice(0, -'.json'.length);
+    const tagged = spoolName(id, replayTag(`${key}/${id}`));
+    for (const state of JOB_STATES)
+      if (statSync(join(jobs, state, tagged), { throwIfNoEntry: false })) throw new Error(`${tagged} in ${state}`);
+    renameSync(join(jobs, 'failed', name), join(jobs, 'queue', tagged));
   }
   return { jobs: names.length, ms: performance.now() - started };
 }
@@ -149,15 +132,20 @@ export async function sourceRequeue(
 ): Promise<TimedLoop> {
   const started = performance.now();
   const source = new SpoolJobSource(root);
-  const ids = failedNames(root).map((n) => n.slice(0, -'.json'.length));
+  const names = failedNames(root);
   let next = 0;
   const lane = async (): Promise<void> => {
-    while (next < ids.length) {
-      const batch = ids.slice(next, next + pacing.batch);
+    while (next < names.length) {
+      const batch = names.slice(next, next + pacing.batch);
       next += batch.length;
-      await source.requeueMany(batch.map((id) => ({ id, from: 'failed' as const, key: `${key}/${id}` })));
+      await source.requeueMany(
+        batch.map((name) => {
+          const id = name.slice(0, -'.json'.length);
+          return { id, from: 'failed' as const, key: `${key}/${id}`, name };
+        }),
+      );
     }
   };
   await Promise.all(Array.from({ length: pacing.concurrency }, lane));
-  return { jobs: ids.length, ms: performance.now() - started };
+  return { jobs: names.length, ms: performance.now() - started };
 }

@@ -1,23 +1,25 @@
 /**
  * Section 6 of `npm run bench`: the `job-replay` runbook on 10,000 failed jobs of the demo processor's spool
- * (BENCH_SMOKE=1: 1,000), unpaced (environment pace 0s, batches of 500, 4 in flight), on a worker child process:
+ * (BENCH_SMOKE=1: 1,000), unpaced (environment pace 0s, batches of 2,500, 4 in flight), on a worker child process:
  * (a) requeue throughput with the processor stopped, against a direct loop that requeues the same files
  * (direct.ts, the baseline, in the same run); (b) the same replay with the processor working the queue and the
  * worker SIGKILLed three times while it requeues: duplicates counted in the processor's own log.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
+import { JOB_STATES } from '../../src/activities/migration/jobs/errors.js';
+import { parseSpoolName } from '../../src/activities/migration/jobs/spool-names.js';
 import { writeSpoolJobs } from '../../src/demo/jobs-seed.js';
-import { approveSignal } from '../../src/shared/messages.js';
+import { approveSignal, statusQuery } from '../../src/shared/messages.js';
 import type { RunbookResult, RunbookStatus } from '../../src/shared/types.js';
 import { bundleWorkflows } from '../../src/worker/worker.js';
 import { sigkill, startChildWorker, type ChildWorker } from '../../test/support/child-worker.js';
 import { Harness } from '../../test/support/harness.js';
 import { startReplay } from '../../test/support/job-replay.js';
 import { jobTarget, type JobTestTarget } from '../../test/support/migration.js';
-import { waitForStatus } from '../../test/support/wait.js';
+import { until, waitForStatus } from '../../test/support/wait.js';
 import { runDate } from '../support/machine.js';
 import type { Resources } from '../support/resources.js';
 import { benchHarness, devServerAddress } from '../support/dev-server.js';
@@ -41,8 +43,15 @@ export interface ReplayBenchOptions {
   log?: (message: string) => void;
 }
 
-const requeuedOf = (s: RunbookStatus): number =>
-  (s.results?.replay as { requeued?: number } | undefined)?.requeued ?? 0;
+/** jobs of the spool whose file carries a replay tag (spool-names.ts), in any state: how many the run has requeued */
+function taggedJobs(root: string): number {
+  let n = 0;
+  for (const state of JOB_STATES) {
+    const dir = join(root, 'jobs', state);
+    if (existsSync(dir)) for (const name of readdirSync(dir)) if (parseSpoolName(name)?.tag) n += 1;
+  }
+  return n;
+}
 
 export async function runReplayBench(options: ReplayBenchOptions): Promise<ReplayBenchResult & { markdown: string }> {
   const log = options.log ?? ((m: string) => void process.stderr.write(`[bench:replay] ${m}\n`));
@@ -63,32 +72,30 @@ export async function runReplayBench(options: ReplayBenchOptions): Promise<Repla
     // (a) throughput, the processor stopped (only the requeueing runs): ROUNDS rounds of the runbook, the direct
     // loop, the durable and the checked direct loops and the job source alone, each on a spool of its own seeded
     // just before it, in an order rotated each round. No spool is removed before the section ends, and every
-    // directory a timed run creates files in exists before its jobs are seeded (the runbook's `jobs/.replay/` as
-    // after any earlier replay): on this VM's ext4, creating files right after many were removed, or in a directory
-    // made after the 10,000 seeds (whose inodes the run frees), is several times slower (BENCHMARKS.md says why),
-    // whichever loop it hits.
+    // directory a timed run puts files in exists before its jobs are seeded: on this VM's ext4, creating files right
+    // after many were removed, or in a directory made after the 10,000 seeds (whose inodes the run frees), is several
+    // times slower (BENCHMARKS.md says why), whichever loop it hits.
     log(`(a) ${REPLAY_JOBS} failed jobs, the processor stopped: ${ROUNDS} rounds of the runbook and the loops`);
     let worker = await startWorker();
     const runs: ThroughputRuns = { runbook: [], direct: [], durable: [], checked: [], source: [] };
-    const fresh = (name: string, staging = false) => {
+    const fresh = (name: string) => {
       const dir = join(root, name);
-      for (const s of ['queue', 'failed', ...(staging ? ['.replay'] : [])])
-        mkdirSync(join(dir, 'jobs', s), { recursive: true });
+      for (const s of ['queue', 'failed']) mkdirSync(join(dir, 'jobs', s), { recursive: true });
       writeSpoolJobs(dir, idsOf(REPLAY_JOBS, 'a'), 'failed', { at: new Date(Date.now() - 3600_000) });
       return dir;
     };
     const measures: Record<keyof ThroughputRuns, (round: number) => Promise<void>> = {
       runbook: async () => {
         const a = await jobTarget(h, { start: false, replay: { ...REPLAY_SETTINGS, drainTimeout: '1s' } });
-        mkdirSync(join(a.root, 'jobs', '.replay'), { recursive: true });
+        mkdirSync(join(a.root, 'jobs', 'queue'), { recursive: true });
         await a.seedJobs(REPLAY_JOBS, 'failed', { prefix: 'a' });
         runs.runbook.push(await timedReplay(h, a, () => undefined));
       },
       direct: async (i) => void runs.direct.push(directRequeue(fresh(`direct-${i}`), `direct-${i}`)),
-      checked: async (i) => void runs.checked.push(checkedDirectRequeue(fresh(`checked-${i}`, true), `checked-${i}`)),
+      checked: async (i) => void runs.checked.push(checkedDirectRequeue(fresh(`checked-${i}`), `checked-${i}`)),
       durable: async (i) => void runs.durable.push(await durableDirectRequeue(fresh(`durable-${i}`), `durable-${i}`)),
       source: async (i) =>
-        void runs.source.push(sourceRequeueInWorkerPool(fresh(`source-${i}`, true), `source-${i}`, REPLAY_SETTINGS)),
+        void runs.source.push(sourceRequeueInWorkerPool(fresh(`source-${i}`), `source-${i}`, REPLAY_SETTINGS)),
     };
     const order = Object.keys(measures) as Array<keyof ThroughputRuns>;
     for (let i = 0; i < ROUNDS; i++)
@@ -109,15 +116,22 @@ export async function runReplayBench(options: ReplayBenchOptions): Promise<Repla
     const kills: Array<{ at: number; requeued: number }> = [];
     const killed = await timedReplay(h, b, async (handle) => {
       for (const share of KILL_AT) {
-        const s = await waitForStatus(
-          handle,
-          (st) =>
-            requeuedOf(st) >= Math.max(share * REPLAY_JOBS, (kills.at(-1)?.requeued ?? -1) + 1) || Boolean(st.outcome),
+        // the renames themselves, not the run's published progress: a batch of 2,500 reports only per group of 250,
+        // and the whole step takes about a second
+        const target = Math.max(share * REPLAY_JOBS, (kills.at(-1)?.requeued ?? -1) + 1);
+        const seen = await until(
+          `${target} jobs requeued`,
+          () => {
+            const n = taggedJobs(b.root);
+            return n >= target ? n : undefined;
+          },
           RUN_BUDGET_MS,
+          2,
         );
-        if (s.outcome || requeuedOf(s) >= REPLAY_JOBS) break;
+        const s = (await handle.query(statusQuery)) as RunbookStatus;
+        if (s.outcome || seen >= REPLAY_JOBS) break;
         await sigkill(worker.child);
-        kills.push({ at: share, requeued: requeuedOf(s) });
+        kills.push({ at: share, requeued: seen });
         worker = await startWorker();
       }
     });
@@ -196,6 +210,8 @@ export function replaySmokeProblems(r: ReplayBenchResult): string[] {
     if (run.replay.requeued !== r.jobs)
       problems.push(`(a) round ${i + 1}: requeued ${run.replay.requeued} of ${r.jobs}`);
   if (r.duplicates > 0) problems.push(`${r.duplicates} duplicates`);
+  if (r.kills.length < KILL_AT.length)
+    problems.push(`(b): ${r.kills.length} SIGKILLs during the requeueing, not ${KILL_AT.length}`);
   if (r.neverProcessed > 0) problems.push(`${r.neverProcessed} jobs never processed`);
   return problems;
 }

@@ -3,7 +3,7 @@ import { SMOKE, intEnv } from '../support/env.js';
 /** Section 6's knobs (BENCH_SMOKE=1: small). */
 export const REPLAY_JOBS = SMOKE ? 1000 : intEnv('BENCH_REPLAY_JOBS', 10_000);
 /** the environment's replay section for both runs: unpaced, large batches */
-export const REPLAY_SETTINGS = { batch: SMOKE ? 100 : 500, concurrency: 4, pace: '0s' } as const;
+export const REPLAY_SETTINGS = { batch: SMOKE ? 100 : 2500, concurrency: 4, pace: '0s' } as const;
 /** rounds of (a): each times the runbook, the direct loop, the durable and checked direct loops and the job source alone once */
 export const ROUNDS = SMOKE ? 1 : 3;
 /** jobs for the seed's own script (two processes per job: a sample is enough for its rate) */

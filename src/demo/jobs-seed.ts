@@ -1,5 +1,6 @@
 import { mkdirSync, renameSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { replayTag, spoolName } from '../activities/migration/jobs/spool-names.js';
 import type { JobState } from '../activities/migration/types.js';
 
 export interface SpoolSeed {
@@ -9,12 +10,12 @@ export interface SpoolSeed {
   payload?: Record<string, unknown>;
   /** the file is not JSON (the processor fails it) */
   notJson?: boolean;
-  /** the job carries this replay key */
+  /** a replay with this key requeued the job (its file is `<id>~<tag>.json`) */
   replayKey?: string;
 }
 
 /**
- * Writes job files `<root>/jobs/<state>/<id>.json` as the demo job processor reads them (failed ones with a
+ * Writes job files `<root>/jobs/<state>/<id>.json` (`<id>~<tag>.json` with a replay key) as the demo job processor reads them (failed ones with a
  * lastError). Each is written beside and renamed in, so a running processor never reads half a file.
  */
 export function writeSpoolJobs(root: string, ids: string[], state: JobState, s: SpoolSeed = {}): void {
@@ -26,12 +27,11 @@ export function writeSpoolJobs(root: string, ids: string[], state: JobState, s: 
       id,
       timestamp: at.toISOString(),
       ...s.payload,
-      ...(s.replayKey && { replay: { key: s.replayKey } }),
       ...(state === 'failed' && { lastError: 'backend unavailable (seeded)' }),
     };
     const tmp = join(dir, `.${id}.json.tmp`);
     writeFileSync(tmp, s.notJson ? `not json {${id}\n` : `${JSON.stringify(job)}\n`);
     utimesSync(tmp, at, at);
-    renameSync(tmp, join(dir, `${id}.json`));
+    renameSync(tmp, join(dir, spoolName(id, s.replayKey && replayTag(s.replayKey))));
   }
 }

@@ -14,7 +14,8 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, inject } from 'vitest';
 import { PostgresJobSource, SpoolJobSource } from '../../src/activities/migration/jobs/index.js';
-import type { SpoolHook } from '../../src/activities/migration/jobs/spool-staging.js';
+import type { SpoolHook } from '../../src/activities/migration/jobs/spool-batch.js';
+import { parseSpoolName, replayTag, spoolName } from '../../src/activities/migration/jobs/spool-names.js';
 import type { JobSource, JobState } from '../../src/activities/migration/types.js';
 import { createJobsTable } from './job-replay.js';
 
@@ -37,8 +38,8 @@ export interface Subject {
   /** a stored job that is not a JSON object */
   corrupt(id: string, state: JobState): Promise<void>;
   remove(id: string): Promise<void>;
-  /** every stored copy of the job: its state and the key it carries */
-  copies(id: string): Promise<Array<{ state: JobState; key?: string }>>;
+  /** every stored copy of the job: its state and the tag of the key it carries (spool-names.ts) */
+  copies(id: string): Promise<Array<{ state: JobState; tag?: string }>>;
   /** moves the job keeping its payload (and key) */
   move(id: string, to: JobState): Promise<void>;
   /** the processor's claim of a queued job (queue → processing, atomically); false when it is not queued */
@@ -57,12 +58,18 @@ export function spoolSubject(): Subject & { root(): string } {
   afterAll(() => {
     if (root) rmSync(root, { recursive: true, force: true });
   });
-  const file = (state: JobState, id: string) => join(root, 'jobs', state, `${id}.json`);
+  const dir = (state: JobState) => join(root, 'jobs', state);
+  /** the job's file names in a state: `<id>.json`, `<id>~<tag>.json` */
+  const namesIn = (state: JobState, id: string) =>
+    existsSync(dir(state)) ? readdirSync(dir(state)).filter((n) => parseSpoolName(n)?.id === id) : [];
+  const file = (state: JobState, id: string) => join(dir(state), namesIn(state, id)[0] ?? spoolName(id));
   const copies = async (id: string) =>
-    STATES.filter((s) => existsSync(file(s, id))).map((state) => {
-      const j = JSON.parse(readFileSync(file(state, id), 'utf8')) as { replay?: { key: string } };
-      return { state, ...(j.replay ? { key: j.replay.key } : {}) };
-    });
+    STATES.flatMap((state) =>
+      namesIn(state, id).map((name) => {
+        const tag = parseSpoolName(name)!.tag;
+        return { state, ...(tag ? { tag } : {}) };
+      }),
+    );
   return {
     name: 'spool',
     root: () => root,
@@ -74,41 +81,47 @@ export function spoolSubject(): Subject & { root(): string } {
     },
     seed: async (jobs) => {
       for (const j of jobs) {
-        writeFileSync(file(j.state, j.id), JSON.stringify({ id: j.id, timestamp: '20260101_000000', ...j.payload }));
-        if (j.since) utimesSync(file(j.state, j.id), j.since / 1000, j.since / 1000);
+        const path = join(dir(j.state), spoolName(j.id));
+        writeFileSync(path, JSON.stringify({ id: j.id, timestamp: '20260101_000000', ...j.payload }));
+        if (j.since) utimesSync(path, j.since / 1000, j.since / 1000);
       }
     },
-    corrupt: async (id, state) => writeFileSync(file(state, id), '{"id": "half a job'),
+    corrupt: async (id, state) => writeFileSync(join(dir(state), spoolName(id)), '{"id": "half a job'),
     remove: async (id) => {
-      for (const s of STATES) rmSync(file(s, id), { force: true });
+      for (const s of STATES) for (const name of namesIn(s, id)) rmSync(join(dir(s), name), { force: true });
     },
     copies,
+    // keeping its name (and so its tag), as the processor moves a job
     move: async (id, to) => {
-      const [from] = await copies(id);
-      const text = readFileSync(file(from!.state, id));
-      writeFileSync(file(to, id), text);
-      rmSync(file(from!.state, id));
+      const [from] = STATES.filter((s) => namesIn(s, id).length > 0);
+      const name = namesIn(from!, id)[0]!;
+      renameSync(join(dir(from!), name), join(dir(to), name));
     },
     claim: async (id) => {
-      try {
-        renameSync(file('queue', id), file('processing', id));
-        return true;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-        throw err;
+      for (const name of namesIn('queue', id)) {
+        try {
+          renameSync(join(dir('queue'), name), join(dir('processing'), name));
+          return true;
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        }
       }
+      return false;
     },
-    // as the demo processor: the job's JSON plus lastError written to failed/ (by a rename), then the claimed file removed
+    // as the demo processor: the job's JSON plus lastError written to failed/ under its name (by a rename), then
+    // the claimed file removed
     fail: async (id) => {
-      const job = JSON.parse(readFileSync(file('processing', id), 'utf8')) as object;
-      const tmp = join(root, 'jobs', 'failed', `.${id}.json.tmp`);
+      const source = file('processing', id);
+      const name = namesIn('processing', id)[0]!;
+      const job = JSON.parse(readFileSync(source, 'utf8')) as object;
+      const tmp = join(dir('failed'), `.${name}.tmp`);
       writeFileSync(tmp, `${JSON.stringify({ ...job, lastError: 'backend failed' })}\n`);
-      renameSync(tmp, file('failed', id));
-      rmSync(file('processing', id));
+      renameSync(tmp, join(dir('failed'), name));
+      rmSync(source);
     },
     staged: () => {
-      const dir = join(root, 'jobs', '.replay');
-      return existsSync(dir) ? readdirSync(dir).sort() : [];
+      const staging = join(root, 'jobs', '.replay');
+      return existsSync(staging) ? readdirSync(staging).sort() : [];
     },
   };
 }
@@ -150,7 +163,7 @@ export function postgresSubject(): Subject & { pool: pg.Pool; table: string } {
         `SELECT status, replay_key FROM ${table} WHERE id = $1`,
         [id],
       );
-      return rows.map((r) => ({ state: r.status, ...(r.replay_key ? { key: r.replay_key } : {}) }));
+      return rows.map((r) => ({ state: r.status, ...(r.replay_key ? { tag: replayTag(r.replay_key) } : {}) }));
     },
     move: async (id, to) => {
       await pool.query(`UPDATE ${table} SET status = $2, updated_at = now() WHERE id = $1`, [id, to]);

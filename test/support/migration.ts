@@ -14,6 +14,7 @@ import { writeSpoolJobs } from '../../src/demo/jobs-seed.js';
 import { freePort } from '../../src/dev/ports.js';
 import type { Harness } from './harness.js';
 import { httpHealth } from './wait.js';
+import { parseSpoolName } from '../../src/activities/migration/jobs/spool-names.js';
 
 // A demo job processor of the test's own (src/demo/job-processor/service.mjs) behind a `migration` target named
 // `jobs`: environment file, INI file, spool (or a jobs table in the suite's Postgres), running process.
@@ -265,8 +266,8 @@ export async function jobTarget(h: Harness, o: JobTargetOptions = {}): Promise<J
           await pool.query<{ id: string }>(`SELECT id FROM ${table} WHERE status = $1 ORDER BY id`, [state])
         ).rows.map((r) => r.id);
       return readdirSync(spoolDir(state))
-        .filter((n) => n.endsWith('.json') && !n.startsWith('.'))
-        .map((n) => n.slice(0, -'.json'.length))
+        .map((n) => parseSpoolName(n)?.id)
+        .filter((id): id is string => id !== undefined)
         .sort();
     },
     duplicates() {

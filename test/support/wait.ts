@@ -24,20 +24,21 @@ export async function waitForStatus(
 }
 
 /**
- * Polls `probe` until it gives a value (anything but undefined or false), and returns that value; after `timeoutMs`
- * an error naming `what`.
+ * Polls `probe` every `intervalMs` until it gives a value (anything but undefined or false), and returns that value;
+ * after `timeoutMs` an error naming `what`.
  */
 export async function until<T>(
   what: string,
   probe: () => Promise<T | undefined | false> | T | undefined | false,
   timeoutMs = 20_000,
+  intervalMs = 100,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();
     if (value !== undefined && value !== false) return value;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
 

@@ -30,8 +30,10 @@ export interface JobRecord {
   /** ms since epoch: when the job entered its state (file mtime; updated_at) */
   since: number;
   attempts?: number;
-  /** the replay key the job carries, when a replay requeued it */
-  replayKey?: string;
+  /** spool-names.ts `replayTag` of the replay key the job carries, when a replay requeued it */
+  replayTag?: string;
+  /** the job's file name, for a source that has files (the spool) */
+  name?: string;
 }
 
 export type RequeueOutcome =
@@ -48,6 +50,8 @@ export interface RequeueRequest {
   id: string;
   from: JobState;
   key: string;
+  /** the job's file name when it was planned (the spool) */
+  name?: string;
 }
 
 export interface JobSource {
@@ -59,7 +63,7 @@ export interface JobSource {
    * Moves a job from `from` to the queue carrying `key` (idempotency key of this run and job). At most once per
    * key: a job that carries the key in any state is 'already'. Atomic (rename; one UPDATE).
    */
-  requeue(id: string, from: JobState, key: string): Promise<RequeueOutcome>;
+  requeue(id: string, from: JobState, key: string, name?: string): Promise<RequeueOutcome>;
   /**
    * `requeue` of many jobs at once, with the same guarantees per job, the outcomes in the jobs' order. Works in
    * groups: `onGroup` gets each group's outcomes (in order) once that group is final and durable, so a caller can

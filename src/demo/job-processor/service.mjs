@@ -149,7 +149,7 @@ async function writeOutput(c, backend, seconds, empty) {
         `backend: ${backend}`,
         `Execution Time: ${seconds.toFixed(3)}`,
         `result: ${sha256(JSON.stringify(c.payload))}`,
-        `replay: ${c.replayKey ?? '-'}`,
+        `replay: ${c.replay ?? '-'}`,
         'END',
         '',
       ].join('\n');
@@ -168,7 +168,7 @@ async function backendWork(fault) {
 
 async function processJob(c, cfg) {
   const { backend, dual } = route(c.id, cfg);
-  const replay = c.replayKey ?? '-';
+  const replay = c.replay ?? '-';
   const started = performance.now();
   log('INFO', `Processing job ${c.id} backend=${backend} replay=${replay}`);
   try {

@@ -1,14 +1,25 @@
 // Where the demo job processor takes its jobs from: the seed's spool directories, or a Postgres table.
+import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { readFile, readdir, rename, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 export const STATES = ['queue', 'processing', 'failed', 'completed'];
 
+/** the replay key's tag, as in a spool file's name (the runbook's spool-names.ts): logs name replays alike */
+const replayTag = (key) => createHash('sha256').update(key).digest('hex').slice(0, 16);
+
+/** `<id>.json` → { id }; `<id>~<tag>.json` → { id, replay: tag } (the runbook's spool-names.ts) */
+function jobOfName(name) {
+  const m = /^(.+)~([0-9a-f]{16})\.json$/.exec(name);
+  return m ? { id: m[1], replay: m[2] } : { id: name.slice(0, -'.json'.length) };
+}
+
 /**
- * `<root>/jobs/{queue,processing,failed,completed}/<id>.json`. Claim: rename queue → processing, then mtime = now.
- * Done: rename → completed. Failed: the job's JSON plus lastError written to failed/, the claimed file removed; a
- * file that is not JSON is moved to failed/ as it is.
+ * `<root>/jobs/{queue,processing,failed,completed}/<name>`, where a name is `<id>.json`, or `<id>~<tag>.json` once a
+ * replay requeued the job (the tag stands for the run's replay key). A job keeps its file's name in every state.
+ * Claim: rename queue → processing, then mtime = now. Done: rename → completed. Failed: the job's JSON plus
+ * lastError written to failed/, the claimed file removed; a file that is not JSON is moved to failed/ as it is.
  */
 export class SpoolSource {
   constructor(root) {
@@ -28,7 +39,7 @@ export class SpoolSource {
     return (await this.queued()).length;
   }
 
-  /** up to n jobs, in id order: { id, job?, raw, replayKey?, problem? } */
+  /** up to n jobs, in name order: { id, name, job?, raw, replay?, problem? } */
   async claim(n) {
     const claimed = [];
     for (const name of await this.queued()) {
@@ -44,25 +55,25 @@ export class SpoolSource {
       const now = new Date();
       await utimes(to, now, now);
       const raw = await readFile(to, 'utf8');
-      const id = name.slice(0, -'.json'.length);
+      const { id, replay } = jobOfName(name);
       try {
         const job = JSON.parse(raw);
         if (typeof job !== 'object' || job === null || Array.isArray(job)) throw new Error('not a JSON object');
-        const { replay: _r, lastError: _e, ...payload } = job;
-        claimed.push({ id, job, payload, replayKey: job.replay?.key });
+        const { lastError: _e, ...payload } = job;
+        claimed.push({ id, name, job, payload, replay });
       } catch (err) {
-        claimed.push({ id, raw, problem: `not JSON: ${err.message}` });
+        claimed.push({ id, name, raw, replay, problem: `not JSON: ${err.message}` });
       }
     }
     return claimed;
   }
 
   async complete(c) {
-    await rename(join(this.dirs.processing, `${c.id}.json`), join(this.dirs.completed, `${c.id}.json`));
+    await rename(join(this.dirs.processing, c.name), join(this.dirs.completed, c.name));
   }
 
   async fail(c, message) {
-    const name = `${c.id}.json`;
+    const { name } = c;
     if (c.job === undefined) {
       await rename(join(this.dirs.processing, name), join(this.dirs.failed, name));
       return;
@@ -116,7 +127,11 @@ export class PostgresSource {
     );
     return r.rows
       .sort((a, b) => (a.id < b.id ? -1 : 1))
-      .map((row) => ({ id: row.id, payload: { id: row.id, ...row.payload }, replayKey: row.replay_key ?? undefined }));
+      .map((row) => ({
+        id: row.id,
+        payload: { id: row.id, ...row.payload },
+        replay: row.replay_key ? replayTag(row.replay_key) : undefined,
+      }));
   }
 
   async complete(c) {

@@ -30,6 +30,8 @@ interface Found {
   id: string;
   kind: PlanKind;
   from?: JobState;
+  /** the job's file (the spool) */
+  name?: string;
   note?: Note;
 }
 
@@ -187,7 +189,7 @@ async function lookUp(source: JobSource, ids: string[], kind: PlanKind): Promise
     if (!job) out.push({ id, kind, note: 'missing' });
     else if (job.state === 'queue' || (job.state === 'processing' && kind !== 'stuck'))
       out.push({ id, kind, from: job.state, note: 'active' });
-    else out.push({ id, kind, from: job.state });
+    else out.push({ id, kind, from: job.state, ...(job.name ? { name: job.name } : {}) });
   }
   return out;
 }
@@ -283,7 +285,9 @@ export async function detectReplayJobs(deps: JobActivityDeps, input: DetectInput
   }
   await f.close();
 
-  const planned: PlanEntry[] = f.list.filter((x) => !x.note).map((x) => ({ id: x.id, kind: x.kind, from: x.from! }));
+  const planned: PlanEntry[] = f.list
+    .filter((x) => !x.note)
+    .map((x) => ({ id: x.id, kind: x.kind, from: x.from!, ...(x.name ? { name: x.name } : {}) }));
   const counts: Record<PlanKind, number> = { failed: 0, stuck: 0, incomplete: 0, gap: 0, requested: 0 };
   for (const e of planned) counts[e.kind] += 1;
   const noted = (n: Note) => {

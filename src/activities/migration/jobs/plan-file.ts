@@ -15,6 +15,8 @@ export interface PlanEntry {
   id: string;
   kind: PlanKind;
   from: JobState;
+  /** the job's file name when it was planned (the spool: the file a requeue renames) */
+  name?: string;
 }
 
 /** A plan file as history knows it: where it is and its digest (the list itself stays out of history). */
@@ -25,7 +27,9 @@ export interface PlanFileRef {
 }
 
 export const planText = (entries: PlanEntry[]): string =>
-  entries.map((e) => `${JSON.stringify({ id: e.id, kind: e.kind, from: e.from })}\n`).join('');
+  entries
+    .map((e) => `${JSON.stringify({ id: e.id, kind: e.kind, from: e.from, ...(e.name ? { name: e.name } : {}) })}\n`)
+    .join('');
 
 /** Writes the plan as `<workDir>/replay-plans/<sha256>.jsonl` (content-addressed: a retry writes the same file). */
 export async function writePlanFile(workDir: string, entries: PlanEntry[]): Promise<PlanFileRef> {

@@ -3,6 +3,7 @@ import { query } from '../../stores/postgres/connection.js';
 import { quoteIdentifier } from '../../stores/sql.js';
 import type { JobRecord, JobSource, JobState, RequeueOutcome, RequeueRequest } from '../types.js';
 import { invalidJob } from './errors.js';
+import { replayTag } from './spool-names.js';
 
 interface Row {
   id: string;
@@ -20,7 +21,7 @@ const record = (r: Row): JobRecord => ({
   state: r.status,
   since: Number(r.since),
   ...(r.attempts !== null ? { attempts: r.attempts } : {}),
-  ...(r.replay_key !== null ? { replayKey: r.replay_key } : {}),
+  ...(r.replay_key !== null ? { replayTag: replayTag(r.replay_key) } : {}),
 });
 
 /**

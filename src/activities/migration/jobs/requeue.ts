@@ -1,7 +1,9 @@
 import { Context } from '@temporalio/activity';
 import type { RequeueOutcome } from '../types.js';
 import { jobTarget, type JobActivityDeps, type TargetRef } from './context.js';
+import { JOB_STATES } from './errors.js';
 import { readPlanFile } from './plan-file.js';
+import { replayTag } from './spool-names.js';
 
 export interface BatchInput extends TargetRef {
   plan: { path: string; sha256: string };
@@ -53,7 +55,12 @@ export async function requeueBatch(deps: JobActivityDeps, input: BatchInput): Pr
   // the cursor advances over whole groups, each final and durable when the source reports it
   const rest = entries.slice(cursor.next, Math.min(input.to, entries.length));
   await source.requeueMany(
-    rest.map((e) => ({ id: e.id, from: e.from, key: `${input.keyPrefix}/${e.id}` })),
+    rest.map((e) => ({
+      id: e.id,
+      from: e.from,
+      key: `${input.keyPrefix}/${e.id}`,
+      ...(e.name ? { name: e.name } : {}),
+    })),
     (outcomes) => {
       outcomes.forEach((outcome, i) => {
         const id = entries[cursor.next + i]!.id;
@@ -115,16 +122,25 @@ export async function awaitReplayed(deps: JobActivityDeps, input: DrainInput): P
     await new Promise((r) => setTimeout(r, Math.min(input.every ?? 1000, Math.max(0, input.until - Date.now()))));
   }
   const result: DrainResult = { drained, completed: 0, failed: 0, pending: 0, notReplayed: 0, failedSample: [] };
-  let i = 0;
-  for (const e of entries) {
-    const job = await source.get(e.id).catch(() => undefined);
-    if (++i % 500 === 0) ctx.heartbeat({ counted: i });
-    if (!job || job.replayKey !== `${input.keyPrefix}/${e.id}`) result.notReplayed += 1;
-    else if (job.state === 'completed') result.completed += 1;
-    else if (job.state === 'failed') {
-      result.failed += 1;
-      if (result.failedSample.length < 20) result.failedSample.push(e.id);
-    } else result.pending += 1;
+  // every job's record, once (its first file in the processor's order), page by page: no lookup per planned job
+  const counted = new Set<string>();
+  let pages = 0;
+  for (let afterId: string | undefined; ;) {
+    const page = await source.list([...JOB_STATES], { afterId, limit: 5000 });
+    if (page.length === 0) break;
+    for (const job of page) {
+      if (!planned.has(job.id) || counted.has(job.id)) continue;
+      if (job.replayTag !== replayTag(`${input.keyPrefix}/${job.id}`)) continue;
+      counted.add(job.id);
+      if (job.state === 'completed') result.completed += 1;
+      else if (job.state === 'failed') {
+        result.failed += 1;
+        if (result.failedSample.length < 20) result.failedSample.push(job.id);
+      } else result.pending += 1;
+    }
+    afterId = page[page.length - 1]!.id;
+    ctx.heartbeat({ counted: ++pages });
   }
+  result.notReplayed = planned.size - counted.size;
   return result;
 }
