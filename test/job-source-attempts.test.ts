@@ -27,7 +27,7 @@ async function expectOnce(subject: Subject, ids: string[], claims: Map<string, n
       wrong.push({ id, copies });
   }
   expect(wrong).toEqual([]);
-  expect(subject.staged()).toEqual([]);
+  expect(subject.leftovers()).toEqual([]);
 }
 
 /** per job, the outcomes of the attempts that had it: one `requeued`, the others `already` */

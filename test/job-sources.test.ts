@@ -111,7 +111,7 @@ for (const subject of [spoolSubject(), postgresSubject()]) {
       expect(outcomes.every((o) => o === 'requeued')).toBe(true);
       expect(await s.list(['failed'], { limit: 1000 })).toEqual([]);
       expect((await s.list(['queue'], { limit: 1000 })).length).toBe(200);
-      expect(subject.staged()).toEqual([]);
+      expect(subject.leftovers()).toEqual([]);
     });
 
     it('requeues many at once with the outcomes one by one would give, in order, reported group by group', async () => {
@@ -160,7 +160,7 @@ for (const subject of [spoolSubject(), postgresSubject()]) {
       expect(await s.list(['failed'], { limit: 1000 })).toEqual([]);
       expect((await s.list(['queue'], { limit: 1000 })).length).toBe(700);
       expect(await subject.copies('m0699')).toEqual([{ state: 'queue', tag: replayTag('k/m0699') }]);
-      expect(subject.staged()).toEqual([]);
+      expect(subject.leftovers()).toEqual([]);
     });
 
     if (subject.name === 'postgres') {

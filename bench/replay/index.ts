@@ -13,7 +13,7 @@ import { JOB_STATES } from '../../src/activities/migration/jobs/errors.js';
 import { parseSpoolName } from '../../src/activities/migration/jobs/spool-names.js';
 import { writeSpoolJobs } from '../../src/demo/jobs-seed.js';
 import { approveSignal, statusQuery } from '../../src/shared/messages.js';
-import type { RunbookResult, RunbookStatus } from '../../src/shared/types.js';
+import type { RunbookResult } from '../../src/shared/types.js';
 import { bundleWorkflows } from '../../src/worker/worker.js';
 import { sigkill, startChildWorker, type ChildWorker } from '../../test/support/child-worker.js';
 import { Harness } from '../../test/support/harness.js';
@@ -128,7 +128,7 @@ export async function runReplayBench(options: ReplayBenchOptions): Promise<Repla
           RUN_BUDGET_MS,
           2,
         );
-        const s = (await handle.query(statusQuery)) as RunbookStatus;
+        const s = await handle.query(statusQuery);
         if (s.outcome || seen >= REPLAY_JOBS) break;
         await sigkill(worker.child);
         kills.push({ at: share, requeued: seen });

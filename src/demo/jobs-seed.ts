@@ -15,8 +15,9 @@ export interface SpoolSeed {
 }
 
 /**
- * Writes job files `<root>/jobs/<state>/<id>.json` (`<id>~<tag>.json` with a replay key) as the demo job processor reads them (failed ones with a
- * lastError). Each is written beside and renamed in, so a running processor never reads half a file.
+ * Writes job files `<root>/jobs/<state>/<id>.json` (`<id>~<tag>.json` with a replay key) as the demo job processor
+ * reads them (failed ones with a lastError). Each is written beside and renamed in, so a running processor never
+ * reads half a file.
  */
 export function writeSpoolJobs(root: string, ids: string[], state: JobState, s: SpoolSeed = {}): void {
   const at = s.at ?? new Date();

@@ -46,8 +46,11 @@ export interface Subject {
   claim(id: string): Promise<boolean>;
   /** the processor's failure of a claimed job: processing → failed, the key kept */
   fail(id: string): Promise<void>;
-  /** what a requeue left staged (the spool's `jobs/.replay/`; none for a table) */
-  staged(): string[];
+  /**
+   * what a requeue left beside the jobs: in the spool, anything in `jobs/` but the state directories and the job
+   * files in them (a staging directory, a temporary file); none for a table
+   */
+  leftovers(): string[];
 }
 
 const STATES: JobState[] = ['queue', 'processing', 'failed', 'completed'];
@@ -119,10 +122,16 @@ export function spoolSubject(): Subject & { root(): string } {
       renameSync(tmp, join(dir('failed'), name));
       rmSync(source);
     },
-    staged: () => {
-      const staging = join(root, 'jobs', '.replay');
-      return existsSync(staging) ? readdirSync(staging).sort() : [];
-    },
+    leftovers: () =>
+      readdirSync(join(root, 'jobs'))
+        .flatMap((entry) =>
+          STATES.includes(entry as JobState)
+            ? readdirSync(dir(entry as JobState))
+                .filter((name) => !parseSpoolName(name))
+                .map((name) => `${entry}/${name}`)
+            : [entry],
+        )
+        .sort(),
   };
 }
 
@@ -182,7 +191,7 @@ export function postgresSubject(): Subject & { pool: pg.Pool; table: string } {
         [id],
       );
     },
-    staged: () => [],
+    leftovers: () => [],
   };
 }
 

@@ -14,8 +14,10 @@ export interface SpoolLayout {
   file(state: JobState, name: string): string;
   /** queue/, made once */
   ensureQueue(): Promise<void>;
-  /** the one-job requeue: every case that is not the plain one goes through it */
-  requeue(id: string, from: JobState, key: string, name?: string): Promise<RequeueOutcome>;
+  /** forgets the last directory listing */
+  relist(): void;
+  /** the one-job requeue on the last listing: every case that is not the plain one goes through it */
+  requeueListed(id: string, from: JobState, key: string, name?: string): Promise<RequeueOutcome>;
   readonly hook?: SpoolHook;
 }
 
@@ -53,7 +55,8 @@ async function requeueGroup(spool: SpoolLayout, jobs: RequeueRequest[]): Promise
   });
   await spool.hook?.(renamed);
   await Promise.all([...dirs].map(syncDir));
-  for (const [i, job] of jobs.entries()) outcomes[i] ??= await spool.requeue(job.id, job.from, job.key, job.name);
+  spool.relist(); // listed at most once for the group's other jobs, after its renames
+  for (const [i, job] of jobs.entries()) outcomes[i] ??= await spool.requeueListed(job.id, job.from, job.key, job.name);
   return outcomes as RequeueOutcome[];
 }
 

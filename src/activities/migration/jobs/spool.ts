@@ -96,24 +96,28 @@ export class SpoolJobSource implements JobSource {
     return records;
   }
 
-  /** directory listings of this source's lifetime, for finding tagged names without a listing per job */
+  /** the tagged names of the directories' last listing (made when needed), so that a lookup is not a listing */
   private index?: Map<string, Entry[]>;
+
+  /** Forgets the last listing: the next lookup lists the directories again. */
+  relist(): void {
+    this.index = undefined;
+  }
 
   /**
    * The job's files, in the processor's order of states (queue → processing → failed/completed). `<id>.json` is
-   * looked for by name; tagged names from the directories' listing, made once and made again when what it says is
-   * gone (`fresh`: listed now).
+   * looked for by name; tagged names in the last listing.
    */
-  private async find(id: string, fresh = false): Promise<Entry[]> {
-    if (fresh || !this.index) {
+  private async find(id: string): Promise<Entry[]> {
+    if (!this.index) {
       const index = new Map<string, Entry[]>();
       for (const state of JOB_STATES)
         for (const e of await this.entries(state)) if (e.tag) index.set(e.id, [...(index.get(e.id) ?? []), e]);
       this.index = index;
     }
+    const plain = spoolName(id);
     const found: Entry[] = [];
     for (const state of JOB_STATES) {
-      const plain = spoolName(id);
       if (await exists(this.file(state, plain))) found.push({ id, state, name: plain });
       for (const e of this.index.get(id) ?? []) if (e.state === state) found.push(e);
     }
@@ -157,7 +161,8 @@ export class SpoolJobSource implements JobSource {
 
   async get(id: string): Promise<(JobRecord & { payload: Record<string, unknown> }) | undefined> {
     for (const fresh of [false, true]) {
-      const found = await this.find(id, fresh);
+      if (fresh) this.relist(); // what the last listing says is gone: look again
+      const found = await this.find(id);
       for (const e of found) {
         const job = await this.read(e);
         if (job) return job;
@@ -168,7 +173,17 @@ export class SpoolJobSource implements JobSource {
   }
 
   async requeue(id: string, from: JobState, key: string, name?: string): Promise<RequeueOutcome> {
+    this.relist();
+    return this.requeueListed(id, from, key, name);
+  }
+
+  /**
+   * `requeue` on the last listing, listed again after a look the spool changed under: a group's jobs that take the
+   * one-job path share one listing (spool-batch.ts), not one each.
+   */
+  async requeueListed(id: string, from: JobState, key: string, name?: string): Promise<RequeueOutcome> {
     for (let round = 0; round < ROUNDS; round++) {
+      if (round > 0) this.relist();
       const outcome = await this.requeueStep(id, from, key, name);
       if (outcome !== 'again') return outcome;
     }
@@ -180,7 +195,7 @@ export class SpoolJobSource implements JobSource {
     // 1. the tagged name in any state (in the processor's order, so a file moving on while we look is still seen)
     for (const state of JOB_STATES) if (await exists(this.file(state, tagged))) return 'already';
     // 2. where the job is now
-    const found = await this.find(id, true);
+    const found = await this.find(id);
     if (found.length === 0) return 'vanished';
     if (from !== 'queue' && found.some((e) => e.state === 'queue')) return 'moved';
     const sources = found.filter((e) => e.state === from);
